@@ -1,0 +1,75 @@
+"""The small circuits: RiS rotation circuits with an on-indicator (RESEARCH.md, "Small circuits").
+
+Circuit t has d = 4 neurons: two carry the on-indicator α ∈ {0, 1} through the step
+ReLU(2α − 0.5) − ReLU(2α − 1.5), two carry a 2-d vector x, rotated by θ_t each layer
+while α = 1. Everything here is batched over circuits: circuits are one tensor axis.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "BIAS",
+    "MEAN_WEIGHT",
+    "rotation_weights",
+    "sample_thetas",
+    "encode_input",
+    "decode",
+    "run_circuits",
+]
+
+# b = [-0.5, -1.5, -1, -1], the same for every circuit and every layer.
+BIAS = (-0.5, -1.5, -1.0, -1.0)
+# w̄ = the mean of w_t over circuits: every row is [2, -2, 0, 0].
+MEAN_WEIGHT = ((2.0, -2.0, 0.0, 0.0),) * 4
+
+
+def sample_thetas(T: int, generator: torch.Generator, *, dtype=torch.float64, device="cpu"):
+    """Rotation angles θ_t ~ U[0, 2π), one per circuit."""
+    u = torch.rand(T, generator=generator, dtype=torch.float64)
+    return (2 * math.pi * u).to(device=device, dtype=dtype)
+
+
+def rotation_weights(theta: torch.Tensor) -> torch.Tensor:
+    """w_t for every circuit, shape [T, 4, 4] (RESEARCH.md, the matrix w_t).
+
+    Rows 0-1 implement the on-indicator step; rows 2-3 rotate x by θ_t and cancel the
+    α offset: pre-activation = 2α − 1 + (R_θ x) when the readout is α, x.
+    """
+    c, s = torch.cos(theta), torch.sin(theta)
+    two = torch.full_like(theta, 2.0)
+    zero = torch.zeros_like(theta)
+    rows = [
+        [two, -two, zero, zero],
+        [two, -two, zero, zero],
+        [two - (c - s), -two + (c - s), c, -s],
+        [two - (s + c), -two + (s + c), s, c],
+    ]
+    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+
+
+def encode_input(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """a^0 = [1.5α, 0.5α, x0 + α, x1 + α]; alpha [...], x [..., 2] -> [..., 4]."""
+    a = alpha.unsqueeze(-1)
+    return torch.cat([1.5 * a, 0.5 * a, x + a], dim=-1)
+
+
+def decode(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Readouts of a circuit's state: α = a[0] − a[1], x = a[2:4] − α (last axis is d)."""
+    alpha = a[..., 0] - a[..., 1]
+    return alpha, a[..., 2:4] - alpha.unsqueeze(-1)
+
+
+def run_circuits(w: torch.Tensor, a0: torch.Tensor, L: int) -> torch.Tensor:
+    """Run small circuits directly: a^l = ReLU(w a^{l-1} + b) for l = 1..L (the ground truth).
+
+    w: [..., d, d] (per circuit), a0: [..., d]. Returns [L + 1, ..., d] with index = layer.
+    """
+    b = torch.tensor(BIAS, dtype=a0.dtype, device=a0.device)
+    out = [a0]
+    for _ in range(L):
+        out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + b))
+    return torch.stack(out)

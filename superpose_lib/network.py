@@ -1,0 +1,221 @@
+"""The large network: T small circuits in superposition (RESEARCH.md, "Large network").
+
+For layers l ≥ 2
+
+    W^l = w̄ ⊗ 𝒲^l + (1/S) Σ_t Δw_t ⊗ |e_t^l⟩⟨e_t^{l−1}|,
+    𝒲^l = 1/S on the connectivity C^l (some circuit connects n to m), −χ_l elsewhere,
+
+and A^l = ReLU(W^l A^{l−1} + b ⊗ 1). Layer 1 uses the layer-0 trick: the input is the
+embedded first pre-activation A^0 = Σ_t (w_t a_t^0) ⊗ e_t^1 and W^1 = 1, so layer 1
+carries no propagation error.
+
+The forward pass never forms W (D × D). With K^l = Σ_t |e_t^l⟩⟨e_t^{l−1}| (C^l = [K^l > 0],
+X^l = K^l − C^l the few pairs that several circuits connect) and 𝒲 = (1/S + χ)C − χ 11ᵀ:
+
+    W^l A = Σ_t e_t^l ⊗ (V_t G_t) − (1/S + χ) X^l (w̄A) − χ 1 ⊗ (w̄ 1ᵀA),
+    G_t = ⟨e_t^{l−1}|A⟩ (per block, a gather-sum over S neurons),
+    V_t = Δw_t / S + (1/S + χ) w̄.
+
+The gathers G_t are S × the readouts â_t: the readouts of every circuit, active or not,
+come from the same gathers. Cost per layer O(B·T·(S·d + d²)), memory O(T·S + B·D).
+
+Internal activation layout: [M, d, B] (neuron position in the block, block, batch), so
+a gather or scatter moves contiguous rows of d·B numbers. `flat` converts to [B, D] with
+large-network neuron (i, n) at index i·M + n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LayerStructure", "SuperposedNetwork", "gather_sum", "scatter_sum", "flat"]
+
+
+def gather_sum(A: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """G_t = Σ_{n ∈ e_t} A[n] for every circuit: A [M, d, B], idx [T, S] -> [T, d, B]."""
+    M, d, B = A.shape
+    return F.embedding_bag(idx, A.reshape(M, d * B), mode="sum").view(-1, d, B)
+
+
+def scatter_sum(Y: torch.Tensor, users: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """P[n] = Σ_{t : n ∈ e_t} Y[t]: Y [T, d, B] -> [M, d, B].
+
+    (users, offsets) list, neuron by neuron, the circuits using it (CSR of e^ᵀ); a
+    segment sum, computed as an embedding_bag over those lists.
+    """
+    T, d, B = Y.shape
+    out = F.embedding_bag(users, Y.reshape(T, d * B), offsets, mode="sum")
+    return out.view(-1, d, B)
+
+
+def flat(A: torch.Tensor) -> torch.Tensor:
+    """Internal [M, d, B] -> [B, D], neuron (block i, position n) at index i·M + n."""
+    M, d, B = A.shape
+    return A.permute(2, 1, 0).reshape(B, d * M)
+
+
+@dataclass(frozen=True)
+class LayerStructure:
+    """What layer l ≥ 2 needs besides the circuits' weights.
+
+    chi: χ_l; users/offsets: CSR lists of the circuits using each neuron at layer l;
+    excess_n/excess_m/excess_k: pairs (n, m) connected by k+1 ≥ 2 circuits (X^l = K^l − C^l);
+    connected: |C^l| (number of connected neuron pairs).
+    """
+
+    chi: float
+    users: torch.Tensor
+    offsets: torch.Tensor
+    excess_n: torch.Tensor
+    excess_m: torch.Tensor
+    excess_k: torch.Tensor
+    connected: int
+
+
+def _csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each neuron, the circuits that use it (sorted), as (users, offsets)."""
+    S = idx.shape[1]
+    order = torch.argsort(idx.reshape(-1), stable=True)
+    counts = torch.bincount(idx.reshape(-1), minlength=M)
+    offsets = torch.cumsum(counts, 0) - counts
+    return order // S, offsets
+
+
+def connectivity(cur: torch.Tensor, prev: torch.Tensor, M: int):
+    """Unique connected pairs of K = Σ_t |e_t^l⟩⟨e_t^{l−1}| and their multiplicities.
+
+    Returns (n, m, k) with n, m the connected neurons and k = K_nm ≥ 1. Vectorised: the
+    T·S² pairs are encoded as n·M + m and counted by torch.unique.
+    """
+    keys = (cur[:, :, None] * M + prev[:, None, :]).reshape(-1)
+    uniq, k = torch.unique(keys, return_counts=True)
+    return uniq // M, uniq % M, k
+
+
+def balance_chi(cur: torch.Tensor, prev: torch.Tensor, M: int, n, m) -> float:
+    """χ_l such that Σ_{t≠u} ⟨e_t^l|𝒲^l|e_u^{l−1}⟩ = 0 (RiS's mean-weight balance).
+
+    With U = Σ_{t≠u} ⟨e_t^l|C|e_u^{l−1}⟩ = Σ_{(n,m)∈C} E^l_n E^{l−1}_m − T·S² (E = Σ_t e_t;
+    every circuit connects its own S² pairs) and P = S²·T(T−1) pairs of neurons in all:
+    (1/S)·U − χ·(P − U) = 0.
+
+    The sum runs over ordered pairs t ≠ u. RiS's code sums over t < u, which depends on
+    the arbitrary circuit labels and cannot be computed in O(T·S²); with independent
+    uniformly random layer permutations the two agree in expectation (the chapter
+    "Constructing circuits in superposition" measures the difference).
+    """
+    T, S = cur.shape
+    E_cur = torch.bincount(cur.reshape(-1), minlength=M).double()
+    E_prev = torch.bincount(prev.reshape(-1), minlength=M).double()
+    U = float((E_cur[n] * E_prev[m]).sum()) - T * S * S
+    P = float(S * S) * T * (T - 1)
+    return U / (S * (P - U)) if P > U else 0.0
+
+
+class SuperposedNetwork(nn.Module):
+    """The RiS large network, structured (never materialises D × D).
+
+    w: [T, d, d] circuit weights; idx: [L, T, S] neuron positions of e_t^l (index l−1);
+    M: neurons per block; w_bar: [d, d] mean weight (Δw_t = w_t − w̄); bias: [d].
+    All tensors follow idx's device and w's dtype.
+    """
+
+    def __init__(self, w: torch.Tensor, idx: torch.Tensor, M: int, w_bar, bias):
+        super().__init__()
+        L, T, S = idx.shape
+        dtype, device = w.dtype, idx.device
+        self.M, self.S, self.L, self.T, self.d = M, S, L, T, w.shape[-1]
+        w = w.to(device)
+        w_bar = torch.as_tensor(w_bar, dtype=dtype, device=device)
+        self.register_buffer("w", w)
+        self.register_buffer("w_bar", w_bar)
+        self.register_buffer("dw", w - w_bar)
+        self.register_buffer("bias", torch.as_tensor(bias, dtype=dtype, device=device))
+        self.register_buffer("idx", idx)
+        self.layers: list[LayerStructure | None] = [None]  # layer 1: W^1 = identity
+        for l in range(1, L):
+            cur, prev = idx[l], idx[l - 1]
+            n, m, k = connectivity(cur, prev, M)
+            chi = balance_chi(cur, prev, M, n, m)
+            users, offsets = _csr_users(cur, M)
+            many = k > 1
+            self.layers.append(
+                LayerStructure(chi, users, offsets, n[many], m[many], (k[many] - 1).to(dtype), int(n.numel()))
+            )
+
+    # ---- the forward pass -------------------------------------------------------------
+    def embed(self, active: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
+        """A^0 = Σ_{t active} (w_t a_t^0) ⊗ e_t^1 (the layer-0 trick). active [B, z], a0 [B, z, d]
+        -> [M, d, B]. Inactive circuits have a^0 = 0 and contribute nothing."""
+        B, z = active.shape
+        v = torch.einsum("bkij,bkj->bki", self.w[active], a0)  # [B, z, d]
+        n = self.idx[0][active]  # [B, z, S]
+        b = torch.arange(B, device=n.device)[:, None, None].expand_as(n)
+        A0 = torch.zeros(self.M, B, self.d, dtype=self.w.dtype, device=n.device)
+        A0.index_put_((n, b), v[:, :, None, :].expand(B, z, self.S, self.d), accumulate=True)
+        return A0.permute(0, 2, 1).contiguous()
+
+    def layer(self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """A^l from A^{l−1} (l ≥ 1). G_prev = gather_sum(A_prev, idx[l−2]) if already known."""
+        b = self.bias[None, :, None]
+        if l == 1:
+            return torch.relu(A_prev + b)
+        st = self.layers[l - 1]
+        if G_prev is None:
+            G_prev = gather_sum(A_prev, self.idx[l - 2])
+        c = 1.0 / self.S + st.chi
+        V = self.dw / self.S + c * self.w_bar  # [T, d, d]
+        pre = scatter_sum(torch.bmm(V, G_prev), st.users, st.offsets)
+        if st.excess_n.numel():  # pairs connected by several circuits count once in C
+            U = torch.einsum("ij,njb->nib", self.w_bar, A_prev[st.excess_m])
+            pre.index_add_(0, st.excess_n, U * (-c * st.excess_k)[:, None, None])
+        pre -= st.chi * torch.einsum("ij,jb->ib", self.w_bar, A_prev.sum(0))[None]
+        return torch.relu(pre + b)
+
+    def layers_iter(self, A0: torch.Tensor):
+        """Yield (l, A^l, G^l) for l = 1..L, where G^l = gather_sum(A^l, idx[l−1]) = S·â^l."""
+        A = A0
+        G = None
+        for l in range(1, self.L + 1):
+            A = self.layer(l, A, G)
+            G = gather_sum(A, self.idx[l - 1])
+            yield l, A, G
+
+    def forward(self, A0: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer: [A^0, A^1, ..., A^L], each [M, d, B] (small networks; see layers_iter)."""
+        return [A0] + [A for _, A, _ in self.layers_iter(A0)]
+
+    def readout(self, A: torch.Tensor, l: int) -> torch.Tensor:
+        """â_t^l = (1/S)⟨e_t^l|A^l⟩ block by block, for every circuit: [T, d, B]."""
+        return gather_sum(A, self.idx[l - 1]) / self.S
+
+    # ---- the readable reference path ----------------------------------------------------
+    def mixing_matrix(self, l: int) -> torch.Tensor:
+        """𝒲^l (M × M, dense): 1/S on C^l, −χ_l elsewhere (l ≥ 2)."""
+        st = self.layers[l - 1]
+        n, m, _ = connectivity(self.idx[l - 1], self.idx[l - 2], self.M)
+        Wc = torch.full((self.M, self.M), -st.chi, dtype=self.w.dtype, device=self.w.device)
+        Wc[n, m] = 1.0 / self.S
+        return Wc
+
+    def dense_weight(self, l: int) -> torch.Tensor:
+        """W^l as a dense D × D matrix (reference and pictures; l ≥ 2), neuron i·M + n."""
+        M, d, S = self.M, self.d, self.S
+        cur = F.one_hot(self.idx[l - 1], M).sum(1).to(self.w.dtype)  # [T, M] = e_t^l
+        prev = F.one_hot(self.idx[l - 2], M).sum(1).to(self.w.dtype)
+        blocks = torch.einsum("ij,nm->injm", self.w_bar, self.mixing_matrix(l))
+        blocks = blocks + torch.einsum("tij,tn,tm->injm", self.dw, cur, prev) / S
+        return blocks.reshape(d * M, d * M)
+
+    def forward_dense(self, A0: torch.Tensor) -> list[torch.Tensor]:
+        """The same forward pass through dense W^l: [A^0, ..., A^L], each [B, D]."""
+        b = self.bias.repeat_interleave(self.M)
+        out = [flat(A0)]
+        out.append(torch.relu(out[0] + b))
+        for l in range(2, self.L + 1):
+            out.append(torch.relu(out[-1] @ self.dense_weight(l).T + b))
+        return out
