@@ -11,6 +11,7 @@ from .config import CiSConfig
 from .experiment import build_network, rotation_errors, rotation_run, sample_active, sample_unit_vectors
 from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
 from .theory import epsilon, rotation_theory
+from .sweep import sweep, rotation_rows
 
 __version__ = "0.1.0"
 
@@ -19,5 +20,5 @@ __all__ = [
     "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
     "SuperposedNetwork", "gather_sum", "scatter_sum", "flat",
     "build_network", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
-    "epsilon", "rotation_theory",
+    "epsilon", "rotation_theory", "sweep", "rotation_rows",
 ]
