@@ -112,3 +112,134 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
     active = sample_active(cfg.T, cfg.z, batch, g)
     x0 = sample_unit_vectors((batch, cfg.z), g)
     return rotation_run(net, active, x0).mse()
+
+
+# ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----
+
+__all__ += ["rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi"]
+
+
+def rotation_per_circuit(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None) -> dict:
+    """Every circuit's readout error at every layer (not only their means), float64 on the CPU.
+
+    Same definitions as `rotation_run`. Returns tensors indexed [layer, batch row, ...]:
+    active_x |x − x̂|² and active_on (1 − α̂)² [L+1, B, z]; inactive_x |x̂|² and inactive_on
+    α̂² [L+1, B, T] with NaN where the circuit is active; and, for trajectories, the true and
+    estimated states of the active circuits: true_x, est_x [L+1, B, z, 2], true_on, est_on
+    [L+1, B, z]. Layer 0 is the input (exact by construction).
+    """
+    T, L, d = net.T, net.L, net.d
+    dtype, device = net.w.dtype, net.idx.device
+    B, z = active.shape
+    nan = float("nan")
+    out = {
+        "true_x": torch.zeros(L + 1, B, z, 2, dtype=torch.float64),
+        "est_x": torch.zeros(L + 1, B, z, 2, dtype=torch.float64),
+        "true_on": torch.zeros(L + 1, B, z, dtype=torch.float64),
+        "est_on": torch.zeros(L + 1, B, z, dtype=torch.float64),
+        "inactive_x": torch.zeros(L + 1, B, T, dtype=torch.float64),
+        "inactive_on": torch.zeros(L + 1, B, T, dtype=torch.float64),
+    }
+    chunk = chunk or _chunk(T, d, B)
+    for lo in range(0, B, chunk):
+        act = active[lo : lo + chunk].to(device)
+        b = act.shape[0]
+        rows = slice(lo, lo + b)
+        a0 = encode_input(torch.ones(b, z, dtype=torch.float64), x0[lo : lo + chunk]).to(device)
+        truth = run_circuits(net.w[act].double(), a0.double(), L).cpu()  # [L+1, b, z, d]
+        t_on, t_x = decode(truth)
+        out["true_on"][:, rows], out["true_x"][:, rows] = t_on, t_x
+        out["est_on"][0, rows], out["est_x"][0, rows] = t_on[0], t_x[0]
+        cols = torch.arange(b)[:, None].expand(b, z)
+        act_cpu = act.cpu()
+        for l, A, G in net.layers_iter(net.embed(act, a0.to(dtype))):
+            alpha, x = decode((G / net.S).double().cpu().permute(0, 2, 1))  # [T, b], [T, b, 2]
+            out["est_on"][l, rows] = alpha[act_cpu, cols]
+            out["est_x"][l, rows] = x[act_cpu, cols]
+            out["inactive_on"][l, rows] = (alpha**2).T
+            out["inactive_x"][l, rows] = (x**2).sum(-1).T
+    mask = torch.zeros(B, T, dtype=torch.bool)
+    mask[torch.arange(B)[:, None], active.cpu()] = True
+    out["inactive_on"][:, mask] = nan
+    out["inactive_x"][:, mask] = nan
+    out["active_x"] = ((out["est_x"] - out["true_x"]) ** 2).sum(-1)
+    out["active_on"] = (out["est_on"] - out["true_on"]) ** 2
+    return out
+
+
+def rotation_error_rows(
+    D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4
+) -> list[dict]:
+    """Mean and worst-case errors per layer as tidy rows (for `sweep`): layer, quantity,
+    mean (as `rotation_errors`, same seed -> same network and inputs), worst (max over the
+    batch and the circuits), theory (`rotation_theory`)."""
+    from .theory import rotation_theory
+
+    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
+    batch = check_int("batch", batch, 1)
+    g = torch.Generator().manual_seed(int(seed))
+    net, _ = build_network(cfg, g, device=device, dtype=dtype)
+    active = sample_active(cfg.T, cfg.z, batch, g)
+    x0 = sample_unit_vectors((batch, cfg.z), g)
+    per = rotation_per_circuit(net, active, x0)
+    theory = rotation_theory(D, T, S=S, L=L, z=z, d=d)
+    rows = []
+    for q in ("active_x", "inactive_x", "active_on", "inactive_on"):
+        for l in range(1, L + 1):
+            v = per[q][l]
+            v = v[~torch.isnan(v)]
+            rows.append(
+                {"layer": l, "quantity": q, "mean": float(v.mean()), "worst": float(v.max()), "theory": theory[q][l]}
+            )
+    return rows
+
+
+def balance_chi_dense(net: SuperposedNetwork, l: int, pairs: str = "ne") -> float:
+    """χ_l from the dense T × T matrix O_tu = ⟨e_t^l|C^l|e_u^{l−1}⟩ (reference and comparison).
+
+    pairs="ne": Σ_{t≠u}⟨e_t^l|𝒲^l|e_u^{l−1}⟩ = 0 (ordered pairs, the library's χ, label-free);
+    pairs="lt": Σ_{t<u} (RiS's code; depends on how circuits are numbered). With 𝒲 = 1/S on C
+    and −χ off C: (1/S)·U − χ·(P − U) = 0, U = Σ_pairs O_tu, P = S²·(number of pairs).
+    """
+    if pairs not in ("ne", "lt"):
+        raise ValueError(f"pairs={pairs!r} is not allowed: use 'ne' (t≠u) or 'lt' (t<u)")
+    l = check_int("l", l, 2, net.L)
+    M, S, T = net.M, net.S, net.T
+    cur = torch.nn.functional.one_hot(net.idx[l - 1].cpu(), M).sum(1).double()  # [T, M]
+    prev = torch.nn.functional.one_hot(net.idx[l - 2].cpu(), M).sum(1).double()
+    C = ((cur.T @ prev) > 0).double()  # connectivity [M, M]
+    O = cur @ C @ prev.T
+    mask = torch.ones(T, T, dtype=torch.bool).triu(1) if pairs == "lt" else ~torch.eye(T, dtype=torch.bool)
+    U = float(O[mask].sum())
+    P = float(S * S) * int(mask.sum())
+    return U / (S * (P - U)) if P > U else 0.0
+
+
+def with_chi(net: SuperposedNetwork, chis) -> SuperposedNetwork:
+    """A copy of `net` sharing its tensors, with χ_l replaced by chis[l−2] for l = 2..L."""
+    import copy
+    import dataclasses
+
+    chis = list(chis)
+    if len(chis) != net.L - 1:
+        raise ValueError(f"chis has {len(chis)} values: allowed exactly L-1 = {net.L - 1} (layers 2..L)")
+    new = copy.copy(net)
+    new.layers = [net.layers[0]] + [dataclasses.replace(st, chi=float(c)) for st, c in zip(net.layers[1:], chis)]
+    return new
+
+
+__all__ += ["shared_neurons"]
+
+
+def shared_neurons(idx_l: torch.Tensor, active: torch.Tensor, M: int) -> torch.Tensor:
+    """k_u = how many of circuit u's S neurons (at one layer, idx_l [T, S]) some active
+    circuit also uses, for every batch row: active [B, z] -> [B, T] (active circuits: S).
+
+    At layer 1 an inactive circuit's on-indicator readout is exactly k_u / S (layer-0 trick:
+    every neuron an active circuit uses carries an on-indicator of exactly 1 after the step).
+    """
+    B = active.shape[0]
+    used = torch.zeros(B, M, dtype=torch.bool, device=idx_l.device)
+    rows = torch.arange(B, device=idx_l.device)[:, None]
+    used[rows, idx_l[active].reshape(B, -1)] = True
+    return used[:, idx_l].sum(-1)  # [B, T]

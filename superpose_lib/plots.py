@@ -1,0 +1,134 @@
+"""Figures of the construction (chapter "Constructing circuits in superposition").
+
+Every function takes data (tensors or a tidy DataFrame) and an optional matplotlib `ax`,
+draws on it and returns it; chapters stay thin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = [
+    "QUANTITY_LABELS",
+    "plot_weight_blocks",
+    "plot_mixing_zoom",
+    "plot_step",
+    "plot_trajectory",
+    "plot_errors_per_layer",
+]
+
+QUANTITY_LABELS = {
+    "active_x": r"active $|x - \hat x|^2$",
+    "inactive_x": r"inactive $|\hat x|^2$",
+    "active_on": r"active $(1 - \hat\alpha)^2$",
+    "inactive_on": r"inactive $\hat\alpha^2$",
+}
+
+
+def _ax(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+    return ax
+
+
+def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
+    """A dense weight matrix W^l (D × D, neuron i·M + n) as an image, with the d × d block
+    grid drawn: block (i, j) is w̄_ij 𝒲^l plus the circuits' Δw_t,ij corrections."""
+    ax = _ax(ax)
+    W = torch.as_tensor(W).detach().cpu().double().numpy()
+    D = W.shape[0]
+    M = D // d
+    vmax = float(np.quantile(np.abs(W), 0.999)) or 1.0
+    im = ax.imshow(W, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    for k in range(1, d):
+        ax.axhline(k * M - 0.5, color="k", lw=0.6)
+        ax.axvline(k * M - 0.5, color="k", lw=0.6)
+    ticks = [(k + 0.5) * M for k in range(d)]
+    ax.set_xticks(ticks, [f"block {k}" for k in range(d)])
+    ax.set_yticks(ticks, [f"block {k}" for k in range(d)])
+    ax.set_xlabel("input neuron (layer l − 1)")
+    ax.set_ylabel("output neuron (layer l)")
+    if title:
+        ax.set_title(title)
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="weight")
+    return ax
+
+
+def plot_mixing_zoom(Wc, n: int = 40, ax=None, *, S=None):
+    """The top-left n × n corner of 𝒲^l: 1/S where a circuit connects two neurons, −χ elsewhere."""
+    ax = _ax(ax)
+    Z = torch.as_tensor(Wc).detach().cpu().double().numpy()[:n, :n]
+    vmax = float(np.abs(Z).max()) or 1.0
+    im = ax.imshow(Z, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+    ax.set_xlabel("neuron m (layer l − 1)")
+    ax.set_ylabel("neuron n (layer l)")
+    label = r"$\mathcal{W}_{nm}$" + (f" (1/S = {1 / S:.3f})" if S else "")
+    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label)
+    return ax
+
+
+def plot_step(ax=None):
+    """The on-indicator step: readout α ↦ ReLU(2α − 0.5) − ReLU(2α − 1.5) (one layer of a
+    small circuit's first two neurons), against the identity; |δα| < 0.25 is removed."""
+    ax = _ax(ax)
+    a = np.linspace(-0.5, 1.5, 801)
+    step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
+    ax.plot(a, step, lw=2, label=r"$\mathrm{ReLU}(2\alpha-\frac12)-\mathrm{ReLU}(2\alpha-\frac32)$")
+    ax.plot(a, a, "k:", lw=1, label="identity")
+    for lo, hi in ((-0.5, 0.25), (0.75, 1.5)):
+        ax.axvspan(lo, hi, color="0.9", zorder=0)
+    ax.set_xlabel(r"on-indicator readout $\hat\alpha$ (layer $l-1$)")
+    ax.set_ylabel(r"on-indicator (layer $l$)")
+    ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+def plot_trajectory(true_x, est_x, ax=None, *, color=None, label=None):
+    """One active circuit's rotating vector across layers: truth (circles, solid) and the
+    large network's readout x̂ (crosses, dashed). true_x, est_x: [L + 1, 2]."""
+    ax = _ax(ax)
+    tx = torch.as_tensor(true_x).cpu().numpy()
+    ex = torch.as_tensor(est_x).cpu().numpy()
+    line = ax.plot(tx[:, 0], tx[:, 1], "o-", color=color, ms=4, lw=1, label=label)[0]
+    c = line.get_color()
+    ax.plot(ex[:, 0], ex[:, 1], "x--", color=c, ms=6, lw=1)
+    for l, (p, q) in enumerate(zip(tx, ex)):
+        ax.annotate(str(l), p, fontsize=7, color=c, xytext=(3, 3), textcoords="offset points")
+        ax.plot([p[0], q[0]], [p[1], q[1]], color=c, lw=0.5, alpha=0.6)
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(t), np.sin(t), color="0.8", lw=0.5, zorder=0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_0$")
+    ax.set_ylabel("$x_1$")
+    return ax
+
+
+def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theory=True, floor=1e-18):
+    """Error per layer for each z: the mean over seeds with ± one standard deviation as error
+    bars; dashed lines: the RiS theory (when `theory` and stat == "mean").
+
+    df: tidy rows with columns z, seed, layer, quantity, `stat` and theory (as made by
+    `sweep(rotation_error_rows, ...)`). Values below `floor` are drawn at `floor` (log axis).
+    """
+    import matplotlib.pyplot as plt
+
+    ax = _ax(ax)
+    d = df[df["quantity"] == quantity]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (z, g) in enumerate(d.groupby("z")):
+        c = colors[k % len(colors)]
+        s = g.groupby("layer")[stat].agg(["mean", "std"]).fillna(0.0)
+        y = s["mean"].clip(lower=floor)
+        ax.errorbar(s.index, y, yerr=s["std"], fmt="o-", color=c, ms=4, capsize=3, label=f"z = {z}")
+        if theory and stat == "mean":
+            th = g.groupby("layer")["theory"].mean()
+            if (th > 0).any():
+                ax.plot(th.index, th.clip(lower=floor), "--", color=c, lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer l")
+    ax.set_xticks(sorted(d["layer"].unique()))
+    ax.set_ylabel(f"{stat} {QUANTITY_LABELS.get(quantity, quantity)}")
+    return ax
