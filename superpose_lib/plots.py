@@ -76,7 +76,7 @@ def plot_step(ax=None):
     ax = _ax(ax)
     a = np.linspace(-0.5, 1.5, 801)
     step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
-    ax.plot(a, step, lw=2, label=r"$\mathrm{ReLU}(2\alpha-\frac12)-\mathrm{ReLU}(2\alpha-\frac32)$")
+    ax.plot(a, step, lw=2, label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$")
     ax.plot(a, a, "k:", lw=1, label="identity")
     for lo, hi in ((-0.5, 0.25), (0.75, 1.5)):
         ax.axvspan(lo, hi, color="0.9", zorder=0)
@@ -86,32 +86,39 @@ def plot_step(ax=None):
     return ax
 
 
-def plot_trajectory(true_x, est_x, ax=None, *, color=None, label=None):
-    """One active circuit's rotating vector across layers: truth (circles, solid) and the
-    large network's readout x̂ (crosses, dashed). true_x, est_x: [L + 1, 2]."""
+def plot_trajectory(true_x, est_x, ax=None, *, true_on=None, est_on=None, legend=True):
+    """One active circuit across layers: the components x_0, x_1 of its rotating vector (and,
+    if given, its on-indicator α) against the layer. Truth: solid lines with circles (the
+    small circuit run on its own); the large network's readout: crosses on dashed lines.
+    true_x, est_x: [L + 1, 2]; true_on, est_on: [L + 1]."""
+    import matplotlib.pyplot as plt
+
     ax = _ax(ax)
     tx = torch.as_tensor(true_x).cpu().numpy()
     ex = torch.as_tensor(est_x).cpu().numpy()
-    line = ax.plot(tx[:, 0], tx[:, 1], "o-", color=color, ms=4, lw=1, label=label)[0]
-    c = line.get_color()
-    ax.plot(ex[:, 0], ex[:, 1], "x--", color=c, ms=6, lw=1)
-    for l, (p, q) in enumerate(zip(tx, ex)):
-        ax.annotate(str(l), p, fontsize=7, color=c, xytext=(3, 3), textcoords="offset points")
-        ax.plot([p[0], q[0]], [p[1], q[1]], color=c, lw=0.5, alpha=0.6)
-    t = np.linspace(0, 2 * np.pi, 200)
-    ax.plot(np.cos(t), np.sin(t), color="0.8", lw=0.5, zorder=0)
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_0$")
-    ax.set_ylabel("$x_1$")
+    layers = np.arange(tx.shape[0])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    series = [(tx[:, 0], ex[:, 0], "$x_0$"), (tx[:, 1], ex[:, 1], "$x_1$")]
+    if true_on is not None and est_on is not None:
+        series.append((torch.as_tensor(true_on).cpu().numpy(), torch.as_tensor(est_on).cpu().numpy(), r"$\alpha$"))
+    for k, (t, e, name) in enumerate(series):
+        c = colors[k % len(colors)]
+        ax.plot(layers, t, "o-", color=c, ms=4, lw=1.2, label=f"{name} true")
+        ax.plot(layers, e, "x--", color=c, ms=6, lw=1, label=f"{name} readout")
+    ax.axhline(0, color="0.85", lw=0.5, zorder=0)
+    ax.set_xticks(layers)
+    ax.set_xlabel("layer l")
+    if legend:
+        ax.legend(fontsize="x-small", ncol=len(series))
     return ax
 
 
-def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theory=True, floor=1e-18):
-    """Error per layer for each z: the mean over seeds with ± one standard deviation as error
-    bars; dashed lines: the RiS theory (when `theory` and stat == "mean").
+def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theory=True, floor=1e-8):
+    """Error per layer for each z: the mean over seeds, error bars from the smallest to the
+    largest seed; dashed lines: the RiS theory (when `theory` and stat == "mean").
 
     df: tidy rows with columns z, seed, layer, quantity, `stat` and theory (as made by
-    `sweep(rotation_error_rows, ...)`). Values below `floor` are drawn at `floor` (log axis).
+    `sweep(rotation_error_rows, ...)`). Values below `floor` (exact up to round-off) are drawn at `floor` (log axis).
     """
     import matplotlib.pyplot as plt
 
@@ -120,14 +127,16 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (z, g) in enumerate(d.groupby("z")):
         c = colors[k % len(colors)]
-        s = g.groupby("layer")[stat].agg(["mean", "std"]).fillna(0.0)
-        y = s["mean"].clip(lower=floor)
-        ax.errorbar(s.index, y, yerr=s["std"], fmt="o-", color=c, ms=4, capsize=3, label=f"z = {z}")
+        s = g.groupby("layer")[stat].agg(["mean", "min", "max"]).clip(lower=floor)
+        yerr = np.stack([s["mean"] - s["min"], s["max"] - s["mean"]]).clip(min=0)
+        ax.errorbar(s.index, s["mean"], yerr=yerr, fmt="o-", color=c, ms=4, capsize=3, label=f"z = {z}")
         if theory and stat == "mean":
             th = g.groupby("layer")["theory"].mean()
             if (th > 0).any():
                 ax.plot(th.index, th.clip(lower=floor), "--", color=c, lw=1)
     ax.set_yscale("log")
+    if (d[stat] <= floor).any():
+        ax.set_ylim(bottom=floor / 3)
     ax.set_xlabel("layer l")
     ax.set_xticks(sorted(d["layer"].unique()))
     ax.set_ylabel(f"{stat} {QUANTITY_LABELS.get(quantity, quantity)}")
