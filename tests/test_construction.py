@@ -281,3 +281,89 @@ def test_inactive_errors_match_theory():
             if z == 1:
                 msq = sp.mean_squared_overlap(sp.assign(T, D // 4, 6), D // 4)
                 assert e["inactive_on"][1] == pytest.approx(msq, rel=0.1)
+
+
+# ---- the chapter's helpers -----------------------------------------------------------------
+
+
+def test_error_rows_means_equal_rotation_errors():
+    kw = dict(S=6, L=3, z=2, batch=60, seed=4, dtype=F64)
+    rows = sp.rotation_error_rows(1000, 300, **kw)
+    e = sp.rotation_errors(1000, 300, **kw)
+    for r in rows:
+        assert r["mean"] == pytest.approx(e[r["quantity"]][r["layer"]], rel=1e-9, abs=1e-30)
+        assert r["worst"] >= r["mean"]
+
+
+@pytest.mark.parametrize("D,T,S,L", [(80, 24, 3, 3), (200, 21, 6, 3)])
+def test_dense_chi_both_conventions_equal_reference(D, T, S, L):
+    net, _ = make_net(D, T, S, L, seed=2)
+    idx = net.idx.tolist()
+    for l in range(2, L + 1):
+        assert sp.balance_chi_dense(net, l, "ne") == pytest.approx(net.layers[l - 1].chi, rel=1e-12)
+        for pairs in ("ne", "lt"):
+            expect = ref.chi(idx[l - 1], idx[l - 2], net.M, S, pairs)
+            assert sp.balance_chi_dense(net, l, pairs) == pytest.approx(expect, rel=1e-12, abs=1e-15)
+    with pytest.raises(ValueError, match=r"pairs"):
+        sp.balance_chi_dense(net, 2, "le")
+
+
+def test_with_chi_matches_reference_network():
+    """The network with RiS's t<u balance equals the reference built with pairs="lt"."""
+    D, T, S, L = 80, 24, 3, 3
+    net, g = make_net(D, T, S, L, seed=9)
+    net_lt = sp.with_chi(net, [sp.balance_chi_dense(net, l, "lt") for l in range(2, L + 1)])
+    assert net.layers[1].chi != net_lt.layers[1].chi  # the original is untouched
+    w, w_bar, bias, idx = as_numpy(net)
+    active, a0 = random_inputs(T, 2, 2, g)
+    fast = [sp.flat(A) for A in net_lt.forward(net_lt.embed(active, a0))]
+    for b in range(2):
+        slow = ref.forward(w, w_bar, bias, idx, net.M, S, active[b].tolist(), a0[b].numpy(), pairs="lt")
+        for l in range(L + 1):
+            np.testing.assert_allclose(fast[l][b].numpy(), slow[l], atol=1e-12)
+    with pytest.raises(ValueError, match=r"^chis"):
+        sp.with_chi(net, [0.1])
+
+
+def test_shared_neurons_brute_force():
+    net, g = make_net(200, 21, 6, 2, seed=1)
+    active = sp.sample_active(21, 3, 5, g)
+    k = sp.shared_neurons(net.idx[0], active, net.M)
+    pos = net.idx[0].tolist()
+    for b in range(5):
+        used = set(n for t in active[b].tolist() for n in pos[t])
+        assert k[b].tolist() == [len(used & set(p)) for p in pos]
+
+
+def test_per_circuit_trajectories_and_masks():
+    net, g = make_net(1000, 200, 6, 3, seed=0)
+    active = sp.sample_active(200, 2, 8, g)
+    x0 = sp.sample_unit_vectors((8, 2), g)
+    per = sp.rotation_per_circuit(net, active, x0)
+    torch.testing.assert_close(per["est_x"][0], x0, rtol=0, atol=1e-15)  # (x + α) − α: round-off only
+    torch.testing.assert_close(per["true_x"][0], x0, rtol=0, atol=1e-15)
+    assert int(torch.isnan(per["inactive_x"][1]).sum()) == 8 * 2  # the active ones
+    truth = sp.run_circuits(net.w[active], sp.encode_input(torch.ones(8, 2, dtype=F64), x0), 3)
+    torch.testing.assert_close(per["true_x"], sp.decode(truth)[1])
+
+
+def test_plots_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    net, _ = make_net(64, 16, 3, 2)
+    fig, axes = plt.subplots(1, 5)
+    sp.plots.plot_weight_blocks(net.dense_weight(2), d=4, ax=axes[0])
+    sp.plots.plot_mixing_zoom(net.mixing_matrix(2), n=10, ax=axes[1], S=3)
+    sp.plots.plot_step(ax=axes[2])
+    sp.plots.plot_trajectory(torch.zeros(3, 2), torch.ones(3, 2), ax=axes[3], true_on=torch.ones(3), est_on=torch.ones(3))
+    df = pd.DataFrame(
+        [{"z": z, "seed": s, "layer": l, "quantity": "active_x", "mean": 0.1 * l, "worst": l, "theory": 0.1 * l}
+         for z in (1, 2) for s in (0, 1) for l in (1, 2)]
+    )
+    sp.plots.plot_errors_per_layer(df, ax=axes[4])
+    assert all(ax.has_data() for ax in axes)
+    plt.close(fig)
