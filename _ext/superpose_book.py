@@ -103,6 +103,21 @@ def _on_config_inited(app, config):
     ]
 
 
+def _dedupe_assets(app, pagename, templatename, context, doctree):
+    # Jupyter Book 1 registers sphinx-thebe's and sphinx-togglebutton's inline scripts twice;
+    # the second `const THEBE_JS_URL` is a JavaScript error on every page. Keep the first.
+    for key in ("script_files", "css_files"):
+        files, seen, kept = context.get(key) or [], set(), []
+        for f in files:
+            # (an inline script's filename is None from one caller and "" from another)
+            ident = (str(getattr(f, "filename", f) or ""), repr(sorted(getattr(f, "attributes", {}).items())))
+            if ident not in seen:
+                seen.add(ident)
+                kept.append(f)
+        if files:
+            context[key] = kept
+
+
 def _on_page_context(app, pagename, templatename, context, doctree):
     # The footer's "How to cite" link, relative to this page (absent: no link).
     opts = context.get("theme_extra_footer")
@@ -153,9 +168,14 @@ def _escape(text: str) -> str:
 
 
 def _summary(obj) -> str:
+    """First paragraph of the docstring as safe reST: `code` spans kept as literals, the
+    rest escaped. Constants (whose __doc__ is their type's) get none."""
+    if not (inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj)):
+        return ""
     doc = inspect.getdoc(obj) or ""
     first = doc.strip().split("\n\n")[0].replace("\n", " ").strip()
-    return _escape(first)
+    parts = re.split(r"`([^`]+)`", first)
+    return "".join(f"``{p}``" if i % 2 else _escape(p) for i, p in enumerate(parts))
 
 
 def public_modules(package: str = PACKAGE) -> list[str]:
@@ -293,6 +313,7 @@ def setup(app):
     app.setup_extension("sphinx.ext.napoleon")
     app.connect("config-inited", _on_config_inited)
     app.connect("html-page-context", _on_page_context)
+    app.connect("html-page-context", _dedupe_assets, priority=900)
     app.connect("autodoc-process-docstring", _on_process_docstring, priority=900)
     app.add_directive("superpose-api", SuperposeAPI)
     app.add_directive("superpose-bibtex", SuperposeBibtex)
