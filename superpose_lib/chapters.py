@@ -207,6 +207,7 @@ def execute_chapter(
         )
     except BaseException as e:
         if Path(tmp).exists() and Path(tmp).stat().st_size:
+            _chmod_like_umask(tmp, 0o666)
             os.replace(tmp, failed)
         else:
             Path(tmp).unlink(missing_ok=True)
@@ -224,9 +225,17 @@ def execute_chapter(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    _chmod_like_umask(tmp, 0o666)
     os.replace(tmp, target)
     failed.unlink(missing_ok=True)
     return target
+
+
+def _chmod_like_umask(path, mode: int) -> None:
+    # mkstemp/mkdtemp create private files; give the result the permissions open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 _FIGURE_MIME = {"image/png": "png", "image/svg+xml": "svg"}
@@ -237,7 +246,8 @@ def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> 
 
     A glued figure is named after its glue key (`<key>.png`), any other after its cell
     (`cell<N>-<k>.png`). The folder is written next to `out_dir` and renamed into place
-    when complete (replacing an older one). Returns the written paths.
+    when complete, replacing an older one (removed, and none made, when there is no
+    figure). Returns the written paths.
     """
     import base64
     import shutil
@@ -269,7 +279,11 @@ def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> 
                         path.write_text(payload if isinstance(payload, str) else "".join(payload))
                     names.append(path.name)
         shutil.rmtree(out_dir, ignore_errors=True)
-        os.replace(tmp, out_dir)
+        if names:
+            _chmod_like_umask(tmp, 0o777)
+            os.replace(tmp, out_dir)
+        else:
+            tmp.rmdir()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -41,7 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{list,run}", parser_class=_Parser)
     sub.required = True
     sub.add_parser("list", help="chapters and their parameters (defaults and smoke values)")
-    r = sub.add_parser("run", help="execute one chapter into an output folder")
+    r = sub.add_parser(
+        "run", help="execute one chapter into an output folder",
+        description="Execute one chapter with papermill. Writes OUT/CHAPTER.ipynb (the executed notebook) "
+        "and OUT/CHAPTER-figures/ (its figures), each only once complete. If the chapter fails, earlier "
+        "results are left as they were, the partial notebook is kept as OUT/CHAPTER.failed.ipynb, and the "
+        "exit status is 1.")
     r.add_argument("chapter", help="chapter name, e.g. construction (see 'superpose list')")
     r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a parameter (repeatable); VALUE is a Python literal, e.g. 2000, 0.5, [1, 2]")
@@ -123,9 +128,12 @@ def _cmd_run(args, root: Path) -> int:
         return 1
     figures = _ch.extract_figures(nb, out / f"{chapter.name}-figures")
     print(f"executed notebook: {nb}")
-    print(f"figures ({len(figures)}): {out / (chapter.name + '-figures')}")
-    for f in figures:
-        print(f"  {f}")
+    if figures:
+        print(f"figures ({len(figures)}): {out / (chapter.name + '-figures')}")
+        for f in figures:
+            print(f"  {f}")
+    else:
+        print("figures: none")
     return 0
 
 

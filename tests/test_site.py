@@ -181,6 +181,55 @@ def test_pages_workflow_publishes_the_built_book():
     assert upload["with"]["path"].strip("./") == "_build/html"
 
 
+# ------------------------------------------------------------------ the book's Sphinx extension
+
+@pytest.fixture
+def ext():
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        yield importlib.import_module("superpose_book")
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+
+
+def test_stamp_names_commit_or_unknown(ext, tmp_path, monkeypatch):
+    monkeypatch.delenv("SUPERPOSE_COMMIT", raising=False)
+    assert ext.build_commit(tmp_path) == "unknown"  # not a git checkout
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert ext.build_commit(ROOT).removesuffix("+dirty") == head.stdout.strip()
+    monkeypatch.setenv("SUPERPOSE_COMMIT", "abc1234")
+    assert ext.build_commit(tmp_path) == "abc1234"
+    assert ext.book_version(ROOT) == VERSION
+
+
+def test_bibtex_entry_comes_from_citation_cff(ext):
+    entry = ext.bibtex_entry(ext.citation_metadata(ROOT), "abc1234")
+    assert entry.startswith("@software{superpose") and entry.rstrip().endswith("}")
+    assert f"version = {{{VERSION}}}" in entry and "commit abc1234" in entry
+    assert CFF["title"] in entry
+    assert entry.count("{") == entry.count("}")
+
+
+def test_docstrings_that_are_not_clean_rst_are_shown_verbatim(ext):
+    assert ext._rst_is_clean("Run `net` on inputs [B, d]; returns a tensor.")
+    lines = ["x on the unit circle (|x| = 1), e_t^l the S-hot vector."]
+    ext._on_process_docstring(None, "function", "superpose_lib.m.f", None, {}, lines)
+    assert lines[0] == "::" and lines[2].strip() == "x on the unit circle (|x| = 1), e_t^l the S-hot vector."
+
+
+def test_mathjax_is_vendored_and_configured():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    path = cfg["sphinx"]["config"]["mathjax_path"]
+    assert not path.startswith(("http:", "https:", "//")), "MathJax must load offline"
+    js = ROOT / "_static" / path
+    assert js.is_file() and js.stat().st_size > 1_000_000
+    assert cfg["sphinx"]["local_extensions"]["superpose_book"] == "_ext"
+
+
 # ------------------------------------------------------------------ browser
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
