@@ -188,9 +188,12 @@ def public_modules(package: str = PACKAGE) -> list[str]:
 
 def _module_members(modname: str):
     """(name, kind) of the members a module documents: its `__all__` if it has one, else its
-    public names; classes and functions only where defined in that module."""
+    public names, plus every public class it defines (classes appear in signatures, whose
+    cross-references must resolve); classes and functions only where defined there."""
     mod = importlib.import_module(modname)
     names = list(getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")])
+    names += [n for n, o in vars(mod).items() if not n.startswith("_") and n not in names
+              and inspect.isclass(o) and getattr(o, "__module__", None) == modname]
     for name in names:
         obj = getattr(mod, name, None)
         if obj is None or inspect.ismodule(obj):
@@ -203,6 +206,14 @@ def _module_members(modname: str):
             yield name, obj, "data"
 
 
+def _identity(name: str, obj):
+    """What makes two exported names the same object: identity, except for plain values
+    (small ints and strings are shared by unrelated names), which go by name."""
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
+        return ("name", name)
+    return ("id", id(obj))
+
+
 class SuperposeAPI(Directive):
     """Generate the API reference of superpose_lib (see module docstring, item 3)."""
 
@@ -213,24 +224,28 @@ class SuperposeAPI(Directive):
 
         pkg = importlib.import_module(PACKAGE)
         lines: list[str] = []
-        where: dict[int, str] = {}  # id(obj) -> documented target
+        where: dict = {}  # _identity(name, obj) -> documented target
         sections: list[str] = []
         for modname in public_modules():
-            mod = importlib.import_module(modname)
-            short = modname.split(".", 1)[1]
-            body = [f"``{modname}``", "-" * (len(modname) + 4), "", f".. automodule:: {modname}", ""]
+            title = [f"``{modname}``", "-" * (len(modname) + 4), ""]
+            try:
+                importlib.import_module(modname)
+            except ImportError as e:  # an optional dependency not installed for this build
+                sections += title + [f"Not documented in this build: importing it failed ({_escape(str(e))}).", ""]
+                continue
+            body = title + [f".. automodule:: {modname}", ""]
             for name, obj, kind in _module_members(modname):
-                if id(obj) in where:
+                key = _identity(name, obj)
+                if key in where:
                     continue
                 target = f"{modname}.{name}"
-                where[id(obj)] = target
+                where[key] = target
                 if kind == "class":
                     body += [f".. autoclass:: {target}", "   :members:", ""]
                 elif kind == "function":
                     body += [f".. autofunction:: {target}", ""]
                 else:
                     body += [f".. autodata:: {target}", "   :no-value:", ""]
-            del mod, short
             sections += body
         lines += [
             f"The package ``{PACKAGE}`` (version {pkg.__version__}) exports these names at its top "
@@ -246,7 +261,7 @@ class SuperposeAPI(Directive):
         ]
         for name in getattr(pkg, "__all__", []):
             obj = getattr(pkg, name, None)
-            target = where.get(id(obj))
+            target = where.get(_identity(name, obj))
             ref = f":py:obj:`{name} <{target}>`" if target else f"``{name}``"
             lines += [f"   * - {ref}", f"     - {_summary(obj) if obj is not None else ''}"]
         lines += [""] + sections
