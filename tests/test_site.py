@@ -59,7 +59,7 @@ def _book_text() -> str:
 
 def _figures(path: Path):
     for m in FIGURE.finditer(path.read_text()):
-        name = re.search(r"^:name:\s*(\S+)\s*$", m["body"], re.M)
+        name = re.search(r"^:?name:\s*(\S+)\s*$", m["body"], re.M)  # `:name: x` or YAML `name: x`
         yield m["kind"], (name[1] if name else None), m.group(0).splitlines()[0]
 
 
