@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh "book"
-export HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+# No MPLBACKEND=Agg here: the kernels need the inline backend for glued figures.
+export HF_HUB_OFFLINE=1
 rm -rf _build/.jupyter_cache
 .venv/bin/jupyter-book build . --all -W -n --keep-going
 echo "Built: $(pwd)/_build/html/index.html"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,14 @@ from pathlib import Path
 __all__ = [
     "Chapter",
     "find_root",
+    "toc_files",
     "list_chapters",
     "get_chapter",
     "coerce_parameter",
     "execute_chapter",
+    "extract_figures",
+    "build_site",
+    "ChapterFailed",
 ]
 
 
@@ -55,7 +60,7 @@ class Chapter:
         return params
 
 
-def _toc_files(root: Path) -> list[str]:
+def toc_files(root: Path) -> list[str]:
     """Files listed in `_toc.yml` (root first), in reading order."""
     import yaml
 
@@ -98,7 +103,7 @@ def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
     """Every executable chapter of the book (notebooks with a `parameters` cell), in toc order."""
     root = find_root(root)
     out = []
-    for f in _toc_files(root):
+    for f in toc_files(root):
         path = root / (f if f.endswith(".md") else f + ".md")
         if not path.is_file():
             continue
@@ -170,8 +175,10 @@ def execute_chapter(
     """Execute `chapter` with papermill into `out_dir/<name>.ipynb` and return that path.
 
     Runs with the chapter's folder as working directory. The notebook is written to a
-    temporary file and moved into place only when it is complete; on failure the partial
-    notebook is kept as `<name>.failed.ipynb` for inspection and the error is re-raised.
+    hidden temporary file and moved into place only when it is complete, so
+    `<name>.ipynb` is never half-written (a previous complete one is left as it was). On
+    failure the partial notebook is kept as `<name>.failed.ipynb` for inspection and
+    `ChapterFailed` is raised (from the papermill error); a later success removes it.
     """
     import papermill as pm
 
@@ -179,10 +186,15 @@ def execute_chapter(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{chapter.name}.ipynb"
-    fd, tmp = tempfile.mkstemp(prefix=f".{chapter.name}.", suffix=".ipynb", dir=out_dir)
+    failed = out_dir / f"{chapter.name}.failed.ipynb"
+    fd, tmp = tempfile.mkstemp(prefix=f".{chapter.name}.", suffix=".part.ipynb", dir=out_dir)
     os.close(fd)
-    old_env = {k: os.environ.get(k) for k in (env or {})}
-    os.environ.update(env or {})
+    # The kernel must use the inline backend: under MPLBACKEND=Agg (set for tests and
+    # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
+    # text "<Figure size ...>" only.
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         pm.execute_notebook(
             _read_notebook(chapter.path),
@@ -193,10 +205,19 @@ def execute_chapter(
             kernel_name="python3",
             language="python",
         )
-    except BaseException:
-        failed = out_dir / f"{chapter.name}.failed.ipynb"
-        if Path(tmp).exists():
+    except BaseException as e:
+        if Path(tmp).exists() and Path(tmp).stat().st_size:
+            _chmod_like_umask(tmp, 0o666)
             os.replace(tmp, failed)
+        else:
+            Path(tmp).unlink(missing_ok=True)
+            failed = None
+        if isinstance(e, Exception):
+            what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            cell = getattr(e, "exec_count", None)
+            where = f" in cell [{cell}]" if cell is not None else ""
+            kept = f"; partial notebook: {failed}" if failed else ""
+            raise ChapterFailed(chapter.name, failed, f"chapter {chapter.name!r} failed{where}: {what}{kept}") from e
         raise
     finally:
         for k, v in old_env.items():
@@ -204,5 +225,134 @@ def execute_chapter(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    _chmod_like_umask(tmp, 0o666)
     os.replace(tmp, target)
+    failed.unlink(missing_ok=True)
     return target
+
+
+def _chmod_like_umask(path, mode: int) -> None:
+    # mkstemp/mkdtemp create private files; give the result the permissions open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+_FIGURE_MIME = {"image/png": "png", "image/svg+xml": "svg"}
+
+
+def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write every PNG/SVG figure of an executed notebook (shown or glued) to `out_dir`.
+
+    A glued figure is named after its glue key (`<key>.png`), any other after its cell
+    (`cell<N>-<k>.png`). The folder is written next to `out_dir` and renamed into place
+    when complete, replacing an older one (removed, and none made, when there is no
+    figure). Returns the written paths.
+    """
+    import base64
+    import shutil
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    names = []
+    try:
+        for n, cell in enumerate(nb.cells):
+            k = 0
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                key = (output.get("metadata", {}).get("scrapbook") or {}).get("name")
+                for mime, payload in data.items():
+                    # glued outputs carry a prefix: application/papermill.record/image/png
+                    ext = next((e for m, e in _FIGURE_MIME.items() if mime.endswith(m)), None)
+                    if ext is None:
+                        continue
+                    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", key) if key else f"cell{n}-{k}"
+                    k += 1
+                    path = tmp / f"{stem}.{ext}"
+                    if ext == "png":
+                        path.write_bytes(base64.b64decode(payload if isinstance(payload, str) else "".join(payload)))
+                    else:
+                        path.write_text(payload if isinstance(payload, str) else "".join(payload))
+                    names.append(path.name)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        if names:
+            _chmod_like_umask(tmp, 0o777)
+            os.replace(tmp, out_dir)
+        else:
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out_dir / name for name in names]
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised while executing; `.failed` is the partial notebook kept for inspection."""
+
+    def __init__(self, chapter: str, failed: Path, message: str):
+        super().__init__(message)
+        self.chapter = chapter
+        self.failed = failed
+
+
+_SITE_IGNORE = (".git", ".venv", "_build", "artifacts", "runs", "__pycache__", ".pytest_cache", ".hypothesis")
+
+
+def build_site(
+    executed: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    log: str | os.PathLike | None = None,
+) -> Path:
+    """Build the website strictly (`-W -n --keep-going`) from already-executed notebooks.
+
+    Copies the book to `dest/../site-src`, replaces each chapter `book/<name>.md` by
+    `executed/<name>.ipynb` (which must exist), turns execution off and runs
+    `jupyter-book build`; the HTML lands in `dest` (replaced), the build log in `log`.
+    Raises RuntimeError with the end of the log when the build fails or warns.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    root = find_root(root)
+    executed, dest = Path(executed), Path(dest)
+    chapters = list_chapters(root)
+    missing = [c.name for c in chapters if not (executed / f"{c.name}.ipynb").is_file()]
+    if missing:
+        raise FileNotFoundError(f"executed notebooks missing in {executed}: {', '.join(missing)}")
+    src = dest.parent / "site-src"
+    shutil.rmtree(src, ignore_errors=True)
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns(*_SITE_IGNORE))
+    for c in chapters:
+        rel = c.path.relative_to(root)
+        (src / rel).unlink()
+        shutil.copy(executed / f"{c.name}.ipynb", (src / rel).with_suffix(".ipynb"))
+    cfg = src / "_config.yml"
+    cfg.write_text(cfg.read_text().replace("execute_notebooks: force", 'execute_notebooks: "off"'))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--all", "-W", "-n", "--keep-going"]
+    # The copy lives outside git's view (artifacts/ is ignored): stamp the checkout's commit.
+    env = dict(os.environ)
+    if "SUPERPOSE_COMMIT" not in env:
+        sys.path.insert(0, str(root / "_ext"))
+        try:
+            from superpose_book import build_commit
+
+            env["SUPERPOSE_COMMIT"] = build_commit(root)
+        finally:
+            sys.path.remove(str(root / "_ext"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    text = proc.stdout + proc.stderr
+    if log:
+        Path(log).write_text(text)
+    if proc.returncode != 0:
+        raise RuntimeError(f"book build failed (exit {proc.returncode}):\n{text[-5000:]}")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(src / "_build" / "html", dest)
+    return dest
