@@ -44,6 +44,7 @@ __all__ = [
     "bootstrap_ci", "cross_val_probe", "ProbeResult", "gating_scores", "topic_selectivity",
     "plot_kernels", "plot_probe_table",
     "TASKS", "BOS", "data_dir", "load_labelled_text", "layer0_features",
+    "kernels_from_docs", "mlp0_acts_from", "probe_table", "far_influence", "plot_selectivity", "plot_gating_errors",
 ]
 
 GPT2_CACHE_NAMES = ("models--openai-community--gpt2", "models--gpt2")
@@ -399,16 +400,18 @@ class LogisticProbe:
     sd: torch.Tensor
 
 
-def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100) -> LogisticProbe:
+def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100,
+                 dtype=torch.float32) -> LogisticProbe:
     """Multinomial logistic regression on standardised features, L2-penalised (weight `l2`
-    on the mean squared weight), class-balanced loss, L-BFGS. Pure torch."""
-    X = X.double()
+    on the mean squared weight), class-balanced loss, L-BFGS (at most `steps` iterations).
+    Pure torch; float32 by default (probes need no more)."""
+    X = X.to(dtype)
     mu, sd = X.mean(0), X.std(0).clamp_min(1e-6)
     Z = (X - mu) / sd
-    counts = torch.bincount(y, minlength=n_classes).double().clamp_min(1)
+    counts = torch.bincount(y, minlength=n_classes).to(dtype).clamp_min(1)
     cw = counts.sum() / (n_classes * counts)  # balanced class weights
-    W = torch.zeros(Z.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    W = torch.zeros(Z.shape[1], n_classes, dtype=dtype, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=dtype, requires_grad=True)
     opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe", tolerance_grad=1e-6)
 
     def closure():
@@ -422,7 +425,7 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float 
 
 
 def predict_proba(probe: LogisticProbe, X: torch.Tensor) -> torch.Tensor:
-    return (((X.double() - probe.mu) / probe.sd) @ probe.W + probe.b).softmax(-1)
+    return (((X.to(probe.W.dtype) - probe.mu) / probe.sd) @ probe.W + probe.b).softmax(-1).double()
 
 
 def balanced_accuracy(y, yhat, n_classes: int) -> float:
@@ -604,3 +607,97 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
     out["group"] = np.array(cols["group"])
     out["doc"] = np.array(cols["doc"])
     return out
+
+
+# ----------------------------------------------------------------------------- experiments
+@torch.no_grad()
+def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256) -> torch.Tensor:
+    """Positional kernels of the layer-0 heads on running text: the documents are joined
+    (each starts with BOS, as in GPT-2's training stream), cut into `chunk`-token pieces, and
+    `attention_by_distance` is averaged over pieces. Returns [H, window + 1]."""
+    stream = torch.tensor([t for d in docs for t in d["ids"]])
+    pieces = [stream[i : i + chunk] for i in range(0, len(stream) - chunk + 1, chunk)]
+    if not pieces:
+        raise ValueError(f"chunk={chunk}: the documents hold only {len(stream)} tokens")
+    ker = [attention_by_distance(run_layer0(model, p[None]).pattern, window) for p in pieces]
+    return torch.stack(ker).mean(0).cpu()
+
+
+@torch.no_grad()
+def mlp0_acts_from(model, resid: torch.Tensor) -> torch.Tensor:
+    """MLP0 neurons GELU(W_in LN_2(resid) + b) for a given residual (e.g. resid_pre: the
+    neurons as they would be without attention 0's output)."""
+    mlp = model.h[0].mlp
+    return mlp.act(mlp.c_fc(model.h[0].ln_2(resid)))
+
+
+def probe_table(features: dict, y, groups, n_classes: int, task: str, **kw):
+    """Cross-validated probes (`cross_val_probe`) for each named feature matrix on the same
+    labels: a tidy DataFrame (task, features, bacc, lo, hi, chance) and the ProbeResults."""
+    import pandas as pd
+
+    rows, results = [], {}
+    for name, X in features.items():
+        r = cross_val_probe(X, y, groups, n_classes, **kw)
+        results[name] = r
+        rows.append({"task": task, "features": name, "bacc": r.bacc, "lo": r.lo, "hi": r.hi, "chance": 1 / n_classes})
+    return pd.DataFrame(rows), results
+
+
+@torch.no_grad()
+def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tensor, generator: torch.Generator,
+                  vocab: torch.Tensor) -> dict:
+    """How far back the summary reaches in a GPT-2-shaped model: for the last token q of
+    every document with q ≥ max(ks), replace the token at q − k by a random token from
+    `vocab` and measure the change of resid_mid at q (`replacement_effect`): its norm relative
+    to ‖resid_mid[q] − mean‖, and its projection on `readout` [D, C] (probe directions, in
+    standardised units). Returns mean curves over documents: {"resid": [K], "probe": [K], "n": docs}."""
+    res, prb = [], []
+    for d in docs:
+        ids = torch.tensor(d["ids"])
+        q = len(ids) - 1
+        if q < int(ks.max()):
+            continue
+        repl = vocab[torch.randint(len(vocab), (1, len(ks)), generator=generator)]
+        delta = replacement_effect(model, ids, torch.tensor([q]), ks, repl)[0].float().cpu()  # [K, D]
+        mid = run_layer0(model, ids[None]).resid_mid[0].float().cpu()
+        scale = (mid[q] - mid.mean(0)).norm()
+        res.append(delta.norm(dim=-1) / scale)
+        prb.append((delta @ readout.float()).abs().mean(-1))
+    if not res:
+        raise ValueError(f"ks: no document is longer than max(ks)={int(ks.max())} tokens")
+    return {"resid": torch.stack(res).mean(0), "probe": torch.stack(prb).mean(0), "n": len(res)}
+
+
+def plot_selectivity(pairs: dict, ax=None):
+    """η² of every MLP0 neuron with attention (y) against without it (x), one colour per
+    model: points above the diagonal are neurons whose topic information comes from
+    attention 0. pairs: {label: (eta_without, eta_with)}."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(4.5, 4.5))[1]
+    for label, (without, with_) in pairs.items():
+        ax.scatter(np.asarray(without), np.asarray(with_), s=4, alpha=0.5, label=label)
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("η² by topic, attention 0 removed")
+    ax.set_ylabel("η² by topic, with attention 0")
+    ax.legend(frameon=False, fontsize=8, markerscale=3)
+    return ax
+
+
+def plot_gating_errors(df, ax=None, *, source="source", quantities=("active_x", "active_on", "inactive_x")):
+    """Grouped bars: layer-L errors of a topic-gated superposed network for each source of
+    on-indicators (one row of df per source)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    width = 0.8 / len(quantities)
+    x = np.arange(len(df))
+    for i, qn in enumerate(quantities):
+        ax.bar(x + (i - (len(quantities) - 1) / 2) * width, df[qn], width, label=qn)
+    ax.set_xticks(x, df[source], rotation=15)
+    ax.set_ylabel("mean squared error at the last layer")
+    ax.legend(frameon=False, fontsize=8)
+    return ax
