@@ -628,7 +628,8 @@ def mlp0_acts_from(model, resid: torch.Tensor) -> torch.Tensor:
     """MLP0 neurons GELU(W_in LN_2(resid) + b) for a given residual (e.g. resid_pre: the
     neurons as they would be without attention 0's output)."""
     mlp = model.h[0].mlp
-    return mlp.act(mlp.c_fc(model.h[0].ln_2(resid)))
+    dev = mlp.c_fc.weight.device
+    return mlp.act(mlp.c_fc(model.h[0].ln_2(resid.to(dev)))).float().cpu()
 
 
 def probe_table(features: dict, y, groups, n_classes: int, task: str, **kw):

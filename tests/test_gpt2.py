@@ -245,3 +245,20 @@ def test_topic_circuits_errors_oracle_and_wrong():
     assert wrong["wrong"] == 1 and wrong["active_on"] > 0.9  # the circuit that should run is off
     with pytest.raises(ValueError, match="slot"):
         TG.topic_circuits_errors(t, t, slot + 8, 4, 8, D=400)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA path: needs a GPU")
+def test_cuda_paths_match_cpu():
+    lang = TG.ToyLanguage(switch=0.05)
+    cfg = TG.ToyConfig(d_model=16, d_mlp=32, n_ctx=16)
+    m, _ = TG.train_toy(lang, cfg, steps=3, batch=4, device="cuda")
+    f = TG.toy_features(m, lang, 4, torch.Generator().manual_seed(0))
+    assert f["resid_mid"].device.type == "cpu"
+    rand = G.random_gpt2(0, n_layer=1, device="cuda")
+    ids = torch.tensor([[G.BOS] + G.encode("Hello world, the colour is grey.")])
+    c = G.run_layer0(rand, ids)
+    attn, _ = G.attn0_by_hand(rand, c.resid_pre)
+    torch.testing.assert_close(c.attn_out, attn, atol=1e-4, rtol=1e-4)
+    t = torch.randint(4, (50,))
+    e = TG.topic_circuits_errors(t, t, torch.zeros(50, dtype=torch.long), 4, 8, D=400, device="cuda")
+    assert e["active_on"] < 1e-9
