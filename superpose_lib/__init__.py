@@ -14,6 +14,7 @@ from .theory import epsilon, rotation_theory
 from .sweep import sweep, rotation_rows
 from .experiment import balance_chi_dense, rotation_error_rows, rotation_per_circuit, shared_neurons, with_chi
 from . import plots
+from . import gpt2, toy_gist  # GPT-2 gist features (book/gist.md); transformers is imported lazily
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "build_network", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "epsilon", "rotation_theory", "sweep", "rotation_rows",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "plots",
+    "gpt2", "toy_gist",
 ]
