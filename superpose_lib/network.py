@@ -95,8 +95,14 @@ class LayerStructure:
 def _csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each neuron, the circuits that use it (sorted), as (users, offsets)."""
     S = idx.shape[1]
-    order = torch.argsort(idx.reshape(-1), stable=True)
-    counts = torch.bincount(idx.reshape(-1), minlength=M)
+    flat_idx = idx.reshape(-1)
+    if flat_idx.device.type == "cpu" and M <= 2**16:
+        # numpy's stable argsort of 16-bit keys is a radix sort: 2.3× faster than
+        # torch.argsort(stable=True) on the 1.6M neuron positions of the D = 32768 network
+        order = torch.from_numpy(np.argsort(flat_idx.numpy().astype(np.uint16), kind="stable"))
+    else:
+        order = torch.argsort(flat_idx, stable=True)
+    counts = torch.bincount(flat_idx, minlength=M)
     offsets = torch.cumsum(counts, 0) - counts
     return order // S, offsets
 
@@ -104,13 +110,17 @@ def _csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _sorted_pair_keys(cur: torch.Tensor, prev: torch.Tensor, M: int) -> torch.Tensor:
     """The T·S² pairs (n ∈ e_t^l, m ∈ e_t^{l−1}) of K as keys n·M + m, sorted.
 
-    On the CPU numpy's sort (x86-simd-sort) is used: for the 9.7M keys of the D = 32768
-    network it took 0.21 s against torch.sort's 0.51 s and torch.unique's 0.81 s.
+    On the CPU numpy's sort (x86-simd-sort) is used, on 32-bit keys where M² allows: for the
+    9.7M keys of the D = 32768 network, 0.26 s against 0.44 s (int64), torch.sort's 0.51 s
+    and torch.unique's 0.81 s.
     """
-    keys = (cur[:, :, None] * M + prev[:, None, :]).reshape(-1)
-    if keys.device.type == "cpu":
-        return torch.from_numpy(np.sort(keys.numpy()))
-    return torch.sort(keys).values
+    if cur.device.type == "cpu":
+        dt = np.int32 if M * M < 2**31 else np.int64
+        c, p = cur.numpy().astype(dt), prev.numpy().astype(dt)
+        keys = (c[:, :, None] * M + p[:, None, :]).reshape(-1)
+        keys.sort()
+        return torch.from_numpy(keys)
+    return torch.sort((cur[:, :, None] * M + prev[:, None, :]).reshape(-1)).values
 
 
 def connectivity(cur: torch.Tensor, prev: torch.Tensor, M: int):
@@ -120,6 +130,7 @@ def connectivity(cur: torch.Tensor, prev: torch.Tensor, M: int):
     Vectorised: the T·S² pairs are encoded as n·M + m, sorted and run-length counted.
     """
     uniq, k = torch.unique_consecutive(_sorted_pair_keys(cur, prev, M), return_counts=True)
+    uniq = uniq.long()
     return uniq // M, uniq % M, k
 
 
@@ -132,6 +143,7 @@ def excess_pairs(cur: torch.Tensor, prev: torch.Tensor, M: int):
     s = _sorted_pair_keys(cur, prev, M)
     repeats = s[1:][s[1:] == s[:-1]]  # every occurrence of a pair after its first
     uniq, extra = torch.unique_consecutive(repeats, return_counts=True)
+    uniq = uniq.long()
     return uniq // M, uniq % M, extra + 1
 
 
@@ -221,9 +233,10 @@ class SuperposedNetwork(nn.Module):
         v = torch.einsum("bkij,bkj->bki", self.w[active], a0)  # [B, z, d]
         n = self.idx[0][active]  # [B, z, S]
         b = torch.arange(B, device=n.device)[:, None, None].expand_as(n)
-        A0 = torch.zeros(self.M, B, self.d, dtype=self.w.dtype, device=n.device)
-        A0.index_put_((n, b), v[:, :, None, :].expand(B, z, self.S, self.d), accumulate=True)
-        return A0.permute(0, 2, 1).contiguous()
+        A0 = torch.zeros(self.M, self.d, B, dtype=self.w.dtype, device=n.device)
+        # written through a [M, B, d] view: no transposed copy of the (mostly zero) A^0
+        A0.permute(0, 2, 1).index_put_((n, b), v[:, :, None, :].expand(B, z, self.S, self.d), accumulate=True)
+        return A0
 
     def layer(self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None) -> torch.Tensor:
         """A^l from A^{l−1} (l ≥ 1). G_prev = gather_sum(A_prev, idx[l−2]) if already known."""
@@ -235,7 +248,7 @@ class SuperposedNetwork(nn.Module):
             G_prev = gather_sum(A_prev, self.idx[l - 2])
         M, d, B = A_prev.shape
         c = 1.0 / self.S + st.chi
-        V = self.dw / self.S + c * self.w_bar  # [T, d, d]: cheap next to the B-wide work
+        V = torch.add(c * self.w_bar, self.dw, alpha=1.0 / self.S)  # [T, d, d], cheap next to the B-wide work
         # Σ_t e_t ⊗ V_t G_t. bmm of T 4×4 blocks measured 1.5–2× faster than 4 broadcast
         # multiply-adds (T=2000, B=500: 4.1 vs 5.5 ms; T=268435, B=50: 0.23 vs 0.47 s).
         pre = scatter_sum(torch.bmm(V, G_prev), st.users, st.offsets)
@@ -252,7 +265,8 @@ class SuperposedNetwork(nn.Module):
                 else:
                     Xu = torch.zeros_like(u).index_add_(0, st.excess_n, u[st.excess_m] * st.excess_k[:, None, None])
                 corr = corr - c * Xu
-            pre += torch.matmul(self.wbar_P, corr)  # P ⊗ corr: [M or 1, d, B]
+            for k in range(r):  # P ⊗ corr, in place (2.7–30× faster than adding a matmul's result)
+                pre.addcmul_(self.wbar_P[:, k].view(1, d, 1), corr[..., k : k + 1, :])
         pre += b
         return pre.relu_()
 
