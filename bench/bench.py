@@ -31,8 +31,9 @@ bandwidth (measured here: read + write of a 256 MiB tensor). floor_s = bytes / c
 is the time a perfect implementation bound by DRAM would need. At the RiS sizes the gathered
 activations (M·d·B·4 bytes ≤ 4 MB) sit in cache, so achieved GB/s can exceed DRAM bandwidth.
 
-Timings depend on the machine and its load: the table states the device, torch version and
-threads used. Large tensors come from the OS page by page; with ``THP_MEM_ALLOC_ENABLE=1`` (a
+Timings depend on the machine and its load: the table states the device, torch version,
+threads used and the load average; CPU (process) times are printed beside wall times, as they
+suffer less from other processes sharing the cores. Large tensors come from the OS page by page; with ``THP_MEM_ALLOC_ENABLE=1`` (a
 PyTorch setting, applied to the large subprocess unless ``--no-thp``) they use huge pages.
 """
 
@@ -114,7 +115,7 @@ def bench_fig8_11(device, pairs, zs=ZS, seed=0):
     per_D: dict[int, float] = {}
     nbytes = 0
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for D, T in pairs:
         t = time.perf_counter()
         for z in zs:
@@ -124,7 +125,7 @@ def bench_fig8_11(device, pairs, zs=ZS, seed=0):
         _sync(device)
         per_D[D] = per_D.get(D, 0.0) + time.perf_counter() - t
     total = time.perf_counter() - t0
-    return {"fig8_11_s": total, "fig8_11_calls": len(pairs) * len(zs), "fig8_11_bytes": nbytes, "per_D": per_D}
+    return {"fig8_11_s": total, "fig8_11_cpu_s": time.process_time() - c0, "fig8_11_calls": len(pairs) * len(zs), "fig8_11_bytes": nbytes, "per_D": per_D}
 
 
 # ---- 2. the large network (run in a fresh subprocess for its peak memory) -----------------
@@ -142,7 +143,7 @@ def _large_child(D, T, z, device, chunk_budget):
     g = torch.Generator().manual_seed(0)
     times = {}
     _sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     # the same draws, in the same order, as experiment.build_network / rotation_errors
     theta = sample_thetas(cfg.T, g)
     w = rotation_weights(theta).to(torch.float32)
@@ -163,6 +164,7 @@ def _large_child(D, T, z, device, chunk_budget):
     _sync(device)
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
+    times["cpu_s"] = time.process_time() - c0
     out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
@@ -271,7 +273,8 @@ def main(argv=None):
     pairs = FIG8_11_PAIRS[::5] if a.quick else FIG8_11_PAIRS
     zs = (4,) if a.quick else ZS
     fig = bench_fig8_11(dev, pairs, zs)
-    rows.append(("fig8_11", fig["fig8_11_s"], fig["fig8_11_bytes"], f"{fig['fig8_11_calls']} rotation_errors calls"))
+    rows.append(("fig8_11", fig["fig8_11_s"], fig["fig8_11_bytes"],
+                 f"{fig['fig8_11_calls']} rotation_errors calls; CPU time {fig['fig8_11_cpu_s']:.2f} s"))
 
     large = None
     sizes = [] if a.skip_large else [16384 if a.quick else 32768] + ([131072] if a.gpu_size else [])
@@ -281,7 +284,7 @@ def main(argv=None):
         larges.append(r)
         rows.append((f"large D={D}", r["total_s"], floor_bytes(r["T"]),
                      f"T={r['T']}: assign {r['assign_s']:.2f} s, construct {r['construct_s']:.2f} s, "
-                     f"forward+readouts {r['forward_s']:.2f} s, peak RSS {r['peak_gib']:.2f} GiB"))
+                     f"forward+readouts {r['forward_s']:.2f} s, peak RSS {r['peak_gib']:.2f} GiB, CPU time {r['cpu_s']:.2f} s"))
     large = larges[0] if larges else None
 
     dense = bench_dense(dev)
@@ -313,13 +316,14 @@ def main(argv=None):
             "dense_max_abs_diff_f64": dense["f64"]["max_abs_diff"],
             "dense_build_s": f32["dense_build_s"],
             "fig8_11_floor_s": fig["fig8_11_bytes"] / bw,
+            "fig8_11_cpu_s": fig["fig8_11_cpu_s"],
             **info,
         }
         if large:
             out |= {
                 "large_D": large["D"], "large_T": large["T"],
                 "assign_s": large["assign_s"], "assign_construct_s": large["assign_s"] + large["construct_s"],
-                "large_forward_s": large["forward_s"], "large_floor_s": floor_bytes(large["T"]) / bw,
+                "large_forward_s": large["forward_s"], "large_cpu_s": large["cpu_s"], "large_floor_s": floor_bytes(large["T"]) / bw,
                 "large_chunk": large["chunk"], "large_mse_layer4": large["mse_layer_L"],
                 "large_thp": not a.no_thp,
             }
