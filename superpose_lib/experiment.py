@@ -87,9 +87,11 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
     The active circuits' readouts (B·z of them) are decoded in float64. The inactive sums
     Σ α̂², Σ |x̂|² over the T·B readouts are quadratic forms of the per-circuit Gram
     matrices G_t G_tᵀ (one bmm pass over G in the network's dtype, summed over circuits
-    in float64), with the active entries zeroed first so nothing cancels. This replaced
-    decoding all T·B readouts in float64, 5.6× faster per layer at T = 2000, B = 500.
-    Chunks of the batch give bit-identical sums to one chunk up to float64 summation order.
+    in float64), with the active entries zeroed first so they do not cancel against the
+    inactive ones. Measured against decoding all T·B readouts in float64: 4.0× faster per
+    layer at T = 2000, B = 500 and 6.9× at T = 268435, B = 62; the sums agree to ~1e-8
+    relative in float32 and ~1e-15 in float64. Chunking the batch changes only the order of
+    the float64 summation.
     """
     T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
