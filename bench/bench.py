@@ -165,7 +165,7 @@ def _large_child(D, T, z, device, chunk_budget):
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
     times["cpu_s"] = time.process_time() - c0
-    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH)}
+    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH, device=device)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     print("LARGE " + json.dumps(out), flush=True)

@@ -62,14 +62,18 @@ class RotationRun:
         return {k: [s / self.counts[k] for s in v] for k, v in self.sums.items()}
 
 
-def _chunk(T: int, d: int, batch: int, budget_bytes: float = 2**28, itemsize: int = 4) -> int:
+def _chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsize: int = 4, device="cpu") -> int:
     """Batch rows per chunk so each [T, d, b] work tensor stays within ~`budget_bytes`.
 
-    The forward pass holds about three of them at once (G^{l−1}, V·G, G^l). 256 MiB
-    (b = 62 rows at T = 268435 in float32) was measured as fast as 64–512 MiB and keeps the
-    D = 32768 benchmark well under its memory target; at the RiS sizes a batch of 500 is
-    one chunk.
+    The forward pass holds about three of them at once (G^{l−1}, V·G, G^l). On the CPU
+    256 MiB (b = 62 rows at T = 268435 in float32) was measured fastest of 128 MiB–1 GiB
+    (27 s against 33–44 s for B = 500) and keeps the D = 32768 benchmark near 1 GiB; at
+    the RiS sizes a batch of 500 is one chunk. On CUDA: an eighth of the free memory.
     """
+    if budget_bytes is None:
+        budget_bytes = 2**28
+        if str(device).startswith("cuda"):
+            budget_bytes = torch.cuda.mem_get_info(torch.device(device))[0] / 8
     return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
 
 
@@ -98,7 +102,7 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
     B, z = active.shape
     keys = ("active_x", "inactive_x", "active_on", "inactive_on")
     sums = {k: [0.0] * (L + 1) for k in keys}
-    chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size())
+    chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size(), device=device)
     dec = _decode_matrix(d).to(device) / S  # readout â = G / S
     for lo in range(0, B, chunk):
         act = active[lo : lo + chunk].to(device)

@@ -238,8 +238,12 @@ class SuperposedNetwork(nn.Module):
         A0.permute(0, 2, 1).index_put_((n, b), v[:, :, None, :].expand(B, z, self.S, self.d), accumulate=True)
         return A0
 
-    def layer(self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None) -> torch.Tensor:
-        """A^l from A^{l−1} (l ≥ 1). G_prev = gather_sum(A_prev, idx[l−2]) if already known."""
+    def layer(
+        self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A^l from A^{l−1} (l ≥ 1). G_prev = gather_sum(A_prev, idx[l−2]) if already known;
+        work: an optional [T, d, B] buffer (same dtype/device) reused for V·G (its content is
+        overwritten)."""
         b = self.bias[None, :, None]
         if l == 1:
             return torch.relu(A_prev + b)
@@ -251,7 +255,10 @@ class SuperposedNetwork(nn.Module):
         V = torch.add(c * self.w_bar, self.dw, alpha=1.0 / self.S)  # [T, d, d], cheap next to the B-wide work
         # Σ_t e_t ⊗ V_t G_t. bmm of T 4×4 blocks measured 1.5–2× faster than 4 broadcast
         # multiply-adds (T=2000, B=500: 4.1 vs 5.5 ms; T=268435, B=50: 0.23 vs 0.47 s).
-        pre = scatter_sum(torch.bmm(V, G_prev), st.users, st.offsets)
+        # Writing V·G into a reused buffer saves the page faults of a fresh [T, d, B] tensor:
+        # 0.16 vs 0.24 s per call at T = 268435, B = 62.
+        VG = torch.bmm(V, G_prev) if work is None else torch.bmm(V, G_prev, out=work)
+        pre = scatter_sum(VG, st.users, st.offsets)
         r = self.wbar_Q.shape[0]
         if r:  # the mean-weight corrections through w̄ = P Q: u = Q A, O(M·d·r·B)
             u = torch.matmul(self.wbar_Q, A_prev)  # [M, r, B]
@@ -273,9 +280,11 @@ class SuperposedNetwork(nn.Module):
     def layers_iter(self, A0: torch.Tensor):
         """Yield (l, A^l, G^l) for l = 1..L, where G^l = gather_sum(A^l, idx[l−1]) = S·â^l."""
         A = A0
-        G = None
+        G = work = None
         for l in range(1, self.L + 1):
-            A = self.layer(l, A, G)
+            if l >= 2 and work is None:
+                work = torch.empty_like(G)
+            A = self.layer(l, A, G, work=work)
             G = gather_sum(A, self.idx[l - 1])
             yield l, A, G
 
