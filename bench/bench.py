@@ -31,6 +31,11 @@ bandwidth (measured here: read + write of a 256 MiB tensor). floor_s = bytes / c
 is the time a perfect implementation bound by DRAM would need. At the RiS sizes the gathered
 activations (M·d·B·4 bytes ≤ 4 MB) sit in cache, so achieved GB/s can exceed DRAM bandwidth.
 
+Threads: ``--threads N`` (default: torch's, i.e. OMP_NUM_THREADS). On a machine shared with
+other processes set ``OMP_WAIT_POLICY=PASSIVE``: with 2 threads on this 2-core machine under
+load, a third of the Figures 8–11 workload took 46 s with spinning OpenMP threads (ACTIVE),
+6.4 s with PASSIVE and 6.1 s with 1 thread.
+
 Timings depend on the machine and its load: the table states the device, torch version,
 threads used and the load average; CPU (process) times are printed beside wall times, as they
 suffer less from other processes sharing the cores. Large tensors come from the OS page by page; with ``THP_MEM_ALLOC_ENABLE=1`` (a
@@ -247,6 +252,7 @@ def main(argv=None):
     p.add_argument("--gpu-size", action="store_true", help="also run D=131072 at T(d/D)²=0.004 (GPU machines)")
     p.add_argument("--skip-large", action="store_true")
     p.add_argument("--no-thp", action="store_true", help="large run without THP_MEM_ALLOC_ENABLE=1")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, from OMP_NUM_THREADS)")
     p.add_argument("--chunk-budget", type=float, default=None, help="bytes per [T, d, b] work tensor (large run)")
     p.add_argument("--_large", nargs=5, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -254,8 +260,12 @@ def main(argv=None):
         D, T, z, device, budget = a._large
         return _large_child(int(D), int(T), int(z), device, float(budget))
 
+    if a.threads:  # before torch starts its thread pool; the large subprocess inherits it
+        os.environ["OMP_NUM_THREADS"] = str(a.threads)
     import torch
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available on this machine")
     dev = a.device
@@ -263,6 +273,7 @@ def main(argv=None):
         "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
         "quick": a.quick,
         "load_avg_1min_start": os.getloadavg()[0],
     }
@@ -294,7 +305,8 @@ def main(argv=None):
     rows.append(("structured D=2000 T=2000", f32["structured_s"], floor_bytes(2000), f"dense/structured = {ratio:.1f}×"))
 
     print(f"device: {info['device']} | torch {info['torch']} | threads {info['threads']} | "
-          f"copy bandwidth {bw / 1e9:.1f} GB/s | load avg at start {info['load_avg_1min_start']:.2f}")
+          f"OMP_WAIT_POLICY {info['omp_wait_policy']} | copy bandwidth {bw / 1e9:.1f} GB/s | "
+          f"load avg at start {info['load_avg_1min_start']:.2f}")
     print(f"{'section':<26}{'time s':>9}{'floor s':>9}{'GB/s':>8}  note")
     for name, t, nbytes, note in rows:
         fl = f"{nbytes / bw:9.2f}" if nbytes else f"{'':>9}"
