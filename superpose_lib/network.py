@@ -289,8 +289,15 @@ class SuperposedNetwork(nn.Module):
             yield l, A, G
 
     def forward(self, A0: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer: [A^0, A^1, ..., A^L], each [M, d, B] (small networks; see layers_iter)."""
-        return [A0] + [A for _, A, _ in self.layers_iter(A0)]
+        """Every layer: [A^0, A^1, ..., A^L], each [M, d, B] (small networks; see layers_iter).
+        Activations only: the last layer's readouts are not gathered."""
+        out, G, work = [A0], None, None
+        for l in range(1, self.L + 1):
+            out.append(self.layer(l, out[-1], G, work=work))
+            if l < self.L:
+                G = gather_sum(out[-1], self.idx[l - 1])
+                work = torch.empty_like(G) if work is None else work
+        return out
 
     def readout(self, A: torch.Tensor, l: int) -> torch.Tensor:
         """â_t^l = (1/S)⟨e_t^l|A^l⟩ block by block, for every circuit: [T, d, B]."""
