@@ -13,7 +13,7 @@ What it measures, in one run, on the device given:
 2. ``large_s`` / ``large_peak_gib``: D = 32768, d = 4, S = 6, T = int(0.004·(D/d)²) = 268435,
    L = 4, z = 4, batch 500: assignment, construction, forward and every circuit's readout,
    in a fresh subprocess; wall time and that process's peak resident memory
-   (``getrusage(RUSAGE_CHILDREN).ru_maxrss``; on CUDA also ``torch.cuda.max_memory_allocated``).
+   (its ``getrusage(RUSAGE_SELF).ru_maxrss``; on CUDA also ``torch.cuda.max_memory_allocated``).
 3. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
    D = 2000, T = 2000, z = 4, batch 500, float32, with the dense weights built beforehand and
    not timed (the ratio favours dense; ``dense_with_build_over_structured`` includes building
@@ -175,6 +175,7 @@ def _large_child(D, T, z, device, chunk_budget):
     out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH, device=device)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # KiB on Linux
     print("LARGE " + json.dumps(out), flush=True)
 
 
@@ -192,9 +193,9 @@ def bench_large(D, device, *, z=4, thp=True, chunk_budget=None):
         raise RuntimeError(f"large run D={D} failed:\n{proc.stderr[-3000:]}")
     line = next(x for x in reversed(proc.stdout.splitlines()) if x.startswith("LARGE "))
     res = json.loads(line[len("LARGE ") :])
-    # ru_maxrss: KiB on Linux; the max over the children waited for (this is the only one)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return {"D": D, "T": T, "z": z, "process_wall_s": wall, "peak_gib": peak / 2**30, **res}
+    # the child's own peak RSS (ru_maxrss of RUSAGE_SELF at its end, the whole process:
+    # interpreter, torch, assignment, construction, forward)
+    return {"D": D, "T": T, "z": z, "process_wall_s": wall, "peak_gib": res["peak_rss_gib"], **res}
 
 
 # ---- 3. dense reference vs structured ------------------------------------------------------
