@@ -234,10 +234,13 @@ class SuperposedNetwork(nn.Module):
         v = torch.einsum("bkij,bkj->bki", self.w[active], a0)  # [B, z, d]
         n = self.idx[0][active]  # [B, z, S]
         b = torch.arange(B, device=n.device)[:, None, None].expand_as(n)
-        A0 = torch.zeros(self.M, self.d, B, dtype=self.w.dtype, device=n.device)
-        # written through a [M, B, d] view: no transposed copy of the (mostly zero) A^0
-        A0.permute(0, 2, 1).index_put_((n, b), v[:, :, None, :].expand(B, z, self.S, self.d), accumulate=True)
-        return A0
+        vals = v[:, :, None, :].expand(B, z, self.S, self.d)
+        if n.device.type == "cpu":  # through a [M, B, d] view: no transposed copy of the (mostly zero) A^0
+            A0 = torch.zeros(self.M, self.d, B, dtype=self.w.dtype, device=n.device)
+            A0.permute(0, 2, 1).index_put_((n, b), vals, accumulate=True)
+            return A0
+        A0 = torch.zeros(self.M, B, self.d, dtype=self.w.dtype, device=n.device)
+        return A0.index_put_((n, b), vals, accumulate=True).permute(0, 2, 1).contiguous()
 
     def layer(
         self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work: torch.Tensor | None = None
