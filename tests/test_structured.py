@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT  # noqa: F401  (puts this checkout first on sys.path)
+from conftest import ROOT  # puts this checkout first on sys.path
 from superpose_lib import (
     BIAS,
     MEAN_WEIGHT,
@@ -203,3 +203,19 @@ def test_cuda_matches_cpu():
     gpu = rotation_errors(2000, 1000, z=4, batch=100, seed=0, dtype=F64, device="cuda")
     for k in cpu:
         assert gpu[k] == pytest.approx(cpu[k], rel=1e-9, abs=1e-20)
+
+
+def test_bench_workload_definition():
+    """bench/bench.py runs RESEARCH.md's 41 (D, T) pairs and the D = 32768 size of issue 3."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pairs = bench.FIG8_11_PAIRS
+    assert len(pairs) == len(set(pairs)) == 41
+    assert {D for D, _ in pairs} == {800, 1000, 1200, 1400, 1600, 1800, 2000}
+    assert all(T <= max_circuits(D // 4, 6) for D, T in pairs)
+    assert bench.large_T(32768) == 268435 and bench.large_T(131072) == 4294967
+    # floor: (2L − 1) passes of T·S·d numbers per batch row
+    assert bench.floor_bytes(1000, batch=1, L=4, S=6, d=4, itemsize=4) == 7 * 1000 * 6 * 4 * 4
