@@ -62,21 +62,48 @@ class RotationRun:
         return {k: [s / self.counts[k] for s in v] for k, v in self.sums.items()}
 
 
-def _chunk(T: int, d: int, batch: int, budget_bytes: float = 2**29) -> int:
-    """Batch rows per chunk so the [T, d, B] work tensors stay within ~0.5 GiB each."""
-    return max(1, min(batch, int(budget_bytes // (T * d * 8))))
+def _chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsize: int = 4, device="cpu") -> int:
+    """Batch rows per chunk so each [T, d, b] work tensor stays within ~`budget_bytes`.
+
+    The forward pass holds about three of them at once (G^{l−1}, V·G, G^l). On the CPU
+    256 MiB (b = 62 rows at T = 268435 in float32) was measured fastest of 128 MiB–1 GiB
+    (27 s against 33–44 s for B = 500) and keeps the D = 32768 benchmark near 1 GiB; at
+    the RiS sizes a batch of 500 is one chunk. On CUDA: an eighth of the free memory.
+    """
+    if budget_bytes is None:
+        budget_bytes = 2**28
+        if str(device).startswith("cuda"):
+            budget_bytes = torch.cuda.mem_get_info(torch.device(device))[0] / 8
+    return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
+
+
+def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
+    """`decode` is linear: the rows of this [3, d] matrix give α, x0, x1 from a readout."""
+    alpha, x = decode(torch.eye(d, dtype=dtype))
+    return torch.stack([alpha, x[:, 0], x[:, 1]])
 
 
 def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None) -> RotationRun:
     """Run `net` on active sets `active` [B, z] with inputs x0 [B, z, 2] and accumulate the
     per-layer squared errors of every circuit (active vs the small circuits' truth;
-    inactive against 0)."""
-    T, L, d = net.T, net.L, net.d
+    inactive against 0).
+
+    The active circuits' readouts (B·z of them) are decoded in float64. The inactive sums
+    Σ α̂², Σ |x̂|² over the T·B readouts are quadratic forms of the per-circuit Gram
+    matrices G_t G_tᵀ (one bmm pass over G in the network's dtype, summed over circuits
+    in float64), with the active entries zeroed first so they do not cancel against the
+    inactive ones. Measured against decoding all T·B readouts in float64: 4.0× faster per
+    layer at T = 2000, B = 500 and 6.9× at T = 268435, B = 62; the sums agree to ~1e-8
+    relative in float32 and ~1e-15 in float64. Chunking the batch changes only the order of
+    the float64 summation.
+    """
+    T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
     B, z = active.shape
     keys = ("active_x", "inactive_x", "active_on", "inactive_on")
     sums = {k: [0.0] * (L + 1) for k in keys}
-    chunk = chunk or _chunk(T, d, B)
+    chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size(), device=device)
+    dec = _decode_matrix(d).to(device) / S  # readout â = G / S
     for lo in range(0, B, chunk):
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
@@ -84,14 +111,17 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
         truth = run_circuits(net.w[act].double(), a0.double(), L)  # [L+1, b, z, d]
         cols = torch.arange(b, device=device)[:, None].expand(b, z)
         for l, A, G in net.layers_iter(net.embed(act, a0.to(dtype))):
-            R = (G / net.S).double()  # readouts of every circuit [T, d, b]
-            alpha, x = decode(R.permute(0, 2, 1))  # [T, b], [T, b, 2]
-            t_alpha, t_x = decode(truth[l])  # [b, z], [b, z, 2]
-            a_alpha, a_x = alpha[act, cols], x[act, cols]  # active readouts [b, z(, 2)]
+            g_act = G[act, :, cols]  # the active circuits' gathers [b, z, d]
+            a_alpha, a_x = decode(g_act.double() / S)
+            t_alpha, t_x = decode(truth[l])
             sums["active_x"][l] += float(((a_x - t_x) ** 2).sum())
             sums["active_on"][l] += float(((a_alpha - t_alpha) ** 2).sum())
-            sums["inactive_x"][l] += float((x**2).sum() - (a_x**2).sum())
-            sums["inactive_on"][l] += float((alpha**2).sum() - (a_alpha**2).sum())
+            G[act, :, cols] = 0  # inactive circuits only; restored below (G feeds layer l+1)
+            gram = torch.bmm(G, G.mT).sum(0, dtype=torch.float64)  # Σ_{t,b} G G^T  [d, d]
+            G[act, :, cols] = g_act
+            sq = torch.einsum("ki,ij,kj->k", dec, gram, dec)  # Σ α̂², Σ x̂0², Σ x̂1²
+            sums["inactive_on"][l] += float(sq[0])
+            sums["inactive_x"][l] += float(sq[1] + sq[2])
     n_act, n_inact = B * z, B * (T - z)
     counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1)}
     return RotationRun(sums, counts)
