@@ -22,3 +22,10 @@ __all__ = [
     "build_network", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "epsilon", "rotation_theory", "sweep", "rotation_rows",
 ]
+
+from . import graph, blocks  # noqa: E402  (cross-circuit computation; exact z=1 baseline)
+from .graph import CircuitGraph, GraphNetwork, run_graph, predict_graph_errors, graph_chain_theory  # noqa: E402
+from .blocks import BlockNetwork, block_cost  # noqa: E402
+
+__all__ += ["graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors",
+            "graph_chain_theory", "BlockNetwork", "block_cost"]

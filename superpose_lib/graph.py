@@ -59,6 +59,12 @@ __all__ = [
     "predict_graph_errors",
     "graph_chain_theory",
     "edge_capacity",
+    "graph_rows",
+    "capacity_rows",
+    "plot_edges",
+    "plot_ratio",
+    "plot_gates",
+    "plot_capacity",
     "D_X",
     "D_ALPHA",
 ]
@@ -689,3 +695,138 @@ def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S
     if room <= 0 or L < 2:
         return 0
     return int(math.floor(room / ((L - 1) * eps**2 * (z + 8 * (z - 1)))))
+
+
+# ---- experiments as tidy rows -------------------------------------------------------------
+def graph_rows(kind: str, D: int, T: int, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
+               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu") -> list[dict]:
+    """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain
+    (kind="chain", depth k), a random graph ("random", n_edges lanes) or fan-in gates ("gate",
+    P gates of which n_and are AND). Columns: edges = mean |ℰ^l|, x = edges·(d/D)²."""
+    if kind not in ("chain", "random", "gate"):
+        raise ValueError(f"kind={kind!r} is out of range: allowed 'chain', 'random', 'gate'")
+    g = torch.Generator().manual_seed(int(seed))
+    if kind == "chain":
+        gr = chain_graph(T, k, L, z, g)
+    elif kind == "random":
+        gr = random_graph(T, L, z, n_edges, g)
+    else:
+        gr = gate_graph(P, L, z, g, and_fraction=n_and / P)
+        T = gr.T
+    net = build_graph_network(gr, D, S, g, device=device)
+    if kind == "gate":
+        inputs = sample_gate_inputs(P, z, batch, g)
+    elif kind == "chain":
+        inputs = sample_inputs(torch.arange(0, (T // k) * k, k), z, batch, g)
+    else:
+        inputs = sample_inputs(surviving_inputs(gr), z, batch, g)
+    from .experiment import sample_unit_vectors
+
+    e = graph_errors(net, inputs, sample_unit_vectors((batch, z), g))
+    d = gr.d
+    edges = float(np.mean(gr.n_edges)) if gr.n_edges else 0.0
+    rows = []
+    for q in ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active"):
+        for l in range(1, L + 1):
+            rows.append({"layer": l, "quantity": q, "measured": e[q][l], "theory": e.get(f"theory_{q}", [np.nan] * (L + 1))[l],
+                         "edges": edges, "x": edges * (d / D) ** 2, "eps": epsilon(D, T, S, d), "T_graph": T})
+    return rows
+
+
+def capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_grid=(32, 64, 128, 256, 512, 1024),
+                  batch: int = 200, seed: int = 0, device="cpu") -> list[dict]:
+    """Edges that fit: random graphs on T = max_circuits(D/d, S) circuits with n_edges lanes per
+    layer from `n_grid`; rows (n_edges, measured final-layer active ⟨|δx|²⟩, theory, passes =
+    measured ≤ tol, predicted capacity `edge_capacity`)."""
+    T = max_circuits(D // 4, S)
+    cap = edge_capacity(D, L, z, tol, T=T, S=S)
+    rows = []
+    for n in n_grid:
+        if n > T // 2:
+            continue
+        r = [row for row in graph_rows("random", D, T, z, L=L, n_edges=n, S=S, batch=batch, seed=seed, device=device)
+             if row["quantity"] == "active_x" and row["layer"] == L][0]
+        rows.append({"n_edges": n, "T": T, "measured": r["measured"], "theory": r["theory"],
+                     "passes": bool(r["measured"] <= tol), "capacity_theory": cap, "tol": tol})
+    return rows
+
+
+# ---- plots ---------------------------------------------------------------------------------
+def plot_edges(df, ax=None, *, layer: int | None = None):
+    """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family and z)
+    and predicted (the per-sample theory, small black dots joined per family). df: tidy rows of
+    `graph_rows` for chains and random graphs (columns kind, z, D, ...)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    layer = layer or int(df["layer"].max())
+    d = df[(df.quantity == "active_x") & (df.layer == layer)]
+    d = d.groupby(["kind", "z", "D", "x"], as_index=False)[["measured", "theory"]].mean()
+    markers = {"chain": "o", "random": "s"}
+    colors = {1: "C0", 2: "C3", 3: "C2", 4: "C1"}
+    for (kind, z), g in d.groupby(["kind", "z"]):
+        ax.scatter(g.x, g.measured, marker=markers.get(kind, "^"), color=colors.get(z, "k"), alpha=0.8,
+                   label=f"{kind}, z={z}")
+        ax.scatter(g.x, g.theory, marker="_", color="k", s=60)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
+    ax.set_ylabel(rf"active $\langle|\delta x|^2\rangle$, layer {layer}")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_ratio(df, ax=None, *, layer: int | None = None):
+    """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    layer = layer or int(df["layer"].max())
+    d = df[(df.quantity == "active_x") & (df.layer == layer)]
+    for (kind, z), g in d.groupby(["kind", "z"]):
+        ax.scatter(g.x, g.measured / g.theory, marker={"chain": "o", "random": "s"}.get(kind, "^"),
+                   color={1: "C0", 2: "C3"}.get(z, "k"), alpha=0.7, label=f"{kind}, z={z}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
+    ax.set_ylabel("measured / predicted")
+    return ax
+
+
+def plot_gates(df, ax=None):
+    """Gate experiment: indicator error rate and active ⟨δα²⟩ at layer 2 against the bias
+    collateral n_AND·S/M (AND thresholds on shared neurons)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    d = df[df.layer == 2].copy()
+    for q, m, c in (("flip_rate", "o", "C3"), ("active_on", "s", "C0"), ("active_x", "^", "C2")):
+        g = d[d.quantity == q].groupby("collateral", as_index=False)["measured"].mean()
+        ax.plot(g.collateral, g.measured.clip(lower=1e-6), marker=m, color=c, label=q.replace("_", " "))
+    ax.set_yscale("log")
+    ax.set_xlabel(r"AND gates $\times S/M$ (expected shifted neighbours per neuron)")
+    ax.set_ylabel("layer 2 (gate outputs)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_capacity(df, ax=None):
+    """Measured final-layer error against edges per layer at fixed D (one line per D, z), with
+    the tolerance and the predicted capacity."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for i, ((D, z), g) in enumerate(df.groupby(["D", "z"])):
+        g = g.groupby("n_edges", as_index=False)[["measured", "theory", "capacity_theory", "tol"]].mean()
+        c = f"C{i}"
+        ax.plot(g.n_edges, g.measured, "o-", color=c, label=f"D={D}, z={z}")
+        ax.plot(g.n_edges, g.theory, "--", color=c, lw=0.8)
+        ax.axvline(g.capacity_theory.iloc[0], color=c, ls=":", lw=0.8)
+        ax.axhline(g.tol.iloc[0], color=c, ls="-.", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"edges per layer $|\mathcal{E}^l|$")
+    ax.set_ylabel(r"final-layer active $\langle|\delta x|^2\rangle$")
+    ax.legend(fontsize=8)
+    return ax
