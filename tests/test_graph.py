@@ -219,3 +219,16 @@ def test_block_network_is_exact_for_every_circuit():
                                    rtol=0, atol=1e-12)
     c = block_cost(M * d, d)
     assert c["T"] == M * M and c["neurons"] == net.width == M * d * (1 + 2 / d)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu():
+    gr = G.random_graph(300, 3, 2, 75, _gen(8))
+    out = []
+    for dev in ("cpu", "cuda"):
+        g = _gen(9)
+        net = G.build_graph_network(gr, 1200, 6, g, device=dev, dtype=torch.float64)
+        inp, x0 = _inputs(gr, 2, 50, g)
+        out.append(G.graph_errors(net, inp, x0, theory=False))
+    for k in ("active_x", "inactive_x"):
+        assert out[0][k] == pytest.approx(out[1][k], rel=1e-9, abs=1e-15)
