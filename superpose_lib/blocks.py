@@ -94,6 +94,14 @@ class BlockNetwork(nn.Module):
         g = circuit % self.M if l % 2 else circuit // self.M
         return X[g, :, torch.arange(circuit.shape[0], device=X.device)]
 
+    def off_group_max(self, l: int, state, circuit: torch.Tensor) -> float:
+        """Largest |activation| anywhere but the active circuit's group at layer l (exactly 0:
+        the gate drives every other group below zero)."""
+        X = state[0].clone()
+        g = circuit % self.M if l % 2 else circuit // self.M
+        X[g, :, torch.arange(circuit.shape[0], device=X.device)] = 0.0
+        return float(X.abs().max())
+
     # ---- the readable reference path ----------------------------------------------------
     def dense_weight(self, l: int):
         """(W^l, b^l) as a dense (D + 2M)² matrix and bias; neuron order: group g position k at
