@@ -74,10 +74,6 @@ D_ALPHA = torch.tensor([[1.0, -1.0, 0.0, 0.0]], dtype=torch.float64)
 D_X = torch.tensor([[-1.0, 1.0, 1.0, 0.0], [-1.0, 1.0, 0.0, 1.0]], dtype=torch.float64)
 
 
-def _as_tuple(x):
-    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
-
-
 @dataclass(frozen=True)
 class CircuitGraph:
     """T circuits of d neurons over L layers, wired by per-layer edge lists.
