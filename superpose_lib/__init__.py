@@ -27,3 +27,10 @@ __all__ = [
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "plots",
     "gpt2", "toy_gist",
 ]
+
+from . import graph, blocks  # noqa: E402  (cross-circuit computation; exact z=1 baseline)
+from .graph import CircuitGraph, GraphNetwork, run_graph, predict_graph_errors, graph_chain_theory  # noqa: E402
+from .blocks import BlockNetwork, block_cost  # noqa: E402
+
+__all__ += ["graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors",
+            "graph_chain_theory", "BlockNetwork", "block_cost"]
