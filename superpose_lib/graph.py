@@ -297,7 +297,11 @@ class GraphNetwork(SuperposedNetwork):
                            n[many], m[many], (k[many] - 1).to(dtype), bias)
             )
 
-    def layer(self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None) -> torch.Tensor:
+    def layer(
+        self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # `work` (SuperposedNetwork's reusable [T, d, B] buffer) does not fit the [E, d, B]
+        # edge products: accepted for the shared layers_iter/forward, unused here.
         if l == 1:
             return torch.relu(A_prev + self.bias[None, :, None])
         st = self.layers[l - 1]
