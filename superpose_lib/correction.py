@@ -613,11 +613,11 @@ def summarize(cap, by=("name", "D", "z", "layer")):
     g = cap.groupby(list(by), sort=False)["T_max"]
     out = g.agg(["mean", "std", "count"]).reset_index()
     out["ci95"] = 1.96 * out["std"].fillna(0) / out["count"] ** 0.5
-    base = out[out["name"] == "baseline"].set_index([c for c in by if c != "name"])["mean"]
     keys = [c for c in by if c != "name"]
-    out["gain"] = [m / base.get(tuple(r[k] for k in keys) if len(keys) > 1 else r[keys[0]], float("nan"))
-                   for m, (_, r) in zip(out["mean"], out.iterrows())]
-    return out
+    base = out[out["name"] == "baseline"][keys + ["mean"]].rename(columns={"mean": "base"})
+    out = out.merge(base, on=keys, how="left")
+    out["gain"] = out["mean"] / out["base"].where(out["base"] > 0)
+    return out.drop(columns="base")
 
 
 def seizure_onset(df, on_rate: float = 1e-3):
