@@ -290,11 +290,12 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
         raise ValueError(f"share={share}: needs >= 1 neuron per extra copy and >= S neurons per RiS block")
     main = BlockGroup((0, 1, 2, 3), M, S)
     extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static)
+    step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
     if kind == "redundant":
-        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}"
+        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step
         return Scheme(kind, (main, extra), extra="average", rho=r / (r + 1), knob=share, label=label,
                       theta_lo=theta, theta_hi=theta_hi)
-    label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "")
+    label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
@@ -635,15 +636,18 @@ def seizure_onset(df, on_rate: float = 1e-3):
 
 
 # ---- plots ------------------------------------------------------------------------------
-def plot_per_layer(df, quantity="false_on", ax=None, label_col="label", logy=True):
-    """Mean ± 95% CI (over seeds) of a per-layer quantity, one line per scheme."""
+def plot_per_layer(df, quantity="false_on", ax=None, label_col="label", logy=True, colors=None):
+    """Mean ± 95% CI (over seeds) of a per-layer quantity, one line per scheme
+    (colors: optional {scheme name: colour}, keyed by the `name` column)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots()
     for name, grp in df.groupby(label_col, sort=False):
         s = grp.groupby("layer")[quantity].agg(["mean", "sem"])
-        ax.errorbar(s.index, s["mean"], yerr=1.96 * s["sem"].fillna(0), marker="o", ms=3, capsize=2, label=str(name))
+        c = (colors or {}).get(grp["name"].iloc[0]) if "name" in grp else None
+        ax.errorbar(s.index, s["mean"], yerr=1.96 * s["sem"].fillna(0), marker="o", ms=3, capsize=2, label=str(name),
+                    color=c)
     ax.set_xlabel("layer l")
     ax.set_ylabel(quantity)
     if logy:
@@ -652,8 +656,9 @@ def plot_per_layer(df, quantity="false_on", ax=None, label_col="label", logy=Tru
     return ax
 
 
-def plot_capacity(summary, ax=None, x="layer", labels=None):
-    """Mean T_max (95% CI over seeds) against depth (or D), one line per scheme."""
+def plot_capacity(summary, ax=None, x="layer", labels=None, colors=None):
+    """Mean T_max (95% CI over seeds) against depth (or D), one line per scheme
+    (labels, colors: optional {scheme name: ...})."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -661,7 +666,7 @@ def plot_capacity(summary, ax=None, x="layer", labels=None):
     for name, grp in summary.groupby("name", sort=False):
         grp = grp.sort_values(x)
         ax.errorbar(grp[x], grp["mean"], yerr=grp["ci95"], marker="o", ms=3, capsize=2,
-                    label=(labels or {}).get(name, name))
+                    label=(labels or {}).get(name, name), color=(colors or {}).get(name))
     ax.set_xlabel(x)
     ax.set_ylabel("T_max")
     ax.legend(fontsize=7)
