@@ -206,3 +206,12 @@ def test_rows_and_capacity_table():
     df2 = df.assign(T=10, seed=0)
     df2["layer"] = [1, 2, 3, 4]
     assert seizure_onset(df2, on_rate=1e-3)["onset"].tolist() == [3]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    sch = make_scheme("redundant", 400, share=0.2, S_alpha=4, theta=0.4)
+    a = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64)
+    b = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64, device="cuda")
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
