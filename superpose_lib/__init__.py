@@ -15,6 +15,7 @@ from .sweep import sweep, rotation_rows
 from .experiment import balance_chi_dense, rotation_error_rows, rotation_per_circuit, shared_neurons, with_chi
 from . import plots
 from . import gpt2, toy_gist  # GPT-2 gist features (book/gist.md); transformers is imported lazily
+from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "epsilon", "rotation_theory", "sweep", "rotation_rows",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "plots",
     "gpt2", "toy_gist",
+    "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
 ]
 
 from . import graph, blocks  # noqa: E402  (cross-circuit computation; exact z=1 baseline)

@@ -1,0 +1,218 @@
+"""Error-correction schemes for on-indicators (superpose_lib.correction)."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from superpose_lib.circuits import encode_input
+from superpose_lib.correction import (
+    SCHEMES,
+    BlockGroup,
+    Scheme,
+    build_corrected,
+    capacity_table,
+    general_chi,
+    make_scheme,
+    scheme_rows,
+    scheme_run,
+    scheme_weights,
+    seizure_onset,
+)
+from superpose_lib.experiment import sample_active, sample_unit_vectors
+from superpose_lib.network import SuperposedNetwork, balance_chi, connectivity
+
+F64 = torch.float64
+
+
+def _inputs(T, z, B, g):
+    active = sample_active(T, z, B, g)
+    x0 = sample_unit_vectors((B, z), g)
+    return active, encode_input(torch.ones(B, z, dtype=F64), x0)
+
+
+def test_baseline_equals_superposed_network():
+    sch = make_scheme("baseline", 400)
+    g = torch.Generator().manual_seed(1)
+    net, _ = build_corrected(sch, 80, 5, g, dtype=F64)
+    ref = SuperposedNetwork(net.w, net.idx[0], 100, net.w_bar, net.bias)
+    active, a0 = _inputs(80, 3, 16, g)
+    A_ref = ref.forward(ref.embed(active, a0))
+    for l, A, R in net.layers_iter(net.embed(active, a0)):
+        # same maths, different summation order than the structured RiS network: float64 rounding only
+        assert torch.allclose(A[0], A_ref[l], rtol=0, atol=1e-12), l
+        assert torch.allclose(R, ref.readout(A_ref[l], l))
+
+
+def test_tied_groups_equal_one_group():
+    """Cross-group connections (own χ, own connectivity per pair) reduce to RiS when the
+    indicator and payload groups share one assignment."""
+    M, S = 100, 6
+    sch = Scheme("tied", (BlockGroup((0, 1), M, S, lead=1, shift=0), BlockGroup((2, 3), M, S)))
+    g = torch.Generator().manual_seed(2)
+    net, _ = build_corrected(sch, 80, 5, g, dtype=F64)
+    assert torch.equal(net.idx[0], net.idx[1])
+    ref = SuperposedNetwork(net.w, net.idx[1], M, net.w_bar, net.bias)
+    active, a0 = _inputs(80, 2, 16, g)
+    A_ref = ref.forward(ref.embed(active, a0))
+    for l, A, _ in net.layers_iter(net.embed(active, a0)):
+        assert torch.allclose(A[0], A_ref[l][:, 0:2], atol=1e-12)
+        assert torch.allclose(A[1], A_ref[l][:, 2:4], atol=1e-12)
+
+
+def test_general_chi_equals_balance_chi_for_equal_groups():
+    from superpose_lib.assignment import layer_assignments
+
+    idx = layer_assignments(170, 150, 6, 2, torch.Generator().manual_seed(0))
+    n, m, _ = connectivity(idx[1], idx[0], 150)
+    assert general_chi(idx[1], idx[0], 150, 150, n, m) == pytest.approx(balance_chi(idx[1], idx[0], 150, n, m), rel=1e-12)
+
+
+def _no_overlap_scheme(kind, T):
+    if kind in ("redundant", "register"):
+        return make_scheme(kind, 6 * T, S=1, S_alpha=1, share=1 / 3)
+    if kind == "independent":
+        return make_scheme(kind, 4 * T, S=1, S_alpha=1, share=0.5)
+    return make_scheme(kind, 4 * T, S=1)
+
+
+@pytest.mark.parametrize("kind", SCHEMES)
+def test_no_overlap_is_exact(kind):
+    """S = 1 and one neuron per circuit and block (D = T·d): nothing is shared, so every
+    scheme computes every circuit exactly, active or not, at every layer."""
+    T = 24
+    sch = _no_overlap_scheme(kind, T)
+    assert sch.max_T >= T
+    res = scheme_run(sch, T, z=3, L=6, batch=20, seed=3, dtype=F64)
+    for l in range(1, 7):
+        assert res["worst_dx"][l] < 1e-9, (kind, l)
+        assert res["active_on"][l] < 1e-18
+        assert res["inactive_on"][l] < 1e-18 and res["inactive_x"][l] < 1e-18
+
+
+@pytest.mark.parametrize("kind", SCHEMES)
+def test_active_exact_at_layer_one_with_z1(kind):
+    sch = make_scheme(kind, 800) if kind not in ("redundant", "register") else make_scheme(kind, 800, share=0.2, S_alpha=4)
+    res = scheme_run(sch, min(60, sch.max_T), z=1, L=2, batch=30, seed=4, dtype=F64)
+    assert res["worst_dx"][1] < 1e-12 and res["active_on"][1] < 1e-24
+
+
+@pytest.mark.parametrize("lo,hi", [(0.25, 0.75), (0.4, 0.75), (0.45, 0.9), (0.1, 0.3)])
+def test_step_dead_zone(lo, hi):
+    """The indicator rows: readout α̂ < θ_lo -> 0 exactly; α̂ > θ_hi -> 1 exactly; RiS's
+    circuit at (0.25, 0.75)."""
+    w, w_bar, b = scheme_weights(torch.tensor([0.7]), lo, hi)
+    if (lo, hi) == (0.25, 0.75):
+        from superpose_lib.circuits import BIAS, rotation_weights
+
+        assert torch.equal(w, rotation_weights(torch.tensor([0.7])).to(w.dtype))
+        assert b.tolist() == list(BIAS)
+    alpha = torch.linspace(-0.5, 1.5, 401, dtype=w.dtype)
+    a = torch.zeros(401, 4, dtype=w.dtype)
+    a[:, 0], a[:, 1] = alpha + 0.3, 0.3  # readout α̂ = a0 − a1
+    out = torch.relu(a @ w[0].T + b)
+    step = out[:, 0] - out[:, 1]
+    assert torch.all(step[alpha < lo] == 0)
+    assert torch.allclose(step[alpha > hi], torch.ones(1, dtype=w.dtype))
+    assert torch.all((step >= 0) & (step <= 1 + 1e-12))
+
+
+def test_extra_pair_weights():
+    w, w_bar, b = scheme_weights(torch.tensor([0.2, 1.3]), extra="average", rho=0.5)
+    assert w.shape == (2, 6, 6) and w_bar.shape == (6, 6) and b.shape == (6,)
+    assert torch.allclose(w[:, 0], torch.tensor([1.0, -1.0, 0, 0, 1.0, -1.0], dtype=w.dtype))
+    w, _, _ = scheme_weights(torch.tensor([0.2]), extra="register")
+    assert torch.allclose(w[0, 0], torch.tensor([0, 0, 0, 0, 2.0, -2.0], dtype=w.dtype))  # copy of the register
+    assert torch.allclose(w[0, 4], w[0, 0])
+
+
+def test_mechanism_at_layer_one_is_exact():
+    """Layer 1 is exact, so an inactive circuit's α̂ is (number of indicator neurons it
+    shares with the active set)/S: it passes RiS's step (> 0.25) iff it shares ≥ 2."""
+    res = scheme_run(make_scheme("baseline", 600), 150, z=3, L=1, batch=100, seed=5, dtype=F64)
+    assert res["leak"][1] == res["overlap2"][1] > 0
+
+
+def test_oracle_has_no_false_activation_for_z2():
+    res = scheme_run(make_scheme("oracle", 400), 86, z=2, L=6, batch=50, seed=6)
+    assert max(res["false_on"]) == 0.0
+
+
+def test_determinism():
+    sch = make_scheme("sharp", 400, theta=0.4)
+    a = scheme_run(sch, 60, z=2, L=4, batch=20, seed=7)
+    b = scheme_run(sch, 60, z=2, L=4, batch=20, seed=7)
+    c = scheme_run(sch, 60, z=2, L=4, batch=20, seed=8)
+    assert a == b and a != c
+
+
+def test_widths_and_parameters():
+    for kind in SCHEMES:
+        s = make_scheme(kind, 1000)
+        assert 996 < s.D <= 1000
+    base = make_scheme("baseline", 1000)
+    # 12 of the 16 block pairs are touched (indicator rows never read payload): 12·M² + D biases
+    assert base.parameters(2) - base.parameters(1) == 12 * 250**2 + 1000
+    gated = make_scheme("gated", 1000)
+    assert gated.parameters(2) - gated.parameters(1) == 12 * 250**2 + 1000 + 500
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: make_scheme("nope", 400),
+        lambda: make_scheme("sharp", 400, theta=0.8, theta_hi=0.7),
+        lambda: make_scheme("sharp", 400, theta=-0.1),
+        lambda: make_scheme("baseline", 402),
+        lambda: make_scheme("redundant", 400, share=0.0),
+        lambda: make_scheme("redundant", 400, r=0),
+        lambda: BlockGroup((0, 7), 10, 2),
+        lambda: BlockGroup((0, 1), 10, 11),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2), 10, 2),)),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2, 3), 10, 2),), gate=1.0),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2, 3), 10, 2),), extra="other"),
+        lambda: scheme_run(make_scheme("baseline", 400), 87, z=1, L=2, batch=2),
+        lambda: scheme_run(make_scheme("baseline", 400), 50, z=0, L=2, batch=2),
+    ],
+)
+def test_validation(call):
+    with pytest.raises(ValueError):
+        call()
+
+
+def test_validation_names_parameter():
+    with pytest.raises(ValueError, match="theta_hi"):
+        make_scheme("sharp", 400, theta=0.8, theta_hi=0.7)
+    with pytest.raises(ValueError, match="T=87"):
+        scheme_run(make_scheme("baseline", 400), 87)
+
+
+def test_rows_and_capacity_table():
+    rows = scheme_rows("baseline", 400, 40, z=2, L=3, batch=10, seed=0)
+    assert [r["layer"] for r in rows] == [1, 2, 3] and rows[0]["width"] == 400
+    assert scheme_rows("baseline", 400, 87) == []  # above the assignment capacity (86)
+    df = pd.DataFrame(
+        [{"name": "a", "label": "a", "params": 1, "D": 400, "z": 1, "seed": 0, "layer": 2, "T": T,
+          "worst_dx": e, "false_on": f, "false_off": 0.0}
+         for T, e, f in [(10, 0.1, 0.0), (20, 0.3, 0.0), (30, 0.6, 0.01), (40, 0.2, 0.0)]]
+    )
+    cap = capacity_table(df, eps=0.5)
+    assert cap["T_max"].tolist() == [20] and not cap["capped"].iloc[0]
+    assert math.isclose(cap["boundary"].iloc[0], 20 * (4 / 400) ** 2)
+    assert capacity_table(df, criterion="indicator")["T_max"].tolist() == [20]
+    assert capacity_table(df, eps=0.05)["T_max"].tolist() == [0]
+    with pytest.raises(ValueError):
+        capacity_table(df, criterion="bad")
+    df2 = df.assign(T=10, seed=0)
+    df2["layer"] = [1, 2, 3, 4]
+    assert seizure_onset(df2, on_rate=1e-3)["onset"].tolist() == [3]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    sch = make_scheme("redundant", 400, share=0.2, S_alpha=4, theta=0.4)
+    a = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64)
+    b = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64, device="cuda")
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
