@@ -12,6 +12,8 @@ from .experiment import build_network, rotation_errors, rotation_run, sample_act
 from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
 from .theory import epsilon, rotation_theory
 from .sweep import sweep, rotation_rows
+from . import regime
+from .regime import regime_rows
 
 __version__ = "0.1.0"
 
@@ -21,4 +23,5 @@ __all__ = [
     "SuperposedNetwork", "gather_sum", "scatter_sum", "flat",
     "build_network", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "epsilon", "rotation_theory", "sweep", "rotation_rows",
+    "regime", "regime_rows",
 ]

@@ -149,7 +149,7 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     The points are binned in log x (n_bins equal bins over their range); the median ratio
     of each non-empty bin sits at the bin's median x. The boundary is interpolated (log x
     against log ratio) between the last bin below `level` and the next one. Returns the
-    smallest bin's x if every bin is at or above `level` (the boundary lies below the
+    smallest x if every bin is at or above `level` (the boundary lies at or below the
     data) and +inf if the last bin is still below it (above the data).
     """
     x, ratio = np.asarray(x, float), np.asarray(ratio, float)
@@ -169,7 +169,7 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     cx, cr, ll = np.array(cx), np.array(cr), math.log(level)
     below = np.nonzero(cr < ll)[0]
     if below.size == 0:
-        return float(np.exp(cx[0]))
+        return float(x.min())
     k = below[-1]
     if k == len(cx) - 1:
         return float("inf")

@@ -168,6 +168,8 @@ def sweep(
     `concurrent.futures.Executor`, or a dask.distributed `Client`.
     threads: intra-op torch threads per task (default 1: same numbers under every executor).
     Rows come back in grid order, then seed order, whatever order tasks finish in.
+    `df.attrs["sweep"]` says how many tasks there were, how many were computed and how
+    many read from the cache.
     """
     from concurrent.futures import as_completed
 
@@ -223,7 +225,9 @@ def sweep(
         if owned:
             pool.shutdown(cancel_futures=True)
     frames = [{**tasks[i][0], "seed": tasks[i][1], **row} for i in range(len(tasks)) for row in results[i]]
-    return pd.DataFrame(frames)
+    df = pd.DataFrame(frames)
+    df.attrs["sweep"] = {"tasks": len(tasks), "computed": len(todo), "cached": len(tasks) - len(todo)}
+    return df
 
 
 def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:

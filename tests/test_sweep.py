@@ -69,6 +69,8 @@ def test_cache_hit_is_instant_and_exact(tmp_path):
     b = sweep(counted, GRID, seeds=[0, 1], cache_dir=tmp_path, executor="serial", progress=False)
     assert len(CALLS) == 4, "a rerun with the same inputs must not recompute"
     pd.testing.assert_frame_equal(a, b)
+    assert a.attrs["sweep"] == {"tasks": 4, "computed": 4, "cached": 0}
+    assert b.attrs["sweep"] == {"tasks": 4, "computed": 0, "cached": 4}
     # A new seed computes only the missing entries.
     sweep(counted, GRID, seeds=[0, 1, 2], cache_dir=tmp_path, executor="serial", progress=False)
     assert len(CALLS) == 6
