@@ -38,7 +38,7 @@ from .experiment import build_network, rotation_run, sample_active, sample_unit_
 from .theory import rotation_theory
 
 __all__ = [
-    "ris_pairs", "large_d_grid", "regime_rows", "add_regime_columns", "seed_summary",
+    "ris_pairs", "large_d_grid", "regime_rows", "inactive_on_layer1", "add_regime_columns", "seed_summary",
     "crossing", "boundary_table", "large_d_boundaries", "seizure_onset", "tail_table",
     "plot_ris_figure", "plot_ratio", "plot_large_d", "plot_superposition", "plot_tail", "plot_seizure",
     "QUANTITY_LABELS",
@@ -117,6 +117,21 @@ def regime_rows(
             {"layer": l, "quantity": "phantoms", "measured": float(ps["phantoms"][:, l].mean()), "theory": nan},
         ]
     return rows
+
+
+def inactive_on_layer1(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> float:
+    """E α̂² of an inactive circuit at layer 1 to second order in ε.
+
+    At layer 1 (no propagation) an inactive circuit's on-indicator reads 1/S for each of
+    its k neurons shared with an active circuit (α block: (1.5 − 0.5)/S). Circuits share
+    at most one neuron, so P(share) = S²ε and k ~ Binomial(z, S²ε):
+    E α̂² = E k²/S² = (z·S²ε·(1 − S²ε) + (z·S²ε)²)/S² = z·ε·(1 + (z − 1)·S²·ε).
+    RiS's z·ε is the first-order term; the correction is pairs of active circuits that
+    overlap the same inactive one.
+    """
+    eps = d / D - 1.0 / (S * T)
+    p = S * S * eps
+    return z * eps * (1 + (z - 1) * p)
 
 
 # ---- analysis ------------------------------------------------------------------------------

@@ -97,13 +97,14 @@ def _read_cache(path: Path, key: str):
     return None
 
 
-def _write_cache(path: Path, key: str, rows: list) -> None:
-    """Atomic: write a temporary file beside `path`, fsync it, then rename it over `path`."""
+def _write_cache(path: Path, key: str, rows: list, ident: dict | None = None) -> None:
+    """Atomic: write a temporary file beside `path`, fsync it, then rename it over `path`.
+    `ident` (fn, config, seed, version) is stored alongside for people reading the cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "sha256": _digest(rows), "rows": rows}, f)
+            json.dump({"key": key, **(ident or {}), "sha256": _digest(rows), "rows": rows}, f, default=str)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -125,6 +126,18 @@ def _call(fn, config, seed, threads):
     rows = [dict(r) for r in rows]
     json.dumps(rows)  # fail here, naming nothing obscure later, if a row is not JSON
     return rows
+
+
+def _progress_bar():
+    """tqdm's notebook widget where ipywidgets exists, else the text bar (tqdm.auto would
+    warn "IProgress not found" into every notebook without ipywidgets)."""
+    try:
+        import ipywidgets  # noqa: F401
+
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm
 
 
 def _resolve_executor(executor, workers: int):
@@ -173,9 +186,9 @@ def sweep(
     """
     from concurrent.futures import as_completed
 
-    from tqdm.auto import tqdm
-
     from .config import check_int
+
+    tqdm = _progress_bar()
 
     grid = [dict(c) for c in grid]
     seeds = [check_int("seed", s, 0) for s in seeds]
@@ -200,7 +213,8 @@ def sweep(
     def done(i, key, path, rows):
         results[i] = rows
         if path is not None:
-            _write_cache(path, key, rows)
+            c, s = tasks[i]
+            _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
         bar.update(1)
 
     workers = max_workers if max_workers is not None else min(len(todo), os.cpu_count() or 1)

@@ -192,3 +192,22 @@ def test_plots_run_on_real_rows(tiny):
     s = rg.seed_summary(tiny[tiny.quantity == "active_x"])
     assert (s["measured_count"] == 2).all()
     assert (s["measured_min"] <= s["measured_mean"]).all() and (s["measured_mean"] <= s["measured_max"]).all()
+
+
+def test_inactive_on_layer1_second_order():
+    # z = 1: exactly z*eps; z > 1: the binomial second moment.
+    D, T, S = 1000, 300, 6
+    eps = 4 / D - 1 / (S * T)
+    assert rg.inactive_on_layer1(D, T, S=S, z=1) == pytest.approx(eps)
+    p = S * S * eps
+    for z in (2, 3, 4):
+        ek2 = sum(k * k * math.comb(z, k) * p**k * (1 - p) ** (z - k) for k in range(z + 1))
+        assert rg.inactive_on_layer1(D, T, S=S, z=z) == pytest.approx(ek2 / S**2, rel=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_regime_rows_on_cuda_match_cpu():
+    cpu = pd.DataFrame(rg.regime_rows(400, 60, z=2, batch=30, seed=2, L=3))
+    gpu = pd.DataFrame(rg.regime_rows(400, 60, z=2, batch=30, seed=2, L=3, device="cuda"))
+    m = cpu.quantity.isin(["active_x", "inactive_x", "active_on", "inactive_on"])
+    np.testing.assert_allclose(gpu[m].measured, cpu[m].measured, rtol=1e-4, atol=1e-6)

@@ -70,6 +70,8 @@ def test_cache_hit_is_instant_and_exact(tmp_path):
     assert len(CALLS) == 4, "a rerun with the same inputs must not recompute"
     pd.testing.assert_frame_equal(a, b)
     assert a.attrs["sweep"] == {"tasks": 4, "computed": 4, "cached": 0}
+    entry = json.loads(cache_path(tmp_path, counted, GRID[0], 1).read_text())
+    assert entry["config"] == GRID[0] and entry["seed"] == 1 and entry["fn"].endswith("counted")
     assert b.attrs["sweep"] == {"tasks": 4, "computed": 0, "cached": 4}
     # A new seed computes only the missing entries.
     sweep(counted, GRID, seeds=[0, 1, 2], cache_dir=tmp_path, executor="serial", progress=False)
