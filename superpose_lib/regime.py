@@ -158,6 +158,20 @@ def seed_summary(df: pd.DataFrame, by=("D", "T", "z", "layer", "quantity")) -> p
     return s.reset_index()
 
 
+def _binned_medians(x, ratio, n_bins: int):
+    """Median x and median ratio of the points in each of n_bins equal bins of log x
+    (empty bins dropped); medians of logs, returned exponentiated."""
+    x, ratio = np.asarray(x, float), np.asarray(ratio, float)
+    ok = np.isfinite(x) & np.isfinite(ratio) & (x > 0) & (ratio > 0)
+    lx, lr = np.log(x[ok]), np.log(ratio[ok])
+    if lx.size == 0:
+        return np.array([]), np.array([])
+    edges = np.linspace(lx.min(), lx.max() + 1e-12, n_bins + 1)
+    b = np.clip(np.digitize(lx, edges) - 1, 0, n_bins - 1)
+    keep = [k for k in range(n_bins) if (b == k).any()]
+    return (np.exp([np.median(lx[b == k]) for k in keep]), np.exp([np.median(lr[b == k]) for k in keep]))
+
+
 def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     """T(d/D)² from which the median ratio stays ≥ `level`.
 
@@ -172,16 +186,8 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     x, ratio = x[ok], ratio[ok]
     if x.size == 0:
         return float("nan")
-    lx = np.log(x)
-    edges = np.linspace(lx.min(), lx.max() + 1e-12, n_bins + 1)
-    b = np.clip(np.digitize(lx, edges) - 1, 0, n_bins - 1)
-    cx, cr = [], []
-    for k in range(n_bins):
-        m = b == k
-        if m.any():
-            cx.append(np.median(lx[m]))
-            cr.append(np.median(np.log(ratio[m])))
-    cx, cr, ll = np.array(cx), np.array(cr), math.log(level)
+    bx, br = _binned_medians(x, ratio, n_bins)
+    cx, cr, ll = np.log(bx), np.log(br), math.log(level)
     below = np.nonzero(cr < ll)[0]
     if below.size == 0:
         return float(x.min())
@@ -277,6 +283,15 @@ def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFra
 
 
 # ---- plots -----------------------------------------------------------------------------------
+def _tidy_log_axes(ax):
+    """Major tick labels only on log axes (minor labels like 2×10⁻³ overlap)."""
+    from matplotlib.ticker import NullFormatter
+
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "log":
+            axis.set_minor_formatter(NullFormatter())
+
+
 def _d_colors(Ds):
     import matplotlib.pyplot as plt
 
@@ -324,6 +339,7 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
             if i == len(layers) - 1:
                 ax.set_xlabel(r"$T(d/D)^2$")
             ax.tick_params(labelsize=7)
+            _tidy_log_axes(ax)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f"D={D}") for D, c in colors.items()]
     handles += [plt.Line2D([], [], marker="^", ls="", color="gray", label="T > D/d"), plt.Line2D([], [], ls="--", color="gray", label="theory")]
     fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 10), fontsize=7, bbox_to_anchor=(0.5, 1.0))
@@ -331,9 +347,11 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
     return fig, axes
 
 
-def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None):
-    """Ratio measured/theory against T(d/D)², one panel per z (colour = layer), with the
-    levels and the boundary estimates (vertical lines, shaded CI) from `boundary_table`."""
+def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
+               n_bins: int = 8):
+    """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
+    configuration and seed (dots), the binned medians `crossing` uses (lines), the levels
+    and the level-2 boundaries from `boundary_table` (dotted)."""
     import matplotlib.pyplot as plt
 
     df = add_regime_columns(df) if "ratio" not in df else df
@@ -352,8 +370,8 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
             if h.empty:
                 continue
             ax.scatter(h["x"], h["ratio"], s=5, color=c, alpha=0.35, lw=0)
-            med = h.groupby(["D", "T"]).agg(x=("x", "first"), r=("ratio", "median")).sort_values("x")
-            ax.plot(med["x"], med["r"].rolling(5, center=True, min_periods=1).median(), color=c, lw=1.2, label=f"layer {layer}")
+            bx, br = _binned_medians(h["x"].to_numpy(), h["ratio"].to_numpy(), n_bins)
+            ax.plot(bx, br, "-o", ms=3, color=c, lw=1.2, label=f"layer {layer}")
             if bounds is not None:
                 b = bounds[(bounds["z"] == z) & (bounds["layer"] == layer) & (bounds["level"] == 2.0)]
                 for _, r in b.iterrows():
@@ -364,6 +382,7 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
         ax.axvline(0.004, color="gray", lw=0.8, ls="-.")
         ax.set(xscale="log", yscale="log", title=f"z = {z}", xlabel=r"$T(d/D)^2$")
         ax.tick_params(labelsize=7)
+        _tidy_log_axes(ax)
     axes[0].set_ylabel(f"measured / theory\n{QUANTITY_LABELS.get(quantity, quantity)}", fontsize=8)
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
@@ -391,18 +410,22 @@ def plot_large_d(df: pd.DataFrame, quantity: str = "active_x", layer: int = 4, a
         for lev in (1.5, 2.0):
             ax.axhline(lev, color="k", lw=0.6, ls="--")
         ax.set(xscale="log", yscale="log", title=f"z = {z}, layer {layer}", xlabel=r"$T(d/D)^2$")
+        _tidy_log_axes(ax)
     axes[0].set_ylabel("measured / theory")
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     return fig, axes
 
 
-def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: int = 4):
-    """Left: boundary x* against D (per z and layer); right: the superposition it allows,
-    T·d/D = x*·D/d circuit neurons per network neuron, with the seed's 0.004 for reference."""
+def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: int = 4, layers=None):
+    """Left: boundary x* against D (per z and layer, `layers` only if given); right: the
+    superposition it allows, T·d/D = x*·D/d circuit neurons per network neuron, with the
+    seed's 0.004 for reference."""
     import matplotlib.pyplot as plt
 
     b = bounds[(bounds["level"] == level) & np.isfinite(bounds["x_star"])]
+    if layers is not None:
+        b = b[b["layer"].isin(layers)]
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     fig = axes[0].figure
@@ -423,6 +446,8 @@ def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: i
     axes[1].set(xscale="log", yscale="log", xlabel="D", ylabel="superposition $T d/D$ at the boundary")
     axes[0].legend(fontsize=6, ncol=2)
     axes[1].legend(fontsize=7)
+    for ax in axes:
+        _tidy_log_axes(ax)
     fig.tight_layout()
     return fig, axes
 
@@ -447,6 +472,7 @@ def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
             ax.scatter(h["x"], h["f"], s=8, color=cmap(k / max(len(layers), 1)), label=f"layer {layer}")
         ax.axvline(0.004, color="gray", lw=0.8, ls="-.")
         ax.set(xscale="log", title=f"z = {z}", xlabel=r"$T(d/D)^2$")
+        _tidy_log_axes(ax)
     axes[0].set_ylabel(rf"fraction of active circuits, $|\delta x|^2 > {threshold:g}$", fontsize=8)
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
@@ -482,5 +508,6 @@ def plot_seizure(df: pd.DataFrame, z: int, axes=None):
     L = int(g["layer"].max())
     axes[1].set(xscale="log", xlabel=r"$T(d/D)^2$", ylabel="seizure onset layer", yticks=range(1, L + 2),
                 yticklabels=[str(i) for i in range(1, L + 1)] + ["none"])
+    _tidy_log_axes(axes[1])
     fig.tight_layout()
     return fig, axes
