@@ -25,7 +25,9 @@ sweeps that outgrow one machine::
     df = sweep(fn, grid, seeds, executor=client)   # a Client is used via client.get_executor()
 
 `fn` must be importable by the workers (a module-level function of an installed
-package, not one defined in a notebook).
+package, not one defined in a notebook). The process pool uses the spawn start method, so
+a script that calls `sweep` must guard its entry point with `if __name__ == "__main__":`
+(notebooks need nothing).
 
 Same seed, same numbers, under every executor. The structured forward pass is bitwise
 independent of the thread count, but PyTorch's CPU reductions (`Tensor.sum` over more
