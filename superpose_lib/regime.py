@@ -284,12 +284,17 @@ def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFra
 
 # ---- plots -----------------------------------------------------------------------------------
 def _tidy_log_axes(ax):
-    """Major tick labels only on log axes (minor labels like 2×10⁻³ overlap)."""
-    from matplotlib.ticker import NullFormatter
+    """Readable log axes: x ticks at 1, 2, 5 × 10ⁿ written as plain numbers (0.002), no
+    minor labels (matplotlib's 2×10⁻³ 3×10⁻³ ... overlap)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-        if scale == "log":
-            axis.set_minor_formatter(NullFormatter())
+    for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log":
+            continue
+        axis.set_minor_formatter(NullFormatter())
+        if axis is ax.xaxis or (min(lim) > 0 and max(lim) / min(lim) < 100):  # short spans: 1-2-5 ticks
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
 def _d_colors(Ds):
