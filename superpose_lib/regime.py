@@ -137,11 +137,15 @@ def inactive_on_layer1(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) ->
 # ---- analysis ------------------------------------------------------------------------------
 def add_regime_columns(df: pd.DataFrame, d: int = 4) -> pd.DataFrame:
     """Copy of `df` with x = T(d/D)², superposition T·d/D (circuit neurons per network
-    neuron), and ratio = measured/theory (NaN where theory is 0 or NaN)."""
+    neuron), eps = d/D − 1/(ST), and ratio = measured/theory (NaN where the theory is 0 or
+    NaN, or where ε ≤ 0: with T ≤ D/(dS) the overlap estimate ε, and so the theory, is
+    meaningless; S from the `S` column, default 6)."""
     out = df.copy()
+    S = out["S"] if "S" in out else 6
     out["x"] = out["T"] * (d / out["D"]) ** 2
     out["superposition"] = out["T"] * d / out["D"]
-    th = out["theory"].where(out["theory"] > 0)
+    out["eps"] = d / out["D"] - 1.0 / (S * out["T"])
+    th = out["theory"].where((out["theory"] > 0) & (out["eps"] > 0))
     out["ratio"] = out["measured"] / th
     return out
 

@@ -211,3 +211,15 @@ def test_regime_rows_on_cuda_match_cpu():
     gpu = pd.DataFrame(rg.regime_rows(400, 60, z=2, batch=30, seed=2, L=3, device="cuda"))
     m = cpu.quantity.isin(["active_x", "inactive_x", "active_on", "inactive_on"])
     np.testing.assert_allclose(gpu[m].measured, cpu[m].measured, rtol=1e-4, atol=1e-6)
+
+
+def test_ratio_is_undefined_where_epsilon_is_not_positive():
+    df = pd.DataFrame([
+        {"D": 4096, "T": 131, "S": 6, "quantity": "active_x", "measured": 1e-12, "theory": 1e-6},  # eps < 0
+        {"D": 4096, "T": 4194, "S": 6, "quantity": "active_x", "measured": 2e-3, "theory": 1e-3},
+        {"D": 4096, "T": 4194, "S": 6, "quantity": "active_on", "measured": 0.0, "theory": 0.0},
+    ])
+    out = rg.add_regime_columns(df)
+    assert math.isnan(out["ratio"][0]) and out["ratio"][1] == 2.0 and math.isnan(out["ratio"][2])
+    assert out["eps"][0] < 0 < out["eps"][1]
+    assert out["x"][1] == pytest.approx(4194 * (4 / 4096) ** 2)
