@@ -16,6 +16,8 @@ from .experiment import balance_chi_dense, rotation_error_rows, rotation_per_cir
 from . import plots
 from . import gpt2, toy_gist  # GPT-2 gist features (book/gist.md); transformers is imported lazily
 from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run
+from . import regime
+from .regime import regime_rows
 
 __version__ = "0.1.0"
 
@@ -28,6 +30,7 @@ __all__ = [
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "plots",
     "gpt2", "toy_gist",
     "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
+    "regime", "regime_rows",
 ]
 
 from . import graph, blocks  # noqa: E402  (cross-circuit computation; exact z=1 baseline)

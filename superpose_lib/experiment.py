@@ -53,10 +53,20 @@ def sample_unit_vectors(shape, generator: torch.Generator) -> torch.Tensor:
 
 @dataclass
 class RotationRun:
-    """One batch through a network: per layer sums of squared errors (float64)."""
+    """One batch through a network: per layer sums of squared errors (float64).
+
+    per_sample (only with `rotation_run(..., per_sample=True)`): float64 tensors indexed
+    [..., layer] (index 0 = input, left 0):
+    err_x [B, z, L+1] |δx|² of every active circuit; err_on [B, z, L+1] (1 − α̂)²;
+    on [B, L+1] neurons with A > 0; explained [B, L+1] d·|∪_{t active} e_t^l|, the neurons
+    the active circuits use; outside [B, L+1] switched-on neurons outside that union;
+    phantoms [B, L+1] inactive circuits whose on-indicator readout α̂ > 0.25 (it passes
+    the step).
+    """
 
     sums: dict
     counts: dict
+    per_sample: dict | None = None
 
     def mse(self) -> dict:
         return {k: [s / self.counts[k] for s in v] for k, v in self.sums.items()}
@@ -83,7 +93,9 @@ def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
     return torch.stack([alpha, x[:, 0], x[:, 1]])
 
 
-def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None) -> RotationRun:
+def rotation_run(
+    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False
+) -> RotationRun:
     """Run `net` on active sets `active` [B, z] with inputs x0 [B, z, 2] and accumulate the
     per-layer squared errors of every circuit (active vs the small circuits' truth;
     inactive against 0).
@@ -96,6 +108,9 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
     layer at T = 2000, B = 500 and 6.9× at T = 268435, B = 62; the sums agree to ~1e-8
     relative in float32 and ~1e-15 in float64. Chunking the batch changes only the order of
     the float64 summation.
+
+    per_sample=True also keeps each active circuit's errors and each sample's switched-on
+    neuron counts (`RotationRun.per_sample`); the sums are the same either way.
     """
     T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
@@ -104,6 +119,10 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
     sums = {k: [0.0] * (L + 1) for k in keys}
     chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size(), device=device)
     dec = _decode_matrix(d).to(device) / S  # readout â = G / S
+    ps = None
+    if per_sample:
+        ps = {k: torch.zeros(B, z, L + 1, dtype=torch.float64) for k in ("err_x", "err_on")}
+        ps |= {k: torch.zeros(B, L + 1, dtype=torch.float64) for k in ("on", "explained", "outside", "phantoms")}
     for lo in range(0, B, chunk):
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
@@ -122,9 +141,22 @@ def rotation_run(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor,
             sq = torch.einsum("ki,ij,kj->k", dec, gram, dec)  # Σ α̂², Σ x̂0², Σ x̂1²
             sums["inactive_on"][l] += float(sq[0])
             sums["inactive_x"][l] += float(sq[1] + sq[2])
+            if ps is not None:
+                hi = lo + b
+                alpha = (G[:, 0] - G[:, 1]).double() / S  # every circuit's α̂ [T, b] (G restored above)
+                ps["err_x"][lo:hi, :, l] = ((a_x - t_x) ** 2).sum(-1).cpu()
+                ps["err_on"][lo:hi, :, l] = ((a_alpha - t_alpha) ** 2).cpu()
+                ps["phantoms"][lo:hi, l] = ((alpha > 0.25).sum(0) - (a_alpha > 0.25).sum(1)).double().cpu()
+                # Neurons the active circuits use at layer l: the union of their e_t^l (per block).
+                used = torch.zeros(net.M, b, dtype=torch.bool, device=device)
+                used[net.idx[l - 1][act].reshape(b, -1), cols[:, :1].expand(b, z * net.S)] = True
+                on = A > 0  # [M, d, b]
+                ps["on"][lo:hi, l] = on.sum((0, 1)).double().cpu()
+                ps["explained"][lo:hi, l] = (d * used.sum(0)).double().cpu()
+                ps["outside"][lo:hi, l] = (on & ~used[:, None, :]).sum((0, 1)).double().cpu()
     n_act, n_inact = B * z, B * (T - z)
     counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1)}
-    return RotationRun(sums, counts)
+    return RotationRun(sums, counts, ps)
 
 
 def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4) -> dict:

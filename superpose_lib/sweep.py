@@ -1,12 +1,40 @@
 """Sweeps: a grid of configurations × seeds -> one tidy table, cached on disk.
 
 `sweep(fn, grid, seeds)` calls `fn(**config, seed=seed)` for every pair. `fn` returns a
-list of rows (dicts); the table gets one row per returned row, with the configuration
-and the seed as columns. Results are cached as one JSON file per (fn, configuration,
-seed, library version), written atomically; an unreadable or mismatched entry is
-recomputed, never used. Work runs through any `concurrent.futures.Executor`: a local
-process pool by default, `executor="serial"` in-process, or a dask.distributed client's
-`client.get_executor()` for sweeps that outgrow one machine.
+list of rows (dicts of JSON scalars); the table gets one row per returned row, with the
+configuration and the seed as columns in front (tidy: one row per configuration, seed
+and whatever `fn` splits by, e.g. layer and quantity).
+
+Cache. One JSON file per (fn, configuration, seed, library version) under `cache_dir`,
+named by the SHA-256 of those four. The library version includes a hash of the
+library's source, so any code change invalidates old entries. Files are written
+atomically (temporary file in the same folder, fsync, `os.replace`), so a killed run
+leaves either the old entry or the new one, never half of one. Each file stores its key
+and a SHA-256 of its rows; a missing, truncated, garbled or stale file fails those
+checks and is recomputed, never used. A rerun with the same inputs reads every result
+from disk and is instant. Results are cached as they complete: an interrupted sweep
+resumes where it stopped.
+
+Executors. `executor=None` (default) runs a local process pool (spawn context, so CUDA
+and forked BLAS threads are safe; one intra-op thread per worker). `executor="serial"`
+runs in this process. Any `concurrent.futures.Executor` works, e.g. dask.distributed for
+sweeps that outgrow one machine::
+
+    from dask.distributed import Client, LocalCluster
+    client = Client(LocalCluster(n_workers=4, threads_per_worker=1))  # or Client("tcp://scheduler:8786")
+    df = sweep(fn, grid, seeds, executor=client)   # a Client is used via client.get_executor()
+
+`fn` must be importable by the workers (a module-level function of an installed
+package, not one defined in a notebook). The process pool uses the spawn start method, so
+a script that calls `sweep` must guard its entry point with `if __name__ == "__main__":`
+(notebooks need nothing).
+
+Same seed, same numbers, under every executor. The structured forward pass is bitwise
+independent of the thread count, but PyTorch's CPU reductions (`Tensor.sum` over more
+than 32768 elements) split the work by thread, so the last bits of float64 sums changed
+with `torch.set_num_threads` (measured: 1 ulp at D = 16000, T = 16000 between 1 and 4
+threads). Every task therefore runs with `threads` intra-op threads (default 1), set
+around the call and restored after it, in whichever process runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +49,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-__all__ = ["sweep", "library_version", "cache_key", "rotation_rows"]
+__all__ = ["sweep", "library_version", "cache_key", "cache_path", "rotation_rows"]
 
 
 def library_version() -> str:
@@ -35,42 +63,103 @@ def library_version() -> str:
     return f"{__version__}+{h.hexdigest()[:12]}"
 
 
+def _fn_name(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
 def cache_key(fn: Callable, config: dict, seed: int, version: str) -> str:
-    ident = {"fn": f"{fn.__module__}.{fn.__qualname__}", "config": config, "seed": seed, "version": version}
+    """SHA-256 naming one result: the function, its configuration, the seed, the library version."""
+    ident = {"fn": _fn_name(fn), "config": config, "seed": seed, "version": version}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def cache_path(cache_dir: str | os.PathLike, fn: Callable, config: dict, seed: int) -> Path:
+    """Where `sweep` caches fn(**config, seed=seed) under `cache_dir` (current library version)."""
+    return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version())}.json"
+
+
+def _digest(rows: list) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
 def _read_cache(path: Path, key: str):
+    """The cached rows, or None if the entry is missing, partial, corrupt or stale."""
     try:
         payload = json.loads(path.read_text())
-        if payload.get("key") == key and isinstance(payload.get("rows"), list):
-            return payload["rows"]
-    except (OSError, ValueError):
+        rows = payload["rows"]
+        if (
+            payload["key"] == key
+            and isinstance(rows, list)
+            and all(isinstance(r, dict) for r in rows)
+            and payload["sha256"] == _digest(rows)
+        ):
+            return rows
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         pass
-    return None  # missing, partial, corrupt or stale: recompute
+    return None
 
 
-def _write_cache(path: Path, key: str, rows: list) -> None:
+def _write_cache(path: Path, key: str, rows: list, ident: dict | None = None) -> None:
+    """Atomic: write a temporary file beside `path`, fsync it, then rename it over `path`.
+    `ident` (fn, config, seed, version) is stored alongside for people reading the cache."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump({"key": key, "rows": rows}, f)
+            json.dump({"key": key, **(ident or {}), "sha256": _digest(rows), "rows": rows}, f, default=str)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _worker_init() -> None:
-    # Several workers share the cores: one thread each (50× slower otherwise on 2 cores).
+def _call(fn, config, seed, threads):
+    """fn(**config, seed=seed) with `threads` intra-op torch threads (restored after)."""
     import torch
 
-    torch.set_num_threads(1)
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows = fn(**config, seed=seed)
+    finally:
+        torch.set_num_threads(old)
+    rows = [dict(r) for r in rows]
+    json.dumps(rows)  # fail here, naming nothing obscure later, if a row is not JSON
+    return rows
 
 
-def _call(fn, config, seed):
-    return fn(**config, seed=seed)
+def _progress_bar():
+    """tqdm's notebook widget where ipywidgets exists, else the text bar (tqdm.auto would
+    warn "IProgress not found" into every notebook without ipywidgets)."""
+    try:
+        import ipywidgets  # noqa: F401
+
+        from tqdm.auto import tqdm
+    except ImportError:
+        from tqdm import tqdm
+    return tqdm
+
+
+def _resolve_executor(executor, workers: int):
+    """(executor, owned): "serial" -> None; a dask Client -> its executor; None -> a spawn pool."""
+    if executor == "serial":
+        return None, False
+    if executor is None or executor == "process":
+        if workers <= 1:
+            return None, False
+        import multiprocessing as mp
+
+        return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")), True
+    if hasattr(executor, "get_executor") and not isinstance(executor, Executor):  # dask.distributed.Client
+        return executor.get_executor(), False
+    if isinstance(executor, Executor):
+        return executor, False
+    raise ValueError(
+        f"executor={executor!r} is not supported: use None or 'process' (local process pool), "
+        "'serial', a concurrent.futures.Executor, or a dask.distributed Client"
+    )
 
 
 def sweep(
@@ -81,25 +170,42 @@ def sweep(
     cache_dir: str | os.PathLike | None = None,
     executor: Executor | str | None = None,
     max_workers: int | None = None,
+    threads: int = 1,
     progress: bool = True,
     desc: str | None = None,
 ) -> pd.DataFrame:
-    """Run `fn` over `grid` × `seeds` and return a tidy DataFrame.
+    """Run `fn(**config, seed=seed)` over `grid` × `seeds` and return a tidy DataFrame.
 
-    executor: None -> a local process pool (one thread per worker), "serial" -> in this
-    process, or any concurrent.futures.Executor (e.g. dask's `client.get_executor()`).
+    grid: configurations (dicts of keyword arguments, JSON-serialisable); seeds: ints.
+    cache_dir: folder for the on-disk cache (None: no cache).
+    executor: None or "process" -> a local process pool of `max_workers` (default: one
+    per CPU, at most one per task), "serial" -> in this process, any
+    `concurrent.futures.Executor`, or a dask.distributed `Client`.
+    threads: intra-op torch threads per task (default 1: same numbers under every executor).
+    Rows come back in grid order, then seed order, whatever order tasks finish in.
+    `df.attrs["sweep"]` says how many tasks there were, how many were computed and how
+    many read from the cache.
     """
-    from tqdm.auto import tqdm
+    from concurrent.futures import as_completed
 
-    grid, seeds = [dict(c) for c in grid], [int(s) for s in seeds]
+    from .config import check_int
+
+    tqdm = _progress_bar()
+
+    grid = [dict(c) for c in grid]
+    seeds = [check_int("seed", s, 0) for s in seeds]
+    threads = check_int("threads", threads, 1)
+    for c in grid:
+        if "seed" in c:
+            raise ValueError("a grid configuration may not contain 'seed': pass seeds=... instead")
     version = library_version()
     tasks = [(c, s) for c in grid for s in seeds]
     results: dict[int, list] = {}
     todo = []
     for i, (c, s) in enumerate(tasks):
         key = cache_key(fn, c, s, version)
-        path = Path(cache_dir) / f"{key}.json" if cache_dir else None
-        rows = _read_cache(path, key) if path else None
+        path = Path(cache_dir) / f"{key}.json" if cache_dir is not None else None
+        rows = _read_cache(path, key) if path is not None else None
         if rows is None:
             todo.append((i, key, path))
         else:
@@ -108,32 +214,36 @@ def sweep(
 
     def done(i, key, path, rows):
         results[i] = rows
-        if path:
-            _write_cache(path, key, rows)
+        if path is not None:
+            c, s = tasks[i]
+            _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
         bar.update(1)
 
-    workers = max_workers or min(len(todo), os.cpu_count() or 1)
-    if executor == "serial" or (executor is None and workers <= 1):
-        for i, key, path in todo:
-            done(i, key, path, _call(fn, *tasks[i]))
-    else:
-        own = executor is None
-        if own:
-            import multiprocessing as mp
-
-            executor = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
-        try:
-            futures = {executor.submit(_call, fn, *tasks[i]): (i, key, path) for i, key, path in todo}
-            from concurrent.futures import as_completed
-
-            for fut in as_completed(futures):
-                done(*futures[fut], fut.result())
-        finally:
-            if own:
-                executor.shutdown()
-    bar.close()
+    workers = max_workers if max_workers is not None else min(len(todo), os.cpu_count() or 1)
+    if max_workers is not None:
+        check_int("max_workers", max_workers, 1)
+    pool, owned = _resolve_executor(executor, workers) if todo else (None, False)
+    try:
+        if pool is None:
+            for i, key, path in todo:
+                done(i, key, path, _call(fn, *tasks[i], threads))
+        else:
+            futures = {pool.submit(_call, fn, *tasks[i], threads): (i, key, path) for i, key, path in todo}
+            try:
+                for fut in as_completed(futures):
+                    done(*futures[fut], fut.result())
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        bar.close()
+        if owned:
+            pool.shutdown(cancel_futures=True)
     frames = [{**tasks[i][0], "seed": tasks[i][1], **row} for i in range(len(tasks)) for row in results[i]]
-    return pd.DataFrame(frames)
+    df = pd.DataFrame(frames)
+    df.attrs["sweep"] = {"tasks": len(tasks), "computed": len(todo), "cached": len(tasks) - len(todo)}
+    return df
 
 
 def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
