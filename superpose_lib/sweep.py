@@ -130,7 +130,7 @@ def _call(fn, config, seed, threads):
     return rows
 
 
-def _progress_bar():
+def progress_bar():
     """tqdm's notebook widget where ipywidgets exists, else the text bar (tqdm.auto would
     warn "IProgress not found" into every notebook without ipywidgets)."""
     try:
@@ -190,7 +190,7 @@ def sweep(
 
     from .config import check_int
 
-    tqdm = _progress_bar()
+    tqdm = progress_bar()
 
     grid = [dict(c) for c in grid]
     seeds = [check_int("seed", s, 0) for s in seeds]

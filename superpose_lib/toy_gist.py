@@ -184,9 +184,9 @@ def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: in
     losses = []
     it = range(steps)
     if progress:
-        from tqdm.auto import tqdm
+        from .sweep import progress_bar
 
-        it = tqdm(it, desc=f"toy p={lang.switch}", leave=False)
+        it = progress_bar()(it, desc=f"toy p={lang.switch}", leave=False)
     model.train()
     for _ in it:
         tokens, _ = lang.sample(batch, cfg.n_ctx + 1, g)
