@@ -5,37 +5,40 @@ per layer (M = D/d per block), L layers, z active circuits, redundancy S; e_t^l 
 vector of circuit t at layer l; w_t = w̄ + Δw_t; χ the mean-weight balance.
 """
 
-from .assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap
-from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
-from .config import CiSConfig
-from .experiment import build_network, rotation_errors, rotation_run, sample_active, sample_unit_vectors
-from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
-from .theory import epsilon, rotation_theory
-from .sweep import sweep, rotation_rows
-from .experiment import balance_chi_dense, rotation_error_rows, rotation_per_circuit, shared_neurons, with_chi
-from . import plots
-from . import gpt2, toy_gist  # GPT-2 gist features (book/gist.md); transformers is imported lazily
-from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run
-from . import regime
-from .regime import regime_rows
-
 __version__ = "0.1.0"
 
+# The construction, stage by stage (chapter "Constructing circuits in superposition")
+from .config import CiSConfig
+from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
+from .assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap
+from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
+from .theory import epsilon, rotation_theory
+from .experiment import (
+    balance_chi_dense, build_network, rotation_error_rows, rotation_errors, rotation_per_circuit, rotation_run,
+    sample_active, sample_unit_vectors, seeded_experiment, shared_neurons, with_chi,
+)
+from .sweep import rotation_rows, sweep
+from . import plots
+
+# One module per later chapter
+from . import regime  # "The T(d/D)² regime"
+from .regime import regime_rows
+from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run  # "Error correction"
+from . import graph, blocks  # "Cross-circuit computation" and its exact z = 1 baseline
+from .graph import CircuitGraph, GraphNetwork, graph_chain_theory, predict_graph_errors, run_graph
+from .blocks import BlockNetwork, block_cost
+from . import gpt2, toy_gist  # "GPT-2 gist features"; transformers is imported lazily
+
 __all__ = [
-    "CiSConfig", "max_circuits", "admissible_steps", "assign", "layer_assignments", "mean_squared_overlap",
-    "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
-    "SuperposedNetwork", "gather_sum", "scatter_sum", "flat",
-    "build_network", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
-    "epsilon", "rotation_theory", "sweep", "rotation_rows",
-    "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "plots",
-    "gpt2", "toy_gist",
-    "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
+    "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
+    "max_circuits", "admissible_steps", "assign", "layer_assignments", "mean_squared_overlap",
+    "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "epsilon", "rotation_theory",
+    "build_network", "seeded_experiment", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
+    "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons",
+    "sweep", "rotation_rows", "plots",
     "regime", "regime_rows",
+    "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
+    "graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors", "graph_chain_theory",
+    "BlockNetwork", "block_cost",
+    "gpt2", "toy_gist",
 ]
-
-from . import graph, blocks  # noqa: E402  (cross-circuit computation; exact z=1 baseline)
-from .graph import CircuitGraph, GraphNetwork, run_graph, predict_graph_errors, graph_chain_theory  # noqa: E402
-from .blocks import BlockNetwork, block_cost  # noqa: E402
-
-__all__ += ["graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors",
-            "graph_chain_theory", "BlockNetwork", "block_cost"]

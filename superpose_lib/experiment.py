@@ -15,7 +15,7 @@ from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights,
 from .config import CiSConfig, check_int
 from .network import SuperposedNetwork
 
-__all__ = ["build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run", "rotation_errors"]
+__all__ = ["seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run", "rotation_errors"]
 
 
 def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", dtype=torch.float32):
@@ -167,13 +167,21 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
     inactive) circuits. Active sets are z distinct circuits drawn uniformly; x is on the
     unit circle. The same seed gives the same numbers.
     """
+    return rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)).mse()
+
+
+def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4):
+    """The draws behind every seeded measurement, in this order from one generator seeded
+    with `seed`: the T angles, the L layer permutations, the active sets, the inputs x.
+    Returns (net, active [batch, z], x0 [batch, z, 2]); the same seed gives the same network
+    and inputs, so every function built on it reports consistent numbers."""
     cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
     batch = check_int("batch", batch, 1)
     g = torch.Generator().manual_seed(int(seed))
     net, _ = build_network(cfg, g, device=device, dtype=dtype)
     active = sample_active(cfg.T, cfg.z, batch, g)
     x0 = sample_unit_vectors((batch, cfg.z), g)
-    return rotation_run(net, active, x0).mse()
+    return net, active, x0
 
 
 # ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----
@@ -237,12 +245,7 @@ def rotation_error_rows(
     batch and the circuits), theory (`rotation_theory`)."""
     from .theory import rotation_theory
 
-    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
-    batch = check_int("batch", batch, 1)
-    g = torch.Generator().manual_seed(int(seed))
-    net, _ = build_network(cfg, g, device=device, dtype=dtype)
-    active = sample_active(cfg.T, cfg.z, batch, g)
-    x0 = sample_unit_vectors((batch, cfg.z), g)
+    net, active, x0 = seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)
     per = rotation_per_circuit(net, active, x0)
     theory = rotation_theory(D, T, S=S, L=L, z=z, d=d)
     rows = []

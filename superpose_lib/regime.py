@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 
 from .assignment import max_circuits
-from .config import CiSConfig, check_int
-from .experiment import build_network, rotation_run, sample_active, sample_unit_vectors
+from .config import check_int
+from .experiment import rotation_run, seeded_experiment
 from .theory import rotation_theory
 
 __all__ = [
@@ -90,13 +90,7 @@ def regime_rows(
 
     Same draws as `rotation_errors(D, T, ..., seed=seed)`: the means are identical.
     """
-    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
-    batch = check_int("batch", batch, 1)
-    g = torch.Generator().manual_seed(int(seed))
-    net, _ = build_network(cfg, g, device=device)
-    active = sample_active(cfg.T, cfg.z, batch, g)
-    x0 = sample_unit_vectors((batch, cfg.z), g)
-    run = rotation_run(net, active, x0, per_sample=True)
+    run = rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d), per_sample=True)
     mse, theory, ps = run.mse(), rotation_theory(D, T, S=S, L=L, z=z, d=d), run.per_sample
     nan = float("nan")
     rows = []
