@@ -350,22 +350,26 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
     return fig, axes
 
 
+def _z_panels(g: pd.DataFrame, axes=None):
+    """One panel per z of `g` (shared y axis; created unless `axes` is given), with the
+    layers of `g` and the colour map that tells them apart."""
+    import matplotlib.pyplot as plt
+
+    zs = sorted(g["z"].unique())
+    if axes is None:
+        _, axes = plt.subplots(1, len(zs), figsize=(3.3 * len(zs), 3.0), sharey=True, squeeze=False)
+        axes = axes[0]
+    return axes[0].figure, axes, zs, sorted(g["layer"].unique()), plt.get_cmap("plasma")
+
+
 def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
                n_bins: int = 8):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
     configuration and seed (dots), the binned medians `crossing` uses (lines), the levels
     and the level-2 boundaries from `boundary_table` (dotted)."""
-    import matplotlib.pyplot as plt
-
     df = add_regime_columns(df) if "ratio" not in df else df
     g = df[(df["quantity"] == quantity) & df["ratio"].notna()]
-    zs = sorted(g["z"].unique())
-    if axes is None:
-        fig, axes = plt.subplots(1, len(zs), figsize=(3.3 * len(zs), 3.0), sharey=True, squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
-    cmap = plt.get_cmap("plasma")
-    layers = sorted(g["layer"].unique())
+    fig, axes, zs, layers, cmap = _z_panels(g, axes)
     for ax, z in zip(axes, zs):
         for k, layer in enumerate(layers):
             c = cmap(k / max(len(layers), 1))
@@ -458,17 +462,9 @@ def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: i
 def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     """Fraction of active circuits with |δx|² > threshold against T(d/D)², one panel per z,
     colour = layer (mean over seeds per configuration)."""
-    import matplotlib.pyplot as plt
-
     df = add_regime_columns(df) if "x" not in df else df
     g = df[df["quantity"] == f"active_x_frac>{threshold:g}"]
-    zs = sorted(g["z"].unique())
-    if axes is None:
-        fig, axes = plt.subplots(1, len(zs), figsize=(3.3 * len(zs), 3.0), sharey=True, squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
-    cmap = plt.get_cmap("plasma")
-    layers = sorted(g["layer"].unique())
+    fig, axes, zs, layers, cmap = _z_panels(g, axes)
     for ax, z in zip(axes, zs):
         for k, layer in enumerate(layers):
             h = g[(g["z"] == z) & (g["layer"] == layer)].groupby(["D", "T"]).agg(x=("x", "first"), f=("measured", "mean"))
