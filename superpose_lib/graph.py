@@ -34,12 +34,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .assignment import layer_assignments, max_circuits
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, sample_thetas
 from .config import check_int
-from .network import SuperposedNetwork, _csr_users, connectivity, flat, gather_sum, scatter_sum
+from .network import SuperposedNetwork, _csr_users, connectivity, dense_blocks, flat, gather_sum, scatter_sum
 from .theory import epsilon
 
 __all__ = [
@@ -330,12 +329,8 @@ class GraphNetwork(SuperposedNetwork):
     def dense_weight(self, l: int) -> torch.Tensor:
         """W^l = w̄ ⊗ 𝒲^l + (1/S) Σ_e Δw_e ⊗ |e_u^l⟩⟨e_t^{l−1}|, dense D × D (reference)."""
         st = self.layers[l - 1]
-        M, d, S = self.M, self.d, self.S
-        cur = F.one_hot(self.idx[l - 1][st.readers], M).sum(1).to(self.w.dtype)
-        prev = F.one_hot(self.idx[l - 2][st.sources], M).sum(1).to(self.w.dtype)
-        blocks = torch.einsum("ij,nm->injm", self.w_bar, self.mixing_matrix(l))
-        blocks = blocks + torch.einsum("eij,en,em->injm", st.dw, cur, prev) / S
-        return blocks.reshape(d * M, d * M)
+        cur, prev = self.idx[l - 1][st.readers], self.idx[l - 2][st.sources]
+        return dense_blocks(self.w_bar, self.mixing_matrix(l), st.dw, cur, prev, self.M)
 
     def forward_dense(self, A0: torch.Tensor) -> list[torch.Tensor]:
         b = self.bias.repeat_interleave(self.M)

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LayerStructure", "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "connectivity", "excess_pairs", "balance_chi"]
+__all__ = ["LayerStructure", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat", "connectivity", "excess_pairs", "balance_chi"]
 
 
 def gather_sum(A: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -188,6 +188,20 @@ def _rank_factor(w_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (U[:, :r] * s[:r]).to(w_bar.dtype), Vh[:r].to(w_bar.dtype).contiguous()
 
 
+def dense_blocks(w_bar, mixing, dw, cur, prev, M: int) -> torch.Tensor:
+    """W = w̄ ⊗ 𝒲 + (1/S) Σ_k Δw_k ⊗ |e_{cur_k}⟩⟨e_{prev_k}| as a dense D × D matrix, neuron
+    i·M + n (the readable reference). Row k of cur/prev [K, S] lists the neurons of the
+    reader at layer l and of the source at layer l−1: a circuit and itself in the RiS
+    network, the two ends of an edge in a circuit graph."""
+    S = cur.shape[1]
+    d = w_bar.shape[0]
+    e_cur = F.one_hot(cur, M).sum(1).to(dw.dtype)  # [K, M]
+    e_prev = F.one_hot(prev, M).sum(1).to(dw.dtype)
+    blocks = torch.einsum("ij,nm->injm", w_bar, mixing)
+    blocks = blocks + torch.einsum("kij,kn,km->injm", dw, e_cur, e_prev) / S
+    return blocks.reshape(d * M, d * M)
+
+
 class SuperposedNetwork(nn.Module):
     """The RiS large network, structured (never materialises D × D).
 
@@ -324,12 +338,7 @@ class SuperposedNetwork(nn.Module):
 
     def dense_weight(self, l: int) -> torch.Tensor:
         """W^l as a dense D × D matrix (reference and pictures; l ≥ 2), neuron i·M + n."""
-        M, d, S = self.M, self.d, self.S
-        cur = F.one_hot(self.idx[l - 1], M).sum(1).to(self.w.dtype)  # [T, M] = e_t^l
-        prev = F.one_hot(self.idx[l - 2], M).sum(1).to(self.w.dtype)
-        blocks = torch.einsum("ij,nm->injm", self.w_bar, self.mixing_matrix(l))
-        blocks = blocks + torch.einsum("tij,tn,tm->injm", self.dw, cur, prev) / S
-        return blocks.reshape(d * M, d * M)
+        return dense_blocks(self.w_bar, self.mixing_matrix(l), self.dw, self.idx[l - 1], self.idx[l - 2], self.M)
 
     def forward_dense(self, A0: torch.Tensor) -> list[torch.Tensor]:
         """The same forward pass through dense W^l: [A^0, ..., A^L], each [B, D]."""
