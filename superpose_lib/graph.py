@@ -37,7 +37,7 @@ import torch
 
 from .assignment import layer_assignments, max_circuits
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, sample_thetas
-from .config import check_int
+from .checks import check_d, check_int
 from .network import SuperposedNetwork, _csr_users, connectivity, dense_blocks, flat, gather_sum, scatter_sum
 from .theory import epsilon
 
@@ -469,7 +469,7 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
                         device="cpu", dtype=torch.float32) -> GraphNetwork:
     """The superposed network of `graph` at width D (prime-step assignment, random layer
     permutations drawn from `generator`)."""
-    d = graph.d
+    d = check_d(graph.d)
     if D % d:
         raise ValueError(f"D={D} must be a multiple of d={d}")
     M = D // d
@@ -683,6 +683,7 @@ def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S
     """Largest |ℰ| per layer whose predicted final-layer active ⟨|δx|²⟩ (`graph_chain_theory`)
     stays ≤ tol at width D, depth L, z active circuits (0 if the first-order z-term alone
     exceeds tol). T defaults to the assignment's capacity max_circuits(D/d, S)."""
+    D, d = check_int("D", D, 1), check_d(d)
     M = D // d
     T = T or max_circuits(M, S)
     eps = epsilon(D, T, S, d)

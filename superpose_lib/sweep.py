@@ -49,7 +49,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
-__all__ = ["sweep", "library_version", "cache_key", "cache_path", "rotation_rows"]
+__all__ = ["sweep", "library_version", "cache_key", "cache_path", "progress_bar"]
 
 
 def library_version() -> str:
@@ -246,15 +246,11 @@ def sweep(
     return df
 
 
-def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
-    """RiS Figures 8–11 quantities as tidy rows: layer, quantity, measured, theory."""
-    from .experiment import rotation_errors
-    from .theory import rotation_theory
+def __getattr__(name):
+    # rotation_rows moved to `experiment` (the sweep engine knows no experiment); the old
+    # import path keeps working without importing torch with this module.
+    if name == "rotation_rows":
+        from .experiment import rotation_rows
 
-    measured = rotation_errors(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device)
-    theory = rotation_theory(D, T, S=S, L=L, z=z)
-    return [
-        {"layer": l, "quantity": q, "measured": measured[q][l], "theory": theory[q][l]}
-        for q in measured
-        for l in range(1, L + 1)
-    ]
+        return rotation_rows
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
