@@ -7,6 +7,10 @@ vector of circuit t at layer l; w_t = w̄ + Δw_t; χ the mean-weight balance.
 
 __version__ = "0.1.0"
 
+from ._startup import guard_startup as _guard_startup  # first: Ctrl-C while `superpose` starts up -> one line
+
+_guard_startup()
+
 # The construction, stage by stage (chapter "Constructing circuits in superposition")
 from .config import CiSConfig
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
