@@ -11,7 +11,9 @@ library's source, so any code change invalidates old entries. Files are written
 atomically (temporary file in the same folder, fsync, `os.replace`), so a killed run
 leaves either the old entry or the new one, never half of one. Each file stores its key
 and a SHA-256 of its rows; a missing, truncated, garbled or stale file fails those
-checks and is recomputed, never used. A rerun with the same inputs reads every result
+checks and is recomputed, never used (so is a folder where an entry should be). A cache
+that cannot be written (a read-only folder, a full disk) costs no computed work: `sweep`
+warns once and goes on without writing entries. A rerun with the same inputs reads every result
 from disk and is instant. Results are cached as they complete: an interrupted sweep
 resumes where it stopped.
 
@@ -39,10 +41,12 @@ around the call and restored after it, in whichever process runs it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
@@ -188,12 +192,12 @@ def sweep(
     """
     from concurrent.futures import as_completed
 
-    from .config import check_int
+    from .checks import check_int, check_seed
 
     tqdm = progress_bar()
 
     grid = [dict(c) for c in grid]
-    seeds = [check_int("seed", s, 0) for s in seeds]
+    seeds = [check_seed(s) for s in seeds]
     threads = check_int("threads", threads, 1)
     for c in grid:
         if "seed" in c:
@@ -212,11 +216,22 @@ def sweep(
             results[i] = rows
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc or fn.__name__, disable=not progress)
 
+    writable = [cache_dir is not None]
+
     def done(i, key, path, rows):
         results[i] = rows
-        if path is not None:
+        if path is not None and writable[0]:
             c, s = tasks[i]
-            _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
+            try:
+                _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
+            except OSError as e:
+                if e.errno == errno.EISDIR or path.is_dir():  # a folder where this entry goes: skip it
+                    warnings.warn(f"sweep cache: {path} is a folder, not a cache entry; this result is not "
+                                  "cached", RuntimeWarning, stacklevel=3)
+                else:  # read-only, full, vanished: warn once, keep computing without the cache
+                    writable[0] = False
+                    warnings.warn(f"sweep cache {cache_dir}: cannot write ({e.strerror or e}); continuing "
+                                  "without caching", RuntimeWarning, stacklevel=3)
         bar.update(1)
 
     workers = max_workers if max_workers is not None else min(len(todo), os.cpu_count() or 1)
