@@ -15,7 +15,7 @@ _guard_startup()
 from .config import CiSConfig
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
 from .assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap
-from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
+from .network import StructuredNetwork, SuperposedNetwork, flat, gather_sum, scatter_sum
 from .theory import T_at, control_parameter, epsilon, ris_pairs, rotation_theory
 from .experiment import (
     balance_chi_dense, build_network, rotation_error_rows, rotation_errors, rotation_per_circuit, rotation_rows, rotation_run,
@@ -36,7 +36,7 @@ from . import gpt2, toy_gist  # "GPT-2 gist features"; transformers is imported 
 __all__ = [
     "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
     "max_circuits", "admissible_steps", "assign", "layer_assignments", "mean_squared_overlap",
-    "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "epsilon", "control_parameter", "T_at", "ris_pairs", "rotation_theory",
+    "StructuredNetwork", "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "epsilon", "control_parameter", "T_at", "ris_pairs", "rotation_theory",
     "build_network", "seeded_experiment", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons",
     "sweep", "rotation_rows", "plots",

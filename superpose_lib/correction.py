@@ -55,7 +55,7 @@ from .assignment import layer_assignments, max_circuits
 from .circuits import decode, encode_input, rotation_weights, sample_thetas
 from .checks import check_d, check_int
 from .experiment import sample_active, sample_unit_vectors
-from .network import _csr_users, connectivity, gather_sum, scatter_sum
+from .network import connectivity, csr_users, gather_sum, scatter_sum
 
 __all__ = [
     "BlockGroup",
@@ -382,7 +382,7 @@ class CorrectedNetwork(nn.Module):
                     pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many],
                                        (k[many] - 1).to(dtype)))
             self.layer_pairs.append(pairs)
-            self.users.append([_csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
+            self.users.append([csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
         # E3 gate: payload group p reads the indicator group i (lead = p) neuron by neuron
         self.gate_pair = None
         if scheme.gate > 0:
