@@ -277,6 +277,7 @@ def execute_chapter(
             # was told to use, and a run stopped by Ctrl-C/SIGTERM makes it log a traceback
             # from its closing sockets. Cell errors still come back as messages.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            kernel_manager_class=_quiet_kernel_manager(Path(run_tmp) / "kernel.log"),
         )
     except BaseException as e:
         if Path(tmp).exists() and Path(tmp).stat().st_size:
@@ -287,6 +288,8 @@ def execute_chapter(
             failed = None
         if isinstance(e, Exception):
             what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            if "DeadKernel" in what:  # the kernel's own last words explain it
+                what += _last_line(Path(run_tmp) / "kernel.log")
             cell = getattr(e, "exec_count", None)
             where = f" in cell [{cell}]" if cell is not None else ""
             kept = f"; partial notebook: {failed}" if failed else ""
@@ -312,6 +315,37 @@ def execute_chapter(
     _install(tmp, target, fig_tmp, fig_dir if figures else None)
     failed.unlink(missing_ok=True)
     return target
+
+
+def _quiet_kernel_manager(log_path: Path):
+    """A kernel manager whose kernel writes its process-level stderr to `log_path`.
+
+    Cell output (prints, warnings, even C-level writes to fd 2) reaches the notebook
+    through ipykernel's captured streams either way; what is left on the kernel's real
+    stderr is its own shutdown noise, e.g. a traceback when Ctrl-C (which a terminal sends
+    to the kernel as well) or a shutdown lands between cells. That is not the reader's
+    business: it goes to the log, whose last line is quoted if the kernel dies.
+    """
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.manager import KernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:
+                kw["stderr"] = log
+                return await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+
+        _launch_kernel = _async_launch_kernel
+
+    return QuietKernelManager
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f" (kernel: {lines[-1].strip()})" if lines else ""
 
 
 def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None) -> None:
