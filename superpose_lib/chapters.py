@@ -258,6 +258,7 @@ def execute_chapter(
     import shutil
 
     run_tmp = tempfile.mkdtemp(prefix="superpose-run-")
+    kernels: list = []  # the kernel processes this run started
     env["TMPDIR"] = run_tmp
     old_env = {k: os.environ.get(k) for k in env}
     old_tempdir = tempfile.tempdir
@@ -277,7 +278,7 @@ def execute_chapter(
             # was told to use, and a run stopped by Ctrl-C/SIGTERM makes it log a traceback
             # from its closing sockets. Cell errors still come back as messages.
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            kernel_manager_class=_quiet_kernel_manager(Path(run_tmp) / "kernel.log"),
+            kernel_manager_class=_quiet_kernel_manager(Path(run_tmp) / "kernel.log", kernels),
         )
     except BaseException as e:
         if Path(tmp).exists() and Path(tmp).stat().st_size:
@@ -299,7 +300,10 @@ def execute_chapter(
         raise
     finally:
         tempfile.tempdir = old_tempdir
-        shutil.rmtree(run_tmp, ignore_errors=True)
+        # nbclient leaves the kernel running when interrupted (KeyboardInterrupt/SIGTERM):
+        # an orphan that kept its connection file alive. Stop what this run started.
+        _stop_kernels(kernels)
+        _remove_tree(run_tmp)
         for k, v in old_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -317,7 +321,22 @@ def execute_chapter(
     return target
 
 
-def _quiet_kernel_manager(log_path: Path):
+def _stop_kernels(processes, timeout: float = 5.0) -> None:
+    """Terminate (then kill) every kernel process still running."""
+    import subprocess
+
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _quiet_kernel_manager(log_path: Path, started: list):
     """A kernel manager whose kernel writes its process-level stderr to `log_path`.
 
     Cell output (prints, warnings, even C-level writes to fd 2) reaches the notebook
@@ -325,6 +344,7 @@ def _quiet_kernel_manager(log_path: Path):
     stderr is its own shutdown noise, e.g. a traceback when Ctrl-C (which a terminal sends
     to the kernel as well) or a shutdown lands between cells. That is not the reader's
     business: it goes to the log, whose last line is quoted if the kernel dies.
+    Every kernel process started is appended to `started` (so the run can stop it).
     """
     from jupyter_client import AsyncKernelManager
     from jupyter_client.manager import KernelManager
@@ -333,11 +353,28 @@ def _quiet_kernel_manager(log_path: Path):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             with open(log_path, "ab") as log:
                 kw["stderr"] = log
-                return await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+                out = await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                started.append(process)
+            return out
 
         _launch_kernel = _async_launch_kernel
 
     return QuietKernelManager
+
+
+def _remove_tree(path, tries: int = 30, delay: float = 0.1) -> None:
+    """rmtree, retried for up to tries·delay seconds: after an interrupt the kernel may still
+    be writing into its TMPDIR while it shuts down, so one pass can leave files behind."""
+    import shutil
+    import time
+
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(delay)
 
 
 def _last_line(path: Path) -> str:

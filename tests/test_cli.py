@@ -163,6 +163,7 @@ def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written
     text = nb_path.read_text()
     assert "n = 7 label = mine device = cpu" in text  # the overrides reached the kernel
     assert "Executing" in ok.stderr or "%" in ok.stderr  # papermill's progress bar
+    assert "without encryption" not in ok.stderr and "Traceback" not in ok.stderr  # no kernel log noise
     assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny.ipynb"]
 
     # The smoke values start from the front matter.
@@ -299,6 +300,19 @@ def test_sigterm_and_double_ctrl_c_keep_the_partial_notebook_and_leave_no_tempor
     assert sorted(p.name for p in out.iterdir()) == ["tiny.failed.ipynb"]  # no hidden .part file
     assert json.loads((out / "tiny.failed.ipynb").read_text())["cells"]
     assert list(tmpdir.iterdir()) == []  # no tmp*.json connection files left behind
+    assert _processes_mentioning(str(tmpdir)) == [], "no orphan kernel left running"
+
+
+def _processes_mentioning(text):
+    """PIDs whose command line contains `text` (Linux /proc; the kernel's names its connection file)."""
+    pids = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            if text.encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            pass
+    return pids
 
 
 @pytest.mark.slow
