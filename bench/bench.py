@@ -160,13 +160,13 @@ def _large_child(D, T, z, device, chunk_budget):
     x0 = experiment.sample_unit_vectors((BATCH, cfg.z), g)
     chunk = None
     if chunk_budget:
-        chunk = experiment._chunk(cfg.T, d, BATCH, budget_bytes=chunk_budget)
+        chunk = experiment.batch_chunk(cfg.T, d, BATCH, budget_bytes=chunk_budget)
     mse = experiment.rotation_run(net, active, x0, chunk=chunk).mse()
     _sync(device)
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
     times["cpu_s"] = time.process_time() - c0
-    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH, device=device)}
+    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment.batch_chunk(cfg.T, d, BATCH, device=device)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # KiB on Linux

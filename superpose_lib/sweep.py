@@ -82,6 +82,16 @@ def cache_path(cache_dir: str | os.PathLike, fn: Callable, config: dict, seed: i
     return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version())}.json"
 
 
+def _plain(value):
+    """NumPy/torch scalars (a grid from np.arange) as Python numbers, recursively in lists:
+    the same configuration gets the same cache key and table columns whatever its types."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def _digest(rows: list) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
@@ -196,7 +206,7 @@ def sweep(
 
     tqdm = progress_bar()
 
-    grid = [dict(c) for c in grid]
+    grid = [{k: _plain(v) for k, v in dict(c).items()} for c in grid]
     seeds = [check_seed(s) for s in seeds]
     threads = check_int("threads", threads, 1)
     for c in grid:

@@ -261,3 +261,14 @@ def test_a_folder_where_an_entry_should_be_is_recomputed_not_an_abort(tmp_path):
         df = sweep(counted, [{"a": 1}, {"a": 2}], cache_dir=tmp_path, executor="serial", progress=False)
     assert len(df) == 4 and len(CALLS) == 2
     assert path.is_dir() and cache_path(tmp_path, counted, {"a": 2}, 0).is_file(), "the other entry is cached"
+
+
+def test_numpy_grid_values_share_the_cache_with_python_ints(tmp_path):
+    import numpy as np
+
+    a = sweep(counted, [{"a": np.int64(1), "b": np.int32(2)}], seeds=np.arange(1), cache_dir=tmp_path,
+              executor="serial", progress=False)
+    b = sweep(counted, [{"a": 1, "b": 2}], seeds=[0], cache_dir=tmp_path, executor="serial", progress=False)
+    assert b.attrs["sweep"]["cached"] == 1 and len(CALLS) == 1
+    pd.testing.assert_frame_equal(a, b)
+    assert type(a["a"].iloc[0]) is not np.float64
