@@ -30,6 +30,8 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
     Draws, in order, the T angles and the L layer permutations from `generator`.
     Returns (net, theta).
     """
+    dtype = check_dtype(dtype)
+    check_device(device)
     theta = sample_thetas(cfg.T, generator)
     w = rotation_weights(theta).to(dtype)
     idx = layer_assignments(cfg.T, cfg.M, cfg.S, cfg.L, generator, device=device)

@@ -95,6 +95,10 @@ def test_dtype_strings_are_accepted_consistently():
     assert a == b
     with pytest.raises(ValueError, match="dtype='int8'"):
         sp.rotation_errors(400, 40, batch=8, dtype="int8")
+    net, _ = sp.build_network(sp.CiSConfig(D=400, T=40), torch.Generator().manual_seed(0), dtype="float64")
+    assert net.w.dtype is torch.float64
+    with pytest.raises(ValueError, match="dtype="):
+        sp.build_network(sp.CiSConfig(D=400, T=40), torch.Generator().manual_seed(0), dtype="cuda")
 
 
 @pytest.mark.parametrize("device", ["foo", "cuda:99", "meta"])
