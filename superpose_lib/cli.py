@@ -172,11 +172,20 @@ def _cmd_run(args, root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `superpose` command; returns the exit status."""
+    old = {}
     try:
-        signal.signal(signal.SIGINT, _raise_interrupt)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, _raise_interrupt)
     except ValueError:  # main() called from a thread: leave the handlers alone
         pass
+    try:
+        return _main(argv)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         root = _root(args.book)
@@ -201,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"superpose: interrupted ({name}){kept}", file=sys.stderr)
         return 128 + int(getattr(signal, name))
     except BrokenPipeError:  # `superpose list | head`: the reader left; say nothing
-        sys.stdout = open(os.devnull, "w")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except OSError as e:  # a full disk or a vanished folder while writing the results
         print(f"superpose: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
