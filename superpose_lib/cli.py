@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         return _main(argv)
-    finally:
+    finally:  # restored unless a signal stopped the run: then later ones stay ignored until exit
         for sig, handler in old.items():
-            signal.signal(sig, handler)
+            if signal.getsignal(sig) is _raise_interrupt:
+                signal.signal(sig, handler)
 
 
 def _main(argv: list[str] | None) -> int:
