@@ -105,14 +105,15 @@ def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circu
     Network: per layer the T·S² sorted pair keys (8 B, plus the sort's copy) and O(T·S)
     index lists; inputs: batch·z active indices (8 B) and unit vectors (16 B), and the
     batch × T random keys when circuits are few (T ≤ 64z: 12 B each); work: three
-    [T, d, chunk] tensors within the chunk budget (at most 3·2²⁸ B, or T·d·itemsize per row
-    when one row alone is larger). per_circuit (`rotation_per_circuit`): 2·(L+1)·batch·T
+    [T, d, chunk] tensors and two [D, chunk] activations, chunk = `batch_chunk`'s rows
+    (each [T, d, chunk] within 2²⁸ B, at least one row). per_circuit (`rotation_per_circuit`): 2·(L+1)·batch·T
     float64 errors and the T·d·batch float64 readouts of one layer.
     """
     T, L, S, z, d = cfg.T, cfg.L, cfg.S, cfg.z, cfg.d
     net = 16 * T * S * S + 8 * L * T * S * 3 + 8 * T * d * d * 3
     inputs = batch * z * 40 + (12 * batch * T if T <= 64 * z else 0)
-    work = 3 * max(2**28, T * d * itemsize) + 2 * cfg.D * itemsize * min(batch, 2**28 // max(1, T * d * itemsize) + 1)
+    rows = max(1, min(batch, 2**28 // (T * d * itemsize)))  # batch_chunk's rows per chunk (CPU budget)
+    work = (3 * T * d + 2 * cfg.D) * itemsize * rows  # G^{l-1}, V·G, G^l and two activations
     extra = 2 * (L + 1) * batch * T * 8 + 3 * T * d * batch * 8 if per_circuit else 0
     return int(net + inputs + work + extra)
 
