@@ -60,24 +60,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The 41 (D, T) pairs of RiS Figures 8–11 (RESEARCH.md).
-FIG8_11_PAIRS = (
-    [(800, t) for t in (200, 300)]
-    + [(1000, t) for t in range(200, 501, 100)]
-    + [(1200, t) for t in range(200, 701, 100)]
-    + [(1400, t) for t in range(200, 1001, 200)]
-    + [(1600, t) for t in range(300, 1301, 200)]
-    + [(1800, t) for t in range(300, 1701, 200)]
-    + [(2000, t) for t in range(200, 2001, 200)]
-)
+from superpose_lib.checks import CIRCUIT_WIDTH  # noqa: E402  (after the sys.path line above)
+from superpose_lib.theory import T_at, ris_pairs  # noqa: E402
+
+FIG8_11_PAIRS = ris_pairs()  # the 41 (D, T) pairs of RiS Figures 8–11
 assert len(FIG8_11_PAIRS) == 41
 ZS = (1, 2, 3, 4)
-BATCH, L, S, d = 500, 4, 6, 4
+BATCH, L, S, d = 500, 4, 6, CIRCUIT_WIDTH
 
 
-def large_T(D: int, d: int = 4, density: float = 0.004) -> int:
-    """T at T(d/D)² = density (RiS's regime boundary)."""
-    return int(density * (D / d) ** 2)
+def large_T(D: int, d: int = CIRCUIT_WIDTH, density: float = 0.004) -> int:
+    """T at T(d/D)² = density (RiS's regime boundary; `theory.T_at`)."""
+    return T_at(density, D, d)
 
 
 def floor_bytes(T: int, *, batch=BATCH, L=L, S=S, d=d, itemsize=4) -> int:
@@ -166,13 +160,13 @@ def _large_child(D, T, z, device, chunk_budget):
     x0 = experiment.sample_unit_vectors((BATCH, cfg.z), g)
     chunk = None
     if chunk_budget:
-        chunk = experiment._chunk(cfg.T, d, BATCH, budget_bytes=chunk_budget)
+        chunk = experiment.batch_chunk(cfg.T, d, BATCH, budget_bytes=chunk_budget)
     mse = experiment.rotation_run(net, active, x0, chunk=chunk).mse()
     _sync(device)
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
     times["cpu_s"] = time.process_time() - c0
-    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment._chunk(cfg.T, d, BATCH, device=device)}
+    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment.batch_chunk(cfg.T, d, BATCH, device=device)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # KiB on Linux

@@ -7,17 +7,21 @@ vector of circuit t at layer l; w_t = w̄ + Δw_t; χ the mean-weight balance.
 
 __version__ = "0.1.0"
 
+from ._startup import guard_startup as _guard_startup  # first: Ctrl-C while `superpose` starts up -> one line
+
+_guard_startup()
+
 # The construction, stage by stage (chapter "Constructing circuits in superposition")
 from .config import CiSConfig
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
 from .assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap
-from .network import SuperposedNetwork, flat, gather_sum, scatter_sum
-from .theory import epsilon, rotation_theory
+from .network import StructuredNetwork, SuperposedNetwork, flat, gather_sum, scatter_sum
+from .theory import T_at, control_parameter, epsilon, ris_pairs, rotation_theory
 from .experiment import (
-    balance_chi_dense, build_network, rotation_error_rows, rotation_errors, rotation_per_circuit, rotation_run,
+    balance_chi_dense, build_network, rotation_error_rows, rotation_errors, rotation_per_circuit, rotation_rows, rotation_run,
     sample_active, sample_unit_vectors, seeded_experiment, shared_neurons, with_chi,
 )
-from .sweep import rotation_rows, sweep
+from .sweep import sweep
 from . import plots
 
 # One module per later chapter
@@ -32,7 +36,7 @@ from . import gpt2, toy_gist  # "GPT-2 gist features"; transformers is imported 
 __all__ = [
     "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
     "max_circuits", "admissible_steps", "assign", "layer_assignments", "mean_squared_overlap",
-    "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "epsilon", "rotation_theory",
+    "StructuredNetwork", "SuperposedNetwork", "gather_sum", "scatter_sum", "flat", "epsilon", "control_parameter", "T_at", "ris_pairs", "rotation_theory",
     "build_network", "seeded_experiment", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons",
     "sweep", "rotation_rows", "plots",

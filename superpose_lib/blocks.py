@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import check_int
+from .checks import check_d, check_int
 
 __all__ = ["BlockNetwork", "block_cost"]
 
@@ -134,6 +134,7 @@ class BlockNetwork(nn.Module):
 def block_cost(D: int, d: int = 4) -> dict:
     """Resources of the ping-pong network at D: circuits T = (D/d)², neurons per layer
     D(1 + 2/d), dense and non-zero parameters per layer (weights + biases)."""
+    D, d = check_int("D", D, 1), check_d(d)
     M = D // d
     N = D + 2 * M
     return {

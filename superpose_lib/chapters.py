@@ -26,6 +26,8 @@ __all__ = [
     "extract_figures",
     "build_site",
     "ChapterFailed",
+    "ChapterInterrupted",
+    "book_root",
 ]
 
 
@@ -38,6 +40,17 @@ def find_root(start: str | os.PathLike | None = None) -> Path:
             if (p / "_toc.yml").is_file() and (p / "book").is_dir():
                 return p
     raise ValueError("no book found: run from the superpose checkout (a folder with _toc.yml)")
+
+
+def book_root(root: str | os.PathLike) -> Path:
+    """`root` itself as the book's root, checked: it must hold `_toc.yml` and `book/` (no
+    search of parent folders: an explicit root that is not a book is an error)."""
+    path = Path(root)
+    if not (path / "_toc.yml").is_file():
+        raise ValueError(f"{root}: no _toc.yml there (not the root of a book)")
+    if not (path / "book").is_dir():
+        raise ValueError(f"{root}: no book/ folder there (not the root of a book)")
+    return path.resolve()
 
 
 @dataclass(frozen=True)
@@ -64,20 +77,39 @@ def toc_files(root: Path) -> list[str]:
     """Files listed in `_toc.yml` (root first), in reading order."""
     import yaml
 
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    path = Path(root) / "_toc.yml"
+    try:
+        toc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{path}: malformed YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read it ({e})") from None
+    if not isinstance(toc, dict) or not isinstance(toc.get("root"), str):
+        raise ValueError(f"{path}: not a Jupyter Book table of contents (a mapping with a 'root:' file)")
     files = [toc["root"]]
 
-    def walk(entries):
-        for e in entries or []:
+    def walk(entries, where):
+        if entries is None:
+            return
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{path}: '{where}' must be a list of entries (mappings), got {entries!r}")
+        for e in entries:
             if "file" in e:
+                if not isinstance(e["file"], str):
+                    raise ValueError(f"{path}: 'file' must be a path, got {e['file']!r}")
                 files.append(e["file"])
-            walk(e.get("sections"))
-            for part in e.get("parts", []) if "parts" in e else []:
-                walk(part.get("chapters"))
+            walk(e.get("sections"), "sections")
+            for part in e.get("parts") or []:
+                walk(part.get("chapters") if isinstance(part, dict) else part, "parts")
 
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
+    walk(toc.get("chapters"), "chapters")
+    parts = toc.get("parts") or []
+    if not isinstance(parts, list):
+        raise ValueError(f"{path}: 'parts' must be a list, got {parts!r}")
+    for part in parts:
+        walk(part.get("chapters") if isinstance(part, dict) else part, "parts")
     return files
 
 
@@ -87,21 +119,33 @@ def _read_notebook(path: Path):
     return jupytext.read(path)
 
 
-def _parameters_cell(nb) -> dict:
-    """NAME = literal assignments of the cell tagged `parameters`."""
+def _parameters_cell(nb, where: str = "chapter") -> dict:
+    """NAME = literal assignments of the cell tagged `parameters`; anything else there (a
+    call, a name, a syntax error) raises a ValueError naming `where` and the line."""
     for cell in nb.cells:
         if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
             params = {}
-            for node in ast.parse(cell.source).body:
+            try:
+                body = ast.parse(cell.source).body
+            except SyntaxError as e:
+                raise ValueError(f"{where}: parameters cell line {e.lineno}: {e.msg}") from None
+            for node in body:
                 if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    params[node.targets[0].id] = ast.literal_eval(node.value)
+                    try:
+                        params[node.targets[0].id] = ast.literal_eval(node.value)
+                    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                        raise ValueError(
+                            f"{where}: parameters cell line {node.lineno}: {node.targets[0].id} = "
+                            f"{ast.unparse(node.value)} is not a Python literal (allowed: numbers, "
+                            "strings, lists, tuples, dicts, True/False/None)"
+                        ) from None
             return params
     return {}
 
 
 def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
     """Every executable chapter of the book (notebooks with a `parameters` cell), in toc order."""
-    root = find_root(root)
+    root = find_root() if root is None else book_root(root)
     out = []
     for f in toc_files(root):
         path = root / (f if f.endswith(".md") else f + ".md")
@@ -110,7 +154,7 @@ def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
         nb = _read_notebook(path)
         if not any(c.cell_type == "code" for c in nb.cells):
             continue
-        params = _parameters_cell(nb)
+        params = _parameters_cell(nb, f"chapter {path.stem!r} ({path.relative_to(root)})")
         smoke = dict(nb.metadata.get("superpose", {}).get("smoke", {}))
         unknown = set(smoke) - set(params)
         if unknown:
@@ -153,6 +197,11 @@ def coerce_parameter(chapter: Chapter, name: str, value):
             f"parameter {name!r} of chapter {chapter.name!r} expects {kind.__name__} "
             f"(default {default!r}), got {value!r}"
         )
+    if isinstance(default, (list, tuple)) and default and not value:
+        raise ValueError(
+            f"parameter {name!r} of chapter {chapter.name!r} expects a non-empty {kind.__name__} "
+            f"(default {default!r}), got {value!r}"
+        )
     if isinstance(default, (list, tuple)) and default and value:
         inner = type(default[0])
         if not all(isinstance(v, inner) or (inner is float and isinstance(v, int)) for v in value):
@@ -171,6 +220,7 @@ def execute_chapter(
     smoke: bool = False,
     progress: bool = False,
     env: dict | None = None,
+    figures: bool = False,
 ) -> Path:
     """Execute `chapter` with papermill into `out_dir/<name>.ipynb` and return that path.
 
@@ -178,7 +228,15 @@ def execute_chapter(
     hidden temporary file and moved into place only when it is complete, so
     `<name>.ipynb` is never half-written (a previous complete one is left as it was). On
     failure the partial notebook is kept as `<name>.failed.ipynb` for inspection and
-    `ChapterFailed` is raised (from the papermill error); a later success removes it.
+    `ChapterFailed` is raised (from the papermill error); on KeyboardInterrupt (Ctrl-C, or
+    SIGTERM as the CLI maps it) the same, as `ChapterInterrupted`. A later success removes
+    `<name>.failed.ipynb`.
+
+    figures=True also writes every figure to `out_dir/<name>-figures/` (`extract_figures`),
+    and the notebook and its figures folder are replaced together or not at all: the
+    figures are written into a hidden folder first (a full disk there leaves the old pair
+    untouched), then both are renamed into place (renames need no space), rolling back if
+    a rename fails.
     """
     import papermill as pm
 
@@ -193,8 +251,19 @@ def execute_chapter(
     # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
     # text "<Figure size ...>" only.
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    # jupyter_client writes the kernel's connection file with tempfile.mkstemp (tmp*.json)
+    # and removes it only on a clean shutdown, so an interrupted run left one behind each
+    # time. Every temporary file of the run (ours and the kernel's) goes into one private
+    # folder, removed whatever happens.
+    import shutil
+
+    run_tmp = tempfile.mkdtemp(prefix="superpose-run-")
+    kernels: list = []  # the kernel processes this run started
+    env["TMPDIR"] = run_tmp
     old_env = {k: os.environ.get(k) for k in env}
+    old_tempdir = tempfile.tempdir
     os.environ.update(env)
+    tempfile.tempdir = run_tmp
     try:
         pm.execute_notebook(
             _read_notebook(chapter.path),
@@ -204,6 +273,12 @@ def execute_chapter(
             progress_bar=progress,
             kernel_name="python3",
             language="python",
+            # The kernel's log is not for the reader: its "running over TCP without
+            # encryption" warning (ipykernel ≥ 7) is about the local loopback connection it
+            # was told to use, and a run stopped by Ctrl-C/SIGTERM makes it log a traceback
+            # from its closing sockets. Cell errors still come back as messages.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            kernel_manager_class=_quiet_kernel_manager(Path(run_tmp) / "kernel.log", kernels),
         )
     except BaseException as e:
         if Path(tmp).exists() and Path(tmp).stat().st_size:
@@ -214,21 +289,130 @@ def execute_chapter(
             failed = None
         if isinstance(e, Exception):
             what = f"{getattr(e, 'ename', type(e).__name__)}: {getattr(e, 'evalue', e)}"
+            if "DeadKernel" in what:  # the kernel's own last words explain it
+                what += _last_line(Path(run_tmp) / "kernel.log")
             cell = getattr(e, "exec_count", None)
             where = f" in cell [{cell}]" if cell is not None else ""
             kept = f"; partial notebook: {failed}" if failed else ""
             raise ChapterFailed(chapter.name, failed, f"chapter {chapter.name!r} failed{where}: {what}{kept}") from e
+        if isinstance(e, KeyboardInterrupt):
+            raise ChapterInterrupted(chapter.name, failed, str(e)) from e
         raise
     finally:
+        tempfile.tempdir = old_tempdir
+        # nbclient leaves the kernel running when interrupted (KeyboardInterrupt/SIGTERM):
+        # an orphan that kept its connection file alive. Stop what this run started.
+        _stop_kernels(kernels)
+        _remove_tree(run_tmp)
         for k, v in old_env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
     _chmod_like_umask(tmp, 0o666)
-    os.replace(tmp, target)
+    fig_dir = out_dir / f"{chapter.name}-figures"
+    try:
+        fig_tmp = _write_figures(tmp, fig_dir) if figures else None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _install(tmp, target, fig_tmp, fig_dir if figures else None)
     failed.unlink(missing_ok=True)
     return target
+
+
+def _stop_kernels(processes, timeout: float = 5.0) -> None:
+    """Terminate (then kill) every kernel process still running."""
+    import subprocess
+
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in processes:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _quiet_kernel_manager(log_path: Path, started: list):
+    """A kernel manager whose kernel writes its process-level stderr to `log_path`.
+
+    Cell output (prints, warnings, even C-level writes to fd 2) reaches the notebook
+    through ipykernel's captured streams either way; what is left on the kernel's real
+    stderr is its own shutdown noise, e.g. a traceback when Ctrl-C (which a terminal sends
+    to the kernel as well) or a shutdown lands between cells. That is not the reader's
+    business: it goes to the log, whose last line is quoted if the kernel dies.
+    Every kernel process started is appended to `started` (so the run can stop it).
+    """
+    from jupyter_client import AsyncKernelManager
+    from jupyter_client.manager import KernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:
+                kw["stderr"] = log
+                out = await KernelManager._async_launch_kernel(self, kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                started.append(process)
+            return out
+
+        _launch_kernel = _async_launch_kernel
+
+    return QuietKernelManager
+
+
+def _remove_tree(path, tries: int = 30, delay: float = 0.1) -> None:
+    """rmtree, retried for up to tries·delay seconds: after an interrupt the kernel may still
+    be writing into its TMPDIR while it shuts down, so one pass can leave files behind."""
+    import shutil
+    import time
+
+    for _ in range(tries):
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(delay)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return f" (kernel: {lines[-1].strip()})" if lines else ""
+
+
+def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None) -> None:
+    """Rename the complete notebook (and its complete figures folder, or no folder when
+    fig_tmp is None and fig_dir is given) into place together: the old folder is moved
+    aside first and restored if a rename fails. Renames within a folder need no space."""
+    import shutil
+
+    old, moved_new = None, False
+    try:
+        if fig_dir is not None:
+            if fig_dir.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{fig_dir.name}.old.", dir=fig_dir.parent))
+                os.replace(fig_dir, old / "figures")
+            if fig_tmp is not None:
+                os.replace(fig_tmp, fig_dir)
+                moved_new = True
+        os.replace(nb_tmp, target)
+    except BaseException:
+        if moved_new:
+            shutil.rmtree(fig_dir, ignore_errors=True)
+        if old is not None and (old / "figures").exists():
+            os.replace(old / "figures", fig_dir)
+        for p in (fig_tmp, old):
+            if p is not None:
+                shutil.rmtree(p, ignore_errors=True)
+        Path(nb_tmp).unlink(missing_ok=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _chmod_like_umask(path, mode: int) -> None:
@@ -241,24 +425,18 @@ def _chmod_like_umask(path, mode: int) -> None:
 _FIGURE_MIME = {"image/png": "png", "image/svg+xml": "svg"}
 
 
-def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
-    """Write every PNG/SVG figure of an executed notebook (shown or glued) to `out_dir`.
-
-    A glued figure is named after its glue key (`<key>.png`), any other after its cell
-    (`cell<N>-<k>.png`). The folder is written next to `out_dir` and renamed into place
-    when complete, replacing an older one (removed, and none made, when there is no
-    figure). Returns the written paths.
-    """
+def _write_figures(notebook, out_dir: Path) -> Path | None:
+    """Every PNG/SVG figure of `notebook` written into a new hidden folder beside `out_dir`;
+    returns that folder (None when there is no figure). Removed again on any error."""
     import base64
     import shutil
 
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    names = []
+    n_written = 0
     try:
         for n, cell in enumerate(nb.cells):
             k = 0
@@ -277,17 +455,34 @@ def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> 
                         path.write_bytes(base64.b64decode(payload if isinstance(payload, str) else "".join(payload)))
                     else:
                         path.write_text(payload if isinstance(payload, str) else "".join(payload))
-                    names.append(path.name)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        if names:
-            _chmod_like_umask(tmp, 0o777)
-            os.replace(tmp, out_dir)
-        else:
+                    n_written += 1
+        if not n_written:
             tmp.rmdir()
+            return None
+        _chmod_like_umask(tmp, 0o777)
+        return tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return [out_dir / name for name in names]
+
+
+def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+    """Write every PNG/SVG figure of an executed notebook (shown or glued) to `out_dir`.
+
+    A glued figure is named after its glue key (`<key>.png`), any other after its cell
+    (`cell<N>-<k>.png`). The folder is written next to `out_dir` and renamed into place
+    when complete, replacing an older one (removed, and none made, when there is no
+    figure). Returns the written paths.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    tmp = _write_figures(notebook, out_dir)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    if tmp is None:
+        return []
+    os.replace(tmp, out_dir)
+    return sorted(out_dir.iterdir())
 
 
 class ChapterFailed(RuntimeError):
@@ -295,6 +490,16 @@ class ChapterFailed(RuntimeError):
 
     def __init__(self, chapter: str, failed: Path, message: str):
         super().__init__(message)
+        self.chapter = chapter
+        self.failed = failed
+
+
+class ChapterInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, mapped by the CLI) while a chapter ran; `.failed` is the partial
+    notebook kept for inspection (None if nothing had been written)."""
+
+    def __init__(self, chapter: str, failed: Path | None, signal_name: str = ""):
+        super().__init__(signal_name)
         self.chapter = chapter
         self.failed = failed
 

@@ -10,20 +10,34 @@ made as PNG/SVG. Both are written under temporary names and moved into place onl
 complete. If the chapter fails, `<out>/<chapter>.ipynb` and its figures are left as they
 were, the partial notebook is kept as `<out>/<chapter>.failed.ipynb` for inspection, and
 the command exits 1. Bad input (unknown chapter or parameter, a value of the wrong type, a
-device the chapter cannot take) exits 2 with one line saying what is wrong and the valid
-choices.
+device the chapter cannot take, an `--out` that cannot be written, a malformed book) exits 2
+with one line saying what is wrong and the valid choices. Ctrl-C and SIGTERM stop a run the
+same way (one line, the partial notebook kept, no temporary files left; exit 130 / 143);
+further signals during that clean-up are ignored.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from . import chapters as _ch
 
 __all__ = ["main"]
+
+_EXTRA_MODULES = {"jupytext", "papermill", "nbformat", "nbclient", "ipykernel", "yaml", "myst_nb", "jupyter_client"}
+
+
+def _raise_interrupt(signum, frame):
+    # The first SIGINT/SIGTERM stops the run (as KeyboardInterrupt, so the partial notebook is
+    # kept and the kernel shut down cleanly); later ones are ignored while that clean-up runs.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 class UsageError(Exception):
@@ -60,10 +74,26 @@ def _parser() -> argparse.ArgumentParser:
 def _root(book: str | None) -> Path:
     if book is None:
         return _ch.find_root()
-    root = Path(book)
-    if not (root / "_toc.yml").is_file():
-        raise UsageError(f"--book {book}: no _toc.yml there")
-    return root.resolve()
+    try:
+        return _ch.book_root(book)
+    except ValueError as e:
+        raise UsageError(f"--book {e}") from None
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder this process can create and write (checked before running)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot create the folder ({e.strerror or e})") from None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".superpose-write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(f"--out {out}: cannot write there ({e.strerror or e})") from None
 
 
 def _cmd_list(root: Path) -> int:
@@ -81,17 +111,16 @@ def _cmd_list(root: Path) -> int:
     return 0
 
 
-def _check_device(device: str) -> None:
-    import torch
+def _check_device(device, flag: str = "--device") -> None:
+    """The one device check of the command (for --device and -p device alike)."""
+    from .checks import check_device
 
+    if not isinstance(device, str):
+        raise UsageError(f"{flag} {device!r} is not a device name: choose cpu, cuda or cuda:N")
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {device!r} is not a torch device: choose cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device!r}: CUDA is not available on this machine: choose cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UsageError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA device(s): choose cuda:0..")
+        check_device(device)
+    except ValueError as e:
+        raise UsageError(f"{flag} {str(e).removeprefix('device=')}") from None
 
 
 def _cmd_run(args, root: Path) -> int:
@@ -114,19 +143,23 @@ def _cmd_run(args, root: Path) -> int:
             )
         _check_device(args.device)
         overrides["device"] = args.device
+    elif "device" in overrides:
+        _check_device(overrides["device"], "-p device")
     params = chapter.resolve(overrides, smoke=args.smoke)
     out = Path(args.out)
+    _check_out(out)
     changed = {k: v for k, v in params.items() if chapter.parameters.get(k) != v}
     print(f"running {chapter.name} ({chapter.path.relative_to(root)})"
           + (f" with {', '.join(f'{k}={v!r}' for k, v in changed.items())}" if changed else " with its defaults"),
           file=sys.stderr)
     env = {"PYTHONPATH": os.pathsep.join(p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)}
     try:
-        nb = _ch.execute_chapter(chapter, out, params, progress=not args.no_progress, env=env)
+        nb = _ch.execute_chapter(chapter, out, params, progress=not args.no_progress, env=env, figures=True)
     except _ch.ChapterFailed as e:
         print(f"superpose: error: {e}", file=sys.stderr)
         return 1
-    figures = _ch.extract_figures(nb, out / f"{chapter.name}-figures")
+    fig_dir = out / f"{chapter.name}-figures"
+    figures = sorted(fig_dir.iterdir()) if fig_dir.is_dir() else []
     print(f"executed notebook: {nb}")
     if figures:
         print(f"figures ({len(figures)}): {out / (chapter.name + '-figures')}")
@@ -139,6 +172,21 @@ def _cmd_run(args, root: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `superpose` command; returns the exit status."""
+    old = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, _raise_interrupt)
+    except ValueError:  # main() called from a thread: leave the handlers alone
+        pass
+    try:
+        return _main(argv)
+    finally:  # restored unless a signal stopped the run: then later ones stay ignored until exit
+        for sig, handler in old.items():
+            if signal.getsignal(sig) is _raise_interrupt:
+                signal.signal(sig, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = _parser().parse_args(argv)
         root = _root(args.book)
@@ -148,10 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as e:  # ValueError: no book here, a malformed chapter
         print(f"superpose: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("superpose: interrupted (a partial notebook, if any, is kept as <chapter>.failed.ipynb)",
-              file=sys.stderr)
-        return 130
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in _EXTRA_MODULES:
+            raise
+        print(f"superpose: error: the command needs the 'book' extra (module {e.name!r} is missing): "
+              "pip install 'superpose[book]'", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        name = str(e) if str(e) in ("SIGINT", "SIGTERM") else "SIGINT"
+        failed = getattr(e, "failed", None)
+        kept = f"; partial notebook kept as {failed}" if failed else ""
+        print(f"superpose: interrupted ({name}){kept}", file=sys.stderr)
+        return 128 + int(getattr(signal, name))
+    except BrokenPipeError:  # `superpose list | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
+    except OSError as e:  # a full disk or a vanished folder while writing the results
+        print(f"superpose: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CiSConfig", "check_int"]
+from .assignment import max_circuits
+from .checks import check_d, check_int, check_seed
+from .theory import control_parameter, epsilon
 
-
-def check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """Return `value` as an int in [low, high]; otherwise raise a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value > high):
-        allowed = f"{low} <= {name}" + (f" <= {high}" if high is not None else "")
-        raise ValueError(f"{name}={value} is out of range: allowed {allowed}")
-    return value
+# check_int/check_seed/check_d live in `checks` (imported by every module); re-exported
+# here for the code that imports them from `config`.
+__all__ = ["CiSConfig", "check_int", "check_seed", "check_d"]
 
 
 @dataclass(frozen=True)
@@ -42,18 +35,19 @@ class CiSConfig:
     z: int = 1
 
     def __post_init__(self) -> None:
-        # Imported here: the assignment module needs nothing from this one.
-        from .assignment import max_circuits
-
         for name, low in (("d", 1), ("S", 1), ("L", 1), ("T", 1), ("D", 1), ("z", 1)):
             object.__setattr__(self, name, check_int(name, getattr(self, name), low))
+        check_d(self.d)
         if self.D % self.d:
             raise ValueError(
                 f"D={self.D} must be a multiple of d={self.d} "
                 f"(allowed: D in {{{self.d}, {2 * self.d}, {3 * self.d}, ...}})"
             )
         check_int("S", self.S, 1, self.M)
-        check_int("T", self.T, 1, max_circuits(self.M, self.S))
+        # Step s = 1 alone holds ⌊M/S⌋ disjoint progressions, so T ≤ ⌊M/S⌋ needs no capacity
+        # count; otherwise max_circuits is O(M/S) (closed form per step).
+        if self.T > self.M // self.S:
+            check_int("T", self.T, 1, max_circuits(self.M, self.S))
         check_int("z", self.z, 1, self.T)
 
     @property
@@ -64,9 +58,9 @@ class CiSConfig:
     @property
     def superposition(self) -> float:
         """T(d/D)^2, the control parameter of the propagation error (RiS §6)."""
-        return self.T * (self.d / self.D) ** 2
+        return control_parameter(self.D, self.T, self.d)
 
     @property
     def epsilon(self) -> float:
         """ε = d/D − 1/(ST): the mean squared overlap of two circuits' readouts."""
-        return self.d / self.D - 1.0 / (self.S * self.T)
+        return epsilon(self.D, self.T, self.S, self.d)

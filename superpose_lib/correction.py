@@ -53,9 +53,9 @@ from torch import nn
 
 from .assignment import layer_assignments, max_circuits
 from .circuits import decode, encode_input, rotation_weights, sample_thetas
-from .config import check_int
+from .checks import check_d, check_int
 from .experiment import sample_active, sample_unit_vectors
-from .network import _csr_users, connectivity, gather_sum, scatter_sum
+from .network import connectivity, csr_users, gather_sum, scatter_sum
 
 __all__ = [
     "BlockGroup",
@@ -231,6 +231,7 @@ def scheme_weights(theta: torch.Tensor, theta_lo: float = 0.25, theta_hi: float 
 
 def encode(alpha: torch.Tensor, x: torch.Tensor, d: int = 4) -> torch.Tensor:
     """`encode_input`, with the extra indicator pair [1.5α, 0.5α] appended when d = 6."""
+    d = check_d(d, (4, 6))
     a = encode_input(alpha, x)
     if d == 6:
         a = torch.cat([a, a[..., 0:2]], dim=-1)
@@ -381,7 +382,7 @@ class CorrectedNetwork(nn.Module):
                     pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many],
                                        (k[many] - 1).to(dtype)))
             self.layer_pairs.append(pairs)
-            self.users.append([_csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
+            self.users.append([csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
         # E3 gate: payload group p reads the indicator group i (lead = p) neuron by neuron
         self.gate_pair = None
         if scheme.gate > 0:

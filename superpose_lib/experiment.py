@@ -12,10 +12,16 @@ import torch
 
 from .assignment import layer_assignments
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
-from .config import CiSConfig, check_int
+from .checks import check_device, check_dtype, check_int, check_memory, check_seed
+from .config import CiSConfig
 from .network import SuperposedNetwork
+from .theory import rotation_theory
 
-__all__ = ["seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run", "rotation_errors"]
+__all__ = [
+    "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
+    "rotation_errors", "batch_chunk", "experiment_bytes", "rotation_per_circuit", "rotation_error_rows",
+    "rotation_rows", "balance_chi_dense", "with_chi", "shared_neurons",
+]
 
 
 def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", dtype=torch.float32):
@@ -24,6 +30,8 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
     Draws, in order, the T angles and the L layer permutations from `generator`.
     Returns (net, theta).
     """
+    dtype = check_dtype(dtype)
+    check_device(device)
     theta = sample_thetas(cfg.T, generator)
     w = rotation_weights(theta).to(dtype)
     idx = layer_assignments(cfg.T, cfg.M, cfg.S, cfg.L, generator, device=device)
@@ -72,7 +80,7 @@ class RotationRun:
         return {k: [s / self.counts[k] for s in v] for k, v in self.sums.items()}
 
 
-def _chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsize: int = 4, device="cpu") -> int:
+def batch_chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsize: int = 4, device="cpu") -> int:
     """Batch rows per chunk so each [T, d, b] work tensor stays within ~`budget_bytes`.
 
     The forward pass holds about three of them at once (G^{l−1}, V·G, G^l). On the CPU
@@ -85,6 +93,29 @@ def _chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsi
         if str(device).startswith("cuda"):
             budget_bytes = torch.cuda.mem_get_info(torch.device(device))[0] / 8
     return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
+
+
+_chunk = batch_chunk  # the old private name (bench/bench.py)
+
+
+def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circuit: bool = False) -> int:
+    """Estimated peak memory of `seeded_experiment` + `rotation_run` (bytes), for refusing
+    sizes that cannot fit before allocating anything.
+
+    Network: per layer the T·S² sorted pair keys (8 B, plus the sort's copy) and O(T·S)
+    index lists; inputs: batch·z active indices (8 B) and unit vectors (16 B), and the
+    batch × T random keys when circuits are few (T ≤ 64z: 12 B each); work: three
+    [T, d, chunk] tensors and two [D, chunk] activations, chunk = `batch_chunk`'s rows
+    (each [T, d, chunk] within 2²⁸ B, at least one row). per_circuit (`rotation_per_circuit`): 2·(L+1)·batch·T
+    float64 errors and the T·d·batch float64 readouts of one layer.
+    """
+    T, L, S, z, d = cfg.T, cfg.L, cfg.S, cfg.z, cfg.d
+    net = 16 * T * S * S + 8 * L * T * S * 3 + 8 * T * d * d * 3
+    inputs = batch * z * 40 + (12 * batch * T if T <= 64 * z else 0)
+    rows = max(1, min(batch, 2**28 // (T * d * itemsize)))  # batch_chunk's rows per chunk (CPU budget)
+    work = (3 * T * d + 2 * cfg.D) * itemsize * rows  # G^{l-1}, V·G, G^l and two activations
+    extra = 2 * (L + 1) * batch * T * 8 + 3 * T * d * batch * 8 if per_circuit else 0
+    return int(net + inputs + work + extra)
 
 
 def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
@@ -117,7 +148,7 @@ def rotation_run(
     B, z = active.shape
     keys = ("active_x", "inactive_x", "active_on", "inactive_on")
     sums = {k: [0.0] * (L + 1) for k in keys}
-    chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size(), device=device)
+    chunk = chunk or batch_chunk(T, d, B, itemsize=net.w.element_size(), device=device)
     dec = _decode_matrix(d).to(device) / S  # readout â = G / S
     ps = None
     if per_sample:
@@ -170,14 +201,26 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
     return rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)).mse()
 
 
+def _check_experiment(D, T, d, S, L, z, batch, seed, device, dtype, *, per_circuit=False):
+    """Validate every argument of a seeded measurement up front (sizes, d = 4, seed, device,
+    dtype) and refuse a batch whose estimated memory exceeds what is available."""
+    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
+    batch = check_int("batch", batch, 1)
+    seed = check_seed(seed)
+    dev, dtype = check_device(device), check_dtype(dtype)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    need = experiment_bytes(cfg, batch, itemsize=itemsize, per_circuit=per_circuit)
+    check_memory("batch", batch, need, dev, what=f"D={cfg.D}, T={cfg.T}, z={cfg.z}")
+    return cfg, batch, seed, device, dtype
+
+
 def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4):
     """The draws behind every seeded measurement, in this order from one generator seeded
     with `seed`: the T angles, the L layer permutations, the active sets, the inputs x.
     Returns (net, active [batch, z], x0 [batch, z, 2]); the same seed gives the same network
     and inputs, so every function built on it reports consistent numbers."""
-    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
-    batch = check_int("batch", batch, 1)
-    g = torch.Generator().manual_seed(int(seed))
+    cfg, batch, seed, device, dtype = _check_experiment(D, T, d, S, L, z, batch, seed, device, dtype)
+    g = torch.Generator().manual_seed(seed)
     net, _ = build_network(cfg, g, device=device, dtype=dtype)
     active = sample_active(cfg.T, cfg.z, batch, g)
     x0 = sample_unit_vectors((batch, cfg.z), g)
@@ -185,9 +228,6 @@ def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d
 
 
 # ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----
-
-__all__ += ["rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi"]
-
 
 def rotation_per_circuit(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None) -> dict:
     """Every circuit's readout error at every layer (not only their means), float64 on the CPU.
@@ -210,7 +250,7 @@ def rotation_per_circuit(net: SuperposedNetwork, active: torch.Tensor, x0: torch
         "inactive_x": torch.zeros(L + 1, B, T, dtype=torch.float64),
         "inactive_on": torch.zeros(L + 1, B, T, dtype=torch.float64),
     }
-    chunk = chunk or _chunk(T, d, B)
+    chunk = chunk or batch_chunk(T, d, B)
     for lo in range(0, B, chunk):
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
@@ -243,8 +283,7 @@ def rotation_error_rows(
     """Mean and worst-case errors per layer as tidy rows (for `sweep`): layer, quantity,
     mean (as `rotation_errors`, same seed -> same network and inputs), worst (max over the
     batch and the circuits), theory (`rotation_theory`)."""
-    from .theory import rotation_theory
-
+    _check_experiment(D, T, d, S, L, z, batch, seed, device, dtype, per_circuit=True)
     net, active, x0 = seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)
     per = rotation_per_circuit(net, active, x0)
     theory = rotation_theory(D, T, S=S, L=L, z=z, d=d)
@@ -257,6 +296,18 @@ def rotation_error_rows(
                 {"layer": l, "quantity": q, "mean": float(v.mean()), "worst": float(v.max()), "theory": theory[q][l]}
             )
     return rows
+
+
+def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
+    """RiS Figures 8–11 quantities as tidy rows (for `sweep`): layer, quantity, measured
+    (`rotation_errors`), theory (`rotation_theory`)."""
+    measured = rotation_errors(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device)
+    theory = rotation_theory(D, T, S=S, L=L, z=z)
+    return [
+        {"layer": l, "quantity": q, "measured": measured[q][l], "theory": theory[q][l]}
+        for q in measured
+        for l in range(1, L + 1)
+    ]
 
 
 def balance_chi_dense(net: SuperposedNetwork, l: int, pairs: str = "ne") -> float:
@@ -291,9 +342,6 @@ def with_chi(net: SuperposedNetwork, chis) -> SuperposedNetwork:
     new = copy.copy(net)
     new.layers = [net.layers[0]] + [dataclasses.replace(st, chi=float(c)) for st, c in zip(net.layers[1:], chis)]
     return new
-
-
-__all__ += ["shared_neurons"]
 
 
 def shared_neurons(idx_l: torch.Tensor, active: torch.Tensor, M: int) -> torch.Tensor:

@@ -37,8 +37,8 @@ import torch
 
 from .assignment import layer_assignments, max_circuits
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, sample_thetas
-from .config import check_int
-from .network import SuperposedNetwork, _csr_users, connectivity, dense_blocks, flat, gather_sum, scatter_sum
+from .checks import check_d, check_int
+from .network import StructuredNetwork, connectivity, csr_users, dense_blocks, flat, gather_sum, scatter_sum
 from .theory import epsilon
 
 __all__ = [
@@ -251,7 +251,7 @@ class _EdgeLayer:
     bias: torch.Tensor  # [M, d] = b + Σ_u δb_u ⊗ e_u^l
 
 
-class GraphNetwork(SuperposedNetwork):
+class GraphNetwork(StructuredNetwork):
     """The superposed network of a circuit graph (structured: never forms D × D).
 
     Layer l ≥ 2, with K^l = Σ_{(u,t)∈ℰ} |e_u^l⟩⟨e_t^{l−1}|, C = [K > 0], X = K − C, c = 1/S + χ:
@@ -264,26 +264,19 @@ class GraphNetwork(SuperposedNetwork):
     """
 
     def __init__(self, graph: CircuitGraph, idx: torch.Tensor, M: int):
-        torch.nn.Module.__init__(self)
         L, T, S = idx.shape
         if L != graph.L or T != graph.T:
             raise ValueError(f"idx must have shape [L={graph.L}, T={graph.T}, S], got {tuple(idx.shape)}")
-        dtype, device = graph.layer1.dtype, idx.device
+        super().__init__(graph.layer1, idx, M, graph.w_bar, graph.bias)  # w = the layer-1 circuit weights
+        dtype, device, w_bar = self.w.dtype, idx.device, self.w_bar
         self.graph = graph
-        self.M, self.S, self.L, self.T, self.d = M, S, L, T, graph.d
-        w_bar = torch.as_tensor(graph.w_bar, dtype=dtype, device=device)
-        self.register_buffer("w", graph.layer1.to(device))
-        self.register_buffer("w_bar", w_bar)
-        self.register_buffer("bias", torch.as_tensor(graph.bias, dtype=dtype, device=device))
-        self.register_buffer("idx", idx)
-        self.layers = [None]
         for l in range(2, L + 1):
             r, s = graph.readers[l - 2].to(device), graph.sources[l - 2].to(device)
             W = graph.weights[l - 2].to(device, dtype)
             cur, prev = idx[l - 1], idx[l - 2]
             n, m, k = connectivity(cur[r], prev[s], M)
             chi = balance_chi_edges(cur, prev, int(r.numel()), M, n, m)
-            users, offsets = _csr_users(cur[r], M)
+            users, offsets = csr_users(cur[r], M)
             dw = W - w_bar
             many = k > 1
             sh = graph.shifts[l - 2].to(device, dtype)
@@ -299,7 +292,7 @@ class GraphNetwork(SuperposedNetwork):
     def layer(
         self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work: torch.Tensor | None = None
     ) -> torch.Tensor:
-        # `work` (SuperposedNetwork's reusable [T, d, B] buffer) does not fit the [E, d, B]
+        # `work` (the shared layers_iter's reusable [T, d, B] buffer) does not fit the [E, d, B]
         # edge products: accepted for the shared layers_iter/forward, unused here.
         if l == 1:
             return torch.relu(A_prev + self.bias[None, :, None])
@@ -469,7 +462,7 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
                         device="cpu", dtype=torch.float32) -> GraphNetwork:
     """The superposed network of `graph` at width D (prime-step assignment, random layer
     permutations drawn from `generator`)."""
-    d = graph.d
+    d = check_d(graph.d)
     if D % d:
         raise ValueError(f"D={D} must be a multiple of d={d}")
     M = D // d
@@ -683,6 +676,7 @@ def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S
     """Largest |ℰ| per layer whose predicted final-layer active ⟨|δx|²⟩ (`graph_chain_theory`)
     stays ≤ tol at width D, depth L, z active circuits (0 if the first-order z-term alone
     exceeds tol). T defaults to the assignment's capacity max_circuits(D/d, S)."""
+    D, d = check_int("D", D, 1), check_d(d)
     M = D // d
     T = T or max_circuits(M, S)
     eps = epsilon(D, T, S, d)

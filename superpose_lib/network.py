@@ -46,7 +46,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LayerStructure", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat", "connectivity", "excess_pairs", "balance_chi"]
+__all__ = [
+    "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
+    "csr_users", "connectivity", "excess_pairs", "balance_chi",
+]
 
 
 def gather_sum(A: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -93,7 +96,7 @@ class LayerStructure:
     excess_offsets: torch.Tensor | None = None
 
 
-def _csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
+def csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each neuron, the circuits that use it (sorted), as (users, offsets)."""
     S = idx.shape[1]
     flat_idx = idx.reshape(-1)
@@ -106,6 +109,9 @@ def _csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     counts = torch.bincount(flat_idx, minlength=M)
     offsets = torch.cumsum(counts, 0) - counts
     return order // S, offsets
+
+
+_csr_users = csr_users  # the old private name
 
 
 def _sorted_pair_keys(cur: torch.Tensor, prev: torch.Tensor, M: int) -> torch.Tensor:
@@ -202,13 +208,13 @@ def dense_blocks(w_bar, mixing, dw, cur, prev, M: int) -> torch.Tensor:
     return blocks.reshape(d * M, d * M)
 
 
-class SuperposedNetwork(nn.Module):
-    """The RiS large network, structured (never materialises D × D).
-
-    w: [T, d, d] circuit weights; idx: [L, T, S] neuron positions of e_t^l (index l−1);
-    M: neurons per block; w_bar: [d, d] mean weight (Δw_t = w_t − w̄); bias: [d].
-    All tensors follow idx's device and w's dtype. Construction is O(L·T·S²) time (one
-    sort of the T·S² connected pairs per layer) and keeps O(L·T·S) numbers.
+class StructuredNetwork(nn.Module):
+    """What every superposed network shares: the sizes (M, S, L, T, d), the first-layer
+    circuit weights w [T, d, d], the mean weight w̄ [d, d], the bias [d], the neuron
+    positions idx [L, T, S] of e_t^l (index l−1), and the forward pass around `layer`:
+    the layer-0 trick (`embed`), `layers_iter`, `forward` and the readouts. Subclasses
+    build `self.layers` (index l−1; None for layer 1, W^1 = identity) and define `layer`.
+    All tensors follow idx's device and w's dtype.
     """
 
     def __init__(self, w: torch.Tensor, idx: torch.Tensor, M: int, w_bar, bias):
@@ -216,29 +222,15 @@ class SuperposedNetwork(nn.Module):
         L, T, S = idx.shape
         dtype, device = w.dtype, idx.device
         self.M, self.S, self.L, self.T, self.d = M, S, L, T, w.shape[-1]
-        w = w.to(device)
-        w_bar = torch.as_tensor(w_bar, dtype=dtype, device=device)
-        self.register_buffer("w", w)
-        self.register_buffer("w_bar", w_bar)
-        self.register_buffer("dw", w - w_bar)
+        self.register_buffer("w", w.to(device))
+        self.register_buffer("w_bar", torch.as_tensor(w_bar, dtype=dtype, device=device))
         self.register_buffer("bias", torch.as_tensor(bias, dtype=dtype, device=device))
         self.register_buffer("idx", idx)
-        P, Q = _rank_factor(w_bar)
-        self.register_buffer("wbar_P", P)
-        self.register_buffer("wbar_Q", Q)
-        self.layers: list[LayerStructure | None] = [None]  # layer 1: W^1 = identity
-        for l in range(1, L):
-            cur, prev = idx[l], idx[l - 1]
-            n, m, k = excess_pairs(cur, prev, M)
-            chi = _balance_chi_from_excess(cur, prev, M, n, m, k)
-            users, offsets = _csr_users(cur, M)
-            counts = torch.bincount(n, minlength=M)
-            self.layers.append(
-                LayerStructure(
-                    chi, users, offsets, n, m, (k - 1).to(dtype), T * S * S - int((k - 1).sum()),
-                    excess_offsets=torch.cumsum(counts, 0) - counts,
-                )
-            )
+        self.layers: list = [None]  # layer 1: W^1 = identity
+
+    def layer(self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work=None) -> torch.Tensor:
+        """A^l from A^{l−1} (l ≥ 1); G_prev = gather_sum(A_prev, idx[l−2]) if already known."""
+        raise NotImplementedError(f"{type(self).__name__} must define layer()")
 
     # ---- the forward pass -------------------------------------------------------------
     def embed(self, active: torch.Tensor, a0: torch.Tensor) -> torch.Tensor:
@@ -255,6 +247,64 @@ class SuperposedNetwork(nn.Module):
             return A0
         A0 = torch.zeros(self.M, B, self.d, dtype=self.w.dtype, device=n.device)
         return A0.index_put_((n, b), vals, accumulate=True).permute(0, 2, 1).contiguous()
+
+    def layers_iter(self, A0: torch.Tensor):
+        """Yield (l, A^l, G^l) for l = 1..L, where G^l = gather_sum(A^l, idx[l−1]) = S·â^l."""
+        A = A0
+        G = work = None
+        for l in range(1, self.L + 1):
+            if l >= 2 and work is None:
+                work = torch.empty_like(G)
+            A = self.layer(l, A, G, work=work)
+            G = gather_sum(A, self.idx[l - 1])
+            yield l, A, G
+
+    def forward(self, A0: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer: [A^0, A^1, ..., A^L], each [M, d, B] (small networks; see layers_iter).
+        Activations only: the last layer's readouts are not gathered."""
+        out, G, work = [A0], None, None
+        for l in range(1, self.L + 1):
+            out.append(self.layer(l, out[-1], G, work=work))
+            if l < self.L:
+                G = gather_sum(out[-1], self.idx[l - 1])
+                work = torch.empty_like(G) if work is None else work
+        return out
+
+    def readout(self, A: torch.Tensor, l: int) -> torch.Tensor:
+        """â_t^l = (1/S)⟨e_t^l|A^l⟩ block by block, for every circuit: [T, d, B]."""
+        return gather_sum(A, self.idx[l - 1]) / self.S
+
+
+
+class SuperposedNetwork(StructuredNetwork):
+    """The RiS large network, structured (never materialises D × D).
+
+    w: [T, d, d] circuit weights; idx: [L, T, S] neuron positions of e_t^l (index l−1);
+    M: neurons per block; w_bar: [d, d] mean weight (Δw_t = w_t − w̄); bias: [d].
+    All tensors follow idx's device and w's dtype. Construction is O(L·T·S²) time (one
+    sort of the T·S² connected pairs per layer) and keeps O(L·T·S) numbers.
+    """
+
+    def __init__(self, w: torch.Tensor, idx: torch.Tensor, M: int, w_bar, bias):
+        super().__init__(w, idx, M, w_bar, bias)
+        L, T, S = idx.shape
+        M, dtype = self.M, self.w.dtype
+        self.register_buffer("dw", self.w - self.w_bar)
+        P, Q = _rank_factor(self.w_bar)
+        self.register_buffer("wbar_P", P)
+        self.register_buffer("wbar_Q", Q)
+        for l in range(1, L):
+            cur, prev = idx[l], idx[l - 1]
+            n, m, k = excess_pairs(cur, prev, M)
+            chi = _balance_chi_from_excess(cur, prev, M, n, m, k)
+            users, offsets = csr_users(cur, M)
+            counts = torch.bincount(n, minlength=M)
+            self.layers.append(
+                LayerStructure(
+                    chi, users, offsets, n, m, (k - 1).to(dtype), T * S * S - int((k - 1).sum()),
+                    excess_offsets=torch.cumsum(counts, 0) - counts,
+                )
+            )
 
     def layer(
         self, l: int, A_prev: torch.Tensor, G_prev: torch.Tensor | None = None, *, work: torch.Tensor | None = None
@@ -300,32 +350,6 @@ class SuperposedNetwork(nn.Module):
                 pre.addcmul_(self.wbar_P[:, k].view(1, d, 1), corr[..., k : k + 1, :])
         pre += b
         return pre.relu_()
-
-    def layers_iter(self, A0: torch.Tensor):
-        """Yield (l, A^l, G^l) for l = 1..L, where G^l = gather_sum(A^l, idx[l−1]) = S·â^l."""
-        A = A0
-        G = work = None
-        for l in range(1, self.L + 1):
-            if l >= 2 and work is None:
-                work = torch.empty_like(G)
-            A = self.layer(l, A, G, work=work)
-            G = gather_sum(A, self.idx[l - 1])
-            yield l, A, G
-
-    def forward(self, A0: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer: [A^0, A^1, ..., A^L], each [M, d, B] (small networks; see layers_iter).
-        Activations only: the last layer's readouts are not gathered."""
-        out, G, work = [A0], None, None
-        for l in range(1, self.L + 1):
-            out.append(self.layer(l, out[-1], G, work=work))
-            if l < self.L:
-                G = gather_sum(out[-1], self.idx[l - 1])
-                work = torch.empty_like(G) if work is None else work
-        return out
-
-    def readout(self, A: torch.Tensor, l: int) -> torch.Tensor:
-        """â_t^l = (1/S)⟨e_t^l|A^l⟩ block by block, for every circuit: [T, d, B]."""
-        return gather_sum(A, self.idx[l - 1]) / self.S
 
     # ---- the readable reference path ----------------------------------------------------
     def mixing_matrix(self, l: int) -> torch.Tensor:

@@ -11,7 +11,9 @@ library's source, so any code change invalidates old entries. Files are written
 atomically (temporary file in the same folder, fsync, `os.replace`), so a killed run
 leaves either the old entry or the new one, never half of one. Each file stores its key
 and a SHA-256 of its rows; a missing, truncated, garbled or stale file fails those
-checks and is recomputed, never used. A rerun with the same inputs reads every result
+checks and is recomputed, never used (so is a folder where an entry should be). A cache
+that cannot be written (a read-only folder, a full disk) costs no computed work: `sweep`
+warns once and goes on without writing entries. A rerun with the same inputs reads every result
 from disk and is instant. Results are cached as they complete: an interrupted sweep
 resumes where it stopped.
 
@@ -39,17 +41,19 @@ around the call and restored after it, in whichever process runs it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
+import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
 
-__all__ = ["sweep", "library_version", "cache_key", "cache_path", "rotation_rows"]
+__all__ = ["sweep", "library_version", "cache_key", "cache_path", "progress_bar"]
 
 
 def library_version() -> str:
@@ -76,6 +80,16 @@ def cache_key(fn: Callable, config: dict, seed: int, version: str) -> str:
 def cache_path(cache_dir: str | os.PathLike, fn: Callable, config: dict, seed: int) -> Path:
     """Where `sweep` caches fn(**config, seed=seed) under `cache_dir` (current library version)."""
     return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version())}.json"
+
+
+def _plain(value):
+    """NumPy/torch scalars (a grid from np.arange) as Python numbers, recursively in lists:
+    the same configuration gets the same cache key and table columns whatever its types."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _digest(rows: list) -> str:
@@ -188,12 +202,12 @@ def sweep(
     """
     from concurrent.futures import as_completed
 
-    from .config import check_int
+    from .checks import check_int, check_seed
 
     tqdm = progress_bar()
 
-    grid = [dict(c) for c in grid]
-    seeds = [check_int("seed", s, 0) for s in seeds]
+    grid = [{k: _plain(v) for k, v in dict(c).items()} for c in grid]
+    seeds = [check_seed(s) for s in seeds]
     threads = check_int("threads", threads, 1)
     for c in grid:
         if "seed" in c:
@@ -212,11 +226,22 @@ def sweep(
             results[i] = rows
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc or fn.__name__, disable=not progress)
 
+    writable = [cache_dir is not None]
+
     def done(i, key, path, rows):
         results[i] = rows
-        if path is not None:
+        if path is not None and writable[0]:
             c, s = tasks[i]
-            _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
+            try:
+                _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
+            except OSError as e:
+                if e.errno == errno.EISDIR or path.is_dir():  # a folder where this entry goes: skip it
+                    warnings.warn(f"sweep cache: {path} is a folder, not a cache entry; this result is not "
+                                  "cached", RuntimeWarning, stacklevel=3)
+                else:  # read-only, full, vanished: warn once, keep computing without the cache
+                    writable[0] = False
+                    warnings.warn(f"sweep cache {cache_dir}: cannot write ({e.strerror or e}); continuing "
+                                  "without caching", RuntimeWarning, stacklevel=3)
         bar.update(1)
 
     workers = max_workers if max_workers is not None else min(len(todo), os.cpu_count() or 1)
@@ -246,15 +271,11 @@ def sweep(
     return df
 
 
-def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
-    """RiS Figures 8–11 quantities as tidy rows: layer, quantity, measured, theory."""
-    from .experiment import rotation_errors
-    from .theory import rotation_theory
+def __getattr__(name):
+    # rotation_rows moved to `experiment` (the sweep engine knows no experiment); the old
+    # import path keeps working without importing torch with this module.
+    if name == "rotation_rows":
+        from .experiment import rotation_rows
 
-    measured = rotation_errors(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device)
-    theory = rotation_theory(D, T, S=S, L=L, z=z)
-    return [
-        {"layer": l, "quantity": q, "measured": measured[q][l], "theory": theory[q][l]}
-        for q in measured
-        for l in range(1, L + 1)
-    ]
+        return rotation_rows
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,17 +1,55 @@
-"""RiS error theory (RESEARCH.md, "Error theory"; RiS §6), with ε = d/D − 1/(ST).
+"""RiS error theory and the derived quantities (RESEARCH.md, "Error theory"; RiS §6).
 
-Per-layer predictions of the four mean squared errors that `rotation_errors` measures,
-as lists indexed by layer (index 0 is the input, exact by construction).
+The one home of every quantity derived from the sizes: ε = d/D − 1/(ST), the control
+parameter T(d/D)², T at a given control value, and the 41 (D, T) pairs of RiS Figures
+8–11. Per-layer predictions of the four mean squared errors that `rotation_errors`
+measures come as lists indexed by layer (index 0 is the input, exact by construction).
+
+Every function validates its sizes (d = 4 only: the rotation circuits are 4 × 4).
 """
 
 from __future__ import annotations
 
-__all__ = ["epsilon", "inactive_error", "active_x_error", "rotation_theory"]
+from .checks import CIRCUIT_WIDTH, check_d, check_int, check_real
+
+__all__ = [
+    "epsilon",
+    "control_parameter",
+    "T_at",
+    "ris_pairs",
+    "inactive_error",
+    "active_x_error",
+    "rotation_theory",
+]
 
 
-def epsilon(D: int, T: int, S: int, d: int = 4) -> float:
+def epsilon(D: int, T: int, S: int = 6, d: int = CIRCUIT_WIDTH) -> float:
     """ε = d/D − 1/(ST), the mean squared normalised overlap E_{u≠t}[((1/S)⟨e_t|e_u⟩)²]."""
+    D, T, S, d = check_int("D", D, 1), check_int("T", T, 1), check_int("S", S, 1), check_d(d)
     return d / D - 1.0 / (S * T)
+
+
+def control_parameter(D: int, T: int, d: int = CIRCUIT_WIDTH) -> float:
+    """x = T(d/D)², the control parameter of the propagation error (RiS §6)."""
+    D, T, d = check_int("D", D, 1), check_int("T", T, 1), check_d(d)
+    return T * (d / D) ** 2
+
+
+def T_at(x: float, D: int, d: int = CIRCUIT_WIDTH) -> int:
+    """T at control value x = T(d/D)²: round(x·(D/d)²), at least 1."""
+    x = check_real("x", x, 0.0, open_low=True)
+    D, d = check_int("D", D, 1), check_d(d)
+    return max(1, round(x * (D / d) ** 2))
+
+
+def ris_pairs() -> list[tuple[int, int]]:
+    """The 41 (D, T) pairs of RiS Figures 8–11 (RESEARCH.md)."""
+    ranges = {
+        800: range(200, 301, 100), 1000: range(200, 501, 100), 1200: range(200, 701, 100),
+        1400: range(200, 1001, 200), 1600: range(300, 1301, 200), 1800: range(300, 1701, 200),
+        2000: range(200, 2001, 200),
+    }
+    return [(D, T) for D, ts in ranges.items() for T in ts]
 
 
 def inactive_error(l: int, z: int, eps: float) -> float:
@@ -30,9 +68,11 @@ def active_x_error(l: int, z: int, T: int, eps: float) -> float:
     return (l - 1) * T * eps**2 * (z + 8 * (z - 1)) + 9 * l * eps * (z - 1)
 
 
-def rotation_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = 4) -> dict:
+def rotation_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = CIRCUIT_WIDTH) -> dict:
     """Predicted per-layer MSEs with the keys of `rotation_errors` (active on-indicator: 0
-    until a seizure)."""
+    until a seizure). Sizes are validated (D = nan or 0, d ≠ 4, z > T raise ValueError)."""
+    L, T = check_int("L", L, 1), check_int("T", T, 1)
+    z = check_int("z", z, 1, T)
     eps = epsilon(D, T, S, d)
     layers = range(L + 1)
     return {

@@ -14,7 +14,8 @@ from conftest import ROOT  # noqa: F401  (puts the checkout on sys.path)
 import importlib
 
 sw = importlib.import_module("superpose_lib.sweep")  # the module (the package exports a function of that name)
-from superpose_lib.sweep import cache_path, rotation_rows, sweep
+from superpose_lib.experiment import rotation_rows
+from superpose_lib.sweep import cache_path, sweep
 
 CALLS = []
 
@@ -207,3 +208,67 @@ def test_dask_local_cluster(tmp_path):
     pd.testing.assert_frame_equal(serial, via_client, check_exact=True)
     pd.testing.assert_frame_equal(serial, via_exec, check_exact=True)
     assert len(list(Path(tmp_path).glob("*.json"))) == 2
+
+
+def test_rotation_rows_lives_with_the_experiment_and_the_old_path_still_works():
+    import superpose_lib.experiment as ex
+
+    assert sw.rotation_rows is ex.rotation_rows and "rotation_rows" not in sw.__all__
+
+
+def _read_only(monkeypatch, tmp_path):
+    """The cache folder behaves as on a read-only mount (root ignores permission bits)."""
+    import errno
+    import os
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, dir=None, **k):
+        if dir is not None and Path(dir).resolve().is_relative_to(tmp_path.resolve()):
+            raise OSError(errno.EROFS, "Read-only file system", str(dir))
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    if os.geteuid() != 0:
+        tmp_path.chmod(0o555)
+
+
+def test_read_only_cache_warns_once_and_keeps_computing(tmp_path, monkeypatch):
+    """It used to raise after the first task, throwing the computed work away."""
+    cache = tmp_path / "cache"
+    first = sweep(counted, [{"a": 1}], cache_dir=cache, executor="serial", progress=False)  # one entry cached
+    _read_only(monkeypatch, cache)
+    CALLS.clear()
+    with pytest.warns(RuntimeWarning, match="cannot write.*continuing without caching") as rec:
+        df = sweep(counted, [{"a": 1}, {"a": 2}, {"a": 3}], seeds=[0, 1], cache_dir=cache, executor="serial", progress=False)
+    assert len([w for w in rec if "cannot write" in str(w.message)]) == 1, "warned once"
+    assert len(df) == 3 * 2 * 2 and df.attrs["sweep"]["cached"] == 1
+    assert len(CALLS) == 5, "every uncached task computed, the cached one read"
+    pd.testing.assert_frame_equal(df.iloc[:2].reset_index(drop=True), first)
+
+
+def test_uncreatable_cache_folder_warns_and_computes():
+    with pytest.warns(RuntimeWarning, match="continuing without caching"):
+        df = sweep(counted, [{"a": 1}], cache_dir="/proc/superpose-cache", executor="serial", progress=False)
+    assert len(df) == 2
+
+
+def test_a_folder_where_an_entry_should_be_is_recomputed_not_an_abort(tmp_path):
+    path = cache_path(tmp_path, counted, {"a": 1}, 0)
+    path.mkdir(parents=True)
+    with pytest.warns(RuntimeWarning, match="is a folder"):
+        df = sweep(counted, [{"a": 1}, {"a": 2}], cache_dir=tmp_path, executor="serial", progress=False)
+    assert len(df) == 4 and len(CALLS) == 2
+    assert path.is_dir() and cache_path(tmp_path, counted, {"a": 2}, 0).is_file(), "the other entry is cached"
+
+
+def test_numpy_grid_values_share_the_cache_with_python_ints(tmp_path):
+    import numpy as np
+
+    a = sweep(counted, [{"a": np.int64(1), "b": np.int32(2)}], seeds=np.arange(1), cache_dir=tmp_path,
+              executor="serial", progress=False)
+    b = sweep(counted, [{"a": 1, "b": 2}], seeds=[0], cache_dir=tmp_path, executor="serial", progress=False)
+    assert b.attrs["sweep"]["cached"] == 1 and len(CALLS) == 1
+    pd.testing.assert_frame_equal(a, b)
+    assert type(a["a"].iloc[0]) is not np.float64
