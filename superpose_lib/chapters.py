@@ -12,8 +12,11 @@ import ast
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .render import stamp_run
 
 __all__ = [
     "Chapter",
@@ -195,6 +198,7 @@ def execute_chapter(
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    started = time.perf_counter()
     try:
         pm.execute_notebook(
             _read_notebook(chapter.path),
@@ -225,6 +229,9 @@ def execute_chapter(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    # The run's record (commit, date, run time, parameters) for the book's Execution page.
+    stamp_run(tmp, chapter.path.parent, parameters=params, seconds=time.perf_counter() - started,
+              how="papermill" + (", smoke parameters" if smoke else ""))
     _chmod_like_umask(tmp, 0o666)
     os.replace(tmp, target)
     failed.unlink(missing_ok=True)

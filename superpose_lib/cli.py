@@ -6,9 +6,10 @@
 `run` executes the chapter's notebook with papermill (a progress bar per cell) into
 `--out` (default `runs/`): `<out>/<chapter>.ipynb`, the executed notebook, with the values
 used in its "injected-parameters" cell, and `<out>/<chapter>-figures/`, every figure it
-made as PNG/SVG. Both are written under temporary names and moved into place only when
-complete. If the chapter fails, `<out>/<chapter>.ipynb` and its figures are left as they
-were, the partial notebook is kept as `<out>/<chapter>.failed.ipynb` for inspection, and
+made as PNG/SVG, and `<out>/<chapter>-html/<chapter>.html`, the executed chapter as one
+readable page (glued numbers, figures and maths rendered as on the website). All are
+written under temporary names and moved into place only when complete. If the chapter
+fails, `<out>/<chapter>.ipynb` and its figures are left as they were, the partial notebook is kept as `<out>/<chapter>.failed.ipynb` for inspection, and
 the command exits 1. Bad input (unknown chapter or parameter, a value of the wrong type, a
 device the chapter cannot take) exits 2 with one line saying what is wrong and the valid
 choices.
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from . import chapters as _ch
+from .render import render_html
 
 __all__ = ["main"]
 
@@ -134,6 +136,12 @@ def _cmd_run(args, root: Path) -> int:
             print(f"  {f}")
     else:
         print("figures: none")
+    try:  # the chapter as one HTML page, glued numbers rendered by myst-nb (superpose_lib.render)
+        page = render_html(nb, out / f"{chapter.name}-html", root, log=out / f"{chapter.name}-html.log")
+        print(f"readable page: {page}")
+    except RuntimeError as e:
+        print(f"superpose: warning: no HTML page ({e.args[0].splitlines()[0]}; see {out / chapter.name}-html.log)",
+              file=sys.stderr)
     return 0
 
 
