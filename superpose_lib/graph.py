@@ -757,7 +757,7 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family, colour
     by z) and predicted (the per-sample theory, black bars). df: tidy rows of `graph_rows`
     for chains and random graphs (columns kind, z, D, ...). Returns the axes."""
-    from .plots import _ax, color, label, legend_outside
+    from .plots import _ax, color, label, legend_outside, tidy_log_axis
 
     ax = _ax(ax)
     layer = layer or int(df["layer"].max())
@@ -771,6 +771,7 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     ax.set_yscale("log")
     ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
     ax.set_ylabel(rf"active $\langle|\delta x|^2\rangle$, layer {layer}")
+    tidy_log_axis(ax)
     if legend:
         legend_outside(ax, where="right")
     return ax
@@ -779,7 +780,7 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
 def plot_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
     (markers by family, colour by z). Returns the axes."""
-    from .plots import _ax, color, label, legend_outside
+    from .plots import _ax, color, label, legend_outside, tidy_log_axis
 
     ax = _ax(ax)
     layer = layer or int(df["layer"].max())
@@ -792,6 +793,7 @@ def plot_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
     ax.set_yscale("log")
     ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
     ax.set_ylabel("measured / predicted")
+    tidy_log_axis(ax)
     if legend:
         legend_outside(ax, where="right")
     return ax
@@ -801,7 +803,7 @@ def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
     against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
     seeds, zeros drawn at `floor`. Returns the axes."""
-    from .plots import _ax, color, label, legend_outside, marker
+    from .plots import _ax, color, label, legend_outside, marker, tidy_log_axis
 
     ax = _ax(ax)
     d = df[df.layer == 2]
@@ -812,6 +814,7 @@ def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     ax.set_yscale("log")
     ax.set_xlabel(r"AND gates $\times S/M$ (expected shifted neighbours per neuron)")
     ax.set_ylabel("layer 2 (gate outputs)")
+    tidy_log_axis(ax)
     if legend:
         legend_outside(ax, where="bottom", ncol=1)
     return ax
@@ -821,7 +824,7 @@ def plot_capacity(df, ax=None, *, legend: bool = True):
     """Measured final-layer error against edges per layer at fixed D (one colour per (D, z),
     solid), the linear theory (dashed), its predicted capacity (dotted vertical) and the
     tolerance (dash-dotted horizontal). Returns the axes."""
-    from .plots import _ax, color, legend_outside
+    from .plots import _ax, color, legend_outside, tidy_log_axis
 
     ax = _ax(ax)
     for (D, z), g in df.groupby(["D", "z"]):
@@ -835,6 +838,7 @@ def plot_capacity(df, ax=None, *, legend: bool = True):
     ax.set_yscale("log")
     ax.set_xlabel(r"edges per layer $|\mathcal{E}^l|$")
     ax.set_ylabel(r"final-layer active $\langle|\delta x|^2\rangle$")
+    tidy_log_axis(ax)
     if legend:
         legend_outside(ax, where="right")
     return ax

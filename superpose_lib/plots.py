@@ -34,6 +34,7 @@ __all__ = [
     "sequential",
     "figure",
     "legend_outside",
+    "tidy_log_axis",
     "plot_weight_blocks",
     "plot_mixing_zoom",
     "plot_step",
@@ -207,6 +208,24 @@ def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = N
     return target.legend(handles, labels, **opts)
 
 
+def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
+    """Readable ticks on log axes: no labels on minor ticks (they collide as "2×10¹ 3×10¹"),
+    and on an axis spanning less than `short` (a factor) plain numbers at 1-2-5. Call after
+    drawing (the limits decide). Returns the axes."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for name in ("x", "y") if axis == "both" else (axis,):
+        a = ax.xaxis if name == "x" else ax.yaxis
+        if a.get_scale() != "log":
+            continue
+        lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+        if lo > 0 and hi / lo < short:
+            a.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        a.set_minor_formatter(NullFormatter())
+    return ax
+
+
 def _ax(ax):
     if ax is None:
         import matplotlib.pyplot as plt
@@ -316,4 +335,5 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     ax.set_xlabel("layer l")
     ax.set_xticks(sorted(d["layer"].unique()))
     ax.set_ylabel(f"{stat} {label('quantity', quantity)}")
+    tidy_log_axis(ax)
     return ax

@@ -67,6 +67,18 @@ def stamp_run(notebook: str | os.PathLike, root: str | os.PathLike, *, parameter
     record = {"commit": git_commit(root), "date": _now(), "seconds": round(float(seconds), 1),
               "parameters": {k: v for k, v in parameters.items()}, "how": how}
     nb.metadata.setdefault("superpose", {})["run"] = record
+    # A reader sees the values this run used: papermill's injected cell stays open (labelled),
+    # the cell of defaults above it is folded.
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    if injected:
+        lines = injected[0].source.splitlines()
+        if lines and lines[0].strip() == "# Parameters":
+            lines[0] = "# Parameters of this run (the folded cell above holds the defaults)"
+        injected[0].source = "\n".join(lines)
+        for c in nb.cells:
+            tags = c.metadata.setdefault("tags", [])
+            if "parameters" in tags and "hide-input" not in tags:
+                tags.append("hide-input")
     tmp = Path(notebook).with_name("." + Path(notebook).name + ".stamp")
     nbformat.write(nb, tmp)
     os.replace(tmp, notebook)
