@@ -605,9 +605,43 @@ def relative_path(docname: str, target: str) -> str:
     return relative_uri(docname + ".html", target)
 
 
+# ---------------------------------------------------------------- bibliography labels
+
+def _register_bibtex_style():
+    """pybtex style "superpose": the bibliography lists each work under the same author-year
+    label the text cites it by ("Linsefors and Bushnaq, 2025b"), sorted by author and year,
+    instead of alpha labels such as "Gib5a"."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.plain import Style as PlainStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    def last(person) -> str:
+        return " ".join(str(n.render_as("text")) for n in person.rich_last_names)
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                people = entry.persons.get("author") or entry.persons.get("editor") or []
+                if not people:
+                    who = entry.fields.get("organization", entry.key)
+                elif len(people) == 1:
+                    who = last(people[0])
+                elif len(people) == 2:
+                    who = f"{last(people[0])} and {last(people[1])}"
+                else:
+                    who = f"{last(people[0])} et al."
+                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+    class AuthorYearStyle(PlainStyle):
+        default_label_style = AuthorYearLabels
+
+    register_plugin("pybtex.style.formatting", "superpose", AuthorYearStyle, force=True)
+
+
 # ---------------------------------------------------------------- setup
 
 def setup(app):
+    _register_bibtex_style()
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
     app.connect("config-inited", _on_config_inited)

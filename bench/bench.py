@@ -7,7 +7,7 @@
 
 What it measures, in one run, on the device given:
 
-1. ``fig8_11_s``: the whole RiS Figures 8–11 workload: the 41 (D, T) pairs of RESEARCH.md
+1. ``fig8_11_s``: the whole RiS Figures 8–11 workload: the 41 (D, T) pairs of RiS Figures 8–11
    × z ∈ {1, 2, 3, 4}, batch 500, L = 4, S = 6, a fresh network each (seed 0), all four
    per-layer MSEs: 164 ``rotation_errors`` calls, construction included.
 2. ``large_s`` / ``large_peak_gib``: D = 32768, d = 4, S = 6, T = int(0.004·(D/d)²) = 268435,
@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The 41 (D, T) pairs of RiS Figures 8–11 (RESEARCH.md).
+# The 41 (D, T) pairs of RiS Figures 8–11.
 FIG8_11_PAIRS = (
     [(800, t) for t in (200, 300)]
     + [(1000, t) for t in range(200, 501, 100)]

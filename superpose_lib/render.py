@@ -146,6 +146,14 @@ nb_execution_mode = "off"
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]
 bibtex_bibfiles = ["references.bib"]
 bibtex_reference_style = "author_year"
+import sys as _sys
+_sys.path.insert(0, {ext!r})
+try:  # the book's author-year labels for the reference list
+    from superpose_book import _register_bibtex_style
+    _register_bibtex_style()
+    bibtex_default_style = "superpose"
+except Exception:
+    pass
 numfig = True
 html_theme = "sphinx_book_theme"
 html_title = {title!r}
@@ -193,7 +201,7 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
             shutil.copytree(mj, static / "mathjax")
         else:  # no vendored MathJax in this checkout: Sphinx's default (a CDN)
             mathjax = ""
-        conf = _CONF.format(title=title or name, doc=name, mathjax=mathjax, footer=footer)
+        conf = _CONF.format(title=title or name, doc=name, mathjax=mathjax, footer=footer, ext=str(root / "_ext"))
         if not mathjax:
             conf = conf.replace("mathjax_path = ''\n", "")
         (src / "conf.py").write_text(conf)

@@ -1,4 +1,4 @@
-"""RiS error theory (RESEARCH.md, "Error theory"; RiS §6), with ε = d/D − 1/(ST).
+"""RiS error theory (RiS §6; book: "Notation", eq-theory-inactive, eq-theory-active), with ε = d/D − 1/(ST).
 
 Per-layer predictions of the four mean squared errors that `rotation_errors` measures,
 as lists indexed by layer (index 0 is the input, exact by construction).
