@@ -365,11 +365,18 @@ class SuperposeSource(Directive):
             checkout = f"\ngit -C {name} checkout {commit}" if commit not in ("unknown", "") else ""
             text = f"git clone {repo}.git{checkout}" if not repo.endswith(".git") else f"git clone {repo}{checkout}"
         else:
-            out.append(nodes.paragraph(
-                "", "This copy of the book was built without a repository URL (a local build: "
-                "the setting `repository: url:` in _config.yml is empty and SUPERPOSE_REPOSITORY_URL "
-                "is not set), so it cannot link to its source. The published site names its "
-                "repository here. From a checkout of the source:"))
+            para = nodes.paragraph()
+            para += nodes.Text("This copy of the book was built without a repository URL (a local build: "
+                               "the setting ")
+            para += nodes.literal("repository: url:", "repository: url:")
+            para += nodes.Text(" in ")
+            para += nodes.literal("_config.yml", "_config.yml")
+            para += nodes.Text(" is empty and ")
+            para += nodes.literal("SUPERPOSE_REPOSITORY_URL", "SUPERPOSE_REPOSITORY_URL")
+            para += nodes.Text(" is not set), so it cannot link to its source; the published site "
+                               "names its repository here. In a checkout of the source, the commit "
+                               "these pages were built from is:")
+            out.append(para)
             text = f"git checkout {commit}" if commit not in ("unknown", "") else "git log -1"
         block = nodes.literal_block(text, text, language="bash")
         block["classes"].append("superpose-clone")
