@@ -23,7 +23,9 @@
 6. Figures: every image is a link to its full-size file (click to enlarge), as Sphinx does
    for images with an explicit size.
 7. Executed notebooks: each chapter page's download menu offers the executed notebook
-   (`_sources/<page>.executed.ipynb`, copied from myst-nb's `jupyter_execute/`), and
+   (`_sources/<page>.executed.ipynb`: every output kept — myst-nb's own copy in
+   `jupyter_execute/` lacks the glue outputs — and the run record in its metadata; also
+   kept in `_build/superpose_executed/`, from which `scripts/book_pdf.sh` prints the PDF), and
    `.. superpose-execution::` lists every chapter with the run that produced its page: run
    time, parameters, commit and date (from `metadata.superpose.run` of a notebook executed
    by `superpose run`/the tests, or from myst-nb's execution record when the build itself
@@ -104,7 +106,10 @@ def _on_config_inited(app, config):
     stamp = (
         f'<p class="superpose-stamp" data-version="{version}" data-commit="{commit}">'
         f"superpose version {version}, built from commit <code>{commit}</code> on {date}."
-        f' <a href="{{cite}}">How to cite</a></p>'
+        f' <a href="{{cite}}">How to cite</a>'
+        # (a PDF of the whole book, when the publishing workflow prints one: scripts/book_pdf.sh)
+        + (' · <a href="{pdf}">PDF of the whole book</a>' if os.environ.get("SUPERPOSE_BOOK_PDF") else "")
+        + "</p>"
     )
     config.html_theme_options = dict(config.html_theme_options or {})
     config.html_theme_options["extra_footer"] = stamp
@@ -143,6 +148,9 @@ def _on_page_context(app, pagename, templatename, context, doctree):
     opts = context.get("theme_extra_footer")
     if not opts:
         return
+    pdf = os.environ.get("SUPERPOSE_BOOK_PDF")
+    if pdf:
+        opts = opts.replace("{pdf}", context["pathto"](pdf, 1))
     cite = "book/cite"
     if cite in app.env.all_docs:
         href = context["pathto"](cite)
@@ -424,6 +432,36 @@ def _link_images(app, doctree, docname):
 
 # ---------------------------------------------------------------- executed notebooks (7)
 
+_CAPTURED: list = []  # the last notebook myst-nb executed, before it moved glue outputs out
+
+
+def _capture_glue_stripping():
+    """myst-nb moves every glue output out of the notebook it writes to jupyter_execute/
+    (into <page>.glue.json); the executed notebook a reader downloads must keep them. Keep a
+    copy of each notebook just before that step (reading is serial: one at a time)."""
+    import copy
+
+    try:
+        from myst_nb.core.execute import base
+    except ImportError:
+        return
+    original = base.extract_glue_data
+    if getattr(original, "_superpose", False):
+        return
+
+    def extract_glue_data(notebook, *args, **kwargs):
+        _CAPTURED[:] = [copy.deepcopy(notebook)]
+        return original(notebook, *args, **kwargs)
+
+    extract_glue_data._superpose = True
+    base.extract_glue_data = extract_glue_data
+
+
+def _full_dir(app) -> Path:
+    # executed notebooks with every output (glue included) and their run record
+    return Path(app.outdir).parent / "superpose_executed"
+
+
 def _executed_dir(app) -> Path:
     # myst-nb writes every notebook it read (executed by this build or before) here.
     return Path(app.outdir).parent / "jupyter_execute"
@@ -471,6 +509,27 @@ def _on_doctree_read(app, doctree):
         record = {"commit": app.config.html_context.get("superpose_commit", "unknown") if method != "cache"
                   else "not recorded (cached run)", "date": when, "seconds": exec_data["runtime"],
                   "parameters": _parameters_of(nb), "how": f"book build ({method})"}
+    if record and record.get("parameters"):  # in the order of the chapter's parameters cell
+        params, order = record["parameters"], list(_parameters_of(nb))
+        record = {**record, "parameters": {**{k: params[k] for k in order if k in params},
+                                           **{k: v for k, v in params.items() if k not in order}}}
+    # The downloadable executed notebook: every output kept, its run record in its metadata.
+    full = _CAPTURED[0] if _CAPTURED else None
+    _CAPTURED.clear()
+    src = Path(env.doc2path(docname))
+    if full is None or len(full.cells) != len(nb.get("cells", [])):
+        full = None
+        if src.suffix == ".ipynb":  # built from an already-executed notebook: that one
+            full = json.loads(src.read_text())
+    if full is not None:
+        import nbformat
+
+        full = nbformat.from_dict(full) if isinstance(full, dict) else full
+        if record and not full.metadata.get("superpose", {}).get("run"):
+            full.metadata.setdefault("superpose", {})["run"] = record
+        dest = _full_dir(app).joinpath(*docname.split("/")).with_name(docname.rsplit("/", 1)[-1] + ".ipynb")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(full, dest)
     title = env.titles.get(docname)
     store[docname] = {"record": record, "title": title.astext() if title else docname,
                       "notebook": path.name}
@@ -507,7 +566,8 @@ def _copy_notebooks(app, exception):
     if exception or app.builder.format != "html":
         return
     for docname in app.env.__dict__.get("superpose_runs", {}):
-        src = _executed_notebook(app, docname)
+        full = _full_dir(app).joinpath(*docname.split("/")).with_name(docname.rsplit("/", 1)[-1] + ".ipynb")
+        src = full if full.is_file() else _executed_notebook(app, docname)
         if src is None:
             continue
         dest = Path(app.outdir) / "_sources" / _notebook_href(docname)
@@ -649,6 +709,7 @@ def _register_bibtex_style():
 
 def setup(app):
     _register_bibtex_style()
+    _capture_glue_stripping()
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
     app.connect("config-inited", _on_config_inited)

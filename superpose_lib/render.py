@@ -11,6 +11,8 @@ chapter as one readable HTML page.
 - `render_html(notebook, out_dir, root)`: a one-page Sphinx build (myst-nb, execution off)
   of an executed notebook, so that glued numbers, figures and maths read as on the website.
   Used by `superpose run`.
+- `book_pdf(src, pdf)`: the whole book as one PDF, printed by headless Chromium from a
+  one-page (`singlehtml`) build of already-executed chapters.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["git_commit", "stamp_run", "run_record", "render_html"]
+__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "book_pdf"]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -223,3 +225,57 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp_out, out_dir)
     return out_dir / f"{name}.html"
+
+
+# ------------------------------------------------------------------ the whole book as a PDF
+
+def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | None = None,
+             log: str | os.PathLike | None = None) -> Path:
+    """Print the whole book to `pdf`: a one-page (`singlehtml`) Jupyter Book build of `src`,
+    printed by headless Chromium through playwright once MathJax has typeset every formula.
+
+    `src` is a book whose chapters are already executed and whose execution is off, such as
+    the `site-src/` folder `superpose_lib.chapters.build_site` leaves next to the site it
+    builds (so nothing is executed twice). `chromium`: the browser binary (default:
+    `SUPERPOSE_CHROMIUM` or Debian's /usr/bin/chromium); nothing is downloaded. Raises
+    RuntimeError with the end of the log when the build fails."""
+    src, pdf = Path(src), Path(pdf)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(src), "--builder", "singlehtml"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    text = proc.stdout + proc.stderr
+    if log:
+        Path(log).write_text(text)
+    out = src / "_build" / "singlehtml"
+    # the root page (index.html is a redirect to it)
+    pages = [p for p in sorted(out.rglob("*.html")) if p.name != "index.html" and "_static" not in p.parts]
+    if proc.returncode != 0 or not pages:
+        raise RuntimeError(f"singlehtml build of {src} failed (exit {proc.returncode}):\n{text[-3000:]}")
+    # The root page sits in book/ but links its assets as if it sat at the top: link them there.
+    for name in ("_static", "_images"):
+        there = pages[0].parent / name
+        if (out / name).is_dir() and not there.exists():
+            there.symlink_to(os.path.relpath(out / name, there.parent))
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium or os.environ.get("SUPERPOSE_CHROMIUM", "/usr/bin/chromium")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pdf.with_name("." + pdf.name + ".part")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(pages[0].resolve().as_uri(), wait_until="load")
+            n_math = page.locator("span.math, div.math").count()
+            if n_math:
+                page.wait_for_function("n => document.querySelectorAll('mjx-container').length >= n",
+                                       arg=n_math, timeout=300_000)
+            page.emulate_media(media="print")
+            page.pdf(path=str(tmp), format="A4", print_background=True,
+                     margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"})
+        finally:
+            browser.close()
+    os.replace(tmp, pdf)
+    return pdf
