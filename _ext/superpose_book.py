@@ -91,6 +91,11 @@ def _build_date() -> str:
 
 
 def _on_config_inited(app, config):
+    # Kernels this build starts (myst-nb) draw figures as 2x PNGs, as `superpose run` does.
+    from superpose_lib.render import kernel_env
+
+    for key, value in kernel_env().items():
+        os.environ.setdefault(key, value)
     version = book_version(app.srcdir)
     commit = build_commit(app.srcdir)
     date = _build_date()

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .render import stamp_run
+from .render import kernel_env, stamp_run
 
 __all__ = [
     "Chapter",
@@ -195,7 +195,7 @@ def execute_chapter(
     # The kernel must use the inline backend: under MPLBACKEND=Agg (set for tests and
     # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
     # text "<Figure size ...>" only.
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(), **(env or {})}
     old_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     started = time.perf_counter()

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "book_pdf"]
+__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "book_pdf", "kernel_env"]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -279,3 +279,20 @@ def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | 
             browser.close()
     os.replace(tmp, pdf)
     return pdf
+
+
+# ------------------------------------------------------------------ kernels
+
+def kernel_env() -> dict:
+    """Environment for the kernels that execute chapters: an IPython profile
+    (`IPYTHONDIR`, a private folder under the temporary directory) whose inline backend
+    draws figures as 2× PNGs ("retina": shown at their nominal size, sharp when enlarged),
+    so that every chapter's figures are, whether or not it calls `plots.book_style()`."""
+    folder = Path(tempfile.gettempdir()) / f"superpose-ipython-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    conf = folder / "profile_default" / "ipython_kernel_config.py"
+    text = ("# Written by superpose_lib.render.kernel_env: the book's figures as 2x PNGs.\n"
+            "c.InlineBackend.figure_formats = {'retina'}\n")
+    if not conf.is_file() or conf.read_text() != text:
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(text)
+    return {"IPYTHONDIR": str(folder)}

@@ -685,3 +685,13 @@ def test_rerun_page_renders_glued_numbers(site, tmp_path):
     T = record["parameters"]["T"]
     assert re.search(rf"<strong>{T}</strong>|>{T}<", text), f"the glued T = {T} is not on the page"
     assert (page.parent / "_static" / "mathjax" / "tex-svg-full.js").is_file()
+
+
+def test_chapter_kernels_draw_2x_pngs():
+    """Every kernel that executes a chapter (superpose run, the tests, the book build) gets
+    an IPython profile whose inline backend draws 2x PNGs (sharp when enlarged)."""
+    from superpose_lib.render import kernel_env
+
+    env = kernel_env()
+    conf = Path(env["IPYTHONDIR"]) / "profile_default" / "ipython_kernel_config.py"
+    assert "c.InlineBackend.figure_formats = {'retina'}" in conf.read_text()
