@@ -157,6 +157,7 @@ try:  # the book's author-year labels for the reference list
 except Exception:
     pass
 numfig = True
+math_numfig = False  # equations keep per-page numbers (notation.html is outside any toctree)
 html_theme = "sphinx_book_theme"
 html_title = {title!r}
 html_static_path = ["_static"]
@@ -164,7 +165,8 @@ html_css_files = ["superpose.css"]
 mathjax_path = {mathjax!r}
 html_theme_options = {{"use_download_button": False, "use_fullscreen_button": False,
                       "extra_footer": {footer!r}}}
-suppress_warnings = ["mystnb.unknown_mime_type", "myst.xref_missing", "ref.doc", "ref.numref", "ref.eq"]
+suppress_warnings = ["mystnb.unknown_mime_type", "myst.xref_missing", "ref.doc", "ref.numref", "ref.eq",
+                     "toc.not_included", "toc.excluded"]
 '''
 
 
@@ -173,8 +175,8 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
     """Build `out_dir/<name>.html` (with its `_static/` and `_images/`) from the executed
     `notebook` by Sphinx with myst-nb, execution off: glued numbers and figures are rendered
     by myst-nb itself, maths by the book's vendored MathJax, citations from the book's
-    bibliography. References to other pages of the book have no target in a one-page build
-    and read as plain text. The folder is written next to `out_dir` and moved into place
+    bibliography. The book's notation page is built beside it (`notation.html`), so that
+    its numbered equations resolve; references to other pages read as plain text. The folder is written next to `out_dir` and moved into place
     when complete. Returns the page's path; raises RuntimeError with the end of the log when
     Sphinx fails."""
     notebook, out_dir, root = Path(notebook), Path(out_dir), Path(root)
@@ -191,6 +193,10 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
         nb = nbformat.read(notebook, as_version=4)
         nb.cells.append(nbformat.v4.new_markdown_cell("## References\n\n```{bibliography}\n```\n"))
         nbformat.write(nb, src / f"{name}.ipynb")
+        # The notation page, which chapters cite with {eq} and {doc}: shipped beside the page.
+        notation = root / "book" / "notation.md"
+        if notation.is_file() and name != "notation":
+            shutil.copy(notation, src / "notation.md")
         bib = root / "book" / "references.bib"
         (src / "references.bib").write_text(bib.read_text() if bib.is_file() else "")
         static = src / "_static"
