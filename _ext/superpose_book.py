@@ -13,6 +13,23 @@
 4. Docstrings are written for people reading the source (|x|, e_t, [T, d] ...), not always
    as valid reStructuredText; one that would not parse cleanly is shown verbatim (a
    literal block) instead of breaking the strict (-W) build.
+5. The source repository: ONE setting holds its URL, `repository: url:` in `_config.yml`
+   (Jupyter Book passes it on as the theme option `repository_url`); the environment
+   variable `SUPERPOSE_REPOSITORY_URL` fills or overrides it (the Pages workflow sets it to
+   the repository it runs in). With a URL the site shows the theme's repository button,
+   the cite page gives the clone command (`.. superpose-source::`), the BibTeX entry gets
+   `url`, and the published `CITATION.cff` gets `repository-code`. Without one (a local
+   build) those places say that this build records no repository URL.
+6. Figures: every image is a link to its full-size file (click to enlarge), as Sphinx does
+   for images with an explicit size.
+7. Executed notebooks: each chapter page's download menu offers the executed notebook
+   (`_sources/<page>.executed.ipynb`: every output kept — myst-nb's own copy in
+   `jupyter_execute/` lacks the glue outputs — and the run record in its metadata; also
+   kept in `_build/superpose_executed/`, from which `scripts/book_pdf.sh` prints the PDF), and
+   `.. superpose-execution::` lists every chapter with the run that produced its page: run
+   time, parameters, commit and date (from `metadata.superpose.run` of a notebook executed
+   by `superpose run`/the tests, or from myst-nb's execution record when the build itself
+   executed it).
 """
 
 from __future__ import annotations
@@ -24,8 +41,9 @@ import io
 import os
 import pkgutil
 import re
-import subprocess
+import shutil
 import tomllib
+import urllib.parse
 from pathlib import Path
 
 from docutils import nodes
@@ -37,26 +55,21 @@ PACKAGE = "superpose_lib"
 
 # ---------------------------------------------------------------- stamp
 
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 def build_commit(srcdir: str | os.PathLike) -> str:
     """Short hash of the checkout's HEAD, with "+dirty" for uncommitted tracked changes;
-    "unknown" when `srcdir` is not inside a git checkout (or git is missing)."""
-    env = os.environ.get("SUPERPOSE_COMMIT")
-    if env:
-        return env
-    cwd = Path(srcdir)
-    head = _git(["rev-parse", "--short", "HEAD"], cwd)
-    if not head:
-        return "unknown"
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    return head + ("+dirty" if status else "")
+    "unknown" when `srcdir` is not inside a git checkout (or git is missing);
+    `SUPERPOSE_COMMIT` overrides it (`superpose_lib.render.git_commit`)."""
+    from superpose_lib.render import git_commit
+
+    return git_commit(srcdir)
+
+
+def repository_url(config) -> str:
+    """The repository URL of this build: `SUPERPOSE_REPOSITORY_URL`, else the theme option
+    `repository_url` (`repository: url:` in _config.yml); "" when neither is set."""
+    env = os.environ.get("SUPERPOSE_REPOSITORY_URL", "").strip()
+    opts = config.html_theme_options or {}
+    return (env or str(opts.get("repository_url") or "")).strip().rstrip("/")
 
 
 def book_version(srcdir: str | os.PathLike) -> str:
@@ -78,23 +91,40 @@ def _build_date() -> str:
 
 
 def _on_config_inited(app, config):
+    # Kernels this build starts (myst-nb) draw figures as 2x PNGs, as `superpose run` does.
+    from superpose_lib.render import kernel_env
+
+    for key, value in kernel_env().items():
+        os.environ.setdefault(key, value)
     version = book_version(app.srcdir)
     commit = build_commit(app.srcdir)
     date = _build_date()
     config.version = config.release = version
+    repo = repository_url(config)
     config.html_context = {
         **(config.html_context or {}),
         "superpose_version": version,
         "superpose_commit": commit,
         "superpose_build_date": date,
+        "superpose_repository_url": repo,
     }
     stamp = (
         f'<p class="superpose-stamp" data-version="{version}" data-commit="{commit}">'
         f"superpose version {version}, built from commit <code>{commit}</code> on {date}."
-        f' <a href="{{cite}}">How to cite</a></p>'
+        f' <a href="{{cite}}">How to cite</a>'
+        # (a PDF of the whole book, when the publishing workflow prints one: scripts/book_pdf.sh)
+        + (' · <a href="{pdf}">PDF of the whole book</a>' if os.environ.get("SUPERPOSE_BOOK_PDF") else "")
+        + "</p>"
     )
     config.html_theme_options = dict(config.html_theme_options or {})
     config.html_theme_options["extra_footer"] = stamp
+    # (5) one repository URL: the theme's button shows only when there is one.
+    config.html_theme_options["repository_url"] = repo
+    config.html_theme_options["use_repository_button"] = bool(repo)
+    if repo:
+        for provider in ("github", "gitlab", "bitbucket"):
+            if provider in urllib.parse.urlsplit(repo).netloc:
+                config.html_theme_options.setdefault("repository_provider", provider)
     # (2) the vendored MathJax is loaded once, by sphinx.ext.mathjax via mathjax_path.
     config.html_js_files = [
         js for js in (config.html_js_files or [])
@@ -123,6 +153,9 @@ def _on_page_context(app, pagename, templatename, context, doctree):
     opts = context.get("theme_extra_footer")
     if not opts:
         return
+    pdf = os.environ.get("SUPERPOSE_BOOK_PDF")
+    if pdf:
+        opts = opts.replace("{pdf}", context["pathto"](pdf, 1))
     cite = "book/cite"
     if cite in app.env.all_docs:
         href = context["pathto"](cite)
@@ -288,8 +321,9 @@ def _bibtex_name(author: dict) -> str:
     return "{" + author["name"] + "}"  # an organisation: braces keep it one name
 
 
-def bibtex_entry(cff: dict, commit: str) -> str:
-    """A ready @software entry naming the version and the commit this page was built from."""
+def bibtex_entry(cff: dict, commit: str, repository: str = "") -> str:
+    """A ready @software entry naming the version and the commit this page was built from;
+    `url` is the repository URL of this build (or CITATION.cff's `url`/`repository-code`)."""
     date = str(cff.get("date-released", ""))
     fields = {
         "title": "{" + cff["title"] + "}",
@@ -298,7 +332,7 @@ def bibtex_entry(cff: dict, commit: str) -> str:
         "version": f"{cff['version']}",
         "note": f"Version {cff['version']}, commit {commit}",
     }
-    url = cff.get("url") or cff.get("repository-code")
+    url = repository or cff.get("repository-code") or cff.get("url")
     if url:
         fields["url"] = url
     key = "superpose" + date[:4]
@@ -315,15 +349,372 @@ class SuperposeBibtex(Directive):
         env = self.state.document.settings.env
         cff = citation_metadata(env.srcdir)
         commit = env.config.html_context.get("superpose_commit", "unknown")
-        text = bibtex_entry(cff, commit)
+        text = bibtex_entry(cff, commit, env.config.html_context.get("superpose_repository_url", ""))
         node = nodes.literal_block(text, text, language="bibtex")
         node["classes"].append("superpose-bibtex")
         return [node]
 
 
+# ---------------------------------------------------------------- source repository (5)
+
+class SuperposeSource(Directive):
+    """How to get the source: the clone command for this build's repository URL, or a note
+    that this build records none (never an invented URL)."""
+
+    has_content = False
+
+    def run(self):
+        env = self.state.document.settings.env
+        repo = env.config.html_context.get("superpose_repository_url", "")
+        commit = env.config.html_context.get("superpose_commit", "unknown").removesuffix("+dirty")
+        out: list[nodes.Node] = []
+        if repo:
+            para = nodes.paragraph()
+            para += nodes.Text("The source of this book, its library and its tests is at ")
+            para += nodes.reference(repo, repo, refuri=repo)
+            para += nodes.Text(". To get it at the commit these pages were built from:")
+            out.append(para)
+            name = repo.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or "superpose"
+            checkout = f"\ngit -C {name} checkout {commit}" if commit not in ("unknown", "") else ""
+            text = f"git clone {repo}.git{checkout}" if not repo.endswith(".git") else f"git clone {repo}{checkout}"
+        else:
+            para = nodes.paragraph()
+            para += nodes.Text("This copy of the book was built without a repository URL (a local build: "
+                               "the setting ")
+            para += nodes.literal("repository: url:", "repository: url:")
+            para += nodes.Text(" in ")
+            para += nodes.literal("_config.yml", "_config.yml")
+            para += nodes.Text(" is empty and ")
+            para += nodes.literal("SUPERPOSE_REPOSITORY_URL", "SUPERPOSE_REPOSITORY_URL")
+            para += nodes.Text(" is not set), so it cannot link to its source; the published site "
+                               "names its repository here. In a checkout of the source, the commit "
+                               "these pages were built from is:")
+            out.append(para)
+            text = f"git checkout {commit}" if commit not in ("unknown", "") else "git log -1"
+        block = nodes.literal_block(text, text, language="bash")
+        block["classes"].append("superpose-clone")
+        out.append(block)
+        return out
+
+
+def _write_citation_cff(app, exception):
+    """(5) The published CITATION.cff: the repository's, with `repository-code` when this
+    build knows its repository URL (CITATION.cff in the repository cannot hold an empty URL)."""
+    if exception or app.builder.format != "html":
+        return
+    src = Path(app.srcdir) / "CITATION.cff"
+    if not src.is_file():
+        return
+    text = src.read_text()
+    repo = app.config.html_context.get("superpose_repository_url", "")
+    if repo and "repository-code:" not in text:
+        text = text.rstrip("\n") + f'\nrepository-code: "{repo}"\n'
+    (Path(app.outdir) / "CITATION.cff").write_text(text)
+
+
+# ---------------------------------------------------------------- figures (6)
+
+def _link_images(app, doctree, docname):
+    """Wrap every image that is not already a link in a link to its full-size file, at the
+    path Sphinx copies it to (_images/<unique name>)."""
+    if app.builder.format != "html":
+        return
+    from sphinx.util.osutil import relative_uri
+
+    imgdir = relative_uri(app.builder.get_target_uri(docname), "_images")
+    for node in list(doctree.findall(nodes.image)):
+        if isinstance(node.parent, nodes.reference) or "no-scaled-link" in node["classes"]:
+            continue
+        uri = node.get("candidates", {}).get("*", node["uri"])
+        if uri not in app.env.images or "://" in uri:
+            continue
+        ref = nodes.reference("", "", refuri=f"{imgdir}/{app.env.images[uri][1]}",
+                              classes=["image-reference", "superpose-enlarge"])
+        ref["reftitle"] = "Open the full-size image"
+        node.replace_self(ref)
+        ref.append(node)
+
+
+# ---------------------------------------------------------------- executed notebooks (7)
+
+_CAPTURED: list = []  # the last notebook myst-nb executed, before it moved glue outputs out
+
+
+def _capture_glue_stripping():
+    """myst-nb moves every glue output out of the notebook it writes to jupyter_execute/
+    (into <page>.glue.json); the executed notebook a reader downloads must keep them. Keep a
+    copy of each notebook just before that step (reading is serial: one at a time)."""
+    import copy
+
+    try:
+        from myst_nb.core.execute import base
+    except ImportError:
+        return
+    original = base.extract_glue_data
+    if getattr(original, "_superpose", False):
+        return
+
+    def extract_glue_data(notebook, *args, **kwargs):
+        _CAPTURED[:] = [copy.deepcopy(notebook)]
+        return original(notebook, *args, **kwargs)
+
+    extract_glue_data._superpose = True
+    base.extract_glue_data = extract_glue_data
+
+
+def _full_dir(app) -> Path:
+    # executed notebooks with every output (glue included) and their run record
+    return Path(app.outdir).parent / "superpose_executed"
+
+
+def _executed_dir(app) -> Path:
+    # myst-nb writes every notebook it read (executed by this build or before) here.
+    return Path(app.outdir).parent / "jupyter_execute"
+
+
+def _executed_notebook(app, docname: str) -> Path | None:
+    p = _executed_dir(app).joinpath(*docname.split("/")).with_suffix(".ipynb")
+    p = p.with_name(docname.rsplit("/", 1)[-1] + ".ipynb")
+    return p if p.is_file() else None
+
+
+def _parameters_of(nb: dict) -> dict:
+    from superpose_lib.render import _parameters_cell
+
+    return _parameters_cell(nb)
+
+
+def _on_doctree_read(app, doctree):
+    """Record the run that produced this page, for the Execution page."""
+    import json
+
+    env = app.env
+    docname = env.docname
+    store = env.__dict__.setdefault("superpose_runs", {})
+    store.pop(docname, None)
+    path = _executed_notebook(app, docname)
+    if path is None:
+        return
+    nb = json.loads(path.read_text())
+    if not any(c.get("cell_type") == "code" for c in nb.get("cells", [])):
+        return
+    from superpose_lib.render import run_record
+
+    record = run_record(nb)
+    try:
+        from myst_nb.sphinx_ import NbMetadataCollector
+
+        exec_data = NbMetadataCollector.get_exec_data(env, docname)
+    except Exception:  # myst-nb internals moved: fall back to the notebook's own record
+        exec_data = None
+    if exec_data and exec_data.get("runtime") is not None:
+        # executed by this build (or served from its cache): its parameters are the cell's
+        method = exec_data.get("method", "")
+        when = _dt.datetime.fromtimestamp(exec_data["mtime"], _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        record = {"commit": app.config.html_context.get("superpose_commit", "unknown") if method != "cache"
+                  else "not recorded (cached run)", "date": when, "seconds": exec_data["runtime"],
+                  "parameters": _parameters_of(nb), "how": f"book build ({method})"}
+    if record and record.get("parameters"):  # in the order of the chapter's parameters cell
+        params, order = record["parameters"], list(_parameters_of(nb))
+        record = {**record, "parameters": {**{k: params[k] for k in order if k in params},
+                                           **{k: v for k, v in params.items() if k not in order}}}
+    # The downloadable executed notebook: every output kept, its run record in its metadata.
+    full = _CAPTURED[0] if _CAPTURED else None
+    _CAPTURED.clear()
+    src = Path(env.doc2path(docname))
+    if full is None or len(full.cells) != len(nb.get("cells", [])):
+        full = None
+        if src.suffix == ".ipynb":  # built from an already-executed notebook: that one
+            full = json.loads(src.read_text())
+    if full is not None:
+        import nbformat
+
+        full = nbformat.from_dict(full) if isinstance(full, dict) else full
+        if record and not full.metadata.get("superpose", {}).get("run"):
+            full.metadata.setdefault("superpose", {})["run"] = record
+        dest = _full_dir(app).joinpath(*docname.split("/")).with_name(docname.rsplit("/", 1)[-1] + ".ipynb")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(full, dest)
+    title = env.titles.get(docname)
+    store[docname] = {"record": record, "title": title.astext() if title else docname,
+                      "notebook": path.name}
+
+
+def _purge(app, env, docname):
+    env.__dict__.get("superpose_runs", {}).pop(docname, None)
+
+
+def _merge(app, env, docnames, other):
+    env.__dict__.setdefault("superpose_runs", {}).update(
+        {d: v for d, v in other.__dict__.get("superpose_runs", {}).items() if d in docnames})
+
+
+def _notebook_href(docname: str) -> str:
+    return f"{docname}.executed.ipynb"  # under _sources/
+
+
+def _offer_notebook(app, pagename, templatename, context, doctree):
+    """(runs before the theme's download buttons) the executed notebook as the page's .ipynb."""
+    if pagename in app.env.__dict__.get("superpose_runs", {}):
+        context["ipynb_source"] = _notebook_href(pagename)
+
+
+def _label_notebook(app, pagename, templatename, context, doctree):
+    for group in context.get("header_buttons", []):
+        for b in group.get("buttons", []) if isinstance(group, dict) else []:
+            if b.get("label") == "download-notebook-button":
+                b["text"] = ".ipynb (executed)"
+                b["tooltip"] = "Download the executed notebook"
+
+
+def _copy_notebooks(app, exception):
+    if exception or app.builder.format != "html":
+        return
+    for docname in app.env.__dict__.get("superpose_runs", {}):
+        full = _full_dir(app).joinpath(*docname.split("/")).with_name(docname.rsplit("/", 1)[-1] + ".ipynb")
+        src = full if full.is_file() else _executed_notebook(app, docname)
+        if src is None:
+            continue
+        dest = Path(app.outdir) / "_sources" / _notebook_href(docname)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+
+class execution_table(nodes.General, nodes.Element):
+    """Placeholder, filled once every page has been read."""
+
+
+class SuperposeExecution(Directive):
+    """Every chapter with the run that produced its page (see module docstring, item 7)."""
+
+    has_content = False
+
+    def run(self):
+        return [execution_table()]
+
+
+def _fmt_seconds(x) -> str:
+    if x is None:
+        return "not recorded"
+    x = float(x)
+    return f"{x:.0f} s" if x < 600 else f"{x / 60:.1f} min"
+
+
+def _fmt_value(v) -> str:
+    return repr(v) if not isinstance(v, str) else repr(v)
+
+
+def _table(header: list[str], rows: list[list[nodes.Node]], widths: list[int]) -> nodes.table:
+    table = nodes.table(classes=["superpose-execution"])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for w in widths:
+        group += nodes.colspec(colwidth=w)
+    thead = nodes.thead()
+    group += thead
+    row = nodes.row()
+    for h in header:
+        row += nodes.entry("", nodes.paragraph("", h))
+    thead += row
+    tbody = nodes.tbody()
+    group += tbody
+    for cells in rows:
+        row = nodes.row()
+        for c in cells:
+            entry = nodes.entry()
+            entry += c if isinstance(c, nodes.Element) and not isinstance(c, nodes.Text) else nodes.paragraph("", str(c))
+            row += entry
+        tbody += row
+    return table
+
+
+def _fill_execution(app, doctree, docname):
+    runs = app.env.__dict__.get("superpose_runs", {})
+    order = [d for d in app.env.found_docs if d in runs]
+    try:  # reading order of the table of contents
+        toc = list(app.env.toctree_includes.get(app.config.root_doc, []))
+        seq = []
+        def walk(d):
+            for c in app.env.toctree_includes.get(d, []):
+                if c not in seq:
+                    seq.append(c)
+                    walk(c)
+        walk(app.config.root_doc)
+        order = [d for d in seq if d in runs] + sorted(d for d in runs if d not in seq)
+    except Exception:
+        order = sorted(runs)
+    for node in list(doctree.findall(execution_table)):
+        if not runs:
+            node.replace_self(nodes.paragraph("", "No executed chapter in this build."))
+            continue
+        rows, details = [], []
+        for d in order:
+            info = runs[d]
+            rec = info["record"] or {}
+            ref = nodes.reference("", info["title"], internal=True,
+                                  refuri=app.builder.get_relative_uri(docname, d))
+            dl = nodes.reference("", info["notebook"], internal=True,
+                                 refuri=relative_path(docname, "_sources/" + _notebook_href(d)))
+            p1, p2 = nodes.paragraph(), nodes.paragraph()
+            p1 += ref
+            p2 += dl
+            rows.append([p1, rec.get("date", "not recorded"), _fmt_seconds(rec.get("seconds")),
+                         nodes.paragraph("", "", nodes.literal(rec.get("commit", "unknown"), rec.get("commit", "unknown"))),
+                         rec.get("how", "not recorded"), p2])
+            params = rec.get("parameters") or {}
+            sec = nodes.rubric("", f"Parameters of “{info['title']}”")
+            text = "\n".join(f"{k} = {_fmt_value(v)}" for k, v in params.items()) or "(none recorded)"
+            lit = nodes.literal_block(text, text, language="python")
+            details += [sec, lit]
+        table = _table(["chapter", "run (UTC)", "run time", "commit", "how it ran", "executed notebook"], rows,
+                       [24, 16, 9, 12, 18, 21])
+        node.replace_self([table, *details])
+
+
+def relative_path(docname: str, target: str) -> str:
+    from sphinx.util.osutil import relative_uri
+
+    return relative_uri(docname + ".html", target)
+
+
+# ---------------------------------------------------------------- bibliography labels
+
+def _register_bibtex_style():
+    """pybtex style "superpose": the bibliography lists each work under the same author-year
+    label the text cites it by ("Linsefors and Bushnaq, 2025b"), sorted by author and year,
+    instead of alpha labels such as "Gib5a"."""
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.plain import Style as PlainStyle
+    from pybtex.style.labels import BaseLabelStyle
+
+    def last(person) -> str:
+        return " ".join(str(n.render_as("text")) for n in person.rich_last_names)
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                people = entry.persons.get("author") or entry.persons.get("editor") or []
+                if not people:
+                    who = entry.fields.get("organization", entry.key)
+                elif len(people) == 1:
+                    who = last(people[0])
+                elif len(people) == 2:
+                    who = f"{last(people[0])} and {last(people[1])}"
+                else:
+                    who = f"{last(people[0])} et al."
+                yield f"{who}, {entry.fields.get('year', 'n.d.')}"
+
+    class AuthorYearStyle(PlainStyle):
+        default_label_style = AuthorYearLabels
+
+    register_plugin("pybtex.style.formatting", "superpose", AuthorYearStyle, force=True)
+
+
 # ---------------------------------------------------------------- setup
 
 def setup(app):
+    _register_bibtex_style()
+    _capture_glue_stripping()
     app.setup_extension("sphinx.ext.autodoc")
     app.setup_extension("sphinx.ext.napoleon")
     app.connect("config-inited", _on_config_inited)
@@ -332,4 +723,16 @@ def setup(app):
     app.connect("autodoc-process-docstring", _on_process_docstring, priority=900)
     app.add_directive("superpose-api", SuperposeAPI)
     app.add_directive("superpose-bibtex", SuperposeBibtex)
+    app.add_directive("superpose-source", SuperposeSource)
+    app.add_directive("superpose-execution", SuperposeExecution)
+    app.add_node(execution_table)
+    app.connect("doctree-read", _on_doctree_read)
+    app.connect("env-purge-doc", _purge)
+    app.connect("env-merge-info", _merge)
+    app.connect("doctree-resolved", _fill_execution)
+    app.connect("doctree-resolved", _link_images, priority=900)
+    app.connect("html-page-context", _offer_notebook, priority=400)
+    app.connect("html-page-context", _label_notebook, priority=600)
+    app.connect("build-finished", _copy_notebooks)
+    app.connect("build-finished", _write_citation_cff)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -7,7 +7,7 @@
 
 What it measures, in one run, on the device given:
 
-1. ``fig8_11_s``: the whole RiS Figures 8–11 workload: the 41 (D, T) pairs of RESEARCH.md
+1. ``fig8_11_s``: the whole RiS Figures 8–11 workload: the 41 (D, T) pairs of RiS Figures 8–11
    × z ∈ {1, 2, 3, 4}, batch 500, L = 4, S = 6, a fresh network each (seed 0), all four
    per-layer MSEs: 164 ``rotation_errors`` calls, construction included.
 2. ``large_s`` / ``large_peak_gib``: D = 32768, d = 4, S = 6, T = int(0.004·(D/d)²) = 268435,

@@ -1,6 +1,6 @@
 """superpose_lib: circuits in superposition, constructed, run and measured.
 
-Notation (RESEARCH.md): T circuits of d neurons per layer, a large network of D neurons
+Notation (the book's page "Notation, construction and error theory"): T circuits of d neurons per layer, a large network of D neurons
 per layer (M = D/d per block), L layers, z active circuits, redundancy S; e_t^l the S-hot
 vector of circuit t at layer l; w_t = w̄ + Δw_t; χ the mean-weight balance.
 """

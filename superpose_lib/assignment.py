@@ -1,6 +1,6 @@
 """Which large-network neurons each circuit uses: CiS2's prime-step assignment.
 
-RESEARCH.md, "Embedding". Circuit t uses, in every block, the S neurons of an
+CiS2's prime-step assignment (book: "Notation", eq-readout). Circuit t uses, in every block, the S neurons of an
 arithmetic progression {i, i+s, ..., i+(S−1)s} ⊂ {0..M−1} (its S-hot vector e_t).
 Steps s are divisible by no prime p < S, so two progressions meet in at most one
 neuron: two circuits share at most one neuron per block. Each layer reshuffles which

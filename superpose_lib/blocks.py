@@ -1,9 +1,9 @@
 """An exact z = 1 baseline: block-structured ("ping-pong") computation, Gibson's resource counts.
 
-RESEARCH.md names Gibson's zero-error construction for exactly one active circuit:
-T = (D/d)² circuits, width D(1 + 2/d). The post (LessWrong g9uMJkcWj8jQDjybb) could not be
-read from this machine, so this module builds a construction *with those resource counts*
-from the description, and the chapter says so. What we build:
+Gibson (2025b in the book's bibliography) describes a zero-error construction for exactly
+one active circuit: T = (D/d)² circuits, width D(1 + 2/d). We did not reproduce the post
+(LessWrong g9uMJkcWj8jQDjybb) from its text: this module builds a construction *with those
+resource counts*, and the chapter says so. What we build:
 
 - The D neurons form M = D/d groups of d neurons; circuit t = (i, j), i, j < M, so T = M².
 - Two one-hot registers of M neurons each, R_A = e_i and R_B = e_j (width D + 2M = D(1 + 2/d)),

@@ -12,8 +12,11 @@ import ast
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .render import kernel_env, stamp_run
 
 __all__ = [
     "Chapter",
@@ -250,7 +253,7 @@ def execute_chapter(
     # The kernel must use the inline backend: under MPLBACKEND=Agg (set for tests and
     # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
     # text "<Figure size ...>" only.
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **(env or {})}
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(), **(env or {})}
     # jupyter_client writes the kernel's connection file with tempfile.mkstemp (tmp*.json)
     # and removes it only on a clean shutdown, so an interrupted run left one behind each
     # time. Every temporary file of the run (ours and the kernel's) goes into one private
@@ -264,6 +267,7 @@ def execute_chapter(
     old_tempdir = tempfile.tempdir
     os.environ.update(env)
     tempfile.tempdir = run_tmp
+    started = time.perf_counter()
     try:
         pm.execute_notebook(
             _read_notebook(chapter.path),
@@ -309,6 +313,9 @@ def execute_chapter(
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    # The run's record (commit, date, run time, parameters) for the book's Execution page.
+    stamp_run(tmp, chapter.path.parent, parameters=params, seconds=time.perf_counter() - started,
+              how="papermill" + (", smoke parameters" if smoke else ""))
     _chmod_like_umask(tmp, 0o666)
     fig_dir = out_dir / f"{chapter.name}-figures"
     try:

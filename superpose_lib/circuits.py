@@ -1,4 +1,4 @@
-"""The small circuits: RiS rotation circuits with an on-indicator (RESEARCH.md, "Small circuits").
+"""The small circuits: RiS rotation circuits with an on-indicator (book: "Notation", eq. eq-circuit).
 
 Circuit t has d = 4 neurons: two carry the on-indicator α ∈ {0, 1} through the step
 ReLU(2α − 0.5) − ReLU(2α − 1.5), two carry a 2-d vector x, rotated by θ_t each layer
@@ -34,7 +34,7 @@ def sample_thetas(T: int, generator: torch.Generator, *, dtype=torch.float64, de
 
 
 def rotation_weights(theta: torch.Tensor) -> torch.Tensor:
-    """w_t for every circuit, shape [T, 4, 4] (RESEARCH.md, the matrix w_t).
+    """w_t for every circuit, shape [T, 4, 4] (book: "Notation", the matrix w_t of eq-circuit).
 
     Rows 0-1 implement the on-indicator step; rows 2-3 rotate x by θ_t and cancel the
     α offset: pre-activation = 2α − 1 + (R_θ x) when the readout is α, x.

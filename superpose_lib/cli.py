@@ -6,9 +6,10 @@
 `run` executes the chapter's notebook with papermill (a progress bar per cell) into
 `--out` (default `runs/`): `<out>/<chapter>.ipynb`, the executed notebook, with the values
 used in its "injected-parameters" cell, and `<out>/<chapter>-figures/`, every figure it
-made as PNG/SVG. Both are written under temporary names and moved into place only when
-complete. If the chapter fails, `<out>/<chapter>.ipynb` and its figures are left as they
-were, the partial notebook is kept as `<out>/<chapter>.failed.ipynb` for inspection, and
+made as PNG/SVG, and `<out>/<chapter>-html/<chapter>.html`, the executed chapter as one
+readable page (glued numbers, figures and maths rendered as on the website). All are
+written under temporary names and moved into place only when complete. If the chapter
+fails, `<out>/<chapter>.ipynb` and its figures are left as they were, the partial notebook is kept as `<out>/<chapter>.failed.ipynb` for inspection, and
 the command exits 1. Bad input (unknown chapter or parameter, a value of the wrong type, a
 device the chapter cannot take, an `--out` that cannot be written, a malformed book) exits 2
 with one line saying what is wrong and the valid choices. Ctrl-C and SIGTERM stop a run the
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 from . import chapters as _ch
+from .render import render_html
 
 __all__ = ["main"]
 
@@ -167,6 +169,11 @@ def _cmd_run(args, root: Path) -> int:
             print(f"  {f}")
     else:
         print("figures: none")
+    try:  # the chapter as one HTML page, glued numbers rendered by myst-nb (superpose_lib.render)
+        page = render_html(nb, out / f"{chapter.name}-html", root)
+        print(f"readable page: {page}")
+    except RuntimeError as e:  # the notebook is complete; only its one-page rendering failed
+        print(f"superpose: warning: no HTML page: {e}", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The configuration of a circuits-in-superposition network (RESEARCH.md, "Notation").
+"""The configuration of a circuits-in-superposition network (book: "Notation, construction and error theory").
 
 One frozen dataclass names every size of the construction; it validates itself, so a
 wrong configuration fails at the entry point with a `ValueError` naming the parameter

@@ -1,4 +1,4 @@
-"""Error correction of on-indicators (RESEARCH.md, "Error correction of on-indicators").
+"""Error correction of on-indicators (book chapter "Error correction of on-indicators").
 
 The failure mode: an inactive circuit's on-indicator readout α̂_u = (1/S)⟨e_u|A⟩ collects
 1/S for every neuron it shares with an active circuit (whose indicator neurons are on).

@@ -1,5 +1,5 @@
 """GPT-2 Small offline: tokenizer, weight loading, layer-0 hooks, positional kernels, probes
-(RESEARCH.md, "GPT-2 gist features").
+(book chapter "GPT-2 gist features").
 
 The claim under test: after GPT-2 Small's first attention layer the residual stream
 ``resid_mid0 = resid_pre0 + attn0(LN(resid_pre0))`` holds a linear summary ("gist") of the

@@ -1,6 +1,6 @@
 """Cross-circuit computation: a circuit graph, its superposed network, and its error theory.
 
-RESEARCH.md, "Cross-circuit computation". CiS/RiS superpose *independent* circuits: the
+Chapter "Cross-circuit computation" of the book. CiS/RiS superpose *independent* circuits: the
 large weight matrix is a sum of per-circuit blocks Δw_t ⊗ |e_t^l⟩⟨e_t^{l−1}|. Here a
 circuit may read other circuits' outputs. At every layer l ≥ 2 an edge set ℰ^l of
 (reader u, source t) pairs with d × d weights W_{ut}; the small-network ground truth is
@@ -741,81 +741,98 @@ def capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_grid=
 
 
 # ---- plots ---------------------------------------------------------------------------------
-def plot_edges(df, ax=None, *, layer: int | None = None):
-    """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family and z)
-    and predicted (the per-sample theory, small black dots joined per family). df: tidy rows of
-    `graph_rows` for chains and random graphs (columns kind, z, D, ...)."""
-    import matplotlib.pyplot as plt
+# Colours and labels come from the book's one table (superpose_lib.plots): z by colour,
+# family (chain / random) by marker, theory in black. Legends are left to the caller
+# (`legend=False`) when several panels share one, so that it can sit outside the data.
+_FAMILY_MARKER = {"chain": "o", "random": "s", "gate": "^"}
 
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
+
+def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
+    """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family, colour
+    by z) and predicted (the per-sample theory, black bars). df: tidy rows of `graph_rows`
+    for chains and random graphs (columns kind, z, D, ...). Returns the axes."""
+    from .plots import _ax, color, label, legend_outside, tidy_log_axis
+
+    ax = _ax(ax)
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     d = d.groupby(["kind", "z", "D", "x"], as_index=False)[["measured", "theory"]].mean()
-    markers = {"chain": "o", "random": "s"}
-    colors = {1: "C0", 2: "C3", 3: "C2", 4: "C1"}
     for (kind, z), g in d.groupby(["kind", "z"]):
-        ax.scatter(g.x, g.measured, marker=markers.get(kind, "^"), color=colors.get(z, "k"), alpha=0.8,
-                   label=f"{kind}, z={z}")
-        ax.scatter(g.x, g.theory, marker="_", color="k", s=60)
+        ax.scatter(g.x, g.measured, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)), alpha=0.85,
+                   s=22, label=f"{label('family', kind)}, z = {z}")
+    ax.scatter(d.x, d.theory, marker="_", color="k", s=60, label="prediction")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
     ax.set_ylabel(rf"active $\langle|\delta x|^2\rangle$, layer {layer}")
-    ax.legend(fontsize=8)
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
     return ax
 
 
-def plot_ratio(df, ax=None, *, layer: int | None = None):
-    """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed."""
-    import matplotlib.pyplot as plt
+def plot_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
+    """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
+    (markers by family, colour by z). Returns the axes."""
+    from .plots import _ax, color, label, legend_outside, tidy_log_axis
 
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    ax = _ax(ax)
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     for (kind, z), g in d.groupby(["kind", "z"]):
-        ax.scatter(g.x, g.measured / g.theory, marker={"chain": "o", "random": "s"}.get(kind, "^"),
-                   color={1: "C0", 2: "C3"}.get(z, "k"), alpha=0.7, label=f"{kind}, z={z}")
+        ax.scatter(g.x, g.measured / g.theory, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)),
+                   alpha=0.75, s=18, label=f"{label('family', kind)}, z = {z}")
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
     ax.set_ylabel("measured / predicted")
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
     return ax
 
 
-def plot_gates(df, ax=None):
-    """Gate experiment: indicator error rate and active ⟨δα²⟩ at layer 2 against the bias
-    collateral n_AND·S/M (AND thresholds on shared neurons)."""
-    import matplotlib.pyplot as plt
+def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
+    """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
+    against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
+    seeds, zeros drawn at `floor`. Returns the axes."""
+    from .plots import _ax, color, label, legend_outside, marker, tidy_log_axis
 
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
-    d = df[df.layer == 2].copy()
-    for q, m, c in (("flip_rate", "o", "C3"), ("active_on", "s", "C0"), ("active_x", "^", "C2")):
+    ax = _ax(ax)
+    d = df[df.layer == 2]
+    for k, q in enumerate(("flip_rate", "active_on", "active_x")):
         g = d[d.quantity == q].groupby("collateral", as_index=False)["measured"].mean()
-        ax.plot(g.collateral, g.measured.clip(lower=1e-6), marker=m, color=c, label=q.replace("_", " "))
+        ax.plot(g.collateral, g.measured.clip(lower=floor), marker=marker(k), color=color("quantity", q),
+                label=label("quantity", q))
     ax.set_yscale("log")
     ax.set_xlabel(r"AND gates $\times S/M$ (expected shifted neighbours per neuron)")
     ax.set_ylabel("layer 2 (gate outputs)")
-    ax.legend(fontsize=8)
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="bottom", ncol=1)
     return ax
 
 
-def plot_capacity(df, ax=None):
-    """Measured final-layer error against edges per layer at fixed D (one line per D, z), with
-    the tolerance and the predicted capacity."""
-    import matplotlib.pyplot as plt
+def plot_capacity(df, ax=None, *, legend: bool = True):
+    """Measured final-layer error against edges per layer at fixed D (one colour per (D, z),
+    solid), the linear theory (dashed), its predicted capacity (dotted vertical) and the
+    tolerance (dash-dotted horizontal). Returns the axes."""
+    from .plots import _ax, color, legend_outside, tidy_log_axis
 
-    ax = ax or plt.subplots(figsize=(6, 4))[1]
-    for i, ((D, z), g) in enumerate(df.groupby(["D", "z"])):
+    ax = _ax(ax)
+    for (D, z), g in df.groupby(["D", "z"]):
         g = g.groupby("n_edges", as_index=False)[["measured", "theory", "capacity_theory", "tol"]].mean()
-        c = f"C{i}"
-        ax.plot(g.n_edges, g.measured, "o-", color=c, label=f"D={D}, z={z}")
-        ax.plot(g.n_edges, g.theory, "--", color=c, lw=0.8)
+        c = color("Dz", (int(D), int(z)))
+        ax.plot(g.n_edges, g.measured, "o-", color=c, label=f"D = {D}, z = {z}")
+        ax.plot(g.n_edges, g.theory, color=c, ls="--", lw=0.8)
         ax.axvline(g.capacity_theory.iloc[0], color=c, ls=":", lw=0.8)
         ax.axhline(g.tol.iloc[0], color=c, ls="-.", lw=0.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"edges per layer $|\mathcal{E}^l|$")
     ax.set_ylabel(r"final-layer active $\langle|\delta x|^2\rangle$")
-    ax.legend(fontsize=8)
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
     return ax

@@ -1,4 +1,4 @@
-"""The large network: T small circuits in superposition (RESEARCH.md, "Large network").
+"""The large network: T small circuits in superposition (book: "Notation", eq-weights).
 
 For layers l ≥ 2
 

@@ -1,7 +1,18 @@
-"""Figures of the construction (chapter "Constructing circuits in superposition").
+"""The book's figures: one table of labels and colours, one figure style, and the plots of
+the construction chapter.
 
-Every function takes data (tensors or a tidy DataFrame) and an optional matplotlib `ax`,
-draws on it and returns it; chapters stay thin.
+Conventions (every plot function of the library follows them):
+
+- A plot function takes data (tensors or a tidy DataFrame) and `ax=None`, draws on `ax` (a
+  new figure when None) and returns the axes.
+- Colours and labels of named things come from the tables below, never from matplotlib's
+  cycle (`C{i % 10}` repeats after ten entries): `color(kind, value)` and
+  `label(kind, value)`; `palette(names)` gives a fixed colour to each of an arbitrary list of
+  names (e.g. the schemes of a chapter) from `PALETTE`, which has 14 distinct entries and no
+  near-white one.
+- `book_style()` (called once at the top of a chapter) sets 10 pt fonts and 2× PNG
+  ("retina") output, so that a figure of at most `MAX_WIDTH` inches is legible in the page
+  column and sharp when enlarged.
 """
 
 from __future__ import annotations
@@ -10,7 +21,20 @@ import numpy as np
 import torch
 
 __all__ = [
+    "MAX_WIDTH",
+    "PALETTE",
+    "COLORS",
+    "LABELS",
     "QUANTITY_LABELS",
+    "THEORY_STYLE",
+    "book_style",
+    "color",
+    "label",
+    "palette",
+    "sequential",
+    "figure",
+    "legend_outside",
+    "tidy_log_axis",
     "plot_weight_blocks",
     "plot_mixing_zoom",
     "plot_step",
@@ -18,12 +42,188 @@ __all__ = [
     "plot_errors_per_layer",
 ]
 
-QUANTITY_LABELS = {
-    "active_x": r"active $|x - \hat x|^2$",
-    "inactive_x": r"inactive $|\hat x|^2$",
-    "active_on": r"active $(1 - \hat\alpha)^2$",
-    "inactive_on": r"inactive $\hat\alpha^2$",
+#: Widest figure, in inches, that fits the page column at 10 pt fonts.
+MAX_WIDTH = 7.5
+
+#: 14 distinct colours for named things (Okabe–Ito and Paul Tol's "muted" and "bright"
+#: schemes, colour-blind safe, none lighter than a mid grey on white).
+PALETTE = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#332288",  # indigo
+    "#882255",  # wine
+    "#117733",  # dark green
+    "#999933",  # olive
+    "#AA4499",  # purple
+    "#44AA99",  # teal
+    "#661100",  # brown
+    "#6699CC",  # steel blue
+)
+
+#: Colour of every named thing of the book, by kind. A kind maps a value to a colour; the
+#: same value has the same colour in every figure of every chapter.
+COLORS: dict[str, dict] = {
+    # number of active circuits
+    "z": {1: PALETTE[0], 2: PALETTE[1], 3: PALETTE[2], 4: PALETTE[3], 5: PALETTE[4], 6: PALETTE[6]},
+    # the four error quantities of RiS, and the indicator error rate of the gate experiment
+    "quantity": {"active_x": PALETTE[0], "inactive_x": PALETTE[5], "active_on": PALETTE[1],
+                 "inactive_on": PALETTE[4], "flip_rate": PALETTE[7], "n_active": PALETTE[9]},
+    # components of one circuit's state
+    "component": {"x0": PALETTE[0], "x1": PALETTE[2], "alpha": PALETTE[1]},
+    # circuit-graph families (cross-circuit chapter)
+    "family": {"chain": PALETTE[0], "random": PALETTE[1], "gate": PALETTE[2]},
+    # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
+    "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
+           (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
 }
+
+#: Labels of named things, by kind (mathtext).
+LABELS: dict[str, dict] = {
+    "quantity": {
+        "active_x": r"active $|x - \hat x|^2$",
+        "inactive_x": r"inactive $|\hat x|^2$",
+        "active_on": r"active $(1 - \hat\alpha)^2$",
+        "inactive_on": r"inactive $\hat\alpha^2$",
+        "flip_rate": r"indicators on the wrong side of $\frac{1}{2}$",
+        "n_active": "circuits switched on",
+    },
+    "component": {"x0": "$x_0$", "x1": "$x_1$", "alpha": r"$\alpha$"},
+    "family": {"chain": "chains", "random": "random graphs", "gate": "gates"},
+}
+
+#: The quantities' labels (kept under their old name for the chapters that use it).
+QUANTITY_LABELS = LABELS["quantity"]
+
+#: How a theory curve is drawn: the colour of its measurement, dashed and thin.
+THEORY_STYLE = {"ls": "--", "lw": 1.0}
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def color(kind: str, value):
+    """The colour of `value` of `kind` (e.g. `color("z", 2)`); a value not in the table gets
+    a palette entry chosen from its hash-free position (ints: value, others: sorted order is
+    the caller's business, see `palette`)."""
+    table = COLORS.get(kind)
+    if table is None:
+        raise ValueError(f"kind must be one of {sorted(COLORS)}, got {kind!r}")
+    if value in table:
+        return table[value]
+    if isinstance(value, (int, np.integer)):
+        return PALETTE[int(value) % len(PALETTE)]
+    raise ValueError(f"no colour for {kind} {value!r}: add it to plots.COLORS[{kind!r}]")
+
+
+def label(kind: str, value) -> str:
+    """The label of `value` of `kind`; `str(value)` when the table has none."""
+    return LABELS.get(kind, {}).get(value, str(value))
+
+
+def palette(names) -> dict:
+    """One fixed colour per name, in the order given, from `PALETTE` (14 entries); more names
+    than colours raise ValueError (split the figure, or give names markers too)."""
+    names = list(dict.fromkeys(names))
+    if len(names) > len(PALETTE):
+        raise ValueError(f"names: at most {len(PALETTE)} distinct colours, got {len(names)} names")
+    return {n: PALETTE[i] for i, n in enumerate(names)}
+
+
+def marker(i: int) -> str:
+    """The i-th marker shape (for a second distinction beside colour)."""
+    return _MARKERS[i % len(_MARKERS)]
+
+
+def sequential(values, cmap: str = "viridis", lo: float = 0.0, hi: float = 0.85) -> dict:
+    """Colours for ordered values (a grid of D, layers, ...) from a sequential colour map
+    cut at `hi`, so that its last colour stays visible on white (viridis' yellow end is not)."""
+    import matplotlib
+
+    values = sorted(dict.fromkeys(values))
+    cm = matplotlib.colormaps[cmap]
+    n = max(len(values) - 1, 1)
+    return {v: cm(lo + (hi - lo) * i / n) for i, v in enumerate(values)}
+
+
+def book_style() -> None:
+    """The book's figure style: 10 pt text, the palette as the default colour cycle, and, in
+    a notebook with the inline backend, PNGs at 2× resolution (shown at their nominal size,
+    sharp when a reader opens the full image)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    mpl.rcParams.update({
+        "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
+        "xtick.labelsize": 9, "ytick.labelsize": 9, "figure.titlesize": 10,
+        "figure.figsize": (6.0, 3.8), "figure.dpi": 100, "savefig.dpi": 200,
+        "axes.prop_cycle": cycler(color=list(PALETTE)), "image.cmap": "cividis",
+        "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
+    })
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None and "inline" in mpl.get_backend():
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+            set_matplotlib_formats("retina")
+    except ImportError:  # no IPython: plain scripts save figures themselves
+        pass
+
+
+def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_height: float = 2.6, **kwargs):
+    """`plt.subplots` at most `MAX_WIDTH` inches wide: `width` split over `ncols` panels,
+    `panel_height` inches per row. Returns (fig, axes) as `plt.subplots` does."""
+    import matplotlib.pyplot as plt
+
+    if width > MAX_WIDTH:
+        raise ValueError(f"width must be at most MAX_WIDTH = {MAX_WIDTH} in, got {width}")
+    kwargs.setdefault("layout", "constrained")
+    return plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), **kwargs)
+
+
+def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = None, where: str = "bottom", **kwargs):
+    """A legend outside the data: below the axes (`where="bottom"`) or right of them
+    (`"right"`). Works on a figure (one legend for all panels) or on one axes."""
+    target = fig_or_ax
+    if handles is None:
+        ax = fig_or_ax.axes[0] if hasattr(fig_or_ax, "axes") and not hasattr(fig_or_ax, "plot") else fig_or_ax
+        handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return None
+    if where == "bottom":
+        opts = {"loc": "outside lower center" if hasattr(target, "subfigs") else "upper center",
+                "ncol": ncol or min(len(handles), 4)}
+        if not hasattr(target, "subfigs"):
+            opts["bbox_to_anchor"] = (0.5, -0.18)
+    elif where == "right":
+        opts = {"loc": "outside right upper" if hasattr(target, "subfigs") else "upper left", "ncol": ncol or 1}
+        if not hasattr(target, "subfigs"):
+            opts["bbox_to_anchor"] = (1.02, 1.0)
+    else:
+        raise ValueError(f"where must be 'bottom' or 'right', got {where!r}")
+    opts.update(kwargs)
+    return target.legend(handles, labels, **opts)
+
+
+def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
+    """Readable ticks on log axes: no labels on minor ticks (they collide as "2×10¹ 3×10¹"),
+    and on an axis spanning less than `short` (a factor) plain numbers at 1-2-5. Call after
+    drawing (the limits decide). Returns the axes."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for name in ("x", "y") if axis == "both" else (axis,):
+        a = ax.xaxis if name == "x" else ax.yaxis
+        if a.get_scale() != "log":
+            continue
+        lo, hi = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+        if lo > 0 and hi / lo < short:
+            a.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            a.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        a.set_minor_formatter(NullFormatter())
+    return ax
 
 
 def _ax(ax):
@@ -76,13 +276,14 @@ def plot_step(ax=None):
     ax = _ax(ax)
     a = np.linspace(-0.5, 1.5, 801)
     step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
-    ax.plot(a, step, lw=2, label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$")
+    ax.plot(a, step, lw=2, color=color("component", "alpha"),
+            label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$")
     ax.plot(a, a, "k:", lw=1, label="identity")
     for lo, hi in ((-0.5, 0.25), (0.75, 1.5)):
         ax.axvspan(lo, hi, color="0.9", zorder=0)
     ax.set_xlabel(r"on-indicator readout $\hat\alpha$ (layer $l-1$)")
     ax.set_ylabel(r"on-indicator (layer $l$)")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, off the data
     return ax
 
 
@@ -91,25 +292,22 @@ def plot_trajectory(true_x, est_x, ax=None, *, true_on=None, est_on=None, legend
     if given, its on-indicator α) against the layer. Truth: solid lines with circles (the
     small circuit run on its own); the large network's readout: crosses on dashed lines.
     true_x, est_x: [L + 1, 2]; true_on, est_on: [L + 1]."""
-    import matplotlib.pyplot as plt
-
     ax = _ax(ax)
     tx = torch.as_tensor(true_x).cpu().numpy()
     ex = torch.as_tensor(est_x).cpu().numpy()
     layers = np.arange(tx.shape[0])
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    series = [(tx[:, 0], ex[:, 0], "$x_0$"), (tx[:, 1], ex[:, 1], "$x_1$")]
+    series = [(tx[:, 0], ex[:, 0], "x0"), (tx[:, 1], ex[:, 1], "x1")]
     if true_on is not None and est_on is not None:
-        series.append((torch.as_tensor(true_on).cpu().numpy(), torch.as_tensor(est_on).cpu().numpy(), r"$\alpha$"))
-    for k, (t, e, name) in enumerate(series):
-        c = colors[k % len(colors)]
+        series.append((torch.as_tensor(true_on).cpu().numpy(), torch.as_tensor(est_on).cpu().numpy(), "alpha"))
+    for t, e, key in series:
+        c, name = color("component", key), label("component", key)
         ax.plot(layers, t, "o-", color=c, ms=4, lw=1.2, label=f"{name} true")
         ax.plot(layers, e, "x--", color=c, ms=6, lw=1, label=f"{name} readout")
     ax.axhline(0, color="0.85", lw=0.5, zorder=0)
     ax.set_xticks(layers)
     ax.set_xlabel("layer l")
     if legend:
-        ax.legend(fontsize="x-small", ncol=len(series))
+        legend_outside(ax, ncol=len(series))
     return ax
 
 
@@ -120,24 +318,22 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     df: tidy rows with columns z, seed, layer, quantity, `stat` and theory (as made by
     `sweep(rotation_error_rows, ...)`). Values below `floor` (exact up to round-off) are drawn at `floor` (log axis).
     """
-    import matplotlib.pyplot as plt
-
     ax = _ax(ax)
     d = df[df["quantity"] == quantity]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (z, g) in enumerate(d.groupby("z")):
-        c = colors[k % len(colors)]
+        c = color("z", int(z))
         s = g.groupby("layer")[stat].agg(["mean", "min", "max"]).clip(lower=floor)
         yerr = np.stack([s["mean"] - s["min"], s["max"] - s["mean"]]).clip(min=0)
         ax.errorbar(s.index, s["mean"], yerr=yerr, fmt="o-", color=c, ms=4, capsize=3, label=f"z = {z}")
         if theory and stat == "mean":
             th = g.groupby("layer")["theory"].mean()
             if (th > 0).any():
-                ax.plot(th.index, th.clip(lower=floor), "--", color=c, lw=1)
+                ax.plot(th.index, th.clip(lower=floor), color=c, **THEORY_STYLE)
     ax.set_yscale("log")
     if (d[stat] <= floor).any():
         ax.set_ylim(bottom=floor / 3)
     ax.set_xlabel("layer l")
     ax.set_xticks(sorted(d["layer"].unique()))
-    ax.set_ylabel(f"{stat} {QUANTITY_LABELS.get(quantity, quantity)}")
+    ax.set_ylabel(f"{stat} {label('quantity', quantity)}")
+    tidy_log_axis(ax)
     return ax

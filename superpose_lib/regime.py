@@ -55,7 +55,7 @@ QUANTILES = {"q50": 0.5, "q90": 0.9, "q99": 0.99, "max": 1.0}
 
 
 def ris_pairs() -> list[tuple[int, int]]:
-    """The 41 (D, T) pairs of RiS Figures 8–11 (RESEARCH.md)."""
+    """The 41 (D, T) pairs of RiS Figures 8–11."""
     ranges = {
         800: range(200, 301, 100), 1000: range(200, 501, 100), 1200: range(200, 701, 100),
         1400: range(200, 1001, 200), 1600: range(300, 1301, 200), 1800: range(300, 1701, 200),

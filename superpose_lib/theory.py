@@ -1,4 +1,4 @@
-"""RiS error theory and the derived quantities (RESEARCH.md, "Error theory"; RiS §6).
+"""RiS error theory and the derived quantities (RiS §6; book: "Notation", eq-theory-inactive, eq-theory-active).
 
 The one home of every quantity derived from the sizes: ε = d/D − 1/(ST), the control
 parameter T(d/D)², T at a given control value, and the 41 (D, T) pairs of RiS Figures

@@ -1,4 +1,4 @@
-"""A toy model where the gist mechanism can be proven (RESEARCH.md, "GPT-2 gist features").
+"""A toy model where the gist mechanism can be proven (book chapter "GPT-2 gist features").
 
 Synthetic language (a hidden Markov model with known statistics): every document is a
 sequence of tokens; a hidden topic z_t ∈ {0..K−1} persists from one token to the next with

@@ -1,4 +1,4 @@
-"""A naive, readable reference for the RiS large network (RESEARCH.md, "Large network").
+"""A naive, readable reference for the RiS large network (book: "Notation", eq-weights).
 
 Plain Python loops over circuits, neurons and blocks, in numpy float64, written from the
 maths and NOT from `superpose_lib.network`: it pins the fast structured code.
@@ -139,7 +139,7 @@ def _is_prime(n: int) -> bool:
 
 
 def prime_step_progressions(M: int, S: int, limit: int | None = None) -> list[list[int]]:
-    """CiS2's prime-step assignment, step by step as RESEARCH.md ("Embedding") states it.
+    """CiS2's prime-step assignment, step by step as the construction chapter states it.
 
     1. admissible steps s >= 1 with s(S−1) < M and no prime p < S dividing s; for S not
        prime each is followed by s·S^n (n >= 1) while s·S^n·(S−1) < M;

@@ -164,7 +164,8 @@ def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written
     assert "n = 7 label = mine device = cpu" in text  # the overrides reached the kernel
     assert "Executing" in ok.stderr or "%" in ok.stderr  # papermill's progress bar
     assert "without encryption" not in ok.stderr and "Traceback" not in ok.stderr  # no kernel log noise
-    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny.ipynb"]
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny-html", "tiny.ipynb"]
+    assert f"readable page: {out / 'tiny-html' / 'tiny.html'}" in ok.stdout  # superpose_lib.render
 
     # The smoke values start from the front matter.
     smoke = _superpose("--book", str(book), "run", "tiny", "--smoke", "--no-progress", "--out", str(out))
@@ -180,7 +181,7 @@ def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written
     assert last.startswith("superpose: error: chapter 'tiny' failed") and "n must be positive" in last, bad.stderr
     assert "Traceback" not in bad.stderr
     assert nb_path.read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny.failed.ipynb", "tiny.ipynb"]
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny-html", "tiny.failed.ipynb", "tiny.ipynb"]
 
     # A failure in a fresh folder leaves no tiny.ipynb at all.
     fresh = tmp_path / "fresh"

@@ -162,7 +162,7 @@ def test_assignment_properties(MS, frac):
     M, S = MS
     cap = sp.max_circuits(M, S)
     full = sp.assign(cap, M, S)
-    # capacity = the number of progressions the algorithm produces, in RESEARCH.md's order
+    # capacity = the number of progressions the algorithm produces, in the order the construction chapter states
     naive = ref.prime_step_progressions(M, S)
     assert cap == len(naive) == full.shape[0]
     assert full.tolist() == naive

@@ -206,7 +206,7 @@ def test_cuda_matches_cpu():
 
 
 def test_bench_workload_definition():
-    """bench/bench.py runs RESEARCH.md's 41 (D, T) pairs and the D = 32768 size of issue 3."""
+    """bench/bench.py runs RiS Figures 8–11's 41 (D, T) pairs and the D = 32768 size of issue 3."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
