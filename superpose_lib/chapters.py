@@ -253,7 +253,6 @@ def execute_chapter(
     # The kernel must use the inline backend: under MPLBACKEND=Agg (set for tests and
     # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
     # text "<Figure size ...>" only.
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(), **(env or {})}
     # jupyter_client writes the kernel's connection file with tempfile.mkstemp (tmp*.json)
     # and removes it only on a clean shutdown, so an interrupted run left one behind each
     # time. Every temporary file of the run (ours and the kernel's) goes into one private
@@ -262,7 +261,8 @@ def execute_chapter(
 
     run_tmp = tempfile.mkdtemp(prefix="superpose-run-")
     kernels: list = []  # the kernel processes this run started
-    env["TMPDIR"] = run_tmp
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(Path(run_tmp) / "ipython"),
+           **(env or {}), "TMPDIR": run_tmp}
     old_env = {k: os.environ.get(k) for k in env}
     old_tempdir = tempfile.tempdir
     os.environ.update(env)

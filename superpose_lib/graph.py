@@ -751,9 +751,9 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family, colour
     by z) and predicted (the per-sample theory, black bars). df: tidy rows of `graph_rows`
     for chains and random graphs (columns kind, z, D, ...). Returns the axes."""
-    from .plots import _ax, color, label, legend_outside, tidy_log_axis
+    from .plots import axes_or_new, color, label, legend_outside, tidy_log_axis
 
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     d = d.groupby(["kind", "z", "D", "x"], as_index=False)[["measured", "theory"]].mean()
@@ -774,9 +774,9 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
 def plot_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
     (markers by family, colour by z). Returns the axes."""
-    from .plots import _ax, color, label, legend_outside, tidy_log_axis
+    from .plots import axes_or_new, color, label, legend_outside, tidy_log_axis
 
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     for (kind, z), g in d.groupby(["kind", "z"]):
@@ -797,9 +797,9 @@ def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
     against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
     seeds, zeros drawn at `floor`. Returns the axes."""
-    from .plots import _ax, color, label, legend_outside, marker, tidy_log_axis
+    from .plots import axes_or_new, color, label, legend_outside, marker, tidy_log_axis
 
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     d = df[df.layer == 2]
     for k, q in enumerate(("flip_rate", "active_on", "active_x")):
         g = d[d.quantity == q].groupby("collateral", as_index=False)["measured"].mean()
@@ -818,9 +818,9 @@ def plot_capacity(df, ax=None, *, legend: bool = True):
     """Measured final-layer error against edges per layer at fixed D (one colour per (D, z),
     solid), the linear theory (dashed), its predicted capacity (dotted vertical) and the
     tolerance (dash-dotted horizontal). Returns the axes."""
-    from .plots import _ax, color, legend_outside, tidy_log_axis
+    from .plots import axes_or_new, color, legend_outside, tidy_log_axis
 
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     for (D, z), g in df.groupby(["D", "z"]):
         g = g.groupby("n_edges", as_index=False)[["measured", "theory", "capacity_theory", "tol"]].mean()
         c = color("Dz", (int(D), int(z)))

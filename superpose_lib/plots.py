@@ -33,6 +33,7 @@ __all__ = [
     "palette",
     "sequential",
     "figure",
+    "axes_or_new",
     "legend_outside",
     "tidy_log_axis",
     "plot_weight_blocks",
@@ -226,7 +227,8 @@ def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
     return ax
 
 
-def _ax(ax):
+def axes_or_new(ax):
+    """The given axes, or new ones on a new figure (the `ax=None` convention of every plot function)."""
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -237,7 +239,7 @@ def _ax(ax):
 def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
     """A dense weight matrix W^l (D × D, neuron i·M + n) as an image, with the d × d block
     grid drawn: block (i, j) is w̄_ij 𝒲^l plus the circuits' Δw_t,ij corrections."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     W = torch.as_tensor(W).detach().cpu().double().numpy()
     D = W.shape[0]
     M = D // d
@@ -259,7 +261,7 @@ def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
 
 def plot_mixing_zoom(Wc, n: int = 40, ax=None, *, S=None):
     """The top-left n × n corner of 𝒲^l: 1/S where a circuit connects two neurons, −χ elsewhere."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     Z = torch.as_tensor(Wc).detach().cpu().double().numpy()[:n, :n]
     vmax = float(np.abs(Z).max()) or 1.0
     im = ax.imshow(Z, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
@@ -273,7 +275,7 @@ def plot_mixing_zoom(Wc, n: int = 40, ax=None, *, S=None):
 def plot_step(ax=None):
     """The on-indicator step: readout α ↦ ReLU(2α − 0.5) − ReLU(2α − 1.5) (one layer of a
     small circuit's first two neurons), against the identity; |δα| < 0.25 is removed."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     a = np.linspace(-0.5, 1.5, 801)
     step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
     ax.plot(a, step, lw=2, color=color("component", "alpha"),
@@ -292,7 +294,7 @@ def plot_trajectory(true_x, est_x, ax=None, *, true_on=None, est_on=None, legend
     if given, its on-indicator α) against the layer. Truth: solid lines with circles (the
     small circuit run on its own); the large network's readout: crosses on dashed lines.
     true_x, est_x: [L + 1, 2]; true_on, est_on: [L + 1]."""
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     tx = torch.as_tensor(true_x).cpu().numpy()
     ex = torch.as_tensor(est_x).cpu().numpy()
     layers = np.arange(tx.shape[0])
@@ -318,7 +320,7 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     df: tidy rows with columns z, seed, layer, quantity, `stat` and theory (as made by
     `sweep(rotation_error_rows, ...)`). Values below `floor` (exact up to round-off) are drawn at `floor` (log axis).
     """
-    ax = _ax(ax)
+    ax = axes_or_new(ax)
     d = df[df["quantity"] == quantity]
     for k, (z, g) in enumerate(d.groupby("z")):
         c = color("z", int(z))

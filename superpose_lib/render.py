@@ -289,12 +289,16 @@ def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | 
 
 # ------------------------------------------------------------------ kernels
 
-def kernel_env() -> dict:
+def kernel_env(folder: str | os.PathLike | None = None) -> dict:
     """Environment for the kernels that execute chapters: an IPython profile
-    (`IPYTHONDIR`, a private folder under the temporary directory) whose inline backend
-    draws figures as 2× PNGs ("retina": shown at their nominal size, sharp when enlarged),
-    so that every chapter's figures are, whether or not it calls `plots.book_style()`."""
-    folder = Path(tempfile.gettempdir()) / f"superpose-ipython-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    (`IPYTHONDIR`: `folder`, by default a private folder under the temporary directory) whose
+    inline backend draws figures as 2× PNGs ("retina": shown at their nominal size, sharp
+    when enlarged), so that every chapter's figures are, whether or not it calls
+    `plots.book_style()`. `execute_chapter` passes its run's own temporary folder, removed
+    after the run."""
+    if folder is None:
+        folder = Path(tempfile.gettempdir()) / f"superpose-ipython-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    folder = Path(folder)
     conf = folder / "profile_default" / "ipython_kernel_config.py"
     text = ("# Written by superpose_lib.render.kernel_env: the book's figures as 2x PNGs.\n"
             "c.InlineBackend.figure_formats = {'retina'}\n")
