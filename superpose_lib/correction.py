@@ -499,33 +499,49 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     a0 = encode(torch.ones(batch, z, dtype=torch.float64), x0, scheme.d).to(device)
     truth = _truth(net.w[active].double(), net.bias.double(), a0.double(), L)  # [L+1, B, z, 4]
     keys = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
-            "leak", "overlap2")
+            "leak", "overlap2", "spurious_on")
     res = {k: [0.0] * (L + 1) for k in keys}
     cols = torch.arange(batch, device=device)[:, None].expand(batch, z)
-    is_act = torch.zeros(T, batch, dtype=torch.bool, device=device)
-    is_act[active, cols] = True
     n_in = batch * (T - z)
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
+    row0 = list(net.groups[ind].rows).index(0)  # the group's local row holding a_0 = step(α)
+    f64 = torch.float64
     for l, A, R in net.layers_iter(net.embed(active, a0.to(dtype)), active):
-        alpha, x = decode(R.double().permute(0, 2, 1))  # [T, B], [T, B, 2]
+        # α̂ = â_0 − â_1, x̂ = â_{2:4} − α̂ (`decode`), for every circuit [T, B] in the network's
+        # dtype; sums in float64. No boolean-mask gathers of [T, B] tensors (they dominated the
+        # run time at large T): the active entries are read, then zeroed, and the inactive
+        # statistics are sums over all entries (a 0 passes no threshold and adds nothing).
+        alpha = R[:, 0] - R[:, 1]
+        x0, x1 = R[:, 2] - alpha, R[:, 3] - alpha
+        a_act = alpha[active, cols].double()  # [B, z]
+        x_act = torch.stack([x0[active, cols], x1[active, cols]], -1).double()  # [B, z, 2]
         t_alpha, t_x = decode(truth[l])
-        dx = ((x[active, cols] - t_x) ** 2).sum(-1)  # [B, z]
+        dx = ((x_act - t_x) ** 2).sum(-1)  # [B, z]
         res["active_x"][l] = float(dx.mean())
         res["worst_dx"][l] = float(dx.max().sqrt())
         res["q90_dx"][l] = float(torch.quantile(dx.sqrt().flatten(), 0.9))
-        res["active_on"][l] = float(((alpha[active, cols] - t_alpha) ** 2).mean())
-        res["false_off"][l] = float((alpha[active, cols] < on_threshold).float().mean())
-        inact = ~is_act
-        res["inactive_on"][l] = float((alpha[inact] ** 2).sum() / n_in)
-        res["inactive_x"][l] = float((x[inact] ** 2).sum() / n_in)
-        res["false_on"][l] = float((alpha[inact] > on_threshold).sum() / n_in)
-        res["leak"][l] = float((alpha[inact] > 0.25).sum() / n_in)
+        res["active_on"][l] = float(((a_act - t_alpha) ** 2).mean())
+        res["false_off"][l] = float((a_act < on_threshold).double().mean())
+        alpha[active, cols] = 0.0  # the active entries, kept above, leave the inactive sums
+        x0[active, cols] = 0.0
+        x1[active, cols] = 0.0
+        res["inactive_on"][l] = float(alpha.pow(2).sum(dtype=f64) / n_in)
+        res["inactive_x"][l] = float((x0.pow(2).sum(dtype=f64) + x1.pow(2).sum(dtype=f64)) / n_in)
+        res["false_on"][l] = float((alpha > on_threshold).sum() / n_in)
+        res["leak"][l] = float((alpha > 0.25).sum() / n_in)
         # overlaps with the active set: count of each circuit's indicator neurons used by an active circuit
         used = net._mask(l, active)[ind][:, 0, :]  # [M, B]
         shared = used[net.idx[ind][l - 1]].sum(1)  # [T, B]
-        res["overlap2"][l] = float((shared[inact] >= 2).sum() / n_in)
+        res["overlap2"][l] = float(((shared >= 2).sum() - (shared[active, cols] >= 2).sum()) / n_in)
+        # neuron level: on-indicator neurons (row 0 of the indicator group, block 0) that are on
+        # while no active circuit uses them, as a fraction of the block, batch-averaged
+        # (the same definition as `experiment.rotation_errors`' spurious_on)
+        on = A[ind][:, row0, :] > 0  # [M_g, B]
+        res["spurious_on"][l] = float((on & (used == 0)).sum()) / (used.shape[0] * batch)
         if keep_alpha:
-            res.setdefault("alpha_inactive", [None] * (L + 1))[l] = alpha[inact].float().cpu()
+            inact = torch.ones_like(alpha, dtype=torch.bool)
+            inact[active, cols] = False
+            res.setdefault("alpha_inactive", [None] * (L + 1))[l] = (R[:, 0] - R[:, 1])[inact].float().cpu()
     return res
 
 
