@@ -245,7 +245,7 @@ def _split(D: int, parts: int, name: str) -> int:
 
 def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
                 share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
-                static: bool = False, gate: float = 4.0) -> Scheme:
+                static: bool = False, gate: float = 4.0, ivw: bool = False) -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
 
     sharp (E1): dead zone [theta, theta_hi] (RiS: [0.25, 0.75]).
@@ -255,9 +255,16 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     (rows 0–3, tied as in RiS) gets M = ⌊(D − 2r·M_e)/4⌋ and redundancy S. E2 averages
     the two pairs with ρ = r/(r+1) (each of the r+1 copies weighs the same); E4's pair
     is the register (static: the same assignment at every layer).
+    ivw (E2): weight the copies by inverse variance instead of equally: a readout's noise
+    power is ≈ 1/(neurons per block) whatever its redundancy (RiS §6: ε ≈ d/D), so the
+    extra pair (r·M_e neurons per block) gets ρ = r·M_e/(r·M_e + M).
     independent (E2 untied): the indicator rows 0–1 leave the payload's positions: r
     copies of M_α = share·D/(2r) neurons, redundancy S_alpha; payload M_x = (D − 2r·M_α)/2
     with redundancy S_x (default S).
+    wide (E5): `independent` with the dead-zone step [theta, theta_hi] and share > 1/2
+    allowed: indicator blocks wider than RiS's D/4 (more than 2 of the d blocks' worth of
+    neurons), with their own redundancy S_alpha (see `correction_scale.indicator_redundancy`
+    for the choice of S_alpha from θ and M_α).
     gated (E3): gate strength G. Baseline and oracle: RiS, M = D/4, S.
     Every scheme's width `Scheme.D` is at most D (rounding leaves < 4 neurons unused).
     """
@@ -277,12 +284,17 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     r = check_int("r", r, 1)
     share = _check_float("share", share, 0.0, 1.0, open_low=True)
     M_e = int(round(share * D / (2 * r)))
-    if kind == "independent":
+    if kind in ("independent", "wide"):
         rest = D - 2 * r * M_e
-        if M_e < 1 or rest < 2:
-            raise ValueError(f"share={share}: needs >= 1 indicator neuron per copy and >= 1 payload neuron per block")
+        S_pay = S if S_x is None else S_x
+        if M_e < 1 or rest < 2 * S_pay or M_e < S_alpha:
+            raise ValueError(f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
+                             f"per block (D={D}, S_alpha={S_alpha})")
         ind = BlockGroup(INDICATOR, M_e, S_alpha, copies=r)
-        pay = BlockGroup(PAYLOAD, rest // 2, S if S_x is None else S_x)
+        pay = BlockGroup(PAYLOAD, rest // 2, S_pay)
+        if kind == "wide":
+            label = f"E5 wide f={share:g} S_α={S_alpha} θ={theta:g}" + ("" if r == 1 else f" r={r}")
+            return Scheme(kind, (ind, pay), knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
         label = f"E2' independent f={share:g} r={r} S_α={S_alpha}" + ("" if S_x is None else f" S_x={S_x}")
         return Scheme(kind, (ind, pay), knob=share, label=label)
     M = (D - 2 * r * M_e) // 4
@@ -292,14 +304,15 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static)
     step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
     if kind == "redundant":
-        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step
-        return Scheme(kind, (main, extra), extra="average", rho=r / (r + 1), knob=share, label=label,
+        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step + (" ivw" if ivw else "")
+        rho = r * M_e / (r * M_e + M) if ivw else r / (r + 1)
+        return Scheme(kind, (main, extra), extra="average", rho=rho, knob=share, label=label,
                       theta_lo=theta, theta_hi=theta_hi)
     label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
-SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "register", "gated")
+SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated")
 
 
 def general_chi(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, n, m) -> float:
