@@ -37,6 +37,9 @@ __all__ = [
     "capacity_rows",
     "named_capacity_rows",
     "tuning_grid",
+    "named_scheme_rows",
+    "fixed_x_grid",
+    "crossover_D",
     "capacity_grid",
     "t_interval",
     "format_capacity",
@@ -210,15 +213,75 @@ def capacity_grid(best, families, D_list, z_list, *, L: int, x_grid, batch: int,
     grid = []
     for D in D_list:
         for fam in families:
-            sets = {s["setting"]: s for s in family_settings(fam, D, x_design=x_design, z_design=z_design)}
-            pick = best[(best["family"] == fam) & (best["D"] == D)]
-            st = dict(sets[pick["setting"].iloc[0]] if len(pick) else next(iter(sets.values())))
+            st = _pick(best, fam, D, family_settings(fam, D, x_design=x_design, z_design=z_design))
             setting, kind = st.pop("setting"), st.pop("kind")
             for z in z_list:
                 grid.append({"name": fam, "family": fam, "setting": setting, "kind": kind, "D": int(D), "z": int(z),
                              "L": int(L), "x_grid": [float(x) for x in x_grid], "batch": int(batch),
                              "eps": float(eps), "on_rate": float(on_rate), **st})
     return grid
+
+
+def _pick(best, fam: str, D: int, settings: list[dict]) -> dict:
+    """The tuned setting of `fam` at D; at an untuned D (beyond the tuning grid) the
+    setting in the same position of the grid as at the largest tuned D."""
+    pick = best[(best["family"] == fam) & (best["D"] == D)]
+    names = [s["setting"] for s in settings]
+    if len(pick) and pick["setting"].iloc[0] in names:
+        return dict(settings[names.index(pick["setting"].iloc[0])])
+    fb = best[best["family"] == fam].sort_values("D")
+    if not len(fb):
+        return dict(settings[0])
+    ref = fb.iloc[-1]
+    ref_names = [s["setting"] for s in family_settings(fam, int(ref["D"]))]
+    return dict(settings[ref_names.index(ref["setting"])])
+
+
+def named_scheme_rows(name: str, family: str, setting: str, **kw) -> list[dict]:
+    """`correction.scheme_rows` (one row per layer) for grids that carry bookkeeping columns."""
+    from .correction import scheme_rows
+
+    return scheme_rows(**kw)
+
+
+def fixed_x_grid(best, families, D_list, *, x: float, z: int, L: int, batch: int) -> list[dict]:
+    """`sweep` configurations for `named_scheme_rows`: every family's tuned setting at
+    T = x·(D/4)², every D (the control parameter T(d/D)² held fixed as D grows)."""
+    grid = []
+    for D in D_list:
+        T = int(round(x * (D / 4) ** 2))
+        for fam in families:
+            st = _pick(best, fam, D, family_settings(fam, D))
+            setting, kind = st.pop("setting"), st.pop("kind")
+            grid.append({"name": fam, "family": fam, "setting": setting, "kind": kind, "D": int(D), "T": T,
+                         "z": int(z), "L": int(L), "batch": int(batch), **st})
+    return grid
+
+
+def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=("baseline", "E1")):
+    """The smallest D from which on the best scheme that spends width on indicators
+    (extra or wider indicator neurons) has a larger mean capacity than every width-free
+    scheme (baseline, E1), at every larger D of the table too; None if there is none.
+    vs: rows of `capacity_vs_D` (one criterion, one z). Returns (D or None, the table of
+    best spender and best free scheme per D)."""
+    import pandas as pd
+
+    rows = []
+    for D, g in vs.groupby("D"):
+        sp = g[g["name"].isin(spenders)]
+        fr = g[g["name"].isin(free)]
+        if not len(sp) or not len(fr):
+            continue
+        a, b = sp.loc[sp["mean"].idxmax()], fr.loc[fr["mean"].idxmax()]
+        rows.append({"D": int(D), "spender": a["name"], "spender_x": a["mean"], "free": b["name"],
+                     "free_x": b["mean"], "pays": bool(a["mean"] > b["mean"])})
+    tab = pd.DataFrame(rows).sort_values("D") if rows else pd.DataFrame(rows)
+    cross = None
+    for i in range(len(tab)):
+        if tab["pays"].iloc[i:].all():
+            cross = int(tab["D"].iloc[i])
+            break
+    return cross, tab
 
 
 # ---- summaries -------------------------------------------------------------------------
