@@ -30,10 +30,16 @@ Schemes (`make_scheme`):
   block, redundancy S_α, own random layer permutations): the readout averages the r·S_α
   neurons before the step. r = 1 with a larger S_α is the "one indicator block with its
   own redundancy" variant. Payload blocks get the rest of D.
-* ``register`` (E4) like ``redundant`` but the indicator group keeps the same assignment
-  at every layer: an active-set register written once at layer 1 from the clean input
-  (layer-0 trick) and refreshed only from itself (indicator rows read indicator columns
-  only).
+  With ``ivw`` the copies are averaged with inverse-variance weights (noise power ≈ 1/M per
+  block of M neurons) instead of equally.
+* ``wide`` (E5) the indicator rows 0–1 leave the payload's positions (as ``independent``)
+  and get a share f of D that may exceed 1/2: indicator blocks of M_α = fD/2 > D/4, wider
+  than RiS's, with their own redundancy S_α and the E1 dead zone; the payload keeps S in
+  blocks of (1 − f)D/2. `correction_scale.indicator_redundancy` chooses S_α.
+* ``register`` (E4) like ``redundant``, but the extra pair is an active-set register
+  written once at layer 1 from the clean input (layer-0 trick) and refreshed only from
+  itself (indicator rows read indicator columns only); its assignment is re-permuted
+  every layer, or the same at every layer with ``static``.
 * ``gated`` (E3) RiS blocks; the indicator group's assignment at layer l is the payload
   group's at layer l+1, so indicator neuron n at layer l−1 is on iff a circuit using
   payload neuron n at layer l is on; payload neuron n gets the diagonal gate

@@ -493,14 +493,16 @@ def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None,
         meas = g[~g["censor"].isin(["below", "above", "capped"])]
         y = g["mean"].where(g["censor"] != "below", x_min if x_min else float("nan"))
         ax.plot(g["D"], y, "-", color=c, lw=1, alpha=0.7)
-        ax.errorbar(meas["D"], meas["mean"], yerr=[meas["mean"] - meas["low"], meas["high"] - meas["mean"]],
-                    fmt=m, color=c, ms=5, capsize=2, label=lab)
+        ax.plot([], [], "-" + m, color=c, ms=5, label=lab)  # one legend entry per scheme
+        low = meas["low"].clip(lower=meas["mean"] * 1e-2)  # a log axis: a t-interval reaching 0 is drawn to mean/100
+        ax.errorbar(meas["D"], meas["mean"], yerr=[meas["mean"] - low, meas["high"] - meas["mean"]],
+                    fmt=m, color=c, ms=5, capsize=2)
         up = g[g["censor"].isin(["above", "capped"])]
         if len(up):
-            ax.plot(up["D"], up["mean"], "^", mfc="none", color=c, ms=7, label=None if len(meas) else lab)
+            ax.plot(up["D"], up["mean"], "^", mfc="none", color=c, ms=7)
         dn = g[g["censor"] == "below"]
         if len(dn) and x_min:
-            ax.plot(dn["D"], [x_min] * len(dn), "v", mfc="none", color=c, ms=7, label=None if len(meas) or len(up) else lab)
+            ax.plot(dn["D"], [x_min] * len(dn), "v", mfc="none", color=c, ms=7)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("D")

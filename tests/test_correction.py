@@ -354,3 +354,45 @@ def test_ivw_weights_and_wide_scheme():
     assert e.rho == pytest.approx(M_e / (M_e + M))
     w = make_scheme("wide", 1000, share=0.7, S_alpha=4, theta=0.55)
     assert w.groups[0].rows == (0, 1) and w.groups[0].M == 350 and w.theta_lo == 0.55
+
+
+def test_crossover_D():
+    rows = []
+    for D, e5, e1, base in ((1024, 0.002, 0.003, 0.002), (4096, 0.003, 0.002, 0.001), (16384, 0.003, 0.001, 0.0005)):
+        for name, x in (("E5", e5), ("E1", e1), ("baseline", base)):
+            rows.append({"name": name, "D": D, "mean": x})
+    cross, tab = cs.crossover_D(pd.DataFrame(rows))
+    assert cross == 4096 and tab["pays"].tolist() == [False, True, True]
+    rows[-3]["mean"] = 0.0001  # E5 loses again at the largest D: no crossover that holds
+    assert cs.crossover_D(pd.DataFrame(rows))[0] is None
+
+
+def test_grids_pick_tuned_settings():
+    best = pd.DataFrame([{"family": "E1", "D": 1024, "setting": "θ=0.45"}, {"family": "E5", "D": 1024,
+                                                                          "setting": cs.family_settings("E5", 1024)[2]["setting"]}])
+    g = cs.capacity_grid(best, ["baseline", "E1", "E5"], [1024], [1, 2], L=3, x_grid=[0.001, 0.002], batch=4,
+                         eps=1.0, on_rate=1e-3)
+    assert len(g) == 6
+    e1 = [c for c in g if c["family"] == "E1"]
+    assert all(c["theta"] == 0.45 and c["kind"] == "sharp" for c in e1)
+    # beyond the tuned widths the setting in the same grid position is used (E5: the third)
+    fx = cs.fixed_x_grid(best, ["E5"], [4096], x=0.002, z=2, L=3, batch=4)
+    assert fx[0]["share"] == cs.family_settings("E5", 4096)[2]["share"]
+    assert fx[0]["T"] == int(round(0.002 * 1024**2))
+    rows = cs.named_scheme_rows(**{**fx[0], "T": 40, "D": 4096}, seed=0)
+    assert [r["layer"] for r in rows] == [1, 2, 3]
+
+
+def test_plots_return_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = cs.capacity_summary(_cap_rows())
+    ax = cs.plot_capacity_vs_D(summ, criterion="indicator", z=2, x_min=0.0005, x_max=0.008)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["E1", "baseline", "oracle"]  # one entry per scheme, censored points included
+    df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
+    assert cs.plot_fixed_x(df, "q") is not None
+    plt.close("all")
