@@ -1,6 +1,6 @@
 """Error correction of on-indicators at scale: design rule, capacity search, summaries.
 
-Chapter "Error correction of on-indicators". Three pieces the chapter would otherwise
+Chapter "Error correction of on-indicators". The pieces the chapter would otherwise
 write inline:
 
 * `indicator_redundancy`: the neuron-level design rule for an indicator group of M_α
@@ -10,19 +10,26 @@ write inline:
   λ_n = z·S_α³·x_α, x_α = T/M_α² (each of the ≈ T·S_α/M_α circuits through n uses S_α
   neurons at the previous layer, each one an active neuron with probability z·S_α/M_α),
   and n turns on when k/S_α > θ. The layer-2 spurious fraction
-  p = P(Poisson(λ_n) > θ·S_α) does not depend on M_α at fixed x_α; from layer 3 on every
-  neuron sums over ≈ S_α²·x_α·M_α connected neurons, so the spurious neurons it reads
-  carry a mean input ≈ p·S_α·x_α·M_α (in units of one active neuron's 1/S_α·S_α²),
-  which grows with M_α. Keeping it below a budget b·θ needs p to fall like 1/M_α: S_α must
-  grow like log M_α — while λ_n grows like S_α³, which the tail only beats while
-  e·z·S_α²·x_α/θ < 1. Circuit level: an inactive circuit shares ≈ Poisson(z·S_α²/M_α)
-  neurons with the active set; it passes the step when that count exceeds θ·S_α.
+  p = P(Poisson(λ_n) > θ·S_α) does not depend on M_α at fixed x_α. From layer 3 on every
+  neuron sums over ≈ S_α²·x_α·M_α connected neurons, each weighted 1/S_α, so the spurious
+  ones among them feed it a mean input ≈ p·S_α·x_α·M_α (in units of one neuron's output),
+  which grows with M_α. Keeping it below a budget b·θ needs p to fall like 1/M_α, i.e. a
+  threshold θ·S_α growing like log M_α; but λ_n grows like S_α³ while the threshold grows
+  like S_α, so the tail falls with S_α only while e·z·S_α²·x_α/θ < 1. Circuit level: an
+  inactive circuit shares ≈ Poisson(z·S_α²/M_α) neurons with the active set, at most one
+  with each active circuit (prime-step), so its layer-1 readout is at most z/S_α.
+* A fair tuning budget: `family_settings` (a knob grid of the same size for every scheme
+  family), `tuning_rows` (one probe per setting), `best_settings` (the best per family
+  and D), and the `sweep` grids built from them (`tuning_grid`, `capacity_grid`,
+  `fixed_x_grid`).
 * `capacity_rows`: the capacity of one scheme at one (D, z, seed) by bisection over a
   geometric grid of the control parameter x = T(d/D)² (pass/fail at depth L is assumed
   monotone in T), for both criteria from one set of probes, with censoring.
 * Summaries: t-intervals over seeds (`t_interval`), censored formatting
   (`format_capacity`), best setting per family and D (`best_settings`), gains over the
-  baseline and fractions of the oracle as functions of D (`capacity_vs_D`), and plots.
+  baseline and fractions of the oracle as functions of D (`capacity_vs_D`), the width
+  from which spending it on indicators pays (`crossover_D`), and plots with one colour
+  and marker per scheme family (`SCHEME_STYLE`).
 """
 
 from __future__ import annotations
