@@ -59,6 +59,8 @@ __all__ = [
     "SCHEME_STYLE",
     "plot_capacity_vs_D",
     "plot_fixed_x",
+    "plot_inactive_readouts",
+    "plot_cascade",
 ]
 
 # t_{0.975, ν} for ν = 1..30 (two-sided 95%); beyond 30 the normal 1.96 is within 4%.
@@ -542,4 +544,47 @@ def plot_fixed_x(df, quantity: str, *, ax=None, labels=None, floor: float = 1e-6
     ax.set_xlabel("D")
     ax.set_ylabel(quantity)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
+
+
+def plot_inactive_readouts(alpha_by_layer: dict, S: int, *, ax=None, threshold: float = 0.25, bins=None):
+    """Histogram (log counts) of inactive circuits' indicator readouts α̂_u at a few
+    layers (alpha_by_layer: {layer: 1-d tensor or array}), with the quanta 1/S, 2/S
+    (dotted) and the step threshold (dashed): at layer 1 the readouts sit exactly on the
+    quanta k/S."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots()
+    bins = np.linspace(-0.3, 1.1, 113) if bins is None else bins
+    for l, a in alpha_by_layer.items():
+        a = a.numpy() if hasattr(a, "numpy") else np.asarray(a)
+        ax.hist(a, bins=bins, histtype="step", log=True, label=f"layer {l}")
+    for q in (1, 2):
+        ax.axvline(q / S, color="grey", lw=0.8, ls=":")
+    ax.axvline(threshold, color="k", lw=1, ls="--", label=f"step threshold {threshold:g}")
+    ax.set_xlabel(r"inactive readout $\hat\alpha_u$")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
+    """Per layer, the fraction of inactive circuits that read as on (circles) and that
+    pass RiS's step (crosses), one colour per T (runs: {T: `scheme_run` result});
+    zeros drawn at `floor` on the log axis."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots()
+    for i, (T, r) in enumerate(runs.items()):
+        L = len(r["false_on"]) - 1
+        c = f"C{i}"
+        ax.semilogy(range(1, L + 1), np.maximum(r["false_on"][1:], floor), "o-", color=c, ms=3, label=f"false on, T={T}")
+        ax.semilogy(range(1, L + 1), np.maximum(r["leak"][1:], floor), "x:", color=c, label=f"passes step, T={T}")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("fraction of inactive circuits")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.25), ncol=2, frameon=False)
     return ax

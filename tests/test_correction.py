@@ -396,3 +396,17 @@ def test_plots_return_axes():
     df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
     assert cs.plot_fixed_x(df, "q") is not None
     plt.close("all")
+
+
+def test_mechanism_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = scheme_run(make_scheme("baseline", 400), 60, z=2, L=3, batch=8, seed=1, keep_alpha=True)
+    ax = cs.plot_inactive_readouts({1: r["alpha_inactive"][1], 3: r["alpha_inactive"][3]}, 6)
+    assert len(ax.patches) == 2
+    ax = cs.plot_cascade({60: r})
+    assert len(ax.get_lines()) == 2
+    plt.close("all")
