@@ -28,6 +28,7 @@ from . import plots
 from . import regime  # "The T(d/D)² regime"
 from .regime import regime_rows
 from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run  # "Error correction"
+from . import correction_scale  # "Error correction" at scale: design rule, capacity search, summaries
 from . import graph, blocks  # "Cross-circuit computation" and its exact z = 1 baseline
 from .graph import CircuitGraph, GraphNetwork, graph_chain_theory, predict_graph_errors, run_graph
 from .blocks import BlockNetwork, block_cost
@@ -41,7 +42,7 @@ __all__ = [
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons",
     "sweep", "rotation_rows", "plots",
     "regime", "regime_rows",
-    "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
+    "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run", "correction_scale",
     "graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors", "graph_chain_theory",
     "BlockNetwork", "block_cost",
     "gpt2", "toy_gist",

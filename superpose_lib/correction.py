@@ -30,10 +30,16 @@ Schemes (`make_scheme`):
   block, redundancy S_α, own random layer permutations): the readout averages the r·S_α
   neurons before the step. r = 1 with a larger S_α is the "one indicator block with its
   own redundancy" variant. Payload blocks get the rest of D.
-* ``register`` (E4) like ``redundant`` but the indicator group keeps the same assignment
-  at every layer: an active-set register written once at layer 1 from the clean input
-  (layer-0 trick) and refreshed only from itself (indicator rows read indicator columns
-  only).
+  With ``ivw`` the copies are averaged with inverse-variance weights (noise power ≈ 1/M per
+  block of M neurons) instead of equally.
+* ``wide`` (E5) the indicator rows 0–1 leave the payload's positions (as ``independent``)
+  and get a share f of D that may exceed 1/2: indicator blocks of M_α = fD/2 > D/4, wider
+  than RiS's, with their own redundancy S_α and the E1 dead zone; the payload keeps S in
+  blocks of (1 − f)D/2. `correction_scale.indicator_redundancy` chooses S_α.
+* ``register`` (E4) like ``redundant``, but the extra pair is an active-set register
+  written once at layer 1 from the clean input (layer-0 trick) and refreshed only from
+  itself (indicator rows read indicator columns only); its assignment is re-permuted
+  every layer, or the same at every layer with ``static``.
 * ``gated`` (E3) RiS blocks; the indicator group's assignment at layer l is the payload
   group's at layer l+1, so indicator neuron n at layer l−1 is on iff a circuit using
   payload neuron n at layer l is on; payload neuron n gets the diagonal gate
@@ -246,7 +252,7 @@ def _split(D: int, parts: int, name: str) -> int:
 
 def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
                 share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
-                static: bool = False, gate: float = 4.0) -> Scheme:
+                static: bool = False, gate: float = 4.0, ivw: bool = False) -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
 
     sharp (E1): dead zone [theta, theta_hi] (RiS: [0.25, 0.75]).
@@ -256,9 +262,16 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     (rows 0–3, tied as in RiS) gets M = ⌊(D − 2r·M_e)/4⌋ and redundancy S. E2 averages
     the two pairs with ρ = r/(r+1) (each of the r+1 copies weighs the same); E4's pair
     is the register (static: the same assignment at every layer).
+    ivw (E2): weight the copies by inverse variance instead of equally: a readout's noise
+    power is ≈ 1/(neurons per block) whatever its redundancy (RiS §6: ε ≈ d/D), so the
+    extra pair (r·M_e neurons per block) gets ρ = r·M_e/(r·M_e + M).
     independent (E2 untied): the indicator rows 0–1 leave the payload's positions: r
     copies of M_α = share·D/(2r) neurons, redundancy S_alpha; payload M_x = (D − 2r·M_α)/2
     with redundancy S_x (default S).
+    wide (E5): `independent` with the dead-zone step [theta, theta_hi] and share > 1/2
+    allowed: indicator blocks wider than RiS's D/4 (more than 2 of the d blocks' worth of
+    neurons), with their own redundancy S_alpha (see `correction_scale.indicator_redundancy`
+    for the choice of S_alpha from θ and M_α).
     gated (E3): gate strength G. Baseline and oracle: RiS, M = D/4, S.
     Every scheme's width `Scheme.D` is at most D (rounding leaves < 4 neurons unused).
     """
@@ -278,12 +291,17 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     r = check_int("r", r, 1)
     share = _check_float("share", share, 0.0, 1.0, open_low=True)
     M_e = int(round(share * D / (2 * r)))
-    if kind == "independent":
+    if kind in ("independent", "wide"):
         rest = D - 2 * r * M_e
-        if M_e < 1 or rest < 2:
-            raise ValueError(f"share={share}: needs >= 1 indicator neuron per copy and >= 1 payload neuron per block")
+        S_pay = S if S_x is None else S_x
+        if M_e < 1 or rest < 2 * S_pay or M_e < S_alpha:
+            raise ValueError(f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
+                             f"per block (D={D}, S_alpha={S_alpha})")
         ind = BlockGroup(INDICATOR, M_e, S_alpha, copies=r)
-        pay = BlockGroup(PAYLOAD, rest // 2, S if S_x is None else S_x)
+        pay = BlockGroup(PAYLOAD, rest // 2, S_pay)
+        if kind == "wide":
+            label = f"E5 wide f={share:g} S_α={S_alpha} θ={theta:g}" + ("" if r == 1 else f" r={r}")
+            return Scheme(kind, (ind, pay), knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
         label = f"E2' independent f={share:g} r={r} S_α={S_alpha}" + ("" if S_x is None else f" S_x={S_x}")
         return Scheme(kind, (ind, pay), knob=share, label=label)
     M = (D - 2 * r * M_e) // 4
@@ -293,14 +311,15 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static)
     step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
     if kind == "redundant":
-        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step
-        return Scheme(kind, (main, extra), extra="average", rho=r / (r + 1), knob=share, label=label,
+        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step + (" ivw" if ivw else "")
+        rho = r * M_e / (r * M_e + M) if ivw else r / (r + 1)
+        return Scheme(kind, (main, extra), extra="average", rho=rho, knob=share, label=label,
                       theta_lo=theta, theta_hi=theta_hi)
     label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
-SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "register", "gated")
+SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated")
 
 
 def general_chi(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, n, m) -> float:
@@ -500,33 +519,49 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     a0 = encode(torch.ones(batch, z, dtype=torch.float64), x0, scheme.d).to(device)
     truth = _truth(net.w[active].double(), net.bias.double(), a0.double(), L)  # [L+1, B, z, 4]
     keys = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
-            "leak", "overlap2")
+            "leak", "overlap2", "spurious_on")
     res = {k: [0.0] * (L + 1) for k in keys}
     cols = torch.arange(batch, device=device)[:, None].expand(batch, z)
-    is_act = torch.zeros(T, batch, dtype=torch.bool, device=device)
-    is_act[active, cols] = True
     n_in = batch * (T - z)
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
+    row0 = list(net.groups[ind].rows).index(0)  # the group's local row holding a_0 = step(α)
+    f64 = torch.float64
     for l, A, R in net.layers_iter(net.embed(active, a0.to(dtype)), active):
-        alpha, x = decode(R.double().permute(0, 2, 1))  # [T, B], [T, B, 2]
+        # α̂ = â_0 − â_1, x̂ = â_{2:4} − α̂ (`decode`), for every circuit [T, B] in the network's
+        # dtype; sums in float64. No boolean-mask gathers of [T, B] tensors (they dominated the
+        # run time at large T): the active entries are read, then zeroed, and the inactive
+        # statistics are sums over all entries (a 0 passes no threshold and adds nothing).
+        alpha = R[:, 0] - R[:, 1]
+        x0, x1 = R[:, 2] - alpha, R[:, 3] - alpha
+        a_act = alpha[active, cols].double()  # [B, z]
+        x_act = torch.stack([x0[active, cols], x1[active, cols]], -1).double()  # [B, z, 2]
         t_alpha, t_x = decode(truth[l])
-        dx = ((x[active, cols] - t_x) ** 2).sum(-1)  # [B, z]
+        dx = ((x_act - t_x) ** 2).sum(-1)  # [B, z]
         res["active_x"][l] = float(dx.mean())
         res["worst_dx"][l] = float(dx.max().sqrt())
         res["q90_dx"][l] = float(torch.quantile(dx.sqrt().flatten(), 0.9))
-        res["active_on"][l] = float(((alpha[active, cols] - t_alpha) ** 2).mean())
-        res["false_off"][l] = float((alpha[active, cols] < on_threshold).float().mean())
-        inact = ~is_act
-        res["inactive_on"][l] = float((alpha[inact] ** 2).sum() / n_in)
-        res["inactive_x"][l] = float((x[inact] ** 2).sum() / n_in)
-        res["false_on"][l] = float((alpha[inact] > on_threshold).sum() / n_in)
-        res["leak"][l] = float((alpha[inact] > 0.25).sum() / n_in)
+        res["active_on"][l] = float(((a_act - t_alpha) ** 2).mean())
+        res["false_off"][l] = float((a_act < on_threshold).double().mean())
+        alpha[active, cols] = 0.0  # the active entries, kept above, leave the inactive sums
+        x0[active, cols] = 0.0
+        x1[active, cols] = 0.0
+        res["inactive_on"][l] = float(alpha.pow(2).sum(dtype=f64) / n_in)
+        res["inactive_x"][l] = float((x0.pow(2).sum(dtype=f64) + x1.pow(2).sum(dtype=f64)) / n_in)
+        res["false_on"][l] = float((alpha > on_threshold).sum() / n_in)
+        res["leak"][l] = float((alpha > 0.25).sum() / n_in)
         # overlaps with the active set: count of each circuit's indicator neurons used by an active circuit
         used = net._mask(l, active)[ind][:, 0, :]  # [M, B]
         shared = used[net.idx[ind][l - 1]].sum(1)  # [T, B]
-        res["overlap2"][l] = float((shared[inact] >= 2).sum() / n_in)
+        res["overlap2"][l] = float(((shared >= 2).sum() - (shared[active, cols] >= 2).sum()) / n_in)
+        # neuron level: on-indicator neurons (row 0 of the indicator group, block 0) that are on
+        # while no active circuit uses them, as a fraction of the block, batch-averaged
+        # (the same definition as `experiment.rotation_errors`' spurious_on)
+        on = A[ind][:, row0, :] > 0  # [M_g, B]
+        res["spurious_on"][l] = float((on & (used == 0)).sum()) / (used.shape[0] * batch)
         if keep_alpha:
-            res.setdefault("alpha_inactive", [None] * (L + 1))[l] = alpha[inact].float().cpu()
+            inact = torch.ones_like(alpha, dtype=torch.bool)
+            inact[active, cols] = False
+            res.setdefault("alpha_inactive", [None] * (L + 1))[l] = (R[:, 0] - R[:, 1])[inact].float().cpu()
     return res
 
 

@@ -72,7 +72,7 @@ def test_general_chi_equals_balance_chi_for_equal_groups():
 def _no_overlap_scheme(kind, T):
     if kind in ("redundant", "register"):
         return make_scheme(kind, 6 * T, S=1, S_alpha=1, share=1 / 3)
-    if kind == "independent":
+    if kind in ("independent", "wide"):
         return make_scheme(kind, 4 * T, S=1, S_alpha=1, share=0.5)
     return make_scheme(kind, 4 * T, S=1)
 
@@ -216,3 +216,197 @@ def test_cuda_matches_cpu():
     b = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64, device="cuda")
     for k in a:
         assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+
+
+# ---- at scale: design rule, capacity search, summaries (superpose_lib.correction_scale) ----
+import numpy as np  # noqa: E402
+
+import superpose_lib.correction_scale as cs  # noqa: E402
+
+
+def test_poisson_sf_matches_direct_sum():
+    lam = 1.7
+    direct = 1 - sum(math.exp(-lam) * lam**k / math.factorial(k) for k in range(4))
+    assert cs.poisson_sf(lam, 3) == pytest.approx(direct, rel=1e-12)
+    assert cs.poisson_sf(lam, 3.5) == cs.poisson_sf(lam, 3)  # P(X > 3.5) = P(X ≥ 4)
+    assert cs.poisson_sf(0.0, 0) == 0.0 and cs.poisson_sf(2.0, -1) == 1.0
+
+
+def test_indicator_redundancy_rule():
+    # circuit-level quantum: z/S < θ
+    r = cs.indicator_redundancy(2000, 0.001, 2, 0.5)
+    assert r["S"] >= 5 and 2 / r["S"] < 0.5
+    # at fixed x the neuron-level pile-up grows with M (∝ M at fixed S): feasible small, infeasible large
+    small = cs.indicator_redundancy(500, 0.002, 2, 0.55)
+    large = cs.indicator_redundancy(500_000, 0.002, 2, 0.55)
+    assert small["feasible"] and not large["feasible"]
+    assert large["pile"] > small["pile"]
+    # a narrower dead zone (smaller θ) needs more redundancy for the same z
+    assert cs.indicator_redundancy(2000, 0.0005, 4, 0.3)["S"] > cs.indicator_redundancy(2000, 0.0005, 4, 0.6)["S"]
+    for bad in (dict(theta=1.0), dict(theta=0.0), dict(x_alpha=-1.0), dict(budget=0.0)):
+        kw = {"M_alpha": 100, "x_alpha": 0.001, "z": 2, "theta": 0.5, **bad}
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            cs.indicator_redundancy(**kw)
+
+
+def test_t_interval_uses_n_minus_one_degrees_of_freedom():
+    m, lo, hi = cs.t_interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and hi - m == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert cs.t_interval([5.0]) == (5.0, 5.0, 5.0)
+    with pytest.raises(ValueError):
+        cs.t_interval([])
+
+
+def test_format_capacity_censoring():
+    assert cs.format_capacity(0.0, 0.0, 0.0, "below", x_min=0.0005) == "< 0.0005"
+    assert cs.format_capacity(0.008, 0.008, 0.008, "above").startswith("≥ 0.008")
+    assert "assignment" in cs.format_capacity(0.003, 0.003, 0.003, "capped")
+    s = cs.format_capacity(0.002, 0.0015, 0.0025, "")
+    assert s == "0.002 [0.0015, 0.0025]" and "inf" not in s and "nan" not in s
+
+
+def _cap_rows():
+    rows = []
+    for D, base, e1, orc in ((1024, 0.002, 0.003, 0.008), (4096, 0.001, 0.002, 0.004)):
+        for seed in range(3):
+            for name, x, c in (("baseline", base, ""), ("E1", e1 + 1e-4 * seed, ""), ("oracle", orc, "above")):
+                rows.append({"name": name, "D": D, "z": 2, "criterion": "indicator", "seed": seed, "x_max": x,
+                             "T_max": int(x * (D / 4) ** 2), "censor": c, "params": 1, "label": name})
+    return pd.DataFrame(rows)
+
+
+def test_capacity_summary_and_vs_D():
+    summ = cs.capacity_summary(_cap_rows())
+    o = summ[summ["name"] == "oracle"]
+    assert set(o["censor"]) == {"above"}
+    v = cs.capacity_vs_D(summ, criterion="indicator", z=2).set_index(["name", "D"])
+    assert v.loc[("E1", 4096), "gain"] == pytest.approx(0.0021 / 0.001)
+    assert v.loc[("E1", 1024), "fraction"] == pytest.approx(0.0031 / 0.008)
+    assert v.loc[("E1", 1024), "fraction_bound"] == "≤"  # the oracle's capacity is only a lower bound
+
+
+def test_best_settings_prefers_passing_then_accuracy():
+    tune = pd.DataFrame([
+        {"family": "E1", "D": 1024, "setting": "a", "worst_dx": 0.2, "false_on": 0.01, "false_off": 0.0},
+        {"family": "E1", "D": 1024, "setting": "b", "worst_dx": 0.9, "false_on": 0.0, "false_off": 0.0},
+        {"family": "E1", "D": 1024, "setting": "c", "worst_dx": 0.5, "false_on": 0.0, "false_off": 0.0},
+    ])
+    best = cs.best_settings(tune, eps=1.0, on_rate=1e-3)
+    assert best["setting"].tolist() == ["c"]
+
+
+def test_family_settings_equal_grid_sizes():
+    sizes = {f: len(cs.family_settings(f, 4096)) for f in cs.FAMILIES}
+    assert {sizes[f] for f in ("E1", "E2", "E4", "E5")} == {3}
+    for st in cs.family_settings("E5", 4096):
+        sch = make_scheme(st["kind"], 4096, **{k: v for k, v in st.items() if k not in ("setting", "kind")})
+        assert sch.groups[0].M * 2 > 4096 // 2  # indicator blocks wider than RiS's two blocks of D/4
+        assert 4095 < sch.D <= 4096
+    with pytest.raises(ValueError, match="family"):
+        cs.family_settings("E9", 4096)
+
+
+def test_capacity_rows_bisection_agrees_with_a_full_scan():
+    """Bisection's T_max is a grid point that passes, the next one fails (or is censored)."""
+    xg = [0.001, 0.002, 0.004, 0.008]
+    rows = cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=xg, batch=16, on_rate=1e-3)
+    sch = make_scheme("baseline", 512)
+    for r in rows:
+        Ts = [int(round(x * 128**2)) for x in xg]
+        if r["censor"] in ("", "capped"):
+            i = Ts.index(r["T_max"])
+            res = scheme_run(sch, Ts[i], z=2, L=4, batch=16, seed=0)
+            ok = res["worst_dx"][4] <= 1.0 if r["criterion"] == "accuracy" else (
+                res["false_on"][4] <= 1e-3 and res["false_off"][4] <= 1e-3)
+            assert ok
+            if r["censor"] == "" and Ts[i + 1] <= sch.max_T:
+                nxt = scheme_run(sch, Ts[i + 1], z=2, L=4, batch=16, seed=0)
+                bad = nxt["worst_dx"][4] > 1.0 if r["criterion"] == "accuracy" else (
+                    nxt["false_on"][4] > 1e-3 or nxt["false_off"][4] > 1e-3)
+                assert bad
+    with pytest.raises(ValueError, match="x_grid"):
+        cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=[0.002, 0.001])
+
+
+def test_spurious_on_matches_naive_count():
+    """spurious_on: fraction of block-0 on-indicator neurons that are on while used by no
+    active circuit (checked against an explicit recount at every layer)."""
+    sch = make_scheme("baseline", 400)
+    res = scheme_run(sch, 80, z=2, L=3, batch=6, seed=11, dtype=F64)
+    g = torch.Generator().manual_seed(11)
+    net, _ = build_corrected(sch, 80, 3, g, dtype=F64)
+    active = sample_active(80, 2, 6, g)
+    x0 = sample_unit_vectors((6, 2), g)
+    from superpose_lib.correction import encode
+
+    a0 = encode(torch.ones(6, 2, dtype=F64), x0)
+    for l, A, _ in net.layers_iter(net.embed(active, a0), active):
+        frac = []
+        for b in range(6):
+            used = set(net.idx[0][l - 1][active[b]].reshape(-1).tolist())
+            frac.append(sum(1 for n in range(100) if A[0][n, 0, b] > 0 and n not in used) / 100)
+        assert res["spurious_on"][l] == pytest.approx(np.mean(frac), abs=1e-12), l
+
+
+def test_ivw_weights_and_wide_scheme():
+    e = make_scheme("redundant", 1000, share=0.2, S_alpha=4, ivw=True)
+    M, M_e = e.groups[0].M, e.groups[1].M
+    assert e.rho == pytest.approx(M_e / (M_e + M))
+    w = make_scheme("wide", 1000, share=0.7, S_alpha=4, theta=0.55)
+    assert w.groups[0].rows == (0, 1) and w.groups[0].M == 350 and w.theta_lo == 0.55
+
+
+def test_crossover_D():
+    rows = []
+    for D, e5, e1, base in ((1024, 0.002, 0.003, 0.002), (4096, 0.003, 0.002, 0.001), (16384, 0.003, 0.001, 0.0005)):
+        for name, x in (("E5", e5), ("E1", e1), ("baseline", base)):
+            rows.append({"name": name, "D": D, "mean": x})
+    cross, tab = cs.crossover_D(pd.DataFrame(rows))
+    assert cross == 4096 and tab["pays"].tolist() == [False, True, True]
+    rows[-3]["mean"] = 0.0001  # E5 loses again at the largest D: no crossover that holds
+    assert cs.crossover_D(pd.DataFrame(rows))[0] is None
+
+
+def test_grids_pick_tuned_settings():
+    best = pd.DataFrame([{"family": "E1", "D": 1024, "setting": "θ=0.45"}, {"family": "E5", "D": 1024,
+                                                                          "setting": cs.family_settings("E5", 1024)[2]["setting"]}])
+    g = cs.capacity_grid(best, ["baseline", "E1", "E5"], [1024], [1, 2], L=3, x_grid=[0.001, 0.002], batch=4,
+                         eps=1.0, on_rate=1e-3)
+    assert len(g) == 6
+    e1 = [c for c in g if c["family"] == "E1"]
+    assert all(c["theta"] == 0.45 and c["kind"] == "sharp" for c in e1)
+    # beyond the tuned widths the setting in the same grid position is used (E5: the third)
+    fx = cs.fixed_x_grid(best, ["E5"], [4096], x=0.002, z=2, L=3, batch=4)
+    assert fx[0]["share"] == cs.family_settings("E5", 4096)[2]["share"]
+    assert fx[0]["T"] == int(round(0.002 * 1024**2))
+    rows = cs.named_scheme_rows(**{**fx[0], "T": 40, "D": 4096}, seed=0)
+    assert [r["layer"] for r in rows] == [1, 2, 3]
+
+
+def test_plots_return_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = cs.capacity_summary(_cap_rows())
+    ax = cs.plot_capacity_vs_D(summ, criterion="indicator", z=2, x_min=0.0005, x_max=0.008)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["E1", "baseline", "oracle"]  # one entry per scheme, censored points included
+    df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
+    assert cs.plot_fixed_x(df, "q") is not None
+    plt.close("all")
+
+
+def test_mechanism_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = scheme_run(make_scheme("baseline", 400), 60, z=2, L=3, batch=8, seed=1, keep_alpha=True)
+    ax = cs.plot_inactive_readouts({1: r["alpha_inactive"][1], 3: r["alpha_inactive"][3]}, 6)
+    assert len(ax.patches) == 2
+    ax = cs.plot_cascade({60: r})
+    assert len(ax.get_lines()) == 2
+    plt.close("all")

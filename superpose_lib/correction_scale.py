@@ -1,0 +1,590 @@
+"""Error correction of on-indicators at scale: design rule, capacity search, summaries.
+
+Chapter "Error correction of on-indicators". The pieces the chapter would otherwise
+write inline:
+
+* `indicator_redundancy`: the neuron-level design rule for an indicator group of M_α
+  neurons per block with redundancy S_α and dead zone θ. At layer 2 an unused indicator
+  neuron n collects 1/S_α (times the step's gain) from every neuron m of an active
+  circuit that some circuit connects to n. The number k of such m is ≈ Poisson with mean
+  λ_n = z·S_α³·x_α, x_α = T/M_α² (each of the ≈ T·S_α/M_α circuits through n uses S_α
+  neurons at the previous layer, each one an active neuron with probability z·S_α/M_α),
+  and n turns on when k/S_α > θ. The layer-2 spurious fraction
+  p = P(Poisson(λ_n) > θ·S_α) does not depend on M_α at fixed x_α. From layer 3 on every
+  neuron sums over ≈ S_α²·x_α·M_α connected neurons, each weighted 1/S_α, so the spurious
+  ones among them feed it a mean input ≈ p·S_α·x_α·M_α (in units of one neuron's output),
+  which grows with M_α. Keeping it below a budget b·θ needs p to fall like 1/M_α, i.e. a
+  threshold θ·S_α growing like log M_α; but λ_n grows like S_α³ while the threshold grows
+  like S_α, so the tail falls with S_α only while e·z·S_α²·x_α/θ < 1. Circuit level: an
+  inactive circuit shares ≈ Poisson(z·S_α²/M_α) neurons with the active set, at most one
+  with each active circuit (prime-step), so its layer-1 readout is at most z/S_α.
+* A fair tuning budget: `family_settings` (a knob grid of the same size for every scheme
+  family), `tuning_rows` (one probe per setting), `best_settings` (the best per family
+  and D), and the `sweep` grids built from them (`tuning_grid`, `capacity_grid`,
+  `fixed_x_grid`).
+* `capacity_rows`: the capacity of one scheme at one (D, z, seed) by bisection over a
+  geometric grid of the control parameter x = T(d/D)² (pass/fail at depth L is assumed
+  monotone in T), for both criteria from one set of probes, with censoring.
+* Summaries: t-intervals over seeds (`t_interval`), censored formatting
+  (`format_capacity`), best setting per family and D (`best_settings`), gains over the
+  baseline and fractions of the oracle as functions of D (`capacity_vs_D`), the width
+  from which spending it on indicators pays (`crossover_D`), and plots with one colour
+  and marker per scheme family (`SCHEME_STYLE`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import check_int
+
+__all__ = [
+    "poisson_sf",
+    "indicator_redundancy",
+    "capacity_rows",
+    "named_capacity_rows",
+    "tuning_grid",
+    "named_scheme_rows",
+    "fixed_x_grid",
+    "crossover_D",
+    "capacity_grid",
+    "t_interval",
+    "format_capacity",
+    "FAMILIES",
+    "family_settings",
+    "tuning_rows",
+    "best_settings",
+    "capacity_summary",
+    "capacity_vs_D",
+    "SCHEME_STYLE",
+    "plot_capacity_vs_D",
+    "plot_fixed_x",
+    "plot_inactive_readouts",
+    "plot_cascade",
+]
+
+# t_{0.975, ν} for ν = 1..30 (two-sided 95%); beyond 30 the normal 1.96 is within 4%.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def poisson_sf(lam: float, k: float) -> float:
+    """P(X > k) for X ~ Poisson(lam) (k real: P(X ≥ ⌊k⌋ + 1))."""
+    if lam < 0:
+        raise ValueError(f"lam={lam} must be >= 0")
+    n = int(math.floor(k))
+    if n < 0:
+        return 1.0
+    term = math.exp(-lam)
+    cdf = term
+    for j in range(1, n + 1):
+        term *= lam / j
+        cdf += term
+    return max(0.0, 1.0 - cdf)
+
+
+def indicator_redundancy(M_alpha: int, x_alpha: float, z: int, theta: float, *, budget: float = 0.25,
+                         S_max: int = 40) -> dict:
+    """The smallest indicator redundancy S_α ∈ [S_min, S_max] that keeps both the
+    circuit-level quantum and the neuron-level pile-up below the dead zone θ (module
+    docstring), for z active circuits, x_α = T/M_α²:
+
+        circuit: z/S < θ   (an inactive circuit shares at most one neuron with each active
+                 circuit under the prime-step assignment, so its layer-1 readout is k/S
+                 with k ≤ z: the largest quantum must stay below θ),
+        neuron:  pile = P(Poisson(z·S³·x_α) > θS) · S·x_α·M_α ≤ budget·θ.
+
+    The neuron-level condition is the binding one at large M_α: its tail falls with S only
+    while e·z·S²·x_α/θ < 1, so at fixed x_α it is met up to some M_α and then by no S. Returns a dict: S (the
+    chosen S_α; where no S qualifies, the one with the smallest pile-up), feasible, p (the
+    predicted layer-2 spurious fraction), pile, circuit (the predicted fraction of inactive
+    circuits whose layer-1 readout passes θ).
+    """
+    M_alpha = check_int("M_alpha", M_alpha, 2)
+    z = check_int("z", z, 1)
+    if not 0.0 < float(theta) < 1.0:
+        raise ValueError(f"theta={theta} is out of range: allowed 0 < theta < 1")
+    if not (math.isfinite(x_alpha) and x_alpha > 0):
+        raise ValueError(f"x_alpha={x_alpha} is out of range: allowed x_alpha > 0")
+    if not budget > 0:
+        raise ValueError(f"budget={budget} is out of range: allowed budget > 0")
+    S_min = int(math.floor(z / theta)) + 1  # smallest S with z/S < θ
+    S_max = check_int("S_max", S_max, 1)
+    best = None
+    for S in range(S_min, min(S_max, M_alpha) + 1):
+        p = poisson_sf(z * S**3 * x_alpha, theta * S)
+        pile = p * S * x_alpha * M_alpha
+        circ = poisson_sf(z * S * S / M_alpha, theta * S)
+        cand = {"S": S, "feasible": pile <= budget * theta, "p": p, "pile": pile, "circuit": circ}
+        if cand["feasible"]:
+            return cand
+        if best is None or pile < best["pile"]:
+            best = cand
+    if best is None:
+        raise ValueError(f"S_max={S_max} (or M_alpha={M_alpha}) is below the smallest S with z/S < theta ({S_min})")
+    return best
+
+
+# ---- capacity by bisection -----------------------------------------------------------------
+def _passes(res: dict, L: int, criterion: str, eps: float, on_rate: float) -> bool:
+    if criterion == "accuracy":
+        return res["worst_dx"][L] <= eps
+    return res["false_on"][L] <= on_rate and res["false_off"][L] <= on_rate
+
+
+def capacity_rows(kind: str, D: int, z: int, L: int, seed: int, *, x_grid, batch: int = 32, eps: float = 1.0,
+                  on_rate: float = 1e-3, criteria=("accuracy", "indicator"), device: str = "cpu", **knobs) -> list[dict]:
+    """T_max of `make_scheme(kind, D, **knobs)` at depth L with z active circuits: the
+    largest T = round(x·(D/4)²), x in the increasing grid `x_grid`, that passes, found by
+    bisection (pass/fail assumed monotone in T; one fresh network per probe, seeded by
+    `seed`, shared by both criteria).
+
+    criterion "accuracy": the worst active |δx| over the batch ≤ eps at layer L;
+    "indicator": the fractions of inactive circuits reading α̂ > 1/2 and of active ones
+    reading α̂ < 1/2 both ≤ on_rate at layer L. One row per criterion: T_max, x_max
+    (T_max·(d/D)², 0 when censored below), censor ("" measured; "below": even the smallest
+    grid point fails; "above": the largest passes; "capped": the largest constructible T
+    passes and the scheme's assignment holds no more), probes (networks run), params (one
+    layer's weights and biases), spurious (the layer-L spurious-on fraction at the last
+    passing probe, NaN if none), label.
+    """
+    from .correction import make_scheme, scheme_run
+
+    xs = [float(x) for x in x_grid]
+    if not xs or any(b <= a for a, b in zip(xs, xs[1:])) or xs[0] <= 0:
+        raise ValueError(f"x_grid={x_grid!r} must be a non-empty increasing list of positive values")
+    scheme = make_scheme(kind, D, **knobs)
+    Ts = [int(round(x * (D / 4) ** 2)) for x in xs]
+    ok_T = [z < T <= scheme.max_T for T in Ts]
+    cache: dict[int, dict] = {}
+
+    def run(i):
+        if i not in cache:
+            cache[i] = scheme_run(scheme, Ts[i], z=z, L=L, batch=batch, seed=seed, device=device)
+        return cache[i]
+
+    rows = []
+    for crit in criteria:
+        if crit not in ("accuracy", "indicator"):
+            raise ValueError(f"criterion={crit!r} must be 'accuracy' or 'indicator'")
+        lo, hi = -1, len(xs)  # lo: largest index known to pass; hi: smallest known to fail
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if not ok_T[mid]:
+                if Ts[mid] <= z:
+                    lo = mid  # too few circuits to test: count as passing (T ≤ z is trivial)
+                else:
+                    hi = mid  # not constructible
+                continue
+            if _passes(run(mid), L, crit, eps, on_rate):
+                lo = mid
+            else:
+                hi = mid
+        censor = ""
+        if lo < 0:
+            censor = "below"
+        elif lo == len(xs) - 1:
+            censor = "above"
+        elif not ok_T[lo + 1] and Ts[lo + 1] > scheme.max_T:
+            censor = "capped"
+        T_max = Ts[lo] if lo >= 0 else 0
+        rows.append({
+            "criterion": crit, "T_max": T_max, "x_max": T_max * (4 / D) ** 2, "censor": censor,
+            "probes": len(cache), "params": scheme.parameters(2) - scheme.parameters(1), "label": scheme.label,
+            "max_T": scheme.max_T, "spurious": cache[lo]["spurious_on"][L] if lo in cache else float("nan"),
+        })
+    return rows
+
+
+def named_capacity_rows(name: str, family: str, setting: str, **kw) -> list[dict]:
+    """`capacity_rows` for `sweep` grids that carry the scheme's name, family and setting
+    (bookkeeping columns, not arguments of the construction)."""
+    return capacity_rows(**kw)
+
+
+def tuning_grid(families, D_list, *, z: int, L: int, x: float, batch: int, x_design: float = 0.002,
+                z_design: int = 2) -> list[dict]:
+    """`sweep` configurations for `tuning_rows`: every family's settings at every D."""
+    grid = []
+    for D in D_list:
+        for fam in families:
+            for st in family_settings(fam, D, x_design=x_design, z_design=z_design):
+                grid.append({"family": fam, **st, "D": int(D), "z": int(z), "L": int(L), "x": float(x),
+                             "batch": int(batch)})
+    return grid
+
+
+def capacity_grid(best, families, D_list, z_list, *, L: int, x_grid, batch: int, eps: float, on_rate: float,
+                  x_design: float = 0.002, z_design: int = 2) -> list[dict]:
+    """`sweep` configurations for `named_capacity_rows`: the best setting of each family at
+    each D (rows of `best_settings`), every z. name = family."""
+    grid = []
+    for D in D_list:
+        for fam in families:
+            st = _pick(best, fam, D, family_settings(fam, D, x_design=x_design, z_design=z_design))
+            setting, kind = st.pop("setting"), st.pop("kind")
+            for z in z_list:
+                grid.append({"name": fam, "family": fam, "setting": setting, "kind": kind, "D": int(D), "z": int(z),
+                             "L": int(L), "x_grid": [float(x) for x in x_grid], "batch": int(batch),
+                             "eps": float(eps), "on_rate": float(on_rate), **st})
+    return grid
+
+
+def _pick(best, fam: str, D: int, settings: list[dict]) -> dict:
+    """The tuned setting of `fam` at D; at an untuned D (beyond the tuning grid) the
+    setting in the same position of the grid as at the largest tuned D."""
+    pick = best[(best["family"] == fam) & (best["D"] == D)]
+    names = [s["setting"] for s in settings]
+    if len(pick) and pick["setting"].iloc[0] in names:
+        return dict(settings[names.index(pick["setting"].iloc[0])])
+    fb = best[best["family"] == fam].sort_values("D")
+    if not len(fb):
+        return dict(settings[0])
+    ref = fb.iloc[-1]
+    ref_names = [s["setting"] for s in family_settings(fam, int(ref["D"]))]
+    return dict(settings[ref_names.index(ref["setting"])])
+
+
+def named_scheme_rows(name: str, family: str, setting: str, **kw) -> list[dict]:
+    """`correction.scheme_rows` (one row per layer) for grids that carry bookkeeping columns."""
+    from .correction import scheme_rows
+
+    return scheme_rows(**kw)
+
+
+def fixed_x_grid(best, families, D_list, *, x: float, z: int, L: int, batch: int) -> list[dict]:
+    """`sweep` configurations for `named_scheme_rows`: every family's tuned setting at
+    T = x·(D/4)², every D (the control parameter T(d/D)² held fixed as D grows)."""
+    grid = []
+    for D in D_list:
+        T = int(round(x * (D / 4) ** 2))
+        for fam in families:
+            st = _pick(best, fam, D, family_settings(fam, D))
+            setting, kind = st.pop("setting"), st.pop("kind")
+            grid.append({"name": fam, "family": fam, "setting": setting, "kind": kind, "D": int(D), "T": T,
+                         "z": int(z), "L": int(L), "batch": int(batch), **st})
+    return grid
+
+
+def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=("baseline", "E1")):
+    """The smallest D from which on the best scheme that spends width on indicators
+    (extra or wider indicator neurons) has a larger mean capacity than every width-free
+    scheme (baseline, E1), at every larger D of the table too; None if there is none.
+    vs: rows of `capacity_vs_D` (one criterion, one z). Returns (D or None, the table of
+    best spender and best free scheme per D)."""
+    import pandas as pd
+
+    rows = []
+    for D, g in vs.groupby("D"):
+        sp = g[g["name"].isin(spenders)]
+        fr = g[g["name"].isin(free)]
+        if not len(sp) or not len(fr):
+            continue
+        a, b = sp.loc[sp["mean"].idxmax()], fr.loc[fr["mean"].idxmax()]
+        rows.append({"D": int(D), "spender": a["name"], "spender_x": a["mean"], "free": b["name"],
+                     "free_x": b["mean"], "pays": bool(a["mean"] > b["mean"])})
+    tab = pd.DataFrame(rows).sort_values("D") if rows else pd.DataFrame(rows)
+    cross = None
+    for i in range(len(tab)):
+        if tab["pays"].iloc[i:].all():
+            cross = int(tab["D"].iloc[i])
+            break
+    return cross, tab
+
+
+# ---- summaries -------------------------------------------------------------------------
+def t_interval(values) -> tuple[float, float, float]:
+    """Mean and the 95% t-interval (ν = n − 1 degrees of freedom) of a few seeds' values:
+    (mean, low, high); a single value has no interval (low = high = mean)."""
+    import numpy as np
+
+    v = np.asarray(list(values), dtype=float)
+    if v.size == 0:
+        raise ValueError("values must not be empty")
+    m = float(v.mean())
+    if v.size == 1:
+        return m, m, m
+    nu = v.size - 1
+    t = _T975[nu - 1] if nu <= len(_T975) else 1.96
+    h = t * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return m, m - h, m + h
+
+
+def capacity_summary(cap, by=("name", "D", "z", "criterion")):
+    """Per group of seeds: n, mean x_max with its t-interval, and the censoring: "below"
+    when every seed fails the grid's first point, "above"/"capped" when every seed passes
+    its last; "some-above" when some do (the mean is then a lower bound), "some-below"
+    (an upper bound). Columns: mean, low, high, n, censor, T_mean, params, label."""
+    import pandas as pd
+
+    rows = []
+    for key, g in cap.groupby(list(by), sort=False):
+        m, lo, hi = t_interval(g["x_max"])
+        c = set(g["censor"])
+        if c == {"below"}:
+            censor = "below"
+        elif c <= {"above", "capped"} and c:
+            censor = "capped" if "capped" in c else "above"
+        elif c & {"above", "capped"}:
+            censor = "some-above"
+        elif "below" in c:
+            censor = "some-below"
+        else:
+            censor = ""
+        rows.append({**dict(zip(by, key)), "mean": m, "low": lo, "high": hi, "n": len(g), "censor": censor,
+                     "T_mean": float(g["T_max"].mean()), "params": int(g["params"].iloc[0]),
+                     "label": g["label"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x_min: float | None = None,
+                    digits: int = 5) -> str:
+    """A capacity in x = T(d/D)² as text, censored values written as such: "< x_min" (the
+    grid's first point fails), "≥ m" (every seed passed the grid's last point or the
+    assignment's capacity: only a lower bound), "≥ m (some seeds at the grid's end)",
+    otherwise "m [low, high]" (95% t-interval)."""
+    f = lambda v: f"{v:.{digits}f}".rstrip("0").rstrip(".") if v == v else "–"
+    if censor == "below":
+        return f"< {f(x_min)}" if x_min is not None else "not reached"
+    if censor in ("above", "capped"):
+        return f"≥ {f(mean)}" + (" (assignment full)" if censor == "capped" else "")
+    if censor == "some-above":
+        return f"≥ {f(mean)} (some seeds at the grid's end)"
+    if censor == "some-below":
+        return f"≤ {f(mean)} (some seeds below the grid)"
+    return f"{f(mean)} [{f(low)}, {f(high)}]"
+
+
+FAMILIES = ("baseline", "E1", "E2", "E4", "E5", "oracle")
+
+
+def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: int = 2) -> list[dict]:
+    """The tuning grid of one scheme family at width D: the same number of settings (3) for
+    every family with knobs (E1–E5), one for the baseline and the oracle. Each setting is
+    {"setting": short name, "kind": make_scheme kind, **knobs}.
+
+    E1 sharp step θ ∈ {0.35, 0.45, 0.55}; E2 an extra indicator pair averaged with
+    inverse-variance weights, step θ = 0.45, share f ∈ {0.2, 0.3, 0.4}; E4 an active-set
+    register (θ = 0.45) re-permuted every layer with f ∈ {0.2, 0.3}, or static (the same
+    assignment every layer) with f = 0.3; E5 wide untied indicator blocks, f ∈ {0.55, 0.6,
+    0.7} of D (more than RiS's 1/2), θ = 0.55, S_α from `indicator_redundancy` at the
+    design point (x_design, z_design) — the payload keeps S = 6.
+    """
+    D = check_int("D", D, 16)
+    if family in ("baseline", "oracle"):
+        return [{"setting": family, "kind": family}]
+    if family == "E1":
+        return [{"setting": f"θ={t:g}", "kind": "sharp", "theta": t} for t in (0.35, 0.45, 0.55)]
+    if family == "E2":
+        return [{"setting": f"f={f:g}", "kind": "redundant", "share": f, "S_alpha": 6, "theta": 0.45, "ivw": True}
+                for f in (0.2, 0.3, 0.4)]
+    if family == "E4":
+        return [{"setting": f"f={f:g}" + (" static" if st else ""), "kind": "register", "share": f, "S_alpha": 6,
+                 "theta": 0.45, "static": st} for f, st in ((0.2, False), (0.3, False), (0.3, True))]
+    if family == "E5":
+        out = []
+        for f in (0.55, 0.6, 0.7):
+            M_alpha = int(round(f * D / 2))
+            x_alpha = x_design * (D / 4) ** 2 / M_alpha**2
+            S_a = indicator_redundancy(M_alpha, x_alpha, z_design, 0.55)["S"]
+            out.append({"setting": f"f={f:g} S_α={S_a}", "kind": "wide", "share": f, "S_alpha": S_a, "theta": 0.55})
+        return out
+    raise ValueError(f"family={family!r} must be one of {FAMILIES}")
+
+
+def tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
+                batch: int = 32, device: str = "cpu", **knobs) -> list[dict]:
+    """One tuning probe: the setting's network at T = x·(D/4)², layer-L worst active |δx|,
+    false-on and false-off rates and spurious-on fraction (one row, for `sweep`)."""
+    from .correction import make_scheme, scheme_run
+
+    scheme = make_scheme(kind, D, **knobs)
+    T = int(round(x * (D / 4) ** 2))
+    if T > scheme.max_T:
+        return [{"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "spurious": 1.0, "built": False}]
+    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device)
+    return [{"worst_dx": r["worst_dx"][L], "false_on": r["false_on"][L], "false_off": r["false_off"][L],
+             "spurious": r["spurious_on"][L], "built": True}]
+
+
+def best_settings(tune, *, eps: float = 1.0, on_rate: float = 1e-3):
+    """The tuning step: per (family, D), the setting with the best score at the tuning
+    probe (rows of `tuning_rows`, averaged over tuning seeds): first those passing the
+    indicator criterion (false-on and false-off ≤ on_rate), then those passing the
+    accuracy criterion (worst |δx| ≤ eps), then the smallest false-on rate, then the
+    smallest worst |δx|, then the first listed. Returns family, D, setting, and the score
+    columns."""
+    import pandas as pd
+
+    g = tune.groupby(["family", "D", "setting"], sort=False)[["worst_dx", "false_on", "false_off"]].mean().reset_index()
+    g["ind_ok"] = (g["false_on"] <= on_rate) & (g["false_off"] <= on_rate)
+    g["acc_ok"] = g["worst_dx"] <= eps
+    g["_order"] = range(len(g))
+    rows = []
+    for (fam, D), h in g.groupby(["family", "D"], sort=False):
+        h = h.sort_values(["ind_ok", "acc_ok", "false_on", "worst_dx", "_order"],
+                          ascending=[False, False, True, True, True])
+        rows.append(h.iloc[0].drop("_order").to_dict())
+    return pd.DataFrame(rows)
+
+
+def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline", oracle: str = "oracle"):
+    """Per scheme and D (one criterion, one z): mean capacity x_max, its gain over the
+    baseline and its fraction of the oracle's, with the censoring carried along: gain is
+    a lower bound ("≥") when the scheme's capacity is censored above or the baseline's
+    below the grid, fraction is an upper bound when the oracle's capacity is censored
+    above. Returns name, D, mean, gain, gain_bound ('' / '≥' / '≤' / 'n/a'), fraction,
+    fraction_bound."""
+    s = summary[(summary["criterion"] == criterion) & (summary["z"] == z)]
+    base = s[s["name"] == baseline].set_index("D")
+    orc = s[s["name"] == oracle].set_index("D")
+    rows = []
+    for _, r in s.iterrows():
+        D = r["D"]
+        b, o = base.loc[D] if D in base.index else None, orc.loc[D] if D in orc.index else None
+        gain, gb = float("nan"), "n/a"
+        if b is not None and b["mean"] > 0 and r["censor"] != "below":
+            gain = r["mean"] / b["mean"]
+            up = r["censor"] in ("above", "capped", "some-above")
+            down = b["censor"] in ("some-below",)
+            gb = "≥" if (up or down) else ("≤" if b["censor"] in ("above", "capped", "some-above") else "")
+        elif b is not None and b["censor"] == "below" and r["censor"] != "below":
+            gb = "≥∞"  # the baseline fails the grid's smallest point, the scheme does not
+        frac, fb = float("nan"), "n/a"
+        if o is not None and o["mean"] > 0 and r["censor"] != "below":
+            frac = r["mean"] / o["mean"]
+            fb = "≤" if o["censor"] in ("above", "capped", "some-above") else ""
+            if r["censor"] in ("above", "capped", "some-above") and fb == "":
+                fb = "≥"
+        elif r["censor"] == "below":
+            frac, fb = 0.0, "<"
+        rows.append({"name": r["name"], "D": int(D), "mean": r["mean"], "low": r["low"], "high": r["high"],
+                     "censor": r["censor"], "gain": gain, "gain_bound": gb, "fraction": frac, "fraction_bound": fb})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+# ---- plots -------------------------------------------------------------------------------
+# One colour and marker per scheme family, in every figure of the chapter.
+SCHEME_STYLE = {
+    "baseline": ("#000000", "o"),
+    "E1": ("#1f77b4", "s"),
+    "E2": ("#ff7f0e", "^"),
+    "E4": ("#2ca02c", "v"),
+    "E5": ("#d62728", "D"),
+    "E3": ("#9467bd", "P"),
+    "oracle": ("#7f7f7f", "*"),
+}
+
+
+def _style(name: str):
+    for k, v in SCHEME_STYLE.items():
+        if name == k or name.startswith(k):
+            return v
+    return ("#8c564b", "x")
+
+
+def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None, x_min=None, x_max=None):
+    """Capacity x_max = T_max(d/D)² against D (log-log), one line per scheme, 95%
+    t-intervals; censored points drawn hollow at their bound with an arrow-like marker
+    (▲ at the grid's top: a lower bound; ▼ at the grid's first point: not reached)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    s = summary[(summary["criterion"] == criterion) & (summary["z"] == z)]
+    for name, g in s.groupby("name", sort=False):
+        g = g.sort_values("D")
+        c, m = _style(name)
+        lab = (labels or {}).get(name, name)
+        meas = g[~g["censor"].isin(["below", "above", "capped"])]
+        y = g["mean"].where(g["censor"] != "below", x_min if x_min else float("nan"))
+        ax.plot(g["D"], y, "-", color=c, lw=1, alpha=0.7)
+        ax.plot([], [], "-" + m, color=c, ms=5, label=lab)  # one legend entry per scheme
+        low = meas["low"].clip(lower=meas["mean"] * 1e-2)  # a log axis: a t-interval reaching 0 is drawn to mean/100
+        ax.errorbar(meas["D"], meas["mean"], yerr=[meas["mean"] - low, meas["high"] - meas["mean"]],
+                    fmt=m, color=c, ms=5, capsize=2)
+        up = g[g["censor"].isin(["above", "capped"])]
+        if len(up):
+            ax.plot(up["D"], up["mean"], "^", mfc="none", color=c, ms=7)
+        dn = g[g["censor"] == "below"]
+        if len(dn) and x_min:
+            ax.plot(dn["D"], [x_min] * len(dn), "v", mfc="none", color=c, ms=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("D")
+    ax.set_ylabel(r"capacity $T_{max}(d/D)^2$")
+    if x_min:
+        ax.axhline(x_min, color="0.8", lw=0.8, ls=":")
+    if x_max:
+        ax.axhline(x_max, color="0.8", lw=0.8, ls=":")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
+
+
+def plot_fixed_x(df, quantity: str, *, ax=None, labels=None, floor: float = 1e-6):
+    """A per-layer quantity at one fixed x against D (log-log): one line per scheme,
+    mean over seeds with min–max bars; values below `floor` drawn at `floor`. df: columns
+    name, D, seed, value."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots()
+    for name, g in df.groupby("name", sort=False):
+        c, m = _style(name)
+        s = g.groupby("D")["value"].agg(["mean", "min", "max"]).clip(lower=floor)
+        yerr = np.stack([s["mean"] - s["min"], s["max"] - s["mean"]]).clip(min=0)
+        ax.errorbar(s.index, s["mean"], yerr=yerr, fmt=m + "-", color=c, ms=5, capsize=2,
+                    label=(labels or {}).get(name, name))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("D")
+    ax.set_ylabel(quantity)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return ax
+
+
+def plot_inactive_readouts(alpha_by_layer: dict, S: int, *, ax=None, threshold: float = 0.25, bins=None):
+    """Histogram (log counts) of inactive circuits' indicator readouts α̂_u at a few
+    layers (alpha_by_layer: {layer: 1-d tensor or array}), with the quanta 1/S, 2/S
+    (dotted) and the step threshold (dashed): at layer 1 the readouts sit exactly on the
+    quanta k/S."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots()
+    bins = np.linspace(-0.3, 1.1, 113) if bins is None else bins
+    for l, a in alpha_by_layer.items():
+        a = a.numpy() if hasattr(a, "numpy") else np.asarray(a)
+        ax.hist(a, bins=bins, histtype="step", log=True, label=f"layer {l}")
+    for q in (1, 2):
+        ax.axvline(q / S, color="grey", lw=0.8, ls=":")
+    ax.axvline(threshold, color="k", lw=1, ls="--", label=f"step threshold {threshold:g}")
+    ax.set_xlabel(r"inactive readout $\hat\alpha_u$")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
+    """Per layer, the fraction of inactive circuits that read as on (circles) and that
+    pass RiS's step (crosses), one colour per T (runs: {T: `scheme_run` result});
+    zeros drawn at `floor` on the log axis."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots()
+    for i, (T, r) in enumerate(runs.items()):
+        L = len(r["false_on"]) - 1
+        c = f"C{i}"
+        ax.semilogy(range(1, L + 1), np.maximum(r["false_on"][1:], floor), "o-", color=c, ms=3, label=f"false on, T={T}")
+        ax.semilogy(range(1, L + 1), np.maximum(r["leak"][1:], floor), "x:", color=c, label=f"passes step, T={T}")
+    ax.set_xlabel("layer l")
+    ax.set_ylabel("fraction of inactive circuits")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.25), ncol=2, frameon=False)
+    return ax
