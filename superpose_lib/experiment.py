@@ -15,7 +15,10 @@ from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights,
 from .config import CiSConfig, check_int
 from .network import SuperposedNetwork
 
-__all__ = ["seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run", "rotation_errors"]
+__all__ = [
+    "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
+    "rotation_errors", "spurious_on_count",
+]
 
 
 def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", dtype=torch.float32):
@@ -53,7 +56,8 @@ def sample_unit_vectors(shape, generator: torch.Generator) -> torch.Tensor:
 
 @dataclass
 class RotationRun:
-    """One batch through a network: per layer sums of squared errors (float64).
+    """One batch through a network: per layer sums of squared errors (float64), and of the
+    spurious-on fractions (key spurious_on, summed over batch rows; count = batch).
 
     per_sample (only with `rotation_run(..., per_sample=True)`): float64 tensors indexed
     [..., layer] (index 0 = input, left 0):
@@ -87,6 +91,22 @@ def _chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsi
     return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
 
 
+def spurious_on_count(A: torch.Tensor, idx_l: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Spurious on-indicator neurons per batch row: #{n : A[n, 0, b] > 0, n ∉ ∪_{t ∈ active[b]} e_t^l}.
+
+    A [M, d, B] the layer-l activations (block 0 holds the first on-indicator row,
+    a_0 = ReLU(2α − 0.5), on exactly when its circuit-level step passes), idx_l [T, S]
+    the layer's e_t^l, active [B, z]. Returns a LongTensor [B]. Vectorised: one scatter of
+    the B·z·S used positions into a [M, B] mask (never a loop over circuits).
+    """
+    M, _, B = A.shape
+    z = active.shape[1]
+    used = torch.zeros(M, B, dtype=torch.bool, device=A.device)
+    cols = torch.arange(B, device=A.device)[:, None].expand(B, z * idx_l.shape[1])
+    used[idx_l[active].reshape(B, -1), cols] = True
+    return ((A[:, 0, :] > 0) & ~used).sum(0)
+
+
 def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
     """`decode` is linear: the rows of this [3, d] matrix give α, x0, x1 from a readout."""
     alpha, x = decode(torch.eye(d, dtype=dtype))
@@ -115,7 +135,7 @@ def rotation_run(
     T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
     B, z = active.shape
-    keys = ("active_x", "inactive_x", "active_on", "inactive_on")
+    keys = ("active_x", "inactive_x", "active_on", "inactive_on", "spurious_on")
     sums = {k: [0.0] * (L + 1) for k in keys}
     chunk = chunk or _chunk(T, d, B, itemsize=net.w.element_size(), device=device)
     dec = _decode_matrix(d).to(device) / S  # readout â = G / S
@@ -141,6 +161,7 @@ def rotation_run(
             sq = torch.einsum("ki,ij,kj->k", dec, gram, dec)  # Σ α̂², Σ x̂0², Σ x̂1²
             sums["inactive_on"][l] += float(sq[0])
             sums["inactive_x"][l] += float(sq[1] + sq[2])
+            sums["spurious_on"][l] += float(spurious_on_count(A, net.idx[l - 1], act).sum()) / net.M
             if ps is not None:
                 hi = lo + b
                 alpha = (G[:, 0] - G[:, 1]).double() / S  # every circuit's α̂ [T, b] (G restored above)
@@ -155,7 +176,8 @@ def rotation_run(
                 ps["explained"][lo:hi, l] = (d * used.sum(0)).double().cpu()
                 ps["outside"][lo:hi, l] = (on & ~used[:, None, :]).sum((0, 1)).double().cpu()
     n_act, n_inact = B * z, B * (T - z)
-    counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1)}
+    counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1),
+              "spurious_on": B}
     return RotationRun(sums, counts, ps)
 
 
@@ -164,8 +186,12 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
 
     Keys: active_x ⟨|x − x̂|²⟩ (summed over both components), inactive_x ⟨|x̂|²⟩,
     active_on ⟨(1 − α̂)²⟩, inactive_on ⟨α̂²⟩; averaged over the batch and the active (or all
-    inactive) circuits. Active sets are z distinct circuits drawn uniformly; x is on the
-    unit circle. The same seed gives the same numbers.
+    inactive) circuits. spurious_on: the fraction of block-0 on-indicator neurons that are
+    on (A^l_{0,n} > 0) while used by no active circuit (n ∉ ∪_{t active} e_t^l), as a
+    fraction of the block's M = D/d neurons, averaged over the batch (`spurious_on_count`;
+    layer 0 is 0: the input has no neurons outside the active circuits). Active sets are
+    z distinct circuits drawn uniformly; x is on the unit circle. The same seed gives the
+    same numbers.
     """
     return rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)).mse()
 

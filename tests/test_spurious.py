@@ -1,0 +1,59 @@
+"""Spurious on-indicator neurons: the measured fraction (against a naive loop over neurons
+and circuits, through the dense reference network) and the neuron-level theory
+(`superpose_lib.spurious`: validation, limits, agreement with measurement)."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import ROOT  # noqa: F401
+
+from superpose_lib import CiSConfig, build_network, rotation_errors, rotation_run, sample_active, sample_unit_vectors
+from superpose_lib.circuits import encode_input
+from superpose_lib.network import flat
+
+
+def _net(D=400, T=86, z=4, batch=12, seed=5, L=4):
+    cfg = CiSConfig(D=D, T=T, z=z, L=L)
+    g = torch.Generator().manual_seed(seed)
+    net, _ = build_network(cfg, g, dtype=torch.float64)
+    active = sample_active(T, z, batch, g)
+    x0 = sample_unit_vectors((batch, z), g)
+    return net, active, x0
+
+
+def test_spurious_on_matches_a_naive_loop_over_the_dense_network():
+    """Naive definition: for every batch row, layer and block-0 neuron n (flat index n),
+    count n when its dense activation is > 0 and no active circuit lists n in e_t^l;
+    divide by M and average over the batch. The network is at capacity (T = max_circuits(100, 6))
+    that neurons are spurious from layer 2, so the test can fail."""
+    net, active, x0 = _net()
+    B, z = active.shape
+    run = rotation_run(net, active, x0)
+    a0 = encode_input(torch.ones(B, z, dtype=torch.float64), x0)
+    acts = net.forward_dense(net.embed(active, a0))  # [A^0, ..., A^L], each [B, D]
+    naive = [0.0] * (net.L + 1)
+    for l in range(1, net.L + 1):
+        total = 0
+        for b in range(B):
+            used = set()
+            for t in active[b].tolist():
+                used.update(net.idx[l - 1][t].tolist())
+            for n in range(net.M):
+                if acts[l][b, n] > 0 and n not in used:
+                    total += 1
+        naive[l] = total / net.M / B
+    measured = run.mse()["spurious_on"]
+    assert measured[0] == 0.0
+    assert max(naive[1:]) > 0.01, naive  # the check has teeth
+    for l in range(1, net.L + 1):
+        assert measured[l] == pytest.approx(naive[l], abs=1e-12), (l, measured, naive)
+
+
+def test_spurious_on_is_zero_at_layer_one_and_reported_by_rotation_errors():
+    """Layer 1 (layer-0 trick): only the active circuits' neurons are on."""
+    r = rotation_errors(800, 300, z=2, batch=20, seed=1)
+    assert len(r["spurious_on"]) == 5
+    assert r["spurious_on"][0] == 0.0 and r["spurious_on"][1] == 0.0
+    assert all(0.0 <= v <= 1.0 for v in r["spurious_on"])
