@@ -13,11 +13,11 @@ import torch
 from .assignment import layer_assignments
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
 from .config import CiSConfig, check_int
-from .network import SuperposedNetwork
+from .network import SuperposedNetwork, gather_sum
 
 __all__ = [
     "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
-    "rotation_errors", "spurious_on_count",
+    "rotation_errors", "spurious_on_count", "oracle_layers", "variant_experiment",
 ]
 
 
@@ -113,8 +113,35 @@ def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
     return torch.stack([alpha, x[:, 0], x[:, 1]])
 
 
+def _truth(w, bias, a0, L):
+    """The small circuits with the network's own bias (`run_circuits` for RiS's b): [L+1, ..., d]."""
+    out = [a0]
+    for _ in range(L):
+        out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + bias))
+    return torch.stack(out)
+
+
+def oracle_layers(net: SuperposedNetwork, A0: torch.Tensor, active: torch.Tensor):
+    """`net.layers_iter` with every neuron no active circuit uses switched off after each
+    layer (the oracle bound of chapter "Error correction", `correction` scheme "oracle",
+    on the structured RiS network): yields (l, A^l, G^l), A^l masked, G^l its gathers."""
+    B, z = active.shape
+    cols = torch.arange(B, device=A0.device)[:, None].expand(B, z * net.S)
+    A, G, work = A0, None, None
+    for l in range(1, net.L + 1):
+        if l >= 2 and work is None:
+            work = torch.empty_like(G)
+        A = net.layer(l, A, G, work=work)
+        keep = torch.zeros(net.M, B, dtype=A.dtype, device=A.device)
+        keep[net.idx[l - 1][active].reshape(B, -1), cols] = 1
+        A.mul_(keep[:, None, :])
+        G = gather_sum(A, net.idx[l - 1])
+        yield l, A, G
+
+
 def rotation_run(
-    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False
+    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False,
+    oracle: bool = False,
 ) -> RotationRun:
     """Run `net` on active sets `active` [B, z] with inputs x0 [B, z, 2] and accumulate the
     per-layer squared errors of every circuit (active vs the small circuits' truth;
@@ -131,6 +158,7 @@ def rotation_run(
 
     per_sample=True also keeps each active circuit's errors and each sample's switched-on
     neuron counts (`RotationRun.per_sample`); the sums are the same either way.
+    oracle=True runs `oracle_layers` (unused neurons switched off after every layer).
     """
     T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
@@ -147,9 +175,11 @@ def rotation_run(
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
         a0 = encode_input(torch.ones(b, z, dtype=torch.float64), x0[lo : lo + chunk]).to(device)
-        truth = run_circuits(net.w[act].double(), a0.double(), L)  # [L+1, b, z, d]
+        truth = _truth(net.w[act].double(), net.bias.double(), a0.double(), L)  # [L+1, b, z, d]
         cols = torch.arange(b, device=device)[:, None].expand(b, z)
-        for l, A, G in net.layers_iter(net.embed(act, a0.to(dtype))):
+        A0 = net.embed(act, a0.to(dtype))
+        layers = oracle_layers(net, A0, act) if oracle else net.layers_iter(A0)
+        for l, A, G in layers:
             g_act = G[act, :, cols]  # the active circuits' gathers [b, z, d]
             a_alpha, a_x = decode(g_act.double() / S)
             t_alpha, t_x = decode(truth[l])
@@ -208,6 +238,27 @@ def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d
     active = sample_active(cfg.T, cfg.z, batch, g)
     x0 = sample_unit_vectors((batch, cfg.z), g)
     return net, active, x0
+
+
+def variant_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4,
+                       variant: str = "baseline", theta_lo: float = 0.4, theta_hi: float = 0.75):
+    """`seeded_experiment` (the same draws: same angles, layer permutations, active sets and
+    inputs for every variant) with the network of one error-correction variant:
+    "baseline" (RiS), "oracle" (the same network; run it with `rotation_run(...,
+    oracle=True)`), "sharp" (E1: the indicator step ReLU(k(α−θ_lo)) − ReLU(k(α−θ_hi)),
+    k = 1/(θ_hi − θ_lo), weights from `correction.scheme_weights`, on the structured
+    network). Returns (net, active, x0, oracle)."""
+    if variant not in ("baseline", "oracle", "sharp"):
+        raise ValueError(f"variant={variant!r} is not allowed: use 'baseline', 'oracle' or 'sharp'")
+    net, active, x0 = seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)
+    if variant == "sharp":
+        from .correction import scheme_weights
+
+        g = torch.Generator().manual_seed(int(seed))
+        theta = sample_thetas(T, g)  # the first draws of seeded_experiment's generator
+        w, w_bar, bias = scheme_weights(theta, theta_lo, theta_hi)
+        net = SuperposedNetwork(w.to(dtype).to(device), net.idx, net.M, w_bar.to(dtype), bias.to(dtype))
+    return net, active, x0, variant == "oracle"
 
 
 # ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----

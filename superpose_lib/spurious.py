@@ -59,9 +59,9 @@ per-layer background G = c·(B − E B), variance σ_l² = c²·N_c·E[α²_{l�
   neglected) and x̂ = a_2 − α: g(y) = ReLU(2y − 1) − clip(2y − 1/2, 0, 1) in both
   components: + 2·(E[g²]/S + (1 − 1/S)·E[g]²).
 
-The boundary (`boundary_theory`): the T(d/D)² at which the predicted active error
-(RiS + new) first reaches `level` times RiS's at layer l, found by bisection in log x
-(the ratio grows monotonically with x on the grid; checked).
+The boundary (`boundary_theory`): the smallest T(d/D)² at which the predicted active error
+(RiS + new) reaches `level` times RiS's at layer l (or the spurious fraction `level` times
+its layer-2 floor), located on a log grid and refined by bisection.
 """
 
 from __future__ import annotations
@@ -227,9 +227,9 @@ def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d
 
     kind="active_x": the active error (RiS + new) reaches `level` × RiS's at layer l;
     kind="seizure": the spurious-on fraction at layer l reaches `level` × `seizure_floor`.
-    Bisection in log x between x_lo and x_hi to relative precision `tol` (assumes the
-    criterion is monotone in x, true on every grid the chapter uses). Returns x_hi if it
-    is not reached below x_hi (censored: the chapter says so), x_lo if reached below x_lo.
+    The first x of a 17-point log grid on [x_lo, x_hi] where the criterion holds, refined
+    by bisection in log x (relative precision `tol`) against the grid point before it.
+    Returns x_hi if it is not reached (censored), x_lo if it holds already at x_lo.
     """
     D = check_int("D", D, d)
     z = check_int("z", z, 1)
@@ -238,6 +238,10 @@ def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d
     if kind not in ("active_x", "seizure"):
         raise ValueError(f"kind={kind!r} is not allowed: use 'active_x' or 'seizure'")
     M = D // d
+    if M <= 8192:  # no more circuits than the embedding holds
+        from .assignment import max_circuits
+
+        x_hi = min(x_hi, max_circuits(M, S) / M**2)
 
     def ratio(x):
         T = max(z, round(x * M * M))
@@ -248,11 +252,15 @@ def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d
         ris = th["ris"]["active_x"][l]
         return th["total"]["active_x"][l] / ris if ris > 0 else 1.0
 
-    if ratio(x_hi) < level:
+    # Scan a log grid for the first point at or above the level (the seizure ratio is not
+    # monotone far past the boundary: p₂ itself grows there), then bisect that bracket.
+    xs = np.geomspace(x_lo, x_hi, 17)
+    hit = next((i for i, x in enumerate(xs) if ratio(x) >= level), None)
+    if hit is None:
         return x_hi
-    if ratio(x_lo) >= level:
+    if hit == 0:
         return x_lo
-    lo, hi = math.log(x_lo), math.log(x_hi)
+    lo, hi = math.log(xs[hit - 1]), math.log(xs[hit])
     while hi - lo > tol:
         mid = (lo + hi) / 2
         if ratio(math.exp(mid)) >= level:

@@ -57,3 +57,40 @@ def test_spurious_on_is_zero_at_layer_one_and_reported_by_rotation_errors():
     assert len(r["spurious_on"]) == 5
     assert r["spurious_on"][0] == 0.0 and r["spurious_on"][1] == 0.0
     assert all(0.0 <= v <= 1.0 for v in r["spurious_on"])
+
+
+@pytest.mark.parametrize("variant", ["oracle", "sharp"])
+def test_fast_variants_match_the_dense_reference(variant):
+    """The oracle and E1 on the structured network (`variant_experiment`) against the dense
+    forward pass of the same weights (`forward_dense`), the oracle masking by hand: the
+    active circuits' errors agree to float64 rounding; the oracle has no spurious neuron."""
+    from superpose_lib.circuits import decode
+    from superpose_lib.experiment import _truth, variant_experiment
+
+    D, T, z, L, B = 400, 86, 3, 4, 10
+    net, active, x0, oracle = variant_experiment(D, T, z=z, L=L, batch=B, seed=2, variant=variant, dtype=torch.float64)
+    fast = rotation_run(net, active, x0, oracle=oracle).mse()
+    a0 = encode_input(torch.ones(B, z, dtype=torch.float64), x0)
+    truth = _truth(net.w[active], net.bias, a0, L)
+    A = flat(net.embed(active, a0))
+    bias = net.bias.repeat_interleave(net.M)
+    cols = torch.arange(B)[:, None]
+    for l in range(1, L + 1):
+        A = torch.relu((A if l == 1 else A @ net.dense_weight(l).T) + bias)
+        if oracle:
+            keep = torch.zeros(B, net.d, net.M, dtype=A.dtype)
+            for b in range(B):
+                for t in active[b].tolist():
+                    keep[b, :, net.idx[l - 1][t]] = 1
+            A = A * keep.reshape(B, -1)
+        blocks = A.reshape(B, net.d, net.M)
+        n = net.idx[l - 1][active]  # [B, z, S]
+        g = torch.stack([blocks[b][:, n[b]].sum(-1).T for b in range(B)]) / net.S  # [B, z, d]
+        (a_al, a_x), (t_al, t_x) = decode(g), decode(truth[l])
+        assert fast["active_x"][l] == pytest.approx(float(((a_x - t_x) ** 2).sum(-1).mean()), rel=1e-9, abs=1e-14)
+        assert fast["active_on"][l] == pytest.approx(float(((a_al - t_al) ** 2).mean()), rel=1e-9, abs=1e-14)
+    if oracle:
+        assert max(fast["spurious_on"]) == 0.0
+    else:
+        base = rotation_run(*variant_experiment(D, T, z=z, L=L, batch=B, seed=2, dtype=torch.float64)[:3]).mse()
+        assert fast["spurious_on"][L] < base["spurious_on"][L]  # the wider dead zone switches fewer on
