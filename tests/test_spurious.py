@@ -94,3 +94,80 @@ def test_fast_variants_match_the_dense_reference(variant):
     else:
         base = rotation_run(*variant_experiment(D, T, z=z, L=L, batch=B, seed=2, dtype=torch.float64)[:3]).mse()
         assert fast["spurious_on"][L] < base["spurious_on"][L]  # the wider dead zone switches fewer on
+
+
+# ---- the neuron-level theory ------------------------------------------------------------
+from superpose_lib import spurious_on_theory  # noqa: E402
+from superpose_lib.spurious import boundary_theory, layer2_threshold, seizure_floor, spurious_theory  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(D=1002, T=100), "D"),
+        (dict(D=1000, T=0), "T"),
+        (dict(D=1000, T=10**6), "T"),
+        (dict(D=1000, T=100, z=0), "z"),
+        (dict(D=1000, T=100, L=0), "L"),
+        (dict(D=1000, T=100, S=0), "S"),
+        (dict(D=1000, T=100, d=0), "d"),
+        (dict(D=2**20, T=10**12), "T"),
+    ],
+)
+def test_spurious_on_theory_validates_its_parameters(kwargs, name):
+    D, T = kwargs.pop("D"), kwargs.pop("T")
+    with pytest.raises(ValueError, match=name):
+        spurious_on_theory(D, T, **kwargs)
+
+
+def test_boundary_theory_validates():
+    with pytest.raises(ValueError, match="kind"):
+        boundary_theory(4096, 1, 3, kind="bogus")
+    with pytest.raises(ValueError, match="level"):
+        boundary_theory(4096, 1, 3, level=0.5)
+    with pytest.raises(ValueError, match="l="):
+        boundary_theory(4096, 1, 1)
+
+
+def test_theory_limits_and_layer2_closed_form():
+    """Layers 0 and 1 are exactly 0; at layer 2 with χ small the fraction is
+    (1 − U/M)·P(Poisson(λ) ≥ 2), λ = z(S³x − S²/M); the χ shift raises the threshold to
+    K ≥ 3 at T(d/D)² = 0.004 (z = 1) and the prediction converges in D at fixed x."""
+    D, z = 65536, 1
+    M = D // 4
+    T = round(0.001 * M * M)
+    th = spurious_theory(D, T, z=z)
+    assert th["spurious_on"][0] == 0.0 and th["spurious_on"][1] == 0.0
+    lam = z * (216 * T / M**2 - 36 / M)
+    assert th["lam"] == pytest.approx(lam, rel=1e-9)
+    assert th["threshold2"] == 2 == layer2_threshold(D, T, z=z)
+    closed = (1 - th["U"] / M) * (1 - math.exp(-lam) * (1 + lam))
+    assert th["spurious_on"][2] == pytest.approx(closed, rel=1e-9)
+    assert layer2_threshold(D, round(0.004 * M * M), z=1) == 3
+    p2 = [spurious_on_theory(D, round(0.002 * (D / 4) ** 2), L=2)[2] for D in (16384, 65536, 262144)]
+    assert abs(p2[2] - p2[1]) < abs(p2[1] - p2[0]) + 1e-12 and abs(p2[2] - p2[1]) / p2[2] < 0.02
+    assert seizure_floor(D, T, z=z) == pytest.approx(th["spurious_on"][2])
+
+
+def test_theory_layer3_grows_with_D_at_fixed_x():
+    """The background: each neuron sums ≈ S²·x·M connected neurons, so at fixed x the
+    layer-3 fraction grows with M while layer 2 converges."""
+    l3 = [spurious_on_theory(D, round(0.002 * (D / 4) ** 2))[3] for D in (4096, 16384, 65536)]
+    assert l3[0] < l3[1] < l3[2] and l3[2] > 2 * l3[0]
+
+
+def test_theory_matches_measurement_at_layers_2_and_3():
+    """One network, D = 16384, T(d/D)² = 0.002, z = 1, batch 64: the measured spurious
+    fraction within 25 % of the prediction at layers 2 and 3 (the approximations A1–A4
+    and the batch's sampling error, ~5 % here, are the tolerance's reason)."""
+    D = 16384
+    T = round(0.002 * (D / 4) ** 2)
+    measured = rotation_errors(D, T, z=1, batch=64, seed=0, L=3)["spurious_on"]
+    theory = spurious_on_theory(D, T, z=1, L=3)
+    for l in (2, 3):
+        assert measured[l] == pytest.approx(theory[l], rel=0.25), (l, measured, theory)
+
+
+def test_predicted_boundary_falls_with_D():
+    x = [boundary_theory(D, 1, 4) for D in (4096, 16384, 65536)]
+    assert x[0] > x[1] > x[2]
