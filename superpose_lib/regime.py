@@ -19,9 +19,17 @@ Tidy rows (`regime_rows`): one per layer and quantity, with `measured` and `theo
   on_ratio                                        mean over samples of on / explained;
   seized_frac                                     fraction of samples with more than
                                                   `seizure_factor` (default 2) times as many
-                                                  neurons on as the active circuits use;
+                                                  neurons on as the active circuits use (the
+                                                  old criterion: it counts a constant spurious
+                                                  fraction of a growing block as a seizure; the
+                                                  chapter uses `seizure_table` instead);
   phantoms                                        mean number of inactive circuits whose
                                                   α̂ > 0.25 (their step switches on).
+
+At scale (`large_rows`, `fixed_x_sweep`): the four means and the spurious-on fraction with
+RiS's theory, RiS + the neuron-level term (`spurious.spurious_theory`) and the seizure
+floor; the boundary per D with a bootstrap over seeds (`per_d_boundary`), its exponent
+(`scaling_exponent`) and the seizure onset against the floor (`seizure_table`).
 """
 
 from __future__ import annotations
