@@ -14,7 +14,13 @@ What it measures, in one run, on the device given:
    L = 4, z = 4, batch 500: assignment, construction, forward and every circuit's readout,
    in a fresh subprocess; wall time and that process's peak resident memory
    (its ``getrusage(RUSAGE_SELF).ru_maxrss``; on CUDA also ``torch.cuda.max_memory_allocated``).
-3. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
+3. ``regime_s`` / ``regime_peak_gib``: the largest network the regime chapter's CPU sweeps
+   use, D = 131072, T(d/D)² = 0.0005 (T = 536871), L = 4, z = 4, batch 200 (the chapter's
+   batch at every D), one ``rotation_errors``-equivalent run (``regime.large_rows`` measures
+   the same four means and the spurious-on fraction), in a fresh subprocess as in 2.
+   (``--quick``: D = 32768.) Its size, not T(d/D)² = 0.004's T = 4.3M, is what a 15-minute
+   CPU budget can afford per network.
+4. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
    D = 2000, T = 2000, z = 4, batch 500, float32, with the dense weights built beforehand and
    not timed (the ratio favours dense; ``dense_with_build_over_structured`` includes building
    them), and the max |activation difference| over all layers (float32; float64 as a check).
@@ -130,7 +136,10 @@ def bench_fig8_11(device, pairs, zs=ZS, seed=0):
 
 
 # ---- 2. the large network (run in a fresh subprocess for its peak memory) -----------------
-def _large_child(D, T, z, device, chunk_budget):
+REGIME_D, REGIME_X, REGIME_Z, REGIME_BATCH = 131072, 0.0005, 4, 200
+
+
+def _large_child(D, T, z, device, chunk_budget, batch=BATCH):
     """Runs in the subprocess: assignment, construction, forward + readouts; prints JSON."""
     import torch
 
@@ -156,30 +165,30 @@ def _large_child(D, T, z, device, chunk_budget):
     _sync(device)
     times["construct_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    active = experiment.sample_active(cfg.T, cfg.z, BATCH, g)
-    x0 = experiment.sample_unit_vectors((BATCH, cfg.z), g)
+    active = experiment.sample_active(cfg.T, cfg.z, batch, g)
+    x0 = experiment.sample_unit_vectors((batch, cfg.z), g)
     chunk = None
     if chunk_budget:
-        chunk = experiment.batch_chunk(cfg.T, d, BATCH, budget_bytes=chunk_budget)
+        chunk = experiment.batch_chunk(cfg.T, d, batch, budget_bytes=chunk_budget)
     mse = experiment.rotation_run(net, active, x0, chunk=chunk).mse()
     _sync(device)
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
     times["cpu_s"] = time.process_time() - c0
-    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment.batch_chunk(cfg.T, d, BATCH, device=device)}
+    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment.batch_chunk(cfg.T, d, batch, device=device)}
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # KiB on Linux
     print("LARGE " + json.dumps(out), flush=True)
 
 
-def bench_large(D, device, *, z=4, thp=True, chunk_budget=None):
+def bench_large(D, device, *, z=4, thp=True, chunk_budget=None, density=0.004, batch=BATCH):
     """Run `_large_child` in a fresh process; its wall time and peak RSS."""
-    T = large_T(D)
+    T = large_T(D, density=density)
     env = dict(os.environ)
     if thp:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
-    cmd = [sys.executable, __file__, "--_large", str(D), str(T), str(z), str(device), str(chunk_budget or 0)]
+    cmd = [sys.executable, __file__, "--_large", str(D), str(T), str(z), str(device), str(chunk_budget or 0), str(batch)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -189,7 +198,7 @@ def bench_large(D, device, *, z=4, thp=True, chunk_budget=None):
     res = json.loads(line[len("LARGE ") :])
     # the child's own peak RSS (ru_maxrss of RUSAGE_SELF at its end, the whole process:
     # interpreter, torch, assignment, construction, forward)
-    return {"D": D, "T": T, "z": z, "process_wall_s": wall, "peak_gib": res["peak_rss_gib"], **res}
+    return {"D": D, "T": T, "z": z, "batch": batch, "process_wall_s": wall, "peak_gib": res["peak_rss_gib"], **res}
 
 
 # ---- 3. dense reference vs structured ------------------------------------------------------
@@ -249,11 +258,12 @@ def main(argv=None):
     p.add_argument("--no-thp", action="store_true", help="large run without THP_MEM_ALLOC_ENABLE=1")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, from OMP_NUM_THREADS)")
     p.add_argument("--chunk-budget", type=float, default=None, help="bytes per [T, d, b] work tensor (large run)")
-    p.add_argument("--_large", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--skip-regime", action="store_true", help="skip the regime chapter's largest CPU network")
+    p.add_argument("--_large", nargs=6, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._large:
-        D, T, z, device, budget = a._large
-        return _large_child(int(D), int(T), int(z), device, float(budget))
+        D, T, z, device, budget, batch = a._large
+        return _large_child(int(D), int(T), int(z), device, float(budget), int(batch))
 
     if a.threads:  # before torch starts its thread pool; the large subprocess inherits it
         os.environ["OMP_NUM_THREADS"] = str(a.threads)
@@ -294,6 +304,15 @@ def main(argv=None):
                      f"T={r['T']}: assign {r['assign_s']:.2f} s, construct {r['construct_s']:.2f} s, "
                      f"forward+readouts {r['forward_s']:.2f} s, peak RSS {r['peak_gib']:.2f} GiB, CPU time {r['cpu_s']:.2f} s"))
     large = larges[0] if larges else None
+
+    regime = None
+    if not a.skip_regime:
+        rD = 32768 if a.quick else REGIME_D
+        regime = bench_large(rD, dev, z=REGIME_Z, thp=not a.no_thp, chunk_budget=a.chunk_budget, density=REGIME_X,
+                             batch=REGIME_BATCH)
+        rows.append((f"regime D={rD}", regime["total_s"], floor_bytes(regime["T"], batch=REGIME_BATCH),
+                     f"T={regime['T']} (T(d/D)^2={REGIME_X:g}), z={REGIME_Z}, batch {REGIME_BATCH}: forward+readouts "
+                     f"{regime['forward_s']:.2f} s, peak RSS {regime['peak_gib']:.2f} GiB, CPU time {regime['cpu_s']:.2f} s"))
 
     dense = bench_dense(dev)
     f32 = dense["f32"]
@@ -341,6 +360,10 @@ def main(argv=None):
             }
             if "cuda_peak_gib" in large:
                 out["large_cuda_peak_gib"] = large["cuda_peak_gib"]
+        if regime:
+            out |= {"regime_D": regime["D"], "regime_T": regime["T"], "regime_s": regime["total_s"],
+                    "regime_forward_s": regime["forward_s"], "regime_peak_gib": regime["peak_gib"],
+                    "regime_cpu_s": regime["cpu_s"]}
         for r in larges[1:]:
             out[f"D{r['D']}_s"] = r["total_s"]
             out[f"D{r['D']}_peak_gib"] = r["peak_gib"]

@@ -27,6 +27,8 @@ from . import plots
 # One module per later chapter
 from . import regime  # "The T(d/D)² regime"
 from .regime import regime_rows
+from . import spurious  # its neuron-level theory of seizures
+from .spurious import spurious_on_theory
 from .correction import BlockGroup, CorrectedNetwork, Scheme, make_scheme, scheme_run  # "Error correction"
 from . import correction_scale  # "Error correction" at scale: design rule, capacity search, summaries
 from . import graph, blocks  # "Cross-circuit computation" and its exact z = 1 baseline
@@ -41,7 +43,7 @@ __all__ = [
     "build_network", "seeded_experiment", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons",
     "sweep", "rotation_rows", "plots",
-    "regime", "regime_rows",
+    "regime", "regime_rows", "spurious", "spurious_on_theory",
     "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run", "correction_scale",
     "graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors", "graph_chain_theory",
     "BlockNetwork", "block_cost",

@@ -14,13 +14,14 @@ from .assignment import layer_assignments
 from .circuits import BIAS, MEAN_WEIGHT, decode, encode_input, rotation_weights, run_circuits, sample_thetas
 from .checks import check_device, check_dtype, check_int, check_memory, check_seed
 from .config import CiSConfig
-from .network import SuperposedNetwork
+from .network import SuperposedNetwork, gather_sum
 from .theory import rotation_theory
 
 __all__ = [
     "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
     "rotation_errors", "batch_chunk", "experiment_bytes", "rotation_per_circuit", "rotation_error_rows",
     "rotation_rows", "balance_chi_dense", "with_chi", "shared_neurons",
+    "spurious_on_count", "oracle_layers", "variant_experiment",
 ]
 
 
@@ -61,7 +62,8 @@ def sample_unit_vectors(shape, generator: torch.Generator) -> torch.Tensor:
 
 @dataclass
 class RotationRun:
-    """One batch through a network: per layer sums of squared errors (float64).
+    """One batch through a network: per layer sums of squared errors (float64), and of the
+    spurious-on fractions (key spurious_on, summed over batch rows; count = batch).
 
     per_sample (only with `rotation_run(..., per_sample=True)`): float64 tensors indexed
     [..., layer] (index 0 = input, left 0):
@@ -118,14 +120,57 @@ def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circu
     return int(net + inputs + work + extra)
 
 
+def spurious_on_count(A: torch.Tensor, idx_l: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+    """Spurious on-indicator neurons per batch row: #{n : A[n, 0, b] > 0, n ∉ ∪_{t ∈ active[b]} e_t^l}.
+
+    A [M, d, B] the layer-l activations (block 0 holds the first on-indicator row,
+    a_0 = ReLU(2α − 0.5), on exactly when its circuit-level step passes), idx_l [T, S]
+    the layer's e_t^l, active [B, z]. Returns a LongTensor [B]. Vectorised: one scatter of
+    the B·z·S used positions into a [M, B] mask (never a loop over circuits).
+    """
+    M, _, B = A.shape
+    z = active.shape[1]
+    used = torch.zeros(M, B, dtype=torch.bool, device=A.device)
+    cols = torch.arange(B, device=A.device)[:, None].expand(B, z * idx_l.shape[1])
+    used[idx_l[active].reshape(B, -1), cols] = True
+    return ((A[:, 0, :] > 0) & ~used).sum(0)
+
+
 def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
     """`decode` is linear: the rows of this [3, d] matrix give α, x0, x1 from a readout."""
     alpha, x = decode(torch.eye(d, dtype=dtype))
     return torch.stack([alpha, x[:, 0], x[:, 1]])
 
 
+def _truth(w, bias, a0, L):
+    """The small circuits with the network's own bias (`run_circuits` for RiS's b): [L+1, ..., d]."""
+    out = [a0]
+    for _ in range(L):
+        out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + bias))
+    return torch.stack(out)
+
+
+def oracle_layers(net: SuperposedNetwork, A0: torch.Tensor, active: torch.Tensor):
+    """`net.layers_iter` with every neuron no active circuit uses switched off after each
+    layer (the oracle bound of chapter "Error correction", `correction` scheme "oracle",
+    on the structured RiS network): yields (l, A^l, G^l), A^l masked, G^l its gathers."""
+    B, z = active.shape
+    cols = torch.arange(B, device=A0.device)[:, None].expand(B, z * net.S)
+    A, G, work = A0, None, None
+    for l in range(1, net.L + 1):
+        if l >= 2 and work is None:
+            work = torch.empty_like(G)
+        A = net.layer(l, A, G, work=work)
+        keep = torch.zeros(net.M, B, dtype=A.dtype, device=A.device)
+        keep[net.idx[l - 1][active].reshape(B, -1), cols] = 1
+        A.mul_(keep[:, None, :])
+        G = gather_sum(A, net.idx[l - 1])
+        yield l, A, G
+
+
 def rotation_run(
-    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False
+    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False,
+    oracle: bool = False,
 ) -> RotationRun:
     """Run `net` on active sets `active` [B, z] with inputs x0 [B, z, 2] and accumulate the
     per-layer squared errors of every circuit (active vs the small circuits' truth;
@@ -142,11 +187,12 @@ def rotation_run(
 
     per_sample=True also keeps each active circuit's errors and each sample's switched-on
     neuron counts (`RotationRun.per_sample`); the sums are the same either way.
+    oracle=True runs `oracle_layers` (unused neurons switched off after every layer).
     """
     T, L, d, S = net.T, net.L, net.d, net.S
     dtype, device = net.w.dtype, net.idx.device
     B, z = active.shape
-    keys = ("active_x", "inactive_x", "active_on", "inactive_on")
+    keys = ("active_x", "inactive_x", "active_on", "inactive_on", "spurious_on")
     sums = {k: [0.0] * (L + 1) for k in keys}
     chunk = chunk or batch_chunk(T, d, B, itemsize=net.w.element_size(), device=device)
     dec = _decode_matrix(d).to(device) / S  # readout â = G / S
@@ -158,9 +204,11 @@ def rotation_run(
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
         a0 = encode_input(torch.ones(b, z, dtype=torch.float64), x0[lo : lo + chunk]).to(device)
-        truth = run_circuits(net.w[act].double(), a0.double(), L)  # [L+1, b, z, d]
+        truth = _truth(net.w[act].double(), net.bias.double(), a0.double(), L)  # [L+1, b, z, d]
         cols = torch.arange(b, device=device)[:, None].expand(b, z)
-        for l, A, G in net.layers_iter(net.embed(act, a0.to(dtype))):
+        A0 = net.embed(act, a0.to(dtype))
+        layers = oracle_layers(net, A0, act) if oracle else net.layers_iter(A0)
+        for l, A, G in layers:
             g_act = G[act, :, cols]  # the active circuits' gathers [b, z, d]
             a_alpha, a_x = decode(g_act.double() / S)
             t_alpha, t_x = decode(truth[l])
@@ -172,6 +220,7 @@ def rotation_run(
             sq = torch.einsum("ki,ij,kj->k", dec, gram, dec)  # Σ α̂², Σ x̂0², Σ x̂1²
             sums["inactive_on"][l] += float(sq[0])
             sums["inactive_x"][l] += float(sq[1] + sq[2])
+            sums["spurious_on"][l] += float(spurious_on_count(A, net.idx[l - 1], act).sum()) / net.M
             if ps is not None:
                 hi = lo + b
                 alpha = (G[:, 0] - G[:, 1]).double() / S  # every circuit's α̂ [T, b] (G restored above)
@@ -186,7 +235,8 @@ def rotation_run(
                 ps["explained"][lo:hi, l] = (d * used.sum(0)).double().cpu()
                 ps["outside"][lo:hi, l] = (on & ~used[:, None, :]).sum((0, 1)).double().cpu()
     n_act, n_inact = B * z, B * (T - z)
-    counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1)}
+    counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1),
+              "spurious_on": B}
     return RotationRun(sums, counts, ps)
 
 
@@ -195,8 +245,12 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
 
     Keys: active_x ⟨|x − x̂|²⟩ (summed over both components), inactive_x ⟨|x̂|²⟩,
     active_on ⟨(1 − α̂)²⟩, inactive_on ⟨α̂²⟩; averaged over the batch and the active (or all
-    inactive) circuits. Active sets are z distinct circuits drawn uniformly; x is on the
-    unit circle. The same seed gives the same numbers.
+    inactive) circuits. spurious_on: the fraction of block-0 on-indicator neurons that are
+    on (A^l_{0,n} > 0) while used by no active circuit (n ∉ ∪_{t active} e_t^l), as a
+    fraction of the block's M = D/d neurons, averaged over the batch (`spurious_on_count`;
+    layer 0 is 0: the input has no neurons outside the active circuits). Active sets are
+    z distinct circuits drawn uniformly; x is on the unit circle. The same seed gives the
+    same numbers.
     """
     return rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)).mse()
 
@@ -225,6 +279,27 @@ def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d
     active = sample_active(cfg.T, cfg.z, batch, g)
     x0 = sample_unit_vectors((batch, cfg.z), g)
     return net, active, x0
+
+
+def variant_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4,
+                       variant: str = "baseline", theta_lo: float = 0.4, theta_hi: float = 0.75):
+    """`seeded_experiment` (the same draws: same angles, layer permutations, active sets and
+    inputs for every variant) with the network of one error-correction variant:
+    "baseline" (RiS), "oracle" (the same network; run it with `rotation_run(...,
+    oracle=True)`), "sharp" (E1: the indicator step ReLU(k(α−θ_lo)) − ReLU(k(α−θ_hi)),
+    k = 1/(θ_hi − θ_lo), weights from `correction.scheme_weights`, on the structured
+    network). Returns (net, active, x0, oracle)."""
+    if variant not in ("baseline", "oracle", "sharp"):
+        raise ValueError(f"variant={variant!r} is not allowed: use 'baseline', 'oracle' or 'sharp'")
+    net, active, x0 = seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, dtype=dtype, d=d)
+    if variant == "sharp":
+        from .correction import scheme_weights
+
+        g = torch.Generator().manual_seed(int(seed))
+        theta = sample_thetas(T, g)  # the first draws of seeded_experiment's generator
+        w, w_bar, bias = scheme_weights(theta, theta_lo, theta_hi)
+        net = SuperposedNetwork(w.to(dtype).to(device), net.idx, net.M, w_bar.to(dtype), bias.to(dtype))
+    return net, active, x0, variant == "oracle"
 
 
 # ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----

@@ -19,9 +19,17 @@ Tidy rows (`regime_rows`): one per layer and quantity, with `measured` and `theo
   on_ratio                                        mean over samples of on / explained;
   seized_frac                                     fraction of samples with more than
                                                   `seizure_factor` (default 2) times as many
-                                                  neurons on as the active circuits use;
+                                                  neurons on as the active circuits use (the
+                                                  old criterion: it counts a constant spurious
+                                                  fraction of a growing block as a seizure; the
+                                                  chapter uses `seizure_table` instead);
   phantoms                                        mean number of inactive circuits whose
                                                   α̂ > 0.25 (their step switches on).
+
+At scale (`large_rows`, `fixed_x_sweep`): the four means and the spurious-on fraction with
+RiS's theory, RiS + the neuron-level term (`spurious.spurious_theory`) and the seizure
+floor; the boundary per D with a bootstrap over seeds (`per_d_boundary`), its exponent
+(`scaling_exponent`) and the seizure onset against the floor (`seizure_table`).
 """
 
 from __future__ import annotations
@@ -510,3 +518,244 @@ def plot_seizure(df: pd.DataFrame, z: int, axes=None):
     _tidy_log_axes(axes[1])
     fig.tight_layout()
     return fig, axes
+
+
+# ---- at scale: fixed-x sweeps, the neuron-level theory beside them (section "At scale") ----
+__all__ += [
+    "LARGE_QUANTITIES", "large_rows", "fixed_x_sweep", "per_d_boundary", "scaling_exponent", "seizure_table",
+    "plot_spurious_layers", "plot_error_terms", "plot_boundary_scaling", "plot_causal",
+]
+
+LARGE_QUANTITIES = MEANS + ("spurious_on",)
+
+
+def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, variant="baseline",
+               theta_lo: float = 0.4) -> list[dict]:
+    """Tidy rows for one network at scale: per layer 1..L and quantity (the four RiS means
+    and spurious_on), `measured`, `theory` (RiS §6; for spurious_on the neuron-level
+    prediction `spurious_on_theory`), `theory_total` (RiS + the spurious neurons' terms,
+    `spurious.spurious_theory`) and `floor` (the seizure floor: the layer-2 spurious
+    prediction). variant: "baseline", "oracle" or "sharp" (E1, dead zone from theta_lo),
+    `experiment.variant_experiment`: same draws for every variant. Only the batch means
+    are measured (no per-sample tensors: the large networks need nothing else)."""
+    from .experiment import variant_experiment
+    from .spurious import spurious_theory
+
+    net, active, x0, oracle = variant_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d,
+                                                 variant=variant, theta_lo=theta_lo)
+    mse = rotation_run(net, active, x0, oracle=oracle).mse()
+    th = spurious_theory(D, T, S=S, L=L, z=z, d=d)
+    theory = dict(th["ris"], spurious_on=th["spurious_on"])
+    total = dict(th["total"], spurious_on=th["spurious_on"])
+    floor = th["spurious_on"][2] if L >= 2 else 0.0
+    return [{"layer": l, "quantity": q, "measured": mse[q][l], "theory": theory[q][l], "theory_total": total[q][l],
+             "floor": floor} for l in range(1, L + 1) for q in LARGE_QUANTITIES]
+
+
+def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float = 2.0, d=4, device="cpu",
+                  variant="baseline", **sweep_kw) -> pd.DataFrame:
+    """`sweep(large_rows, ...)` over D × x × z × seeds, x = T(d/D)² in ascending order, with
+    one monotone skip rule: once, for a (D, z), the median over seeds of measured/RiS of
+    the active error at the last layer L exceeds `stop_ratio` (the boundary level: the
+    boundary is then bracketed by this x and the one before), the larger x are not run
+    for that (D, z) (None: run every x). The rule assumes the ratio grows with x past the
+    boundary (the chapter checks it where the full x range was run). Same batch size at
+    every D. `df.attrs["skipped"]` lists the (D, z, x) not run; `df.attrs["sweep"]` sums
+    the sweeps' task counts."""
+    from .sweep import sweep
+
+    check_int("batch", batch, 1)
+    if stop_ratio is not None and not stop_ratio > 0:
+        raise ValueError(f"stop_ratio={stop_ratio!r} is out of range: allowed stop_ratio > 0 (or None)")
+    xs = sorted(float(x) for x in xs)
+    live = {(int(D), int(z)) for D in Ds for z in zs}
+    frames, skipped, stats = [], [], {"tasks": 0, "computed": 0, "cached": 0}
+    for x in xs:
+        grid = []
+        for D, T in large_d_grid(sorted({D for D, _ in live}), [x], d=d, S=S):
+            grid += [dict(D=D, T=T, z=z, S=S, L=L, batch=batch, device=device, variant=variant)
+                     for z in zs if (D, z) in live and z < T]
+        skipped += [(D, z, x) for D in Ds for z in zs if (D, z) not in live]
+        if not grid:
+            continue
+        df = sweep(large_rows, grid, seeds, desc=f"{variant} x={x:g}", **sweep_kw)
+        for k in stats:
+            stats[k] += df.attrs["sweep"][k]
+        df["x"] = x
+        frames.append(df)
+        if stop_ratio is not None:
+            last = df[(df["quantity"] == "active_x") & (df["layer"] == L) & (df["theory"] > 0)]
+            med = (last["measured"] / last["theory"]).groupby([last["D"], last["z"]]).median()
+            live -= {(int(D), int(z)) for (D, z), r in med.items() if r > stop_ratio}
+    out = pd.concat(frames, ignore_index=True)
+    out["superposition"] = out["x"] * out["D"] / d
+    out.attrs["sweep"], out.attrs["skipped"] = stats, skipped
+    return out
+
+
+def _first_crossing(x, r, level: float) -> float:
+    """Smallest x where r (ordered by x) reaches `level`, interpolated in log-log with the
+    point before; x[0] if r[0] already does; +inf if none does (censored above the grid)."""
+    x, r = np.asarray(x, float), np.asarray(r, float)
+    hit = np.nonzero(r >= level)[0]
+    if hit.size == 0:
+        return math.inf
+    k = hit[0]
+    if k == 0:
+        return float(x[0])
+    lr0, lr1 = math.log(max(r[k - 1], 1e-300)), math.log(r[k])
+    t = (math.log(level) - lr0) / (lr1 - lr0) if lr1 > lr0 else 1.0
+    return float(math.exp(math.log(x[k - 1]) + t * (math.log(x[k]) - math.log(x[k - 1]))))
+
+
+def per_d_boundary(df: pd.DataFrame, *, layer: int, quantity: str = "active_x", level: float = 2.0,
+                   against: str = "theory", n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
+    """Boundary x* per D and z (never pooled over D): the smallest T(d/D)² where the median
+    over seeds of measured/`against` (a column: "theory" = RiS, or "floor" for the seizure
+    criterion on spurious_on) reaches `level`, interpolated in log-log between grid points
+    (`_first_crossing`). 95 % interval: bootstrap over seeds (resample the seeds with
+    replacement, recompute the medians and the crossing); order statistics, so censored
+    resamples (+inf: no crossing on the grid) count as above. Columns: D, z, layer, x_star,
+    lo, hi, censored (no crossing on the measured grid), n_seeds, boot (the replicates).
+    """
+    g = df[(df["quantity"] == quantity) & (df["layer"] == layer) & (df[against] > 0)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for (D, z), h in g.groupby(["D", "z"], sort=True):
+        piv = (h["measured"] / h[against]).groupby([h["x"], h["seed"]]).first().unstack()  # [x, seed]
+        xs, R = piv.index.to_numpy(float), piv.to_numpy()
+        ns = R.shape[1]
+        est = _first_crossing(xs, np.nanmedian(R, axis=1), level)
+        boots = np.array([_first_crossing(xs, np.nanmedian(R[:, rng.integers(ns, size=ns)], axis=1), level)
+                          for _ in range(n_boot)])
+        srt, a = np.sort(boots), (1 - ci) / 2
+        lo, hi = srt[int(math.floor(a * (n_boot - 1)))], srt[int(math.ceil((1 - a) * (n_boot - 1)))]
+        out.append({"D": D, "z": z, "layer": layer, "x_star": est, "lo": lo, "hi": hi,
+                    "censored": not math.isfinite(est), "n_seeds": ns, "boot": boots})
+    return pd.DataFrame(out)
+
+
+def scaling_exponent(bounds: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
+    """Per z: slope of log x* against log D (least squares over the D with a finite
+    boundary) and its interval from the bootstrap replicates of `per_d_boundary` (the
+    slope of each joint replicate, D's resampled independently; replicates with a
+    censored D dropped). Columns: z, slope, lo, hi, n_D, D_min, D_max."""
+    out = []
+    for z, b in bounds.groupby("z"):
+        b = b[np.isfinite(b["x_star"])].sort_values("D")
+        if len(b) < 2:
+            continue
+        lD = np.log(b["D"].to_numpy(float))
+        slope = float(np.polyfit(lD, np.log(b["x_star"].to_numpy(float)), 1)[0])
+        B = np.vstack(b["boot"].to_numpy())  # [n_D, n_boot]
+        ok = np.isfinite(B).all(axis=0)
+        slopes = np.sort([np.polyfit(lD, np.log(B[:, i]), 1)[0] for i in np.nonzero(ok)[0]])
+        a = (1 - ci) / 2
+        lo = float(slopes[int(math.floor(a * (len(slopes) - 1)))]) if len(slopes) else math.nan
+        hi = float(slopes[int(math.ceil((1 - a) * (len(slopes) - 1)))]) if len(slopes) else math.nan
+        out.append({"z": z, "slope": slope, "lo": lo, "hi": hi, "n_D": len(b), "D_min": int(b["D"].min()),
+                    "D_max": int(b["D"].max())})
+    return pd.DataFrame(out)
+
+
+def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
+    """Per (D, x, z, seed): the seizure onset, the first layer l whose spurious-on fraction
+    exceeds `factor` × the floor (the layer-2 prediction: what the active circuits alone
+    switch on, a constant at fixed T(d/D)² as D grows); L + 1 when no layer does."""
+    s = df[df["quantity"] == "spurious_on"]
+    L = int(s["layer"].max())
+    out = []
+    for (D, x, z, seed), g in s.groupby(["D", "x", "z", "seed"], sort=True):
+        hit = g.loc[g["measured"] > factor * g["floor"], "layer"]
+        out.append({"D": D, "x": x, "z": z, "seed": seed, "onset": int(hit.min()) if len(hit) else L + 1})
+    return pd.DataFrame(out)
+
+
+def plot_spurious_layers(df: pd.DataFrame, x: float, z: int, layers=(2, 3, 4), axes=None):
+    """Spurious-on fraction against D at one T(d/D)² and z, one panel per layer: every seed
+    (dots), the median (line), the neuron-level theory (dashed)."""
+    import matplotlib.pyplot as plt
+
+    g = df[(df["quantity"] == "spurious_on") & np.isclose(df["x"], x) & (df["z"] == z)]
+    if axes is None:
+        _, axes = plt.subplots(1, len(layers), figsize=(7.2, 2.5), sharey=True, squeeze=False)
+        axes = axes[0]
+    for ax, l in zip(axes, layers):
+        h = g[g["layer"] == l]
+        ax.scatter(h["D"], h["measured"], s=6, color="C0", alpha=0.5, lw=0)
+        m = h.groupby("D").agg(med=("measured", "median"), th=("theory", "first"))
+        ax.plot(m.index, m["med"], "-o", ms=3, color="C0", label="measured")
+        ax.plot(m.index, m["th"], "--", color="k", lw=1, label="theory")
+        ax.set(xscale="log", title=f"layer {l}", xlabel="D")
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("spurious-on fraction")
+    axes[0].legend(fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_error_terms(df: pd.DataFrame, quantity: str, layer: int, axes=None):
+    """measured/RiS (open) and measured/(RiS + spurious terms) (filled) against D, one
+    panel per z, colour = T(d/D)² (median over seeds)."""
+    import matplotlib.pyplot as plt
+
+    g = df[(df["quantity"] == quantity) & (df["layer"] == layer) & (df["theory"] > 0)].copy()
+    g["r_ris"], g["r_tot"] = g["measured"] / g["theory"], g["measured"] / g["theory_total"]
+    zs = sorted(g["z"].unique())
+    if axes is None:
+        _, axes = plt.subplots(1, len(zs), figsize=(7.2, 2.6), sharey=True, squeeze=False)
+        axes = axes[0]
+    xs = sorted(g["x"].unique())
+    cmap = plt.get_cmap("viridis")
+    for ax, z in zip(axes, zs):
+        for i, x in enumerate(xs):
+            m = g[(g["z"] == z) & (g["x"] == x)].groupby("D")[["r_ris", "r_tot"]].median()
+            c = cmap(i / max(len(xs) - 1, 1))
+            ax.plot(m.index, m["r_ris"], "o:", mfc="none", ms=3.5, color=c, lw=0.8)
+            ax.plot(m.index, m["r_tot"], "o-", ms=3.5, color=c, lw=1, label=f"{x:g}")
+        ax.axhline(1, color="k", lw=0.6)
+        ax.set(xscale="log", yscale="log", xlabel="D", title=f"z = {z}, layer {layer}")
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("measured / theory", fontsize=9)
+    axes[-1].legend(title="T(d/D)²", fontsize=6, title_fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_boundary_scaling(bounds: pd.DataFrame, theory: pd.DataFrame | None = None, ax=None):
+    """Boundary x* per D (bars: bootstrap 95 % over seeds; censored ones omitted), one
+    colour per z, with the theory's x*(D) (dashed) if given (columns D, z, x_star)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 3.2))
+    for i, (z, b) in enumerate(bounds.groupby("z")):
+        b = b[np.isfinite(b["x_star"])].sort_values("D")
+        hi = np.where(np.isfinite(b["hi"]), b["hi"], b["x_star"])
+        err = np.vstack([b["x_star"] - b["lo"], hi - b["x_star"]]).clip(0)
+        ax.errorbar(b["D"], b["x_star"], yerr=err, fmt="o", ms=4, capsize=2, color=f"C{i}", label=f"z = {z}")
+        if theory is not None:
+            t = theory[theory["z"] == z].sort_values("D")
+            ax.plot(t["D"], t["x_star"], "--", color=f"C{i}", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="D", ylabel="boundary $T(d/D)^2$")
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=8)
+    return ax
+
+
+def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=None):
+    """The active error at `layer` against D for each variant (median over seeds, bars
+    min–max): baseline, oracle, E1 (column `variant`)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.8, 3.2))
+    g = df[(df["quantity"] == quantity) & (df["layer"] == layer)]
+    for i, (v, h) in enumerate(g.groupby("variant", sort=False)):
+        s = h.groupby("D")["measured"].agg(["median", "min", "max"])
+        ax.errorbar(s.index, s["median"], yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
+                    marker="o", ms=3, capsize=2, color=f"C{i}", label=v)
+    ax.set(xscale="log", yscale="log", xlabel="D", ylabel=f"{QUANTITY_LABELS.get(quantity, quantity)}, layer {layer}")
+    ax.legend(fontsize=7)
+    ax.tick_params(labelsize=8)
+    return ax

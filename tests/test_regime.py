@@ -223,3 +223,65 @@ def test_ratio_is_undefined_where_epsilon_is_not_positive():
     assert math.isnan(out["ratio"][0]) and out["ratio"][1] == 2.0 and math.isnan(out["ratio"][2])
     assert out["eps"][0] < 0 < out["eps"][1]
     assert out["x"][1] == pytest.approx(4194 * (4 / 4096) ** 2)
+
+
+# ---- at scale: fixed-x sweeps, per-D boundaries, seizure onset ----------------------------
+def _synthetic_large(x_star_by_d, seeds=range(5), xs=(0.00025, 0.0005, 0.001, 0.002, 0.004), L=4, noise=0.05):
+    """Rows shaped like large_rows': active_x ratio measured/theory = (x/x*)^2 (so ratio 1
+    at x*, 2 at x*·√2) times seed noise; spurious_on with floor 0.01."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for D, xs_star in x_star_by_d.items():
+        for s in seeds:
+            for x in xs:
+                r = (x / xs_star) ** 2 * math.exp(noise * rng.standard_normal())
+                rows.append({"D": D, "z": 1, "seed": s, "x": x, "layer": L, "quantity": "active_x",
+                             "measured": r * 0.01, "theory": 0.01, "floor": 0.01})
+                for l in range(2, L + 1):
+                    rows.append({"D": D, "z": 1, "seed": s, "x": x, "layer": l, "quantity": "spurious_on",
+                                 "measured": 0.01 * (1 + (l - 2) * r), "theory": 0.01, "floor": 0.01})
+    return pd.DataFrame(rows)
+
+
+def test_per_d_boundary_recovers_a_known_boundary_and_its_exponent():
+    """Synthetic ratio (x/x*)²: level 2 is passed at x*·√2; x* ∝ D^(−1/2) must give an
+    exponent near −1/2 with an interval that contains it."""
+    Ds = [1024, 4096, 16384]
+    truth = {D: 0.002 * (D / 1024) ** -0.5 for D in Ds}
+    df = _synthetic_large(truth)
+    b = rg.per_d_boundary(df, layer=4, level=2.0, n_boot=100)
+    for r in b.itertuples():
+        assert r.x_star == pytest.approx(truth[r.D] * math.sqrt(2), rel=0.1)
+        assert r.lo <= r.x_star <= r.hi and not r.censored
+    e = rg.scaling_exponent(b).iloc[0]
+    assert e.slope == pytest.approx(-0.5, abs=0.08) and e.lo <= -0.5 <= e.hi + 0.05
+
+
+def test_per_d_boundary_censors_a_boundary_above_the_grid():
+    df = _synthetic_large({1024: 1.0})  # ratio ≤ 2e-5: never reaches 2
+    b = rg.per_d_boundary(df, layer=4, n_boot=20)
+    assert b.censored.all() and np.isinf(b.x_star).all()
+
+
+def test_seizure_table_uses_the_floor():
+    df = _synthetic_large({4096: 0.001})
+    on = rg.seizure_table(df).set_index("x")["onset"]
+    # layer l has 1 + (l − 2)·r times the floor: > 2 at layer 3 once r > 1 (x > x*)
+    assert (on[on.index < 0.001] == 5).all() and (on[on.index > 0.001] == 3).all()
+
+
+def test_fixed_x_sweep_skips_past_the_boundary_and_validates(tmp_path):
+    df = rg.fixed_x_sweep([1024], [0.004, 0.001], [2], [0, 1], batch=8, L=4, stop_ratio=1e-6,
+                          executor="serial", progress=False)
+    assert sorted(df.x.unique()) == [0.001]  # ascending; 0.004 skipped once the ratio passed 1e-6
+    assert df.attrs["skipped"] == [(1024, 2, 0.004)]
+    assert set(df.quantity) == set(rg.LARGE_QUANTITIES)
+    full = rg.fixed_x_sweep([1024], [0.004, 0.001], [2], [0], batch=8, stop_ratio=None, executor="serial",
+                            progress=False)
+    assert sorted(full.x.unique()) == [0.001, 0.004]
+    with pytest.raises(ValueError, match="stop_ratio"):
+        rg.fixed_x_sweep([1024], [0.001], [2], [0], stop_ratio=-1.0)
+    with pytest.raises(ValueError, match="batch"):
+        rg.fixed_x_sweep([1024], [0.001], [2], [0], batch=0)
+    with pytest.raises(ValueError, match="variant"):
+        rg.large_rows(1024, 262, variant="bogus", batch=4)
