@@ -34,7 +34,7 @@ INT_MAX = 2**63 - 1
 """The largest integer any size or seed may take (int64: torch's index and seed range)."""
 
 CIRCUIT_WIDTH = 4
-"""d: neurons per layer of one small circuit. The rotation circuits are 4 × 4 (RESEARCH.md,
+"""d: neurons per layer of one small circuit. The rotation circuits are 4 × 4 (book: "Notation",
 "Small circuits": two on-indicator neurons and two for the rotating vector), so d = 4 is the
 only width the construction can honour."""
 

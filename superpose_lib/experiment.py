@@ -375,12 +375,13 @@ def rotation_error_rows(
 
 def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
     """RiS Figures 8–11 quantities as tidy rows (for `sweep`): layer, quantity, measured
-    (`rotation_errors`), theory (`rotation_theory`)."""
+    (`rotation_errors`), theory (`rotation_theory`). The four RiS quantities only: the
+    neuron-level `spurious_on` has its own theory (`spurious.spurious_on_theory`)."""
     measured = rotation_errors(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device)
     theory = rotation_theory(D, T, S=S, L=L, z=z)
     return [
         {"layer": l, "quantity": q, "measured": measured[q][l], "theory": theory[q][l]}
-        for q in measured
+        for q in theory
         for l in range(1, L + 1)
     ]
 

@@ -43,13 +43,16 @@ import torch
 from .assignment import max_circuits
 from .config import check_int
 from .experiment import rotation_run, seeded_experiment
-from .theory import rotation_theory
+from .theory import ris_pairs, rotation_theory  # ris_pairs: the one home of the 41 RiS pairs
 
 __all__ = [
     "ris_pairs", "large_d_grid", "regime_rows", "inactive_on_layer1", "add_regime_columns", "seed_summary",
     "crossing", "boundary_table", "large_d_boundaries", "seizure_onset", "tail_table",
     "plot_ris_figure", "plot_ratio", "plot_large_d", "plot_superposition", "plot_tail", "plot_seizure",
     "QUANTITY_LABELS",
+    # at scale (section "At scale")
+    "LARGE_QUANTITIES", "large_rows", "fixed_x_sweep", "per_d_boundary", "scaling_exponent", "seizure_table",
+    "plot_spurious_layers", "plot_error_terms", "plot_boundary_scaling", "plot_causal",
 ]
 
 QUANTITY_LABELS = {
@@ -60,16 +63,6 @@ QUANTITY_LABELS = {
 }
 MEANS = tuple(QUANTITY_LABELS)
 QUANTILES = {"q50": 0.5, "q90": 0.9, "q99": 0.99, "max": 1.0}
-
-
-def ris_pairs() -> list[tuple[int, int]]:
-    """The 41 (D, T) pairs of RiS Figures 8–11."""
-    ranges = {
-        800: range(200, 301, 100), 1000: range(200, 501, 100), 1200: range(200, 701, 100),
-        1400: range(200, 1001, 200), 1600: range(300, 1301, 200), 1800: range(300, 1701, 200),
-        2000: range(200, 2001, 200),
-    }
-    return [(D, T) for D, ts in ranges.items() for T in ts]
 
 
 def large_d_grid(Ds, xs, *, d: int = 4, S: int = 6) -> list[tuple[int, int]]:
@@ -521,10 +514,6 @@ def plot_seizure(df: pd.DataFrame, z: int, axes=None):
 
 
 # ---- at scale: fixed-x sweeps, the neuron-level theory beside them (section "At scale") ----
-__all__ += [
-    "LARGE_QUANTITIES", "large_rows", "fixed_x_sweep", "per_d_boundary", "scaling_exponent", "seizure_table",
-    "plot_spurious_layers", "plot_error_terms", "plot_boundary_scaling", "plot_causal",
-]
 
 LARGE_QUANTITIES = MEANS + ("spurious_on",)
 
