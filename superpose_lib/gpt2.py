@@ -182,6 +182,44 @@ def _model(cfg, device, dtype):
     return m.to(device=device, dtype=dtype).eval()
 
 
+def _not_found_message() -> str:
+    """Why no weights were found, naming what was looked at: an unset variable, an empty
+    one, or one that points at a folder without weights are three different problems."""
+    env = os.environ.get("SUPERPOSE_GPT2_PATH")
+    caches = ", ".join(str(c) for c in _hf_cache_dirs())
+    if env is None:
+        how = "SUPERPOSE_GPT2_PATH is not set; set it to a folder with model.safetensors, or pass gpt2_path"
+    elif not env.strip():
+        how = ("SUPERPOSE_GPT2_PATH is set but empty; give it the folder that holds model.safetensors, "
+               "or pass gpt2_path")
+    else:
+        how = f"SUPERPOSE_GPT2_PATH={env!r} holds no {' or '.join(WEIGHT_FILES)}"
+    return f"GPT-2 weights not found: {how} (also searched the Hugging Face caches {caches})"
+
+
+def _read_state_dict(folder: Path) -> dict:
+    """The weight file of `folder` as a state dict; any failure names the file. A
+    pytorch_model.bin is read with weights_only=True only: a file that needs arbitrary
+    unpickling is refused (convert it to safetensors), never loaded unsafely."""
+    st, pt = folder / "model.safetensors", folder / "pytorch_model.bin"
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st))
+        except Exception as e:  # safetensors raises its own SafetensorError / OSError
+            raise ValueError(f"{st}: not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    try:
+        return torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        # torch's own message for a pickle that weights_only refuses recommends
+        # weights_only=False (arbitrary code execution): do not pass that advice on.
+        import pickle
+
+        kind = "holds objects beyond tensors, which are not loaded" if isinstance(e, pickle.UnpicklingError) else "is not a readable PyTorch weight file"
+        raise ValueError(f"{pt}: {kind} ({type(e).__name__}); convert it to model.safetensors") from None
+
+
 def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, device="cpu", dtype=torch.float32):
     """GPT-2 Small from local files (see `find_gpt2_weights`), its first `n_layer` blocks only.
 
@@ -191,14 +229,9 @@ def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, devic
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = find_gpt2_weights(path)
     if folder is None:
-        raise FileNotFoundError("GPT-2 weights not found: set SUPERPOSE_GPT2_PATH or pass gpt2_path")
+        raise FileNotFoundError(_not_found_message())
     cfg = _config(folder, n_layer)
-    if (folder / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        sd = load_file(str(folder / "model.safetensors"))
-    else:
-        sd = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    sd = _read_state_dict(folder)
     model = _model(cfg, "cpu", torch.float32)
     keep = {}
     for k, v in sd.items():
