@@ -590,7 +590,7 @@ def plot_probe_table(df, ax=None, *, value="bacc", lo="lo", hi="hi", row="featur
     ax.set_xticks(np.arange(len(cols)), cols)
     ax.set_ylabel("balanced accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside the bars
     return ax
 
 
