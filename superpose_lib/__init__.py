@@ -34,7 +34,7 @@ from . import correction_scale  # "Error correction" at scale: design rule, capa
 from . import graph, blocks  # "Cross-circuit computation" and its exact z = 1 baseline
 from .graph import CircuitGraph, GraphNetwork, graph_chain_theory, predict_graph_errors, run_graph
 from .blocks import BlockNetwork, block_cost
-from . import gpt2, toy_gist  # "GPT-2 gist features"; transformers is imported lazily
+from . import gpt2, toy_gist, brown, brown_lm, gist_real, routing  # "GPT-2 gist features"; transformers lazily
 
 __all__ = [
     "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "sample_thetas", "encode_input", "decode", "run_circuits",
@@ -47,5 +47,5 @@ __all__ = [
     "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run", "correction_scale",
     "graph", "blocks", "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors", "graph_chain_theory",
     "BlockNetwork", "block_cost",
-    "gpt2", "toy_gist",
+    "gpt2", "toy_gist", "brown", "brown_lm", "gist_real", "routing",
 ]

@@ -44,7 +44,7 @@ __all__ = [
     "bootstrap_ci", "cross_val_probe", "ProbeResult", "gating_scores", "topic_selectivity",
     "plot_kernels", "plot_probe_table",
     "TASKS", "BOS", "data_dir", "load_labelled_text", "layer0_features",
-    "kernels_from_docs", "mlp0_acts_from", "probe_table", "far_influence", "plot_selectivity", "plot_gating_errors",
+    "kernels_from_docs", "decay_length_ci", "fmt_length", "compare_phrase", "reach_ci", "mlp0_acts_from", "probe_table", "far_influence", "plot_selectivity", "plot_gating_errors",
 ]
 
 GPT2_CACHE_NAMES = ("models--openai-community--gpt2", "models--gpt2")
@@ -182,6 +182,44 @@ def _model(cfg, device, dtype):
     return m.to(device=device, dtype=dtype).eval()
 
 
+def _not_found_message() -> str:
+    """Why no weights were found, naming what was looked at: an unset variable, an empty
+    one, or one that points at a folder without weights are three different problems."""
+    env = os.environ.get("SUPERPOSE_GPT2_PATH")
+    caches = ", ".join(str(c) for c in _hf_cache_dirs())
+    if env is None:
+        how = "SUPERPOSE_GPT2_PATH is not set; set it to a folder with model.safetensors, or pass gpt2_path"
+    elif not env.strip():
+        how = ("SUPERPOSE_GPT2_PATH is set but empty; give it the folder that holds model.safetensors, "
+               "or pass gpt2_path")
+    else:
+        how = f"SUPERPOSE_GPT2_PATH={env!r} holds no {' or '.join(WEIGHT_FILES)}"
+    return f"GPT-2 weights not found: {how} (also searched the Hugging Face caches {caches})"
+
+
+def _read_state_dict(folder: Path) -> dict:
+    """The weight file of `folder` as a state dict; any failure names the file. A
+    pytorch_model.bin is read with weights_only=True only: a file that needs arbitrary
+    unpickling is refused (convert it to safetensors), never loaded unsafely."""
+    st, pt = folder / "model.safetensors", folder / "pytorch_model.bin"
+    if st.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st))
+        except Exception as e:  # safetensors raises its own SafetensorError / OSError
+            raise ValueError(f"{st}: not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    try:
+        return torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        # torch's own message for a pickle that weights_only refuses recommends
+        # weights_only=False (arbitrary code execution): do not pass that advice on.
+        import pickle
+
+        kind = "holds objects beyond tensors, which are not loaded" if isinstance(e, pickle.UnpicklingError) else "is not a readable PyTorch weight file"
+        raise ValueError(f"{pt}: {kind} ({type(e).__name__}); convert it to model.safetensors") from None
+
+
 def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, device="cpu", dtype=torch.float32):
     """GPT-2 Small from local files (see `find_gpt2_weights`), its first `n_layer` blocks only.
 
@@ -191,14 +229,9 @@ def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, devic
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     folder = find_gpt2_weights(path)
     if folder is None:
-        raise FileNotFoundError("GPT-2 weights not found: set SUPERPOSE_GPT2_PATH or pass gpt2_path")
+        raise FileNotFoundError(_not_found_message())
     cfg = _config(folder, n_layer)
-    if (folder / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        sd = load_file(str(folder / "model.safetensors"))
-    else:
-        sd = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    sd = _read_state_dict(folder)
     model = _model(cfg, "cpu", torch.float32)
     keep = {}
     for k, v in sd.items():
@@ -557,7 +590,7 @@ def plot_probe_table(df, ax=None, *, value="bacc", lo="lo", hi="hi", row="featur
     ax.set_xticks(np.arange(len(cols)), cols)
     ax.set_ylabel("balanced accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside the bars
     return ax
 
 
@@ -588,34 +621,55 @@ def load_labelled_text(task: str, root: str | os.PathLike | None = None) -> tupl
     return docs, labels
 
 
+def _pieces(ids: torch.Tensor, chunk: int | None) -> list[tuple[int, torch.Tensor]]:
+    """(offset, piece) of a document cut into consecutive `chunk`-token pieces (the last, shorter
+    one is kept when it holds at least 2 tokens); the whole document when chunk is None."""
+    if chunk is None:
+        return [(0, ids)]
+    return [(s, ids[s : s + chunk]) for s in range(0, len(ids), chunk) if len(ids[s : s + chunk]) >= 2]
+
+
 @torch.no_grad()
 def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.Tensor | None = None,
-                    mid_layer: int | None = None, first: int = 1) -> dict:
-    """Per-token features of every document, for positions q ≥ `first` (after BOS):
+                    mid_layer: int | None = None, first: int = 1, chunk: int | None = None,
+                    per_piece: int | None = None, generator: torch.Generator | None = None) -> dict:
+    """Per-token features of every document, for positions q ≥ `first` of each piece:
 
     resid_pre (current token + position: the "current token only" row), resid_mid (after
     attention 0: the gist site), mlp_act (MLP0 neurons), bow (bag of words of the last
     `window` tokens over `vocab`, default: every type in `docs`), resid_layer (residual
-    entering block `mid_layer`, when asked), and y, group, doc, pos, token."""
+    entering block `mid_layer`, when asked), and y, group, doc, pos, token.
+
+    Long documents: with `chunk`, each document is run in consecutive pieces of `chunk` tokens
+    (a model's context is finite; the pieces are the same for every model compared); with
+    `per_piece`, only that many positions q ≥ `first` of each piece are kept, drawn with
+    `generator` (the same draw for every model given the same generator seed)."""
     if vocab is None:
         vocab = torch.tensor(sorted({t for d in docs for t in d["ids"]}))
+    if per_piece is not None and generator is None:
+        raise ValueError("per_piece needs a generator")
     cols = {k: [] for k in ("resid_pre", "resid_mid", "mlp_act", "bow", "resid_layer", "y", "group", "doc", "pos", "token")}
     for i, d in enumerate(docs):
-        ids = torch.tensor(d["ids"])
-        c = run_layer0(model, ids[None], mid_layer=mid_layer)
-        pos = torch.arange(first, len(ids))
-        cols["resid_pre"].append(c.resid_pre[0, pos].float().cpu())
-        cols["resid_mid"].append(c.resid_mid[0, pos].float().cpu())
-        cols["mlp_act"].append(c.mlp_act[0, pos].float().cpu())
-        if c.resid_layer is not None:
-            cols["resid_layer"].append(c.resid_layer[0, pos].float().cpu())
-        cols["bow"].append(window_bow(ids, pos, window, vocab))
-        n = len(pos)
-        cols["y"] += [d["y"]] * n
-        cols["group"] += [d["group"]] * n
-        cols["doc"] += [i] * n
-        cols["pos"].append(pos)
-        cols["token"].append(ids[pos])
+        ids_all = torch.as_tensor(d["ids"])
+        for off, ids in _pieces(ids_all, chunk):
+            if len(ids) <= first:
+                continue
+            pos = torch.arange(first, len(ids))
+            if per_piece is not None:
+                pos = pos[torch.randperm(len(pos), generator=generator)[:per_piece]].sort().values
+            c = run_layer0(model, ids[None], mid_layer=mid_layer)
+            cols["resid_pre"].append(c.resid_pre[0, pos].float().cpu())
+            cols["resid_mid"].append(c.resid_mid[0, pos].float().cpu())
+            cols["mlp_act"].append(c.mlp_act[0, pos].float().cpu())
+            if c.resid_layer is not None:
+                cols["resid_layer"].append(c.resid_layer[0, pos].float().cpu())
+            cols["bow"].append(window_bow(ids, pos, window, vocab))
+            n = len(pos)
+            cols["y"] += [d["y"]] * n
+            cols["group"] += [d["group"]] * n
+            cols["doc"] += [i] * n
+            cols["pos"].append(pos + off)
+            cols["token"].append(ids[pos])
     out = {k: torch.cat(v) for k, v in cols.items() if k not in ("y", "group", "doc") and v}
     out["y"] = torch.tensor(cols["y"])
     out["group"] = np.array(cols["group"])
@@ -625,16 +679,60 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
 
 # ----------------------------------------------------------------------------- experiments
 @torch.no_grad()
-def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256) -> torch.Tensor:
+def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256, *, per_piece: bool = False,
+                      max_pieces: int | None = None) -> torch.Tensor:
     """Positional kernels of the layer-0 heads on running text: the documents are joined
     (each starts with BOS, as in GPT-2's training stream), cut into `chunk`-token pieces, and
-    `attention_by_distance` is averaged over pieces. Returns [H, window + 1]."""
+    `attention_by_distance` is averaged over pieces (at most `max_pieces`, the first ones).
+    Returns [H, window + 1], or [pieces, H, window + 1] with `per_piece` (for intervals)."""
     stream = torch.tensor([t for d in docs for t in d["ids"]])
-    pieces = [stream[i : i + chunk] for i in range(0, len(stream) - chunk + 1, chunk)]
+    pieces = [stream[i : i + chunk] for i in range(0, len(stream) - chunk + 1, chunk)][:max_pieces]
     if not pieces:
         raise ValueError(f"chunk={chunk}: the documents hold only {len(stream)} tokens")
-    ker = [attention_by_distance(run_layer0(model, p[None]).pattern, window) for p in pieces]
-    return torch.stack(ker).mean(0).cpu()
+    ker = torch.stack([attention_by_distance(run_layer0(model, p[None]).pattern, window) for p in pieces]).cpu()
+    return ker if per_piece else ker.mean(0)
+
+
+def decay_length_ci(kernels: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
+                    level: float = 0.95) -> dict:
+    """Decay length of each head's mean kernel (`fit_decay_length`) with a percentile interval
+    from resampling the pieces. kernels [P, H, K]. Returns {"ell", "lo", "hi"} tensors [H];
+    a non-decaying kernel gives inf (format it with `fmt_length`, never print it)."""
+    P = kernels.shape[0]
+    ell = fit_decay_length(kernels.mean(0), kmin, kmax)
+    boot = torch.stack([fit_decay_length(kernels[torch.randint(P, (P,), generator=generator)].mean(0), kmin, kmax)
+                        for _ in range(n_boot)])
+    a = (1 - level) / 2
+    # quantiles of a set that may hold inf: sort and pick (torch.quantile rejects inf)
+    srt = boot.sort(0).values
+    lo = srt[int(math.floor(a * (n_boot - 1)))]
+    hi = srt[int(math.ceil((1 - a) * (n_boot - 1)))]
+    return {"ell": ell, "lo": lo, "hi": hi}
+
+
+def compare_phrase(row, other: str, unit: str) -> str:
+    """A difference with its interval as words: row has "nats per token" (or the first value),
+    "lo", "hi" of (this − other). "lower than the bigram model's by 0.31 nats per token (95 %
+    CI 0.28–0.34)", "higher than …", or "not distinguishable from …" when the interval holds 0."""
+    v, lo, hi = float(row.iloc[0]), float(row["lo"]), float(row["hi"])
+    if hi < 0:
+        return f"lower than {other} by {-v:.2f} {unit} (95 % CI {-hi:.2f}–{-lo:.2f})"
+    if lo > 0:
+        return f"higher than {other} by {v:.2f} {unit} (95 % CI {lo:.2f}–{hi:.2f})"
+    return f"not distinguishable from {other} (difference {v:+.2f} {unit}, 95 % CI {lo:+.2f} to {hi:+.2f})"
+
+
+def fmt_length(ell: float, lo: float | None = None, hi: float | None = None, *, cap: float = 1000.0) -> str:
+    """A decay length as text, censored: beyond `cap` tokens (or not decaying at all) it is
+    "> cap" — a flat kernel has no measurable decay length inside a finite window."""
+    def one(v):
+        return f"> {cap:.0f}" if not math.isfinite(v) or v > cap else f"{v:.1f}"
+
+    if lo is None:
+        return one(ell)
+    if not math.isfinite(ell) or ell > cap:
+        return f"> {cap:.0f} (no decay resolved)" if not math.isfinite(lo) or lo > cap else f"≥ {lo:.0f} (upper end not resolved)"
+    return f"{ell:.1f} [{lo:.1f}, {one(hi)}]"
 
 
 @torch.no_grad()
@@ -661,15 +759,17 @@ def probe_table(features: dict, y, groups, n_classes: int, task: str, **kw):
 
 @torch.no_grad()
 def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tensor, generator: torch.Generator,
-                  vocab: torch.Tensor) -> dict:
+                  vocab: torch.Tensor, *, chunk: int | None = None) -> dict:
     """How far back the summary reaches in a GPT-2-shaped model: for the last token q of
-    every document with q ≥ max(ks), replace the token at q − k by a random token from
-    `vocab` and measure the change of resid_mid at q (`replacement_effect`): its norm relative
-    to ‖resid_mid[q] − mean‖, and its projection on `readout` [D, C] (probe directions, in
-    standardised units). Returns mean curves over documents: {"resid": [K], "probe": [K], "n": docs}."""
+    every document (its first `chunk` tokens when given) with q ≥ max(ks), replace the token
+    at q − k by a random token from `vocab` and measure the change of resid_mid at q
+    (`replacement_effect`): its norm relative to ‖resid_mid[q] − mean‖, and its projection on
+    `readout` [D, C] (probe directions, in standardised units). Returns mean curves over
+    documents {"resid": [K], "probe": [K], "n": docs} and the per-document curves
+    ("resid_docs", "probe_docs": [n, K]) for intervals."""
     res, prb = [], []
     for d in docs:
-        ids = torch.tensor(d["ids"])
+        ids = torch.as_tensor(d["ids"])[:chunk]
         q = len(ids) - 1
         if q < int(ks.max()):
             continue
@@ -681,7 +781,20 @@ def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tens
         prb.append((delta @ readout.float()).abs().mean(-1))
     if not res:
         raise ValueError(f"ks: no document is longer than max(ks)={int(ks.max())} tokens")
-    return {"resid": torch.stack(res).mean(0), "probe": torch.stack(prb).mean(0), "n": len(res)}
+    res, prb = torch.stack(res), torch.stack(prb)
+    return {"resid": res.mean(0), "probe": prb.mean(0), "n": len(res), "resid_docs": res, "probe_docs": prb}
+
+
+def reach_ci(curves: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
+             level: float = 0.95) -> tuple[float, float, float]:
+    """Decay length of the mean influence curve over documents (curves [n, K]), with a
+    percentile interval from resampling documents; inf where it does not decay."""
+    n = curves.shape[0]
+    ell = float(fit_decay_length(curves.mean(0)[None], kmin, kmax)[0])
+    boot = torch.stack([fit_decay_length(curves[torch.randint(n, (n,), generator=generator)].mean(0)[None], kmin, kmax)[0]
+                        for _ in range(n_boot)]).sort().values
+    a = (1 - level) / 2
+    return ell, float(boot[int(math.floor(a * (n_boot - 1)))]), float(boot[int(math.ceil((1 - a) * (n_boot - 1)))])
 
 
 def plot_selectivity(pairs: dict, ax=None):

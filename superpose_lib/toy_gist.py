@@ -104,19 +104,24 @@ class ToyLanguage:
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """One transformer block: d_model residual width, n_heads heads, d_mlp MLP neurons."""
+    """One transformer block: d_model residual width, n_heads heads, d_mlp MLP neurons;
+    `recency`: give each head a learnable ALiBi-style recency slope (False: learned absolute
+    positions only, as in GPT-2, so any decaying kernel must be learned from them)."""
 
     vocab: int = 64
     n_ctx: int = 64
     d_model: int = 64
     n_heads: int = 4
     d_mlp: int = 256
+    recency: bool = True
 
     def __post_init__(self):
         for name, low in (("vocab", 2), ("n_ctx", 2), ("d_model", 2), ("n_heads", 1), ("d_mlp", 1)):
             object.__setattr__(self, name, check_int(name, getattr(self, name), low))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
+        if not isinstance(self.recency, bool):
+            raise ValueError(f"recency={self.recency!r} must be True or False")
 
 
 class ToyTransformer(nn.Module):
@@ -125,6 +130,8 @@ class ToyTransformer(nn.Module):
     Each head also has a learnable recency slope m_h (ALiBi-style): its scores get −m_h·(q − j)
     for key j, so a content-blind head attends with the kernel exp(−m_h k) (decay length 1/m_h).
     Slopes start at 0 (uniform attention): how far a head looks is learned, not imposed.
+    With ``cfg.recency = False`` the slopes are a fixed zero buffer: attention then depends on
+    distance only through the learned absolute position embeddings (no recency prior).
     `forward(tokens, cache=True)` also returns the activations the chapter reads."""
 
     def __init__(self, cfg: ToyConfig):
@@ -138,7 +145,10 @@ class ToyTransformer(nn.Module):
         self.proj = nn.Linear(D, D)
         self.fc, self.out = nn.Linear(D, cfg.d_mlp), nn.Linear(cfg.d_mlp, D)
         self.unembed = nn.Linear(D, cfg.vocab)
-        self.slope = nn.Parameter(torch.zeros(cfg.n_heads))
+        if cfg.recency:
+            self.slope = nn.Parameter(torch.zeros(cfg.n_heads))
+        else:
+            self.register_buffer("slope", torch.zeros(cfg.n_heads))
         for m in (self.wte, self.wpe):
             nn.init.normal_(m.weight, std=0.1)
 

@@ -262,3 +262,43 @@ def test_cuda_paths_match_cpu():
     t = torch.randint(4, (50,))
     e = TG.topic_circuits_errors(t, t, torch.zeros(50, dtype=torch.long), 4, 8, D=400, device="cuda")
     assert e["active_on"] < 1e-9
+
+
+# ----------------------------------------------------------------------------- loading errors
+def test_empty_env_path_is_not_reported_as_unset(monkeypatch, tmp_path):
+    _isolate_caches(monkeypatch, tmp_path)
+    with pytest.raises(FileNotFoundError, match="is not set") as unset:
+        G.load_gpt2()
+    monkeypatch.setenv("SUPERPOSE_GPT2_PATH", "")
+    with pytest.raises(FileNotFoundError, match="set but empty") as empty:
+        G.load_gpt2()
+    assert "is not set" not in str(empty.value) and str(unset.value) != str(empty.value)
+    monkeypatch.setenv("SUPERPOSE_GPT2_PATH", str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        G.load_gpt2()
+
+
+def test_corrupt_safetensors_error_names_the_file(monkeypatch, tmp_path):
+    _isolate_caches(monkeypatch, tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError) as e:
+        G.load_gpt2(tmp_path)
+    assert str(tmp_path / "model.safetensors") in str(e.value)
+
+
+class _Evil:  # any object beyond tensors: weights_only=True refuses to unpickle it
+    pass
+
+
+def test_unpickling_error_names_file_and_never_suggests_unsafe_load(monkeypatch, tmp_path):
+    _isolate_caches(monkeypatch, tmp_path)
+    torch.save({"wte.weight": torch.zeros(2), "x": _Evil()}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ValueError) as e:
+        G.load_gpt2(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path / "pytorch_model.bin") in msg and "safetensors" in msg
+    assert "weights_only=False" not in msg and "weights_only set to False" not in msg
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # torch's advice is not chained in
+    (tmp_path / "pytorch_model.bin").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="pytorch_model.bin"):
+        G.load_gpt2(tmp_path)
