@@ -154,9 +154,9 @@ class BrownLM(nn.Module):
 
     def __init__(self, cfg: LMConfig, vocab_size: int):
         super().__init__()
-        from .gpt2 import _transformers
+        from .gpt2 import transformers_class
 
-        GPT2Config, GPT2Model = _transformers("GPT2Config"), _transformers("GPT2Model")
+        GPT2Config, GPT2Model = transformers_class("GPT2Config"), transformers_class("GPT2Model")
         gcfg = GPT2Config(vocab_size=vocab_size, n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer,
                           n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0,
                           eos_token_id=0)

@@ -36,7 +36,7 @@ import torch
 from .config import check_int
 
 __all__ = [
-    "tokenizer_files", "gpt2_tokenizer", "encode", "decode_tokens",
+    "transformers_class", "tokenizer_files", "gpt2_tokenizer", "encode", "decode_tokens",
     "find_gpt2_weights", "weights_sha256", "load_gpt2", "random_gpt2",
     "Layer0Cache", "run_layer0", "attn0_by_hand", "replacement_effect",
     "attention_by_distance", "fit_decay_length", "contextual_heads",
@@ -53,7 +53,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 # ----------------------------------------------------------------------------- tokenizer
 
-def _transformers(name: str):
+def transformers_class(name: str):
     """`transformers.<name>`, imported lazily (it is heavy) and quietly: its progress bars
     import tqdm.auto, which warns "IProgress not found" into every notebook without
     ipywidgets. The attribute is resolved inside the filter (transformers loads lazily)."""
@@ -84,7 +84,7 @@ def tokenizer_files() -> tuple[Path, Path]:
 def gpt2_tokenizer():
     """GPT-2's byte-level BPE (transformers' GPT2Tokenizer, built in memory from the shipped
     vocabulary and merges; byte-exact with GPT-2: "Hello world" -> [15496, 995])."""
-    GPT2Tokenizer = _transformers("GPT2Tokenizer")
+    GPT2Tokenizer = transformers_class("GPT2Tokenizer")
 
     enc, bpe = tokenizer_files()
     vocab = json.loads(enc.read_text(encoding="utf-8"))
@@ -159,7 +159,7 @@ def weights_sha256(folder: str | os.PathLike) -> str:
 
 
 def _config(folder: Path | None, n_layer: int | None):
-    GPT2Config = _transformers("GPT2Config")
+    GPT2Config = transformers_class("GPT2Config")
 
     kw = {}
     if folder is not None and (folder / "config.json").is_file():
@@ -175,7 +175,7 @@ def _config(folder: Path | None, n_layer: int | None):
 
 
 def _model(cfg, device, dtype):
-    GPT2Model = _transformers("GPT2Model")
+    GPT2Model = transformers_class("GPT2Model")
 
     cfg._attn_implementation = "eager"  # eager attention returns the attention weights
     m = GPT2Model(cfg)
