@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -257,8 +258,6 @@ def execute_chapter(
     # and removes it only on a clean shutdown, so an interrupted run left one behind each
     # time. Every temporary file of the run (ours and the kernel's) goes into one private
     # folder, removed whatever happens.
-    import shutil
-
     run_tmp = tempfile.mkdtemp(prefix="superpose-run-")
     kernels: list = []  # the kernel processes this run started
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(Path(run_tmp) / "ipython"),
@@ -374,7 +373,6 @@ def _quiet_kernel_manager(log_path: Path, started: list):
 def _remove_tree(path, tries: int = 30, delay: float = 0.1) -> None:
     """rmtree, retried for up to tries·delay seconds: after an interrupt the kernel may still
     be writing into its TMPDIR while it shuts down, so one pass can leave files behind."""
-    import shutil
     import time
 
     for _ in range(tries):
@@ -396,8 +394,6 @@ def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None) -
     """Rename the complete notebook (and its complete figures folder, or no folder when
     fig_tmp is None and fig_dir is given) into place together: the old folder is moved
     aside first and restored if a rename fails. Renames within a folder need no space."""
-    import shutil
-
     old, moved_new = None, False
     try:
         if fig_dir is not None:
@@ -436,8 +432,6 @@ def _write_figures(notebook, out_dir: Path) -> Path | None:
     """Every PNG/SVG figure of `notebook` written into a new hidden folder beside `out_dir`;
     returns that folder (None when there is no figure). Removed again on any error."""
     import base64
-    import shutil
-
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
@@ -481,8 +475,6 @@ def extract_figures(notebook: str | os.PathLike, out_dir: str | os.PathLike) -> 
     when complete, replacing an older one (removed, and none made, when there is no
     figure). Returns the written paths.
     """
-    import shutil
-
     out_dir = Path(out_dir)
     tmp = _write_figures(notebook, out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -528,7 +520,6 @@ def build_site(
     `jupyter-book build`; the HTML lands in `dest` (replaced), the build log in `log`.
     Raises RuntimeError with the end of the log when the build fails or warns.
     """
-    import shutil
     import subprocess
     import sys
 

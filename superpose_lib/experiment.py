@@ -97,9 +97,6 @@ def batch_chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, i
     return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
 
 
-_chunk = batch_chunk  # the old private name (bench/bench.py)
-
-
 def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circuit: bool = False) -> int:
     """Estimated peak memory of `seeded_experiment` + `rotation_run` (bytes), for refusing
     sizes that cannot fit before allocating anything.
