@@ -459,9 +459,10 @@ class CorrectedNetwork(nn.Module):
             out.append(torch.relu(pre + self.bias[self.rows[gi]][None, :, None]))
         return out
 
-    def layers_iter(self, A0: list, active: torch.Tensor | None = None):
+    def layers_iter(self, A0: list, active: torch.Tensor | None = None, readout_at=None):
         """Yield (l, A^l, R^l) for l = 1..L; R^l [T, d, B] the readouts of every circuit,
-        row by row from its group: (1/S_g)⟨e^{g,l}_t|A^l_g⟩. The oracle needs `active`."""
+        row by row from its group: (1/S_g)⟨e^{g,l}_t|A^l_g⟩ (None at layers not in
+        `readout_at`, default every layer). The oracle needs `active`."""
         if self.scheme.oracle and active is None:
             raise ValueError("the oracle scheme needs the active set")
         A, G = None, None
@@ -473,6 +474,9 @@ class CorrectedNetwork(nn.Module):
             if self.scheme.oracle:
                 A = [a * m for a, m in zip(A, self._mask(l, active))]
             G = [gather_sum(a, self.idx[gi][l - 1]) for gi, a in enumerate(A)]
+            if readout_at is not None and l not in readout_at:
+                yield l, A, None
+                continue
             B = A[0].shape[-1]
             R = torch.empty(self.T, self.d, B, dtype=self.w.dtype, device=self.w.device)
             for gi, g in enumerate(G):
@@ -497,7 +501,8 @@ def _truth(w, bias, a0, L):
 
 
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
-               device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False) -> dict:
+               device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
+               layers=None) -> dict:
     """One fresh network of `scheme`, `batch` random active sets of z circuits: per-layer
     statistics (lists indexed by layer, 0 = input).
 
@@ -508,6 +513,9 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     overlap2 the fraction of inactive circuits sharing ≥ 2 indicator neurons with the
     active set at that layer (the mechanism's precondition). keep_alpha: also return
     "alpha_inactive", the inactive circuits' α̂ per layer (a float tensor per layer).
+    layers: the layers at which to compute the statistics (default: every layer; the others
+    stay 0.0). A capacity probe needs only layer L, and the statistics over all T circuits
+    cost about as much as the forward pass itself at large T.
     """
     T = check_int("T", T, 1, scheme.max_T)
     z = check_int("z", z, 1, T)
@@ -526,7 +534,10 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
     row0 = list(net.groups[ind].rows).index(0)  # the group's local row holding a_0 = step(α)
     f64 = torch.float64
-    for l, A, R in net.layers_iter(net.embed(active, a0.to(dtype)), active):
+    wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
+    for l, A, R in net.layers_iter(net.embed(active, a0.to(dtype)), active, readout_at=wanted):
+        if l not in wanted:
+            continue
         # α̂ = â_0 − â_1, x̂ = â_{2:4} − α̂ (`decode`), for every circuit [T, B] in the network's
         # dtype; sums in float64. No boolean-mask gathers of [T, B] tensors (they dominated the
         # run time at large T): the active entries are read, then zeroed, and the inactive

@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 
 from .config import check_int
+from .plots import COLORS, LABELS
 
 __all__ = [
     "poisson_sf",
@@ -55,6 +56,7 @@ __all__ = [
     "tuning_rows",
     "best_settings",
     "capacity_summary",
+    "scaling_exponents",
     "capacity_vs_D",
     "SCHEME_STYLE",
     "plot_capacity_vs_D",
@@ -137,8 +139,8 @@ def capacity_rows(kind: str, D: int, z: int, L: int, seed: int, *, x_grid, batch
                   on_rate: float = 1e-3, criteria=("accuracy", "indicator"), device: str = "cpu", **knobs) -> list[dict]:
     """T_max of `make_scheme(kind, D, **knobs)` at depth L with z active circuits: the
     largest T = round(x·(D/4)²), x in the increasing grid `x_grid`, that passes, found by
-    bisection (pass/fail assumed monotone in T; one fresh network per probe, seeded by
-    `seed`, shared by both criteria).
+    a galloping search from the grid's bottom and bisection (pass/fail assumed monotone
+    in T; one fresh network per probe, seeded by `seed`, shared by both criteria).
 
     criterion "accuracy": the worst active |δx| over the batch ≤ eps at layer L;
     "indicator": the fractions of inactive circuits reading α̂ > 1/2 and of active ones
@@ -161,23 +163,36 @@ def capacity_rows(kind: str, D: int, z: int, L: int, seed: int, *, x_grid, batch
 
     def run(i):
         if i not in cache:
-            cache[i] = scheme_run(scheme, Ts[i], z=z, L=L, batch=batch, seed=seed, device=device)
+            cache[i] = scheme_run(scheme, Ts[i], z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
         return cache[i]
 
     rows = []
     for crit in criteria:
         if crit not in ("accuracy", "indicator"):
             raise ValueError(f"criterion={crit!r} must be 'accuracy' or 'indicator'")
-        lo, hi = -1, len(xs)  # lo: largest index known to pass; hi: smallest known to fail
+
+        def passes(i):
+            if not ok_T[i]:
+                return Ts[i] <= z  # T ≤ z is trivial (counts as passing); above max_T is not constructible
+            return _passes(run(i), L, crit, eps, on_rate)
+
+        # Galloping search from the bottom of the grid (indices 0, 2, 6, 14, …), then
+        # bisection in the last bracket: a probe costs ∝ T, so the cost is ≈ a few times
+        # that of the largest passing probe, and at large D capacities sit near the grid's
+        # bottom. lo: largest index known to pass; hi: smallest known to fail.
+        lo, hi, step = -1, len(xs), 1
+        while lo + step < hi:
+            i = min(lo + step, len(xs) - 1)
+            if passes(i):
+                lo, step = i, 2 * step
+                if i == len(xs) - 1:
+                    break
+            else:
+                hi = i
+                break
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if not ok_T[mid]:
-                if Ts[mid] <= z:
-                    lo = mid  # too few circuits to test: count as passing (T ≤ z is trivial)
-                else:
-                    hi = mid  # not constructible
-                continue
-            if _passes(run(mid), L, crit, eps, on_rate):
+            if passes(mid):
                 lo = mid
             else:
                 hi = mid
@@ -216,9 +231,17 @@ def tuning_grid(families, D_list, *, z: int, L: int, x: float, batch: int, x_des
 
 
 def capacity_grid(best, families, D_list, z_list, *, L: int, x_grid, batch: int, eps: float, on_rate: float,
-                  x_design: float = 0.002, z_design: int = 2) -> list[dict]:
+                  x_design: float = 0.002, z_design: int = 2, x_top: float | None = None,
+                  criteria=("accuracy", "indicator")) -> list[dict]:
     """`sweep` configurations for `named_capacity_rows`: the best setting of each family at
-    each D (rows of `best_settings`), every z. name = family."""
+    each D (rows of `best_settings`), every z. name = family. x_top: search only the grid
+    points ≤ x_top (a capacity above it is then censored "above" at the last point kept:
+    a cheaper lower bound, e.g. for the oracle, whose probes at the top of the grid are
+    the most expensive of all)."""
+    if x_top is not None:
+        x_grid = [x for x in x_grid if x <= x_top]
+        if not x_grid:
+            raise ValueError(f"x_top={x_top} is below the grid's first point")
     grid = []
     for D in D_list:
         for fam in families:
@@ -227,7 +250,7 @@ def capacity_grid(best, families, D_list, z_list, *, L: int, x_grid, batch: int,
             for z in z_list:
                 grid.append({"name": fam, "family": fam, "setting": setting, "kind": kind, "D": int(D), "z": int(z),
                              "L": int(L), "x_grid": [float(x) for x in x_grid], "batch": int(batch),
-                             "eps": float(eps), "on_rate": float(on_rate), **st})
+                             "eps": float(eps), "on_rate": float(on_rate), "criteria": list(criteria), **st})
     return grid
 
 
@@ -309,6 +332,45 @@ def t_interval(values) -> tuple[float, float, float]:
     t = _T975[nu - 1] if nu <= len(_T975) else 1.96
     h = t * float(v.std(ddof=1)) / math.sqrt(v.size)
     return m, m - h, m + h
+
+
+def scaling_exponents(cap, *, criterion: str, z: int, names=None):
+    """How capacity scales with width: per scheme, the least-squares slope of
+    log x_max against log D over every seed's measured (uncensored) capacity, with its 95%
+    t-interval (ν = n − 2). A width at which some seed's capacity is censored is left out
+    (a bound is not a measurement) and listed in `left_out`. Returns name, slope, low,
+    high, n (points), D_min, D_max, left_out; slope NaN where fewer than two widths remain.
+
+    Theory for the baseline: `spurious.boundary_theory` falls like D^-1/2 (the neuron-level
+    pile-up, √M spurious inputs against a fixed threshold); a scheme that holds a fixed
+    T(d/D)² has slope 0."""
+    import numpy as np
+    import pandas as pd
+
+    c = cap[(cap["criterion"] == criterion) & (cap["z"] == z)]
+    rows = []
+    for name, g in c.groupby("name", sort=False):
+        if names is not None and name not in names:
+            continue
+        bad = sorted(int(D) for D, h in g.groupby("D") if (h["censor"] != "").any())
+        ok = g[~g["D"].isin(bad)]
+        slope = low = high = float("nan")
+        if ok["D"].nunique() >= 2:
+            x, y = np.log(ok["D"].to_numpy(float)), np.log(ok["x_max"].to_numpy(float))
+            n = x.size
+            xm = x - x.mean()
+            slope = float((xm * (y - y.mean())).sum() / (xm**2).sum())
+            if n > 2:
+                resid = y - y.mean() - slope * xm
+                se = math.sqrt(float((resid**2).sum()) / (n - 2) / float((xm**2).sum()))
+                t = _T975[n - 3] if n - 2 <= len(_T975) else 1.96
+                low, high = slope - t * se, slope + t * se
+            else:
+                low = high = slope
+        rows.append({"name": name, "slope": slope, "low": low, "high": high, "n": int(len(ok)),
+                     "D_min": int(ok["D"].min()) if len(ok) else 0, "D_max": int(ok["D"].max()) if len(ok) else 0,
+                     "left_out": bad})
+    return pd.DataFrame(rows)
 
 
 def capacity_summary(cap, by=("name", "D", "z", "criterion")):
@@ -403,7 +465,7 @@ def tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, se
     T = int(round(x * (D / 4) ** 2))
     if T > scheme.max_T:
         return [{"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "spurious": 1.0, "built": False}]
-    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device)
+    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
     return [{"worst_dx": r["worst_dx"][L], "false_on": r["false_on"][L], "false_off": r["false_off"][L],
              "spurious": r["spurious_on"][L], "built": True}]
 
@@ -468,22 +530,18 @@ def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline"
 
 # ---- plots -------------------------------------------------------------------------------
 # One colour and marker per scheme family, in every figure of the chapter.
-SCHEME_STYLE = {
-    "baseline": ("#000000", "o"),
-    "E1": ("#1f77b4", "s"),
-    "E2": ("#ff7f0e", "^"),
-    "E4": ("#2ca02c", "v"),
-    "E5": ("#d62728", "D"),
-    "E3": ("#9467bd", "P"),
-    "oracle": ("#7f7f7f", "*"),
-}
+_MARK = {"baseline": "o", "E1": "s", "E2": "^", "E3": "P", "E4": "v", "E5": "D", "E5 affine": "d", "oracle": "*"}
+#: (colour, marker) of every scheme family; the colours are the book's (`plots.COLORS["scheme"]`).
+SCHEME_STYLE = {k: (COLORS["scheme"][k], m) for k, m in _MARK.items()}
 
 
 def _style(name: str):
-    for k, v in SCHEME_STYLE.items():
-        if name == k or name.startswith(k):
-            return v
-    return ("#8c564b", "x")
+    if name in SCHEME_STYLE:
+        return SCHEME_STYLE[name]
+    for k in sorted(SCHEME_STYLE, key=len, reverse=True):  # "E5 f=0.6 …" is E5's
+        if name.startswith(k):
+            return SCHEME_STYLE[k]
+    raise ValueError(f"no style for scheme {name!r}: add it to plots.COLORS['scheme']")
 
 
 def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None, x_min=None, x_max=None):
@@ -498,7 +556,7 @@ def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None,
     for name, g in s.groupby("name", sort=False):
         g = g.sort_values("D")
         c, m = _style(name)
-        lab = (labels or {}).get(name, name)
+        lab = (labels or LABELS["scheme"]).get(name, name)
         meas = g[~g["censor"].isin(["below", "above", "capped"])]
         y = g["mean"].where(g["censor"] != "below", x_min if x_min else float("nan"))
         ax.plot(g["D"], y, "-", color=c, lw=1, alpha=0.7)
@@ -538,7 +596,7 @@ def plot_fixed_x(df, quantity: str, *, ax=None, labels=None, floor: float = 1e-6
         s = g.groupby("D")["value"].agg(["mean", "min", "max"]).clip(lower=floor)
         yerr = np.stack([s["mean"] - s["min"], s["max"] - s["mean"]]).clip(min=0)
         ax.errorbar(s.index, s["mean"], yerr=yerr, fmt=m + "-", color=c, ms=5, capsize=2,
-                    label=(labels or {}).get(name, name))
+                    label=(labels or LABELS["scheme"]).get(name, name))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("D")
@@ -579,9 +637,12 @@ def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
 
     if ax is None:
         _, ax = plt.subplots()
-    for i, (T, r) in enumerate(runs.items()):
+    from .plots import sequential
+
+    shades = sequential(list(runs))
+    for T, r in runs.items():
         L = len(r["false_on"]) - 1
-        c = f"C{i}"
+        c = shades[T]
         ax.semilogy(range(1, L + 1), np.maximum(r["false_on"][1:], floor), "o-", color=c, ms=3, label=f"false on, T={T}")
         ax.semilogy(range(1, L + 1), np.maximum(r["leak"][1:], floor), "x:", color=c, label=f"passes step, T={T}")
     ax.set_xlabel("layer l")

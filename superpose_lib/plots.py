@@ -77,6 +77,9 @@ COLORS: dict[str, dict] = {
     "component": {"x0": PALETTE[0], "x1": PALETTE[2], "alpha": PALETTE[1]},
     # circuit-graph families (cross-circuit chapter)
     "family": {"chain": PALETTE[0], "random": PALETTE[1], "gate": PALETTE[2]},
+    # error-correction schemes (error-correction chapter, and the circuit graph of cross-circuit)
+    "scheme": {"baseline": PALETTE[6], "E1": PALETTE[0], "E2": PALETTE[4], "E3": PALETTE[3], "E4": PALETTE[2],
+               "E5": PALETTE[1], "E5 affine": PALETTE[7], "oracle": "#777777"},
     # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
     "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
            (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
@@ -94,6 +97,9 @@ LABELS: dict[str, dict] = {
     },
     "component": {"x0": "$x_0$", "x1": "$x_1$", "alpha": r"$\alpha$"},
     "family": {"chain": "chains", "random": "random graphs", "gate": "gates"},
+    "scheme": {"baseline": "baseline (RiS)", "E1": "E1 sharp step", "E2": "E2 redundant, ivw", "E3": "E3 gated",
+               "E4": "E4 register", "E5": "E5 wide indicators", "E5 affine": "E5, affine assignment",
+               "oracle": "oracle (bound)"},
 }
 
 #: The quantities' labels (kept under their old name for the chapters that use it).

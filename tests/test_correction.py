@@ -410,3 +410,34 @@ def test_mechanism_plots():
     ax = cs.plot_cascade({60: r})
     assert len(ax.get_lines()) == 2
     plt.close("all")
+
+
+def test_scheme_run_layers_gives_the_same_statistics_at_the_requested_layers():
+    """`layers=` (a capacity probe's fast path) computes the same numbers, only fewer."""
+    sch = make_scheme("sharp", 800, theta=0.4)
+    full = scheme_run(sch, 300, z=2, L=4, batch=8, seed=3)
+    fast = scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(2, 4))
+    for k in ("worst_dx", "false_on", "false_off", "spurious_on", "active_x"):
+        assert fast[k][2] == full[k][2] and fast[k][4] == full[k][4], k
+        assert fast[k][3] == 0.0
+    with pytest.raises(ValueError, match="layers"):
+        scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(5,))
+
+
+def test_scaling_exponents_recovers_a_power_law_and_drops_censored_widths():
+    rng = __import__("numpy").random.default_rng(0)
+    rows = []
+    for D in (1024, 4096, 16384, 65536):
+        for seed in range(4):
+            x = 0.3 * D**-0.5 * math.exp(0.05 * rng.standard_normal())
+            rows.append({"name": "baseline", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": x,
+                         "censor": ""})
+            rows.append({"name": "oracle", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": 0.008,
+                         "censor": "above" if D >= 4096 else ""})
+    out = cs.scaling_exponents(pd.DataFrame(rows), criterion="indicator", z=2).set_index("name")
+    b = out.loc["baseline"]
+    # 5% log-noise on 16 points: the slope within 0.03 of -1/2, its interval around it and narrow
+    assert abs(b["slope"] + 0.5) < 0.03 and b["low"] < b["slope"] < b["high"] and b["high"] - b["low"] < 0.1
+    assert b["n"] == 16
+    o = out.loc["oracle"]
+    assert o["left_out"] == [4096, 16384, 65536] and o["slope"] != o["slope"]  # one width left: no slope
