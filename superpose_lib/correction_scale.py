@@ -56,6 +56,7 @@ __all__ = [
     "tuning_rows",
     "best_settings",
     "capacity_summary",
+    "headline",
     "scaling_exponents",
     "capacity_vs_D",
     "SCHEME_STYLE",
@@ -317,6 +318,85 @@ def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=("baseline", "E1")):
 
 
 # ---- summaries -------------------------------------------------------------------------
+def _fmt_bound(bound: str, value: float, digits: int = 2) -> str:
+    """A gain or fraction with its censoring bound ("≥", "≤" or "") as text; "–" when there
+    is none ("n/a") and "not reached by the baseline" when only the scheme passes."""
+    if bound == "n/a" or value != value and bound != "≥∞":
+        return "–"
+    if bound == "≥∞":
+        return "unbounded (the baseline reaches no grid point)"
+    if bound == "<":
+        return "0"
+    return f"{bound}{value:.{digits}f}"
+
+
+def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=None) -> dict:
+    """The chapter's headline numbers, as text for glue (`capacity_summary` rows; indicator
+    criterion unless named "-acc"): capacities of the baseline, E1, the best width-spending
+    scheme and the oracle at the smallest and largest D measured at this z; the best
+    spender's gain over the baseline and fraction of the oracle at the largest D (both
+    criteria); the crossover D on both criteria; where E2/E4 beat both width-free schemes;
+    and, per z, whether the best spender beats them at that z's largest D. Returns
+    {"glue": {key: text}, "best": name, "pays_z": {z: bool}, "D_min", "D_max"}."""
+    labels = labels or LABELS["scheme"]
+    s = summ[summ["z"] == z]
+    D_min, D_max = int(s["D"].min()), int(s["D"].max())
+
+    def cell(name, D, crit="indicator"):
+        r = s[(s["name"] == name) & (s["D"] == D) & (s["criterion"] == crit)]
+        if not len(r):
+            return "not measured"
+        r = r.iloc[0]
+        return format_capacity(r["mean"], r["low"], r["high"], r["censor"], x_min=x_min)
+
+    def mean(name, D, crit="indicator"):
+        r = s[(s["name"] == name) & (s["D"] == D) & (s["criterion"] == crit)]
+        return float(r["mean"].iloc[0]) if len(r) else float("nan")
+
+    at_max = [n for n in spenders if ((s["name"] == n) & (s["D"] == D_max)).any()]
+    best = max(at_max, key=lambda n: mean(n, D_max))
+    out = {"Dmin": str(D_min), "Dmax": str(D_max), "bestsp": labels.get(best, best)}
+    for key, nm in (("baseline", "baseline"), ("E1", "E1"), ("best", best), ("oracle", "oracle")):
+        out[f"capmin-{key}"] = cell(nm, D_min)
+        out[f"capmax-{key}"] = cell(nm, D_max)
+        out[f"capmax-acc-{key}"] = cell(nm, D_max, "accuracy")
+    vs = capacity_vs_D(summ, criterion="indicator", z=z)
+    vs_acc = capacity_vs_D(summ, criterion="accuracy", z=z)
+    row = lambda v, nm: v[(v["name"] == nm) & (v["D"] == D_max)].iloc[0]
+    r, r1, ra = row(vs, best), row(vs, "E1"), row(vs_acc, best)
+    out["gain-max"] = _fmt_bound(r["gain_bound"], r["gain"], 1)
+    out["gain-e1-max"] = _fmt_bound(r1["gain_bound"], r1["gain"], 1)
+    out["frac-max"] = _fmt_bound(r["fraction_bound"], r["fraction"])
+    out["frac-e1-max"] = _fmt_bound(r1["fraction_bound"], r1["fraction"])
+    out["gain-acc-max"] = _fmt_bound(ra["gain_bound"], ra["gain"])
+    out["frac-acc-max"] = _fmt_bound(ra["fraction_bound"], ra["fraction"])
+    cross, _ = crossover_D(vs, spenders=spenders)
+    cross_acc, _ = crossover_D(vs_acc, spenders=spenders)
+    out["cross"] = f"D = {cross}" if cross is not None else f"no D up to {D_max}"
+    out["cross-acc"] = f"D = {cross_acc}" if cross_acc is not None else f"no D up to {D_max}"
+    out["cross-sentence"] = (
+        f"from D = {cross} on, the best scheme that spends width on indicators ({labels.get(best, best)}) holds "
+        f"more circuits than the baseline and the sharp step" if cross is not None else
+        f"at no D up to {D_max} does a scheme that spends width on indicators beat the width-free ones")
+    wins = []
+    ind = summ[summ["criterion"] == "indicator"]
+    for (D, zz), g in ind.groupby(["D", "z"]):
+        m = g.set_index("name")["mean"]
+        for nm in ("E2", "E4"):
+            if nm in m and m[nm] > max(m.get("baseline", 0), m.get("E1", 0)):
+                wins.append(f"{nm} at D = {D}, z = {zz}")
+    out["e2e4"] = "at no D and z measured" if not wins else "only " + "; ".join(wins)
+    pays_z = {}
+    for zz in sorted(summ["z"].unique()):
+        v = capacity_vs_D(summ, criterion="indicator", z=int(zz))
+        _, tab = crossover_D(v, spenders=spenders)
+        if len(tab):
+            pays_z[int(zz)] = (int(tab["D"].max()), bool(tab.iloc[-1]["pays"]))
+    out["pays-z"] = ", ".join(f"z = {zz} (D = {D_}): {'yes' if p else 'no'}" for zz, (D_, p) in pays_z.items())
+    return {"glue": out, "best": best, "pays_z": {zz: p for zz, (_, p) in pays_z.items()}, "D_min": D_min,
+            "D_max": D_max}
+
+
 def t_interval(values) -> tuple[float, float, float]:
     """Mean and the 95% t-interval (ν = n − 1 degrees of freedom) of a few seeds' values:
     (mean, low, high); a single value has no interval (low = high = mean)."""
