@@ -33,3 +33,15 @@ def test_book_builds_strictly_from_smoke_notebooks():
     are the executed .ipynb files, with execution off (they already ran above)."""
     build_smoke_site()
     assert (SITE / "index.html").is_file()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
+def test_papermill_reads_every_parameter(chapter):
+    """papermill parses the parameters cell itself (to inject overrides); a line it cannot
+    parse (e.g. '=' inside a comment) makes it warn and treat the name as unknown."""
+    from papermill.translators import PythonTranslator
+
+    from superpose_lib.chapters import _read_notebook
+
+    cell = next(c for c in _read_notebook(chapter.path).cells if "parameters" in c.metadata.get("tags", []))
+    assert {p.name for p in PythonTranslator.inspect({"source": cell.source})} == set(chapter.parameters)
