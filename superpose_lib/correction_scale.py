@@ -54,6 +54,7 @@ __all__ = [
     "FAMILIES",
     "family_settings",
     "tuning_rows",
+    "redundancy_rows",
     "best_settings",
     "capacity_summary",
     "headline",
@@ -64,6 +65,7 @@ __all__ = [
     "plot_fixed_x",
     "plot_inactive_readouts",
     "plot_cascade",
+    "plot_redundancy",
 ]
 
 # t_{0.975, ν} for ν = 1..30 (two-sided 95%); beyond 30 the normal 1.96 is within 4%.
@@ -550,6 +552,25 @@ def tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, se
              "spurious": r["spurious_on"][L], "built": True}]
 
 
+def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float, share: float = 0.6,
+                    theta: float = 0.55, batch: int = 32, device: str = "cpu") -> list[dict]:
+    """One E5 network with indicator redundancy S_alpha at T = x·(D/4)²: the measured
+    spurious-on fraction at layer 2 and layer L, the false-on rate and worst active |δx| at
+    layer L, beside the design rule's layer-2 prediction p = P(Poisson(z·S_α³·x_α) > θ·S_α),
+    x_α = T/M_α² (`indicator_redundancy`). One row, for `sweep` over S_alpha and seeds:
+    does raising S_α (the log M growth a fixed threshold would need) lower the spurious
+    fraction at a given width?"""
+    from .correction import make_scheme, scheme_run
+
+    scheme = make_scheme("wide", D, share=share, S_alpha=S_alpha, theta=theta)
+    T = int(round(x * (D / 4) ** 2))
+    M_a = scheme.groups[0].M
+    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(2, L))
+    return [{"spurious2": r["spurious_on"][2], "spuriousL": r["spurious_on"][L], "false_on": r["false_on"][L],
+             "worst_dx": r["worst_dx"][L], "p_theory": poisson_sf(z * S_alpha**3 * T / M_a**2, theta * S_alpha),
+             "M_alpha": M_a, "T": T}]
+
+
 def best_settings(tune, *, eps: float = 1.0, on_rate: float = 1e-3):
     """The tuning step: per (family, D), the setting with the best score at the tuning
     probe (rows of `tuning_rows`, averaged over tuning seeds): first those passing the
@@ -728,4 +749,30 @@ def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
     ax.set_xlabel("layer l")
     ax.set_ylabel("fraction of inactive circuits")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.25), ncol=2, frameon=False)
+    return ax
+
+
+def plot_redundancy(df, *, ax=None, floor: float = 1e-6):
+    """`redundancy_rows` against S_α (mean over seeds, min–max bars): the measured layer-2
+    spurious-on fraction beside the design rule's prediction (dashed), and the false-on
+    rate at layer L; values below `floor` drawn at `floor` on the log axis."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .plots import PALETTE, THEORY_STYLE
+
+    if ax is None:
+        _, ax = plt.subplots()
+    g = df.groupby("S_alpha")
+    for col, lab, c, m in (("spurious2", "spurious-on fraction, layer 2", PALETTE[0], "o"),
+                           ("false_on", "false-on rate, layer L", PALETTE[1], "s")):
+        st = g[col].agg(["mean", "min", "max"]).clip(lower=floor)
+        yerr = np.stack([st["mean"] - st["min"], st["max"] - st["mean"]]).clip(min=0)
+        ax.errorbar(st.index, st["mean"], yerr=yerr, fmt=m + "-", color=c, ms=5, capsize=2, label=lab)
+    th = g["p_theory"].mean().clip(lower=floor)
+    ax.plot(th.index, th.values, color=PALETTE[0], **THEORY_STYLE, label="design rule, layer 2")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"indicator redundancy $S_\alpha$")
+    ax.set_ylabel("fraction")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return ax
