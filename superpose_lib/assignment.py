@@ -1,4 +1,5 @@
-"""Which large-network neurons each circuit uses: CiS2's prime-step assignment.
+"""Which large-network neurons each circuit uses: CiS2's prime-step assignment, and the
+affine-plane (transversal design) assignment.
 
 CiS2's prime-step assignment (book: "Notation", eq-readout). Circuit t uses, in every block, the S neurons of an
 arithmetic progression {i, i+s, ..., i+(S−1)s} ⊂ {0..M−1} (its S-hot vector e_t).
@@ -6,11 +7,21 @@ Steps s are divisible by no prime p < S, so two progressions meet in at most one
 neuron: two circuits share at most one neuron per block. Each layer reshuffles which
 circuit gets which progression (a random permutation of the rows).
 
+Its capacity `max_circuits(M, S)` is only about a quarter of the pair-counting bound
+M(M−1)/(S(S−1)) (each of the M(M−1)/2 neuron pairs lies in at most one circuit, each
+circuit covers S(S−1)/2 pairs). The affine-plane assignment (`assign_affine`) reaches
+p² ≈ (M/S)² circuits, a fraction ≈ (S−1)/S of that bound: with p the largest prime with
+S·p ≤ M, neuron i·p + j is the point (i, j) ∈ {0..S−1} × GF(p), and circuit (a, b) uses
+the line {(i, a·i + b mod p) : i = 0..S−1}. Two lines of different slopes a ≠ a' meet
+where (a − a')·i ≡ b' − b (mod p), at exactly one i ∈ GF(p) (at most one of the S used),
+and two lines of equal slope never meet: any two circuits share at most one neuron.
+
 Index tensors of shape [T, S] (neuron positions within a block) stand for e_t.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -19,13 +30,24 @@ import torch
 from .checks import check_int, check_memory
 
 __all__ = [
+    "DESIGNS",
     "admissible_steps",
     "max_circuits",
     "assign",
+    "affine_prime",
+    "affine_capacity",
+    "assign_affine",
+    "check_design",
+    "capacity",
     "layer_assignments",
     "neuron_counts",
     "mean_squared_overlap",
 ]
+
+
+DESIGNS = ("prime_step", "affine")
+"""The assignments `layer_assignments` can draw: CiS2's prime-step progressions, or the
+lines of an affine plane over GF(p) (module docstring)."""
 
 
 def _primes_below(n: int) -> list[int]:
@@ -117,15 +139,86 @@ def assign(T: int, M: int, S: int) -> torch.Tensor:
     return torch.from_numpy(np.concatenate(blocks)[:T].astype(np.int64))
 
 
+def _is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    if n % 2 == 0:
+        return n == 2
+    return all(n % q for q in range(3, math.isqrt(n) + 1, 2))
+
+
+@lru_cache(maxsize=256)
+def affine_prime(M: int, S: int) -> int:
+    """p of the affine-plane assignment: the largest prime with S·p ≤ M. It needs p ≥ S
+    (the S points i = 0..S−1 of a line must be distinct in GF(p), else two lines could
+    meet twice) and S ≥ 2 (with S = 1 every line is one point, and lines of equal
+    intercept would be identical circuits); a ValueError names the smallest M that works."""
+    M = check_int("M", M, 1)
+    S = check_int("S", S, 2, M)
+    p = M // S
+    while p >= S and not _is_prime(p):  # prime gaps near n are O(log² n): a short walk down
+        p -= 1
+    if p < S:
+        p_min = next(q for q in range(S, 2 * S + 1) if _is_prime(q))  # Bertrand: a prime in [S, 2S]
+        raise ValueError(f"M={M} is out of range for the affine assignment with S={S}: allowed M >= S·p = "
+                         f"{S * p_min} (p = {p_min}, the smallest prime >= S)")
+    return p
+
+
+def affine_capacity(M: int, S: int) -> int:
+    """Capacity of the affine-plane assignment: p² lines (p = `affine_prime(M, S)`), any two
+    sharing at most one of their S neurons. ≈ (M/S)², against the pair-counting bound
+    M(M−1)/(S(S−1)) and prime-step's `max_circuits(M, S)` (about a quarter of the bound):
+    ≈ 3× prime-step at S = 6, M ≳ 200 (1369 against 465 at M = 230). Not always larger:
+    at S = 2 prime-step takes every pair of neurons (the bound itself, ≈ 2× p²), and at
+    S = 3 with M ≤ 32 it can hold more (57 against 49 at M = 30); for 4 ≤ S ≤ 8 and
+    M ≤ 2000 the affine plane never holds fewer."""
+    return affine_prime(M, S) ** 2
+
+
+def assign_affine(T: int, M: int, S: int) -> torch.Tensor:
+    """The first T lines of the affine plane over GF(p), as a LongTensor [T, S] of neuron
+    positions i·p + j (module docstring); neurons S·p..M−1 stay unused.
+
+    Line k has slope a = ⌊k/p⌋ and intercept b = k mod p: whole slope classes first. The p
+    lines of one slope partition the S·p neurons, so with T = q·p + r every neuron is used
+    q or q + 1 times (exactly T/p times when p divides T), and within each column i the r
+    lines of the last slope class use r distinct j. Deterministic and vectorised (no loop
+    over circuits); the per-layer permutations of `layer_assignments` carry the randomness.
+    """
+    p = affine_prime(M, S)
+    T = check_int("T", T, 1, p * p)
+    k = torch.arange(T, dtype=torch.int64)
+    a, b = k // p, k % p
+    i = torch.arange(S, dtype=torch.int64)
+    j = (a[:, None] * i[None, :] + b[:, None]) % p  # a·i < p·S ≤ M: no overflow
+    return i[None, :] * p + j
+
+
+def check_design(design) -> str:
+    """`design` must name one of `DESIGNS`."""
+    if design not in DESIGNS:
+        raise ValueError(f"design={design!r} is not allowed: one of {', '.join(map(repr, DESIGNS))}")
+    return design
+
+
+def capacity(M: int, S: int, design: str = "prime_step") -> int:
+    """Most circuits the assignment `design` holds in blocks of M neurons with redundancy S:
+    `max_circuits` (prime-step) or `affine_capacity`."""
+    return max_circuits(M, S) if check_design(design) == "prime_step" else affine_capacity(M, S)
+
+
 def layer_assignments(
-    T: int, M: int, S: int, L: int, generator: torch.Generator, device="cpu"
+    T: int, M: int, S: int, L: int, generator: torch.Generator, device="cpu", design: str = "prime_step"
 ) -> torch.Tensor:
     """e_t^l for l = 1..L as a LongTensor [L, T, S] (index 0 is layer 1).
 
     Every layer gets an independent uniformly random permutation of the rows of
-    `assign(T, M, S)`: which circuit gets which progression.
+    `assign(T, M, S)` (design "prime_step": which circuit gets which progression) or of
+    `assign_affine(T, M, S)` (design "affine": which circuit gets which line). The
+    generator draws the same L permutations for either design.
     """
-    base = assign(T, M, S)
+    base = assign(T, M, S) if check_design(design) == "prime_step" else assign_affine(T, M, S)
     perms = torch.stack([torch.randperm(T, generator=generator) for _ in range(L)])
     return base[perms].to(device)
 

@@ -46,6 +46,11 @@ Schemes (`make_scheme`):
   G·((a_0 − a_1)[n] − 1) from it (D/2 extra weights).
 * ``oracle`` the upper bound, NOT a construction: the baseline with every neuron that no
   active circuit uses switched off after each layer (it reads the active set).
+
+Every group draws its e^{g,l}_t from CiS2's prime-step assignment, or with
+``design="affine"`` from the lines of an affine plane over GF(p) (`assignment.assign_affine`):
+≈ 3× the capacity at S = 6, which lifts the "assignment full" cap of the narrower payload
+blocks of E2' and E5.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .assignment import layer_assignments, max_circuits
+from .assignment import capacity, check_design, layer_assignments
 from .circuits import decode, encode_input, rotation_weights, sample_thetas
 from .checks import check_d, check_int
 from .experiment import sample_active, sample_unit_vectors
@@ -102,7 +107,10 @@ class BlockGroup:
     blocks of M neurons with redundancy S each (composite: M·copies neurons per block,
     S·copies neurons per circuit). static: the same assignment at every layer (E4).
     lead: this group's layer-l assignment is group `lead`'s layer-(l+shift) one (E3:
-    shift = 1; shift = 0 ties the two groups to one assignment, as in RiS)."""
+    shift = 1; shift = 0 ties the two groups to one assignment, as in RiS).
+    design: the assignment of each copy, "prime_step" (CiS2) or "affine" (the lines of an
+    affine plane over GF(p), capacity ≈ (M/S)² instead of prime-step's ≈ M²/(4S²);
+    `assignment.assign_affine`)."""
 
     rows: tuple
     M: int
@@ -111,6 +119,7 @@ class BlockGroup:
     static: bool = False
     lead: int | None = None
     shift: int = 1
+    design: str = "prime_step"
 
     def __post_init__(self):
         rows = tuple(int(r) for r in self.rows)
@@ -121,6 +130,8 @@ class BlockGroup:
         check_int("S", self.S, 1, self.M)
         check_int("copies", self.copies, 1)
         check_int("shift", self.shift, 0, 1)
+        if check_design(self.design) != "prime_step":  # prime-step's capacity stays lazy, as before
+            capacity(self.M, self.S, self.design)  # the affine plane must fit the block (ValueError naming M)
 
     @property
     def width(self) -> int:
@@ -129,7 +140,8 @@ class BlockGroup:
 
     @property
     def max_T(self) -> int:
-        return max_circuits(self.M, self.S)
+        """Most circuits this group's assignment holds (`assignment.capacity`)."""
+        return capacity(self.M, self.S, self.design)
 
 
 @dataclass(frozen=True)
@@ -165,8 +177,8 @@ class Scheme:
                 if not 0 <= g.lead < len(self.groups) or self.groups[g.lead] is g:
                     raise ValueError(f"lead={g.lead} must name another group (0..{len(self.groups) - 1})")
                 o = self.groups[g.lead]
-                if (o.M, o.S, o.copies) != (g.M, g.S, g.copies) or o.static:
-                    raise ValueError("lead: both groups need equal M, S, copies and a reshuffled assignment")
+                if (o.M, o.S, o.copies, o.design) != (g.M, g.S, g.copies, g.design) or o.static:
+                    raise ValueError("lead: both groups need equal M, S, copies, design and a reshuffled assignment")
         if self.gate > 0 and not any(g.lead is not None and g.shift == 1 for g in self.groups):
             raise ValueError("gate > 0 needs an indicator group with lead set (the E3 layout)")
 
@@ -182,7 +194,7 @@ class Scheme:
 
     @property
     def max_T(self) -> int:
-        """Most circuits every group's prime-step assignment can hold."""
+        """Most circuits every group's assignment can hold."""
         return min(g.max_T for g in self.groups)
 
     def parameters(self, L: int) -> int:
@@ -252,7 +264,8 @@ def _split(D: int, parts: int, name: str) -> int:
 
 def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
                 share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
-                static: bool = False, gate: float = 4.0, ivw: bool = False) -> Scheme:
+                static: bool = False, gate: float = 4.0, ivw: bool = False,
+                design: str = "prime_step") -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
 
     sharp (E1): dead zone [theta, theta_hi] (RiS: [0.25, 0.75]).
@@ -273,21 +286,28 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     neurons), with their own redundancy S_alpha (see `correction_scale.indicator_redundancy`
     for the choice of S_alpha from θ and M_α).
     gated (E3): gate strength G. Baseline and oracle: RiS, M = D/4, S.
+    design: every group's assignment, "prime_step" (CiS2, the default) or "affine" (an
+    affine plane over GF(p), ≈ 3× prime-step's capacity at S = 6: lifts the cap of the
+    narrower payload blocks of `independent` and `wide`); the label ends in " affine".
     Every scheme's width `Scheme.D` is at most D (rounding leaves < 4 neurons unused).
     """
     D = check_int("D", D, 4)
     if kind not in SCHEMES:
         raise ValueError(f"kind={kind!r} must be one of {SCHEMES}")
+    design = check_design(design)
+    tag = "" if design == "prime_step" else f" {design}"
     if kind in ("baseline", "oracle", "sharp", "gated"):
         M = _split(D, 4, kind)
         if kind == "gated":
-            ind = BlockGroup(INDICATOR, M, S, lead=1)
-            return Scheme(kind, (ind, BlockGroup(PAYLOAD, M, S)), gate=gate, knob=gate, label=f"E3 gated G={gate:g}")
-        g = (BlockGroup((0, 1, 2, 3), M, S),)
+            ind = BlockGroup(INDICATOR, M, S, lead=1, design=design)
+            return Scheme(kind, (ind, BlockGroup(PAYLOAD, M, S, design=design)), gate=gate, knob=gate,
+                          label=f"E3 gated G={gate:g}" + tag)
+        g = (BlockGroup((0, 1, 2, 3), M, S, design=design),)
         if kind == "sharp":
             return Scheme(kind, g, theta_lo=theta, theta_hi=theta_hi, knob=theta,
-                          label=f"E1 step [{theta:g}, {theta_hi:g}]")
-        return Scheme(kind, g, oracle=kind == "oracle", label="oracle (bound)" if kind == "oracle" else "baseline (RiS)")
+                          label=f"E1 step [{theta:g}, {theta_hi:g}]" + tag)
+        name = "oracle (bound)" if kind == "oracle" else "baseline (RiS)"
+        return Scheme(kind, g, oracle=kind == "oracle", label=name + tag)
     r = check_int("r", r, 1)
     share = _check_float("share", share, 0.0, 1.0, open_low=True)
     M_e = int(round(share * D / (2 * r)))
@@ -297,25 +317,25 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
         if M_e < 1 or rest < 2 * S_pay or M_e < S_alpha:
             raise ValueError(f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
                              f"per block (D={D}, S_alpha={S_alpha})")
-        ind = BlockGroup(INDICATOR, M_e, S_alpha, copies=r)
-        pay = BlockGroup(PAYLOAD, rest // 2, S_pay)
+        ind = BlockGroup(INDICATOR, M_e, S_alpha, copies=r, design=design)
+        pay = BlockGroup(PAYLOAD, rest // 2, S_pay, design=design)
         if kind == "wide":
-            label = f"E5 wide f={share:g} S_α={S_alpha} θ={theta:g}" + ("" if r == 1 else f" r={r}")
+            label = f"E5 wide f={share:g} S_α={S_alpha} θ={theta:g}" + ("" if r == 1 else f" r={r}") + tag
             return Scheme(kind, (ind, pay), knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
-        label = f"E2' independent f={share:g} r={r} S_α={S_alpha}" + ("" if S_x is None else f" S_x={S_x}")
+        label = f"E2' independent f={share:g} r={r} S_α={S_alpha}" + ("" if S_x is None else f" S_x={S_x}") + tag
         return Scheme(kind, (ind, pay), knob=share, label=label)
     M = (D - 2 * r * M_e) // 4
     if M_e < 1 or M < S:
         raise ValueError(f"share={share}: needs >= 1 neuron per extra copy and >= S neurons per RiS block")
-    main = BlockGroup((0, 1, 2, 3), M, S)
-    extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static)
+    main = BlockGroup((0, 1, 2, 3), M, S, design=design)
+    extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static, design=design)
     step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
     if kind == "redundant":
-        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step + (" ivw" if ivw else "")
+        label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step + (" ivw" if ivw else "") + tag
         rho = r * M_e / (r * M_e + M) if ivw else r / (r + 1)
         return Scheme(kind, (main, extra), extra="average", rho=rho, knob=share, label=label,
                       theta_lo=theta, theta_hi=theta_hi)
-    label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step
+    label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step + tag
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
@@ -356,7 +376,8 @@ def _composite_idx(group: BlockGroup, T: int, L: int, generator: torch.Generator
     """[L, T, S·copies] positions in the composite block of M·copies neurons: copy c's
     independent assignment shifted by c·M. static: one draw repeated at every layer."""
     n_layers = 1 if group.static else L
-    parts = [layer_assignments(T, group.M, group.S, n_layers, generator) + c * group.M for c in range(group.copies)]
+    parts = [layer_assignments(T, group.M, group.S, n_layers, generator, design=group.design) + c * group.M
+             for c in range(group.copies)]
     idx = torch.cat(parts, dim=2)
     return idx.expand(L, -1, -1).contiguous() if group.static else idx
 
