@@ -20,7 +20,12 @@ What it measures, in one run, on the device given:
    the same four means and the spurious-on fraction), in a fresh subprocess as in 2.
    (``--quick``: D = 32768.) Its size, not T(d/D)² = 0.004's T = 4.3M, is what a 15-minute
    CPU budget can afford per network.
-4. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
+4. ``probe_s`` / ``probe_full_s``: one capacity probe of the error-correction chapter, the
+   generalised network of `correction.scheme_run` for the baseline at D = 65536 (``--quick``:
+   16384), T(d/D)² = 0.001, L = 10, z = 2, batch 32, seed 0: with the statistics at layer L only
+   (``layers=(L,)``, what `correction_scale.capacity_rows` asks for) and at every layer, and
+   their ratio (the numbers at layer L agree exactly; checked here).
+5. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
    D = 2000, T = 2000, z = 4, batch 500, float32, with the dense weights built beforehand and
    not timed (the ratio favours dense; ``dense_with_build_over_structured`` includes building
    them), and the max |activation difference| over all layers (float32; float64 as a check).
@@ -248,6 +253,25 @@ def bench_dense(device, D=2000, T=2000, z=4, reps=5):
 
 
 # ---- driver ---------------------------------------------------------------------------------
+def bench_probe(D, device, *, x=0.001, L_probe=10, z=2, batch=32):
+    """One capacity probe (section 4 of the module docstring): wall and CPU seconds with the
+    statistics at layer L only and at every layer."""
+    from superpose_lib.correction import make_scheme, scheme_run
+
+    scheme = make_scheme("baseline", D)
+    T = int(round(x * (D / CIRCUIT_WIDTH) ** 2))
+    out = {"D": D, "T": T}
+    res = {}
+    for key, layers in (("probe", (L_probe,)), ("probe_full", None)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        res[key] = scheme_run(scheme, T, z=z, L=L_probe, batch=batch, seed=0, device=device, layers=layers)
+        out[f"{key}_s"], out[f"{key}_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
+    for q in ("worst_dx", "false_on", "false_off", "spurious_on"):
+        if res["probe"][q][L_probe] != res["probe_full"][q][L_probe]:
+            raise AssertionError(f"probe: {q} at layer {L_probe} differs between layers=(L,) and every layer")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -259,6 +283,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, from OMP_NUM_THREADS)")
     p.add_argument("--chunk-budget", type=float, default=None, help="bytes per [T, d, b] work tensor (large run)")
     p.add_argument("--skip-regime", action="store_true", help="skip the regime chapter's largest CPU network")
+    p.add_argument("--skip-probe", action="store_true", help="skip the error-correction chapter's capacity probe")
     p.add_argument("--_large", nargs=6, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._large:
@@ -313,6 +338,14 @@ def main(argv=None):
         rows.append((f"regime D={rD}", regime["total_s"], floor_bytes(regime["T"], batch=REGIME_BATCH),
                      f"T={regime['T']} (T(d/D)^2={REGIME_X:g}), z={REGIME_Z}, batch {REGIME_BATCH}: forward+readouts "
                      f"{regime['forward_s']:.2f} s, peak RSS {regime['peak_gib']:.2f} GiB, CPU time {regime['cpu_s']:.2f} s"))
+
+    probe = None
+    if not a.skip_probe:
+        probe = bench_probe(16384 if a.quick else 65536, dev)
+        rows.append((f"probe D={probe['D']}", probe["probe_s"], None,
+                     f"T={probe['T']}, L=10, batch 32, statistics at layer L only (CPU time {probe['probe_cpu_s']:.2f} s); "
+                     f"at every layer {probe['probe_full_s']:.2f} s (CPU {probe['probe_full_cpu_s']:.2f} s): "
+                     f"{probe['probe_full_s'] / probe['probe_s']:.2f}x"))
 
     dense = bench_dense(dev)
     f32 = dense["f32"]
@@ -369,6 +402,10 @@ def main(argv=None):
             out[f"D{r['D']}_peak_gib"] = r["peak_gib"]
             if "cuda_peak_gib" in r:
                 out[f"D{r['D']}_cuda_peak_gib"] = r["cuda_peak_gib"]
+        if probe:
+            out |= {"probe_D": probe["D"], "probe_T": probe["T"], "probe_s": probe["probe_s"],
+                    "probe_full_s": probe["probe_full_s"], "probe_cpu_s": probe["probe_cpu_s"],
+                    "probe_full_cpu_s": probe["probe_full_cpu_s"]}
         out["load_avg_1min_end"] = os.getloadavg()[0]
         print(json.dumps(out))
 

@@ -631,7 +631,8 @@ def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline"
 
 # ---- plots -------------------------------------------------------------------------------
 # One colour and marker per scheme family, in every figure of the chapter.
-_MARK = {"baseline": "o", "E1": "s", "E2": "^", "E3": "P", "E4": "v", "E5": "D", "E5 affine": "d", "oracle": "*"}
+_MARK = {"baseline": "o", "E1": "s", "E2": "^", "E3": "P", "E4": "v", "E5": "D", "E5 affine": "d", "baseline affine": "h",
+         "oracle": "*"}
 #: (colour, marker) of every scheme family; the colours are the book's (`plots.COLORS["scheme"]`).
 SCHEME_STYLE = {k: (COLORS["scheme"][k], m) for k, m in _MARK.items()}
 

@@ -219,3 +219,14 @@ def test_bench_workload_definition():
     assert bench.large_T(32768) == 268435 and bench.large_T(131072) == 4294967
     # floor: (2L − 1) passes of T·S·d numbers per batch row
     assert bench.floor_bytes(1000, batch=1, L=4, S=6, d=4, itemsize=4) == 7 * 1000 * 6 * 4 * 4
+
+
+def test_bench_probe_runs_and_agrees():
+    """The capacity-probe section: both variants run and give the same layer-L numbers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.bench_probe(1024, "cpu", L_probe=4, batch=4)
+    assert out["T"] == 65 and out["probe_s"] > 0 and out["probe_full_s"] > 0
