@@ -229,4 +229,4 @@ def test_bench_probe_runs_and_agrees():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = bench.bench_probe(1024, "cpu", L_probe=4, batch=4)
-    assert out["T"] == 65 and out["probe_s"] > 0 and out["probe_full_s"] > 0
+    assert out["T"] == 66 and out["probe_s"] > 0 and out["probe_full_s"] > 0
