@@ -349,7 +349,7 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
         if not len(r):
             return "not measured"
         r = r.iloc[0]
-        return format_capacity(r["mean"], r["low"], r["high"], r["censor"], x_min=x_min)
+        return format_capacity(r["mean"], r["low"], r["high"], r["censor"], x_min=x_min, n=int(r["n"]))
 
     def mean(name, D, crit="indicator"):
         r = s[(s["name"] == name) & (s["D"] == D) & (s["criterion"] == crit)]
@@ -483,11 +483,11 @@ def capacity_summary(cap, by=("name", "D", "z", "criterion")):
 
 
 def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x_min: float | None = None,
-                    digits: int = 5) -> str:
+                    digits: int = 5, n: int | None = None) -> str:
     """A capacity in x = T(d/D)² as text, censored values written as such: "< x_min" (the
     grid's first point fails), "≥ m" (every seed passed the grid's last point or the
     assignment's capacity: only a lower bound), "≥ m (some seeds at the grid's end)",
-    otherwise "m [low, high]" (95% t-interval)."""
+    otherwise "m [low, high]" (95% t-interval), or "m (one seed)" when n = 1."""
     f = lambda v: f"{v:.{digits}f}".rstrip("0").rstrip(".") if v == v else "–"
     if censor == "below":
         return f"< {f(x_min)}" if x_min is not None else "not reached"
@@ -497,6 +497,8 @@ def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x
         return f"≥ {f(mean)} (some seeds at the grid's end)"
     if censor == "some-below":
         return f"≤ {f(mean)} (some seeds below the grid)"
+    if n == 1:
+        return f"{f(mean)} (one seed)"
     return f"{f(mean)} [{f(low)}, {f(high)}]"
 
 
@@ -623,7 +625,7 @@ def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline"
         elif r["censor"] == "below":
             frac, fb = 0.0, "<"
         rows.append({"name": r["name"], "D": int(D), "mean": r["mean"], "low": r["low"], "high": r["high"],
-                     "censor": r["censor"], "gain": gain, "gain_bound": gb, "fraction": frac, "fraction_bound": fb})
+                     "n": int(r["n"]), "censor": r["censor"], "gain": gain, "gain_bound": gb, "fraction": frac, "fraction_bound": fb})
     import pandas as pd
 
     return pd.DataFrame(rows)

@@ -222,6 +222,7 @@ def test_cuda_matches_cpu():
 import numpy as np  # noqa: E402
 
 import superpose_lib.correction_scale as cs  # noqa: E402
+from superpose_lib import plots  # noqa: E402
 
 
 def test_poisson_sf_matches_direct_sum():
@@ -392,7 +393,10 @@ def test_plots_return_axes():
     summ = cs.capacity_summary(_cap_rows())
     ax = cs.plot_capacity_vs_D(summ, criterion="indicator", z=2, x_min=0.0005, x_max=0.008)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert sorted(labels) == ["E1", "baseline", "oracle"]  # one entry per scheme, censored points included
+    # one entry per scheme, censored points included, labelled from the book's table
+    assert sorted(labels) == sorted(plots.LABELS["scheme"][k] for k in ("E1", "baseline", "oracle"))
+    assert cs.plot_redundancy(pd.DataFrame([{"S_alpha": s_, "seed": k, "spurious2": 0.01 * s_, "false_on": 0.0,
+                                             "p_theory": 0.02 * s_} for s_ in (4, 6) for k in range(2)])) is not None
     df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
     assert cs.plot_fixed_x(df, "q") is not None
     plt.close("all")
@@ -441,3 +445,10 @@ def test_scaling_exponents_recovers_a_power_law_and_drops_censored_widths():
     assert b["n"] == 16
     o = out.loc["oracle"]
     assert o["left_out"] == [4096, 16384, 65536] and o["slope"] != o["slope"]  # one width left: no slope
+
+
+def test_redundancy_rows_and_one_seed_format():
+    (r,) = cs.redundancy_rows(4, 1024, 2, 3, 0, x=0.002, batch=4)
+    assert r["T"] == int(round(0.002 * 256**2)) and r["M_alpha"] == int(round(0.6 * 1024 / 2))
+    assert 0 <= r["spurious2"] <= 1 and 0 <= r["p_theory"] <= 1
+    assert cs.format_capacity(0.0014, 0.0014, 0.0014, "", n=1) == "0.0014 (one seed)"
