@@ -338,8 +338,9 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
     scheme and the oracle at the smallest and largest D measured at this z; the best
     spender's gain over the baseline and fraction of the oracle at the largest D (both
     criteria); the crossover D on both criteria; where E2/E4 beat both width-free schemes;
-    and, per z, whether the best spender beats them at that z's largest D. Returns
-    {"glue": {key: text}, "best": name, "pays_z": {z: bool}, "D_min", "D_max"}."""
+    and, per z, whether the best spender beats them at that z's largest D; the best
+    spender's gain at every D. Returns {"glue": {key: text}, "best": name, "pays_z": {z:
+    bool}, "D_min", "D_max", "gains": {D: (gain, bound)}}."""
     labels = labels or LABELS["scheme"]
     s = summ[summ["z"] == z]
     D_min, D_max = int(s["D"].min()), int(s["D"].max())
@@ -372,6 +373,9 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
     out["frac-e1-max"] = _fmt_bound(r1["fraction_bound"], r1["fraction"])
     out["gain-acc-max"] = _fmt_bound(ra["gain_bound"], ra["gain"])
     out["frac-acc-max"] = _fmt_bound(ra["fraction_bound"], ra["fraction"])
+    gb = vs[vs["name"] == best].sort_values("D")
+    gains = {int(r["D"]): (float(r["gain"]), r["gain_bound"]) for _, r in gb.iterrows()}
+    out["gain-by-D"] = ", ".join(f"{D}: {_fmt_bound(b, g, 1)}" for D, (g, b) in gains.items())
     cross, _ = crossover_D(vs, spenders=spenders)
     cross_acc, _ = crossover_D(vs_acc, spenders=spenders)
     out["cross"] = f"D = {cross}" if cross is not None else f"no D up to {D_max}"
@@ -396,7 +400,7 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
             pays_z[int(zz)] = (int(tab["D"].max()), bool(tab.iloc[-1]["pays"]))
     out["pays-z"] = ", ".join(f"z = {zz} (D = {D_}): {'yes' if p else 'no'}" for zz, (D_, p) in pays_z.items())
     return {"glue": out, "best": best, "pays_z": {zz: p for zz, (_, p) in pays_z.items()}, "D_min": D_min,
-            "D_max": D_max}
+            "D_max": D_max, "gains": gains}
 
 
 def t_interval(values) -> tuple[float, float, float]:
