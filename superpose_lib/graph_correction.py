@@ -63,6 +63,10 @@ __all__ = [
     "graph_correction_run",
     "graph_correction_rows",
     "graph_correction_summary",
+    "graph_tuning_grid",
+    "graph_tuning_rows",
+    "graph_correction_grid",
+    "top_load_table",
     "plot_graph_correction",
 ]
 
@@ -475,20 +479,107 @@ def graph_correction_summary(df, quantity: str, *, layer: int | None = None,
     return pd.DataFrame(rows)
 
 
+# ---- tuning, grids and the comparison at the top load ----------------------------------------
+def _P_of(x: float, D: int) -> int:
+    """Gates P with T = 3P ≈ x·(D/d)² circuits (d = 4)."""
+    return max(1, int(round(x * (D / 4) ** 2 / 3)))
+
+
+def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=("E1", "E5")) -> list[dict]:
+    """Tuning probes for `graph_tuning_rows`: every setting of `correction_scale.family_settings`
+    of each family at each D, at load T(d/D)² = x (P = T/3 gates)."""
+    from .correction_scale import family_settings
+
+    x = check_real("x", x, 0.0, 1.0, open_low=True)
+    return [{"family": fam, "D": int(D), "z": int(z), "L": int(L), "x": x, "batch": int(batch), **s}
+            for D in D_list for fam in families for s in family_settings(fam, int(D))]
+
+
+def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
+                      batch: int = 32, device="cpu", **knobs) -> list[dict]:
+    """One tuning probe in the gate graph (`correction_scale.tuning_rows`' columns, for
+    `correction_scale.best_settings`): layer-L worst active |δx|, false-on and false-off
+    rates at P = x·(D/4)²/3 gates; a setting whose assignment cannot hold 3P circuits is
+    not built (worst_dx = inf, rates 1)."""
+    P = _P_of(x, D)
+    if 3 * P > graph_scheme(kind, D, **knobs).max_T:
+        return [{"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "built": False}]
+    r = graph_correction_run(kind, D, P, z=z, L=L, batch=batch, seed=seed, device=device, **knobs)
+    return [{"worst_dx": r["worst_dx"][L], "false_on": r["false_on"][L], "false_off": r["false_off"][L],
+             "built": True}]
+
+
+def graph_correction_grid(schemes: dict, D_list, z_list, x_grid, *, L: int, batch: int) -> list[dict]:
+    """Configurations for `graph_correction_rows`: every scheme (name -> {D: graph_scheme
+    kwargs with "kind"}, or one kwargs dict for every D) × D × z × load x, with P gates,
+    T = 3P ≈ x·(D/d)², skipping loads the scheme's assignment cannot hold."""
+    grid = []
+    for name, spec in schemes.items():
+        for D in D_list:
+            kw = dict(spec.get(D, spec) if isinstance(next(iter(spec), None), int) else spec)
+            kind = kw.pop("kind")
+            cap = graph_scheme(kind, int(D), **kw).max_T
+            for z in z_list:
+                for x in x_grid:
+                    P = _P_of(x, D)
+                    if 3 * P <= cap and z <= P:
+                        grid.append({"name": name, "kind": kind, "D": int(D), "P": P, "z": int(z), "L": int(L),
+                                     "batch": int(batch), **kw})
+    return grid
+
+
+def top_load_table(df, *, on_rate: float = 1e-3, layer: int | None = None, schemes=("baseline", "E1", "E5")):
+    """Per (D, z): the largest P that every scheme in `schemes` was run at, and there each
+    scheme's last-layer false-on rate and worst active |δx| (means over seeds with 95%
+    t-intervals), whether the scheme fails the indicator budget (mean false-on > on_rate),
+    and for E5 against E1 the ratio of mean false-on rates and whether E5 is below E1 in
+    every seed (paired by seed: the same graph and inputs)."""
+    import pandas as pd
+
+    from .correction_scale import t_interval
+
+    layer = int(df["layer"].max()) if layer is None else layer
+    d = df[(df["layer"] == layer) & df["name"].isin(list(schemes))]
+    rows = []
+    for (D, z), g in d.groupby(["D", "z"], sort=True):
+        common = set.intersection(*[set(g[g["name"] == n]["P"]) for n in schemes])
+        if not common:
+            continue
+        P = max(common)
+        h = g[g["P"] == P]
+        row = {"D": int(D), "z": int(z), "P": int(P), "T": int(3 * P), "x": float(h["x"].iloc[0])}
+        for n in schemes:
+            hn = h[h["name"] == n].sort_values("seed")
+            for q in ("false_on", "worst_dx"):
+                m, lo, hi = t_interval(hn[q])
+                row.update({f"{n}_{q}": m, f"{n}_{q}_lo": lo, f"{n}_{q}_hi": hi})
+            row[f"{n}_fails"] = bool(row[f"{n}_false_on"] > on_rate)
+            row[f"{n}_seeds"] = len(hn)
+        if "E1" in schemes and "E5" in schemes:
+            e1 = h[h["name"] == "E1"].set_index("seed")["false_on"]
+            e5 = h[h["name"] == "E5"].set_index("seed")["false_on"]
+            both = e1.index.intersection(e5.index)
+            row["E5_below_E1_every_seed"] = bool((e5[both] < e1[both]).all()) and len(both) > 0
+            row["E1_over_E5"] = row["E1_false_on"] / row["E5_false_on"] if row["E5_false_on"] > 0 else float("inf")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---- plot -----------------------------------------------------------------------------------
 # Colours and labels from the book's one table (`plots`, kind "scheme"); one marker per scheme.
 _SCHEME_MARKER = {"baseline": "o", "E1": "s", "E5": "D"}
 
 def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int | None = None, z: int | None = None,
-                          floor: float = 1e-5, legend: bool = True, labels: dict | None = None):
+                          D: int | None = None, floor: float = 1e-5, legend: bool = True, labels: dict | None = None):
     """`quantity` at one layer (default: the last) against T(d/D)², one line per scheme name
-    (colour and marker from `plots`' "scheme" table), mean over seeds with 95% t-intervals;
-    values below `floor` (zeros on a log axis) drawn at `floor`. labels: {name: legend text}.
-    Returns the axes."""
+    (colour and marker from `plots`' "scheme" table), mean over seeds with 95% t-intervals,
+    for one z and one D (None: every one); values below `floor` (zeros on a log axis) drawn
+    at `floor`. labels: {name: legend text}. Returns the axes."""
     from .plots import axes_or_new, color, label, legend_outside, tidy_log_axis
 
     ax = axes_or_new(ax)
     d = df if z is None else df[df["z"] == z]
+    d = d if D is None else d[d["D"] == D]
     summ = graph_correction_summary(d, quantity, layer=layer)
     for name, g in summ.groupby("name", sort=False):
         g = g.sort_values("x")

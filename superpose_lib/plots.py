@@ -81,7 +81,7 @@ COLORS: dict[str, dict] = {
     "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
            (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
     # on-indicator schemes inside a circuit graph (cross-circuit chapter, wide on-indicators)
-    "scheme": {"baseline": PALETTE[6], "E1": PALETTE[4], "E5": PALETTE[1]},
+    "scheme": {"baseline": PALETTE[6], "E1": PALETTE[2], "E5": PALETTE[1]},
 }
 
 #: Labels of named things, by kind (mathtext).
@@ -93,8 +93,8 @@ LABELS: dict[str, dict] = {
         "inactive_on": r"inactive $\hat\alpha^2$",
         "flip_rate": r"indicators on the wrong side of $\frac{1}{2}$",
         "n_active": "circuits switched on",
-        "false_on": r"inactive circuits read as on ($\hat\alpha > \frac{1}{2}$)",
-        "false_off": r"active circuits read as off ($\hat\alpha < \frac{1}{2}$)",
+        "false_on": r"inactive read as on",
+        "false_off": r"active read as off",
         "worst_dx": r"worst active $|x - \hat x|$",
         "spurious_on": "spurious on-indicator neurons",
     },
