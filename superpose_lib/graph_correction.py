@@ -418,7 +418,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
         t_x = a[:, 2:4] - t_alpha[:, None]
         act = t_alpha > 0.5
         alpha = (R[:, 0] - R[:, 1]).cpu()  # [T, B]
-        Rl = R[ids].double().cpu()
+        Rl = R[ids.to(R.device)].double().cpu()
         a_hat = Rl[:, 0] - Rl[:, 1]
         x_hat = Rl[:, 2:4] - a_hat[:, None]
         dx2 = ((x_hat - t_x) ** 2).sum(1)  # [n, B]
@@ -589,8 +589,7 @@ def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int
         lo = np.minimum(lo, m - floor * 0.999)  # keep the bar on the log axis
         ax.errorbar(g["x"], m, yerr=[lo, hi], color=color("scheme", name), marker=_SCHEME_MARKER.get(name, "^"), ms=4,
                     capsize=2, lw=1.2, label=(labels or {}).get(name, label("scheme", name)))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    ax.set_yscale("log")  # the load axis stays linear: the grid spans a factor of a few
     ax.set_xlabel(r"$T\,(d/D)^2$")
     ax.set_ylabel(label("quantity", quantity))
     tidy_log_axis(ax)
