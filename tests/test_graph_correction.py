@@ -304,3 +304,56 @@ def test_scheme_without_graph_support_is_refused():
     idx = GC.graph_assignments(sch, gr.T, gr.L, g)
     with pytest.raises(ValueError, match="idx"):
         GC.GraphCorrectedNetwork(gr, sch, [idx[0][:, :, :2]])
+
+
+# ---- analysis: grid, tuning, the top-load comparison ----------------------------------------
+def test_grid_skips_loads_beyond_the_assignment_and_keeps_per_D_settings():
+    schemes = {"baseline": {"kind": "baseline"},
+               "E5": {2000: {"kind": "wide", "share": 0.7, "S_alpha": 4, "theta": 0.55}}}
+    grid = GC.graph_correction_grid(schemes, [2000], [2], [0.001, 0.5], L=4, batch=8)
+    by = {(c["name"], c["P"]) for c in grid}
+    P_small, P_big = round(0.001 * 500**2 / 3), round(0.5 * 500**2 / 3)
+    assert ("baseline", P_small) in by and ("E5", P_small) in by
+    assert all(c["P"] != P_big for c in grid), "3P beyond every scheme's capacity is skipped"
+    e5 = next(c for c in grid if c["name"] == "E5")
+    assert e5["share"] == 0.7 and e5["kind"] == "wide"
+    assert GC.graph_tuning_rows("E5", "f", "wide", 2000, 2, 4, 0, x=0.5, share=0.7, S_alpha=4, theta=0.55) == [
+        {"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "built": False}]
+
+
+def test_top_load_table_on_hand_made_rows():
+    import pandas as pd
+
+    rows = []
+    for name, fo in (("baseline", [0.5, 0.6, 0.7]), ("E1", [0.1, 0.2, 0.3]), ("E5", [0.0, 0.001, 0.002])):
+        for seed, v in enumerate(fo):
+            rows.append({"name": name, "D": 100, "z": 2, "P": 10, "x": 0.03, "seed": seed, "layer": 4, "false_on": v,
+                         "worst_dx": 1.0})
+            rows.append({"name": name, "D": 100, "z": 2, "P": 5, "x": 0.015, "seed": seed, "layer": 4,
+                         "false_on": 0.0, "worst_dx": 0.5})
+    # E5 also ran at a larger load that the others did not: the top load is the largest common one
+    rows.append({"name": "E5", "D": 100, "z": 2, "P": 20, "x": 0.06, "seed": 0, "layer": 4, "false_on": 0.9,
+                 "worst_dx": 9.0})
+    top = GC.top_load_table(pd.DataFrame(rows), on_rate=0.01)
+    r = top.iloc[0]
+    assert r.P == 10 and r["T"] == 30
+    assert r.baseline_false_on == pytest.approx(0.6) and r.E1_false_on == pytest.approx(0.2)
+    assert r.E1_fails and r.baseline_fails and not r.E5_fails
+    assert r.E5_below_E1_every_seed and r.E1_over_E5 == pytest.approx(0.2 / 0.001)
+    lo, hi = r.E1_false_on_lo, r.E1_false_on_hi
+    assert lo < 0.2 < hi and hi - 0.2 == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-3)  # t(0.975, ν=2), tabulated to 4 digits
+    s = GC.graph_correction_summary(pd.DataFrame(rows), "false_on")
+    assert set(s.columns) >= {"name", "D", "z", "P", "mean", "low", "high", "n"}
+
+
+def test_plot_returns_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    rows = [dict(r, name=n, kind=n, D=2000, P=30, z=2, seed=0)
+            for n, kw in (("baseline", {}), ("E5", {"share": 0.6, "S_alpha": 4, "theta": 0.55}))
+            for r in GC.graph_correction_rows("baseline" if n == "baseline" else "wide", 2000, 30, batch=8, **kw)]
+    ax = GC.plot_graph_correction(pd.DataFrame(rows), "false_on", z=2, D=2000)
+    assert ax.get_yscale() == "log" and len(ax.lines) >= 2
