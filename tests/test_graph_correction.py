@@ -327,12 +327,12 @@ def test_top_load_table_on_hand_made_rows():
     rows = []
     for name, fo in (("baseline", [0.5, 0.6, 0.7]), ("E1", [0.1, 0.2, 0.3]), ("E5", [0.0, 0.001, 0.002])):
         for seed, v in enumerate(fo):
-            rows.append({"name": name, "D": 100, "z": 2, "P": 10, "x": 0.03, "seed": seed, "layer": 4, "false_on": v,
-                         "worst_dx": 1.0})
-            rows.append({"name": name, "D": 100, "z": 2, "P": 5, "x": 0.015, "seed": seed, "layer": 4,
+            rows.append({"name": name, "D": 100, "z": 2, "P": 10, "T": 30, "x": 0.03, "seed": seed, "layer": 4,
+                         "false_on": v, "worst_dx": 1.0})
+            rows.append({"name": name, "D": 100, "z": 2, "P": 5, "T": 15, "x": 0.015, "seed": seed, "layer": 4,
                          "false_on": 0.0, "worst_dx": 0.5})
     # E5 also ran at a larger load that the others did not: the top load is the largest common one
-    rows.append({"name": "E5", "D": 100, "z": 2, "P": 20, "x": 0.06, "seed": 0, "layer": 4, "false_on": 0.9,
+    rows.append({"name": "E5", "D": 100, "z": 2, "P": 20, "T": 60, "x": 0.06, "seed": 0, "layer": 4, "false_on": 0.9,
                  "worst_dx": 9.0})
     top = GC.top_load_table(pd.DataFrame(rows), on_rate=0.01)
     r = top.iloc[0]
