@@ -498,7 +498,7 @@ def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x
     if censor in ("above", "capped"):
         return f"≥ {f(mean)}" + (" (assignment full)" if censor == "capped" else "")
     if censor == "some-above":
-        return f"≥ {f(mean)} (some seeds at the grid's end)"
+        return f"≥ {f(mean)} (some seeds at the grid's end or with a full assignment)"
     if censor == "some-below":
         return f"≤ {f(mean)} (some seeds below the grid)"
     if n == 1:
@@ -661,7 +661,8 @@ def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None,
     if ax is None:
         _, ax = plt.subplots()
     s = summary[(summary["criterion"] == criterion) & (summary["z"] == z)]
-    for name, g in s.groupby("name", sort=False):
+    rank = {k: i for i, k in enumerate(_MARK)}  # one legend order in every figure: the table's
+    for name, g in sorted(s.groupby("name", sort=False), key=lambda kv: rank.get(kv[0], len(rank))):
         g = g.sort_values("D")
         c, m = _style(name)
         lab = (labels or LABELS["scheme"]).get(name, name)
