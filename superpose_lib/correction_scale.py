@@ -52,6 +52,7 @@ __all__ = [
     "t_interval",
     "format_capacity",
     "FAMILIES",
+    "WIDTH_FREE",
     "family_settings",
     "tuning_rows",
     "redundancy_rows",
@@ -67,6 +68,9 @@ __all__ = [
     "plot_cascade",
     "plot_redundancy",
 ]
+
+#: Families that spend no width on indicators (the others carve extra or wider indicator blocks out of D).
+WIDTH_FREE = ("baseline", "E1", "E3")
 
 # t_{0.975, ν} for ν = 1..30 (two-sided 95%); beyond 30 the normal 1.96 is within 4%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -293,10 +297,10 @@ def fixed_x_grid(best, families, D_list, *, x: float, z: int, L: int, batch: int
     return grid
 
 
-def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=("baseline", "E1")):
+def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=WIDTH_FREE):
     """The smallest D from which on the best scheme that spends width on indicators
     (extra or wider indicator neurons) has a larger mean capacity than every width-free
-    scheme (baseline, E1), at every larger D of the table too; None if there is none.
+    scheme (`WIDTH_FREE`: baseline, E1, E3), at every larger D of the table too; None if there is none.
     vs: rows of `capacity_vs_D` (one criterion, one z). Returns (D or None, the table of
     best spender and best free scheme per D)."""
     import pandas as pd
@@ -389,7 +393,7 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
     for (D, zz), g in ind.groupby(["D", "z"]):
         m = g.set_index("name")["mean"]
         for nm in ("E2", "E4"):
-            if nm in m and m[nm] > max(m.get("baseline", 0), m.get("E1", 0)):
+            if nm in m and m[nm] > max(m.get(f, 0) for f in WIDTH_FREE):
                 wins.append(f"{nm} at D = {D}, z = {zz}")
     out["e2e4"] = "at no D and z measured" if not wins else "only " + "; ".join(wins)
     pays_z = {}
@@ -506,7 +510,7 @@ def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x
     return f"{f(mean)} [{f(low)}, {f(high)}]"
 
 
-FAMILIES = ("baseline", "E1", "E2", "E4", "E5", "oracle")
+FAMILIES = ("baseline", "E1", "E2", "E3", "E4", "E5", "oracle")
 
 
 def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: int = 2) -> list[dict]:
@@ -514,7 +518,8 @@ def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: i
     every family with knobs (E1–E5), one for the baseline and the oracle. Each setting is
     {"setting": short name, "kind": make_scheme kind, **knobs}.
 
-    E1 sharp step θ ∈ {0.35, 0.45, 0.55}; E2 an extra indicator pair averaged with
+    E1 sharp step θ ∈ {0.35, 0.45, 0.55}; E3 the payload gated neuron by neuron by the
+    indicator block (which leads it by one layer), gate strength G ∈ {2, 4, 8}; E2 an extra indicator pair averaged with
     inverse-variance weights, step θ = 0.45, share f ∈ {0.2, 0.3, 0.4}; E4 an active-set
     register (θ = 0.45) re-permuted every layer with f ∈ {0.2, 0.3}, or static (the same
     assignment every layer) with f = 0.3; E5 wide untied indicator blocks, f ∈ {0.55, 0.6,
@@ -526,6 +531,8 @@ def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: i
         return [{"setting": family, "kind": family}]
     if family == "E1":
         return [{"setting": f"θ={t:g}", "kind": "sharp", "theta": t} for t in (0.35, 0.45, 0.55)]
+    if family == "E3":
+        return [{"setting": f"G={g:g}", "kind": "gated", "gate": g} for g in (2.0, 4.0, 8.0)]
     if family == "E2":
         return [{"setting": f"f={f:g}", "kind": "redundant", "share": f, "S_alpha": 6, "theta": 0.45, "ivw": True}
                 for f in (0.2, 0.3, 0.4)]
