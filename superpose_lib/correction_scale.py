@@ -188,15 +188,11 @@ def capacity_rows(kind: str, D: int, z: int, L: int, seed: int, *, x_grid, batch
         # that of the largest passing probe, and at large D capacities sit near the grid's
         # bottom. lo: largest index known to pass; hi: smallest known to fail.
         lo, hi, step = -1, len(xs), 1
-        while lo + step < hi:
-            i = min(lo + step, len(xs) - 1)
-            if passes(i):
-                lo, step = i, 2 * step
-                if i == len(xs) - 1:
-                    break
+        while lo + step < hi:  # hi ≤ len(xs), so every probe is on the grid
+            if passes(lo + step):
+                lo, step = lo + step, 2 * step
             else:
-                hi = i
-                break
+                hi = lo + step
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if passes(mid):
