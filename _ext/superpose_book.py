@@ -58,8 +58,8 @@ PACKAGE = "superpose_lib"
 def build_commit(srcdir: str | os.PathLike) -> str:
     """Short hash of the checkout's HEAD, with "+dirty" for uncommitted tracked changes;
     "unknown" when `srcdir` is not inside a git checkout (or git is missing);
-    `SUPERPOSE_COMMIT` overrides it (`superpose_lib.render.git_commit`)."""
-    from superpose_lib.render import git_commit
+    `SUPERPOSE_COMMIT` overrides it (`superpose_lib.book.render.git_commit`)."""
+    from superpose_lib.book.render import git_commit
 
     return git_commit(srcdir)
 
@@ -92,7 +92,7 @@ def _build_date() -> str:
 
 def _on_config_inited(app, config):
     # Kernels this build starts (myst-nb) draw figures as 2x PNGs, as `superpose run` does.
-    from superpose_lib.render import kernel_env
+    from superpose_lib.book.render import kernel_env
 
     for key, value in kernel_env().items():
         os.environ.setdefault(key, value)
@@ -212,10 +212,12 @@ def _summary(obj) -> str:
 
 
 def public_modules(package: str = PACKAGE) -> list[str]:
-    """Every public module of `package` (no leading underscore), sorted."""
+    """Every public module and subpackage of `package`, at any depth (no part of the dotted
+    name with a leading underscore), in the order of the folder tree."""
     pkg = importlib.import_module(package)
     return sorted(
-        f"{package}.{m.name}" for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_")
+        m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}.")
+        if not any(part.startswith("_") for part in m.name.split("."))
     )
 
 
@@ -479,7 +481,7 @@ def _executed_notebook(app, docname: str) -> Path | None:
 
 
 def _parameters_of(nb: dict) -> dict:
-    from superpose_lib.render import _parameters_cell
+    from superpose_lib.book.render import _parameters_cell
 
     return _parameters_cell(nb)
 
@@ -498,7 +500,7 @@ def _on_doctree_read(app, doctree):
     nb = json.loads(path.read_text())
     if not any(c.get("cell_type") == "code" for c in nb.get("cells", [])):
         return
-    from superpose_lib.render import run_record
+    from superpose_lib.book.render import run_record
 
     record = run_record(nb)
     try:
@@ -632,7 +634,6 @@ def _fill_execution(app, doctree, docname):
     runs = app.env.__dict__.get("superpose_runs", {})
     order = [d for d in app.env.found_docs if d in runs]
     try:  # reading order of the table of contents
-        toc = list(app.env.toctree_includes.get(app.config.root_doc, []))
         seq = []
         def walk(d):
             for c in app.env.toctree_includes.get(d, []):

@@ -71,8 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from superpose_lib.checks import CIRCUIT_WIDTH  # noqa: E402  (after the sys.path line above)
-from superpose_lib.theory import T_at, ris_pairs  # noqa: E402
+from superpose_lib.core.checks import CIRCUIT_WIDTH  # noqa: E402  (after the sys.path line above)
+from superpose_lib.core.theory import T_at, ris_pairs  # noqa: E402
 
 FIG8_11_PAIRS = ris_pairs()  # the 41 (D, T) pairs of RiS Figures 8–11
 assert len(FIG8_11_PAIRS) == 41
@@ -148,11 +148,11 @@ def _large_child(D, T, z, device, chunk_budget, batch=BATCH):
     """Runs in the subprocess: assignment, construction, forward + readouts; prints JSON."""
     import torch
 
-    from superpose_lib import experiment
-    from superpose_lib.assignment import layer_assignments
-    from superpose_lib.circuits import BIAS, MEAN_WEIGHT, rotation_weights, sample_thetas
-    from superpose_lib.config import CiSConfig
-    from superpose_lib.network import SuperposedNetwork
+    from superpose_lib.core import experiment
+    from superpose_lib.core.assignment import layer_assignments
+    from superpose_lib.core.circuits import BIAS, MEAN_WEIGHT, rotation_weights, sample_thetas
+    from superpose_lib.core.config import CiSConfig
+    from superpose_lib.core.network import SuperposedNetwork
 
     cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
     g = torch.Generator().manual_seed(0)

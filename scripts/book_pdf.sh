@@ -3,15 +3,15 @@
 # the chapters that build executed (_build/superpose_executed/, every output kept) are
 # rebuilt as one page with execution off and printed by headless Chromium (Debian's
 # chromium, or SUPERPOSE_CHROMIUM).
-# Nothing is executed twice and nothing is downloaded (superpose_lib.render.book_pdf).
+# Nothing is executed twice and nothing is downloaded (superpose_lib.book.render.book_pdf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_browser.sh
 .venv/bin/python - <<'PY'
 from pathlib import Path
 
-from superpose_lib.chapters import build_site
-from superpose_lib.render import book_pdf
+from superpose_lib.book.run import build_site
+from superpose_lib.book.render import book_pdf
 
 root = Path(".").resolve()
 work = root / "_build" / "pdf"

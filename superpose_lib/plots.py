@@ -17,15 +17,18 @@ Conventions (every plot function of the library follows them):
 
 from __future__ import annotations
 
+import matplotlib
+import matplotlib as mpl
+import matplotlib.pyplot as plt
 import numpy as np
-import torch
+from cycler import cycler
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 __all__ = [
     "MAX_WIDTH",
     "PALETTE",
     "COLORS",
     "LABELS",
-    "QUANTITY_LABELS",
     "THEORY_STYLE",
     "book_style",
     "color",
@@ -36,11 +39,6 @@ __all__ = [
     "axes_or_new",
     "legend_outside",
     "tidy_log_axis",
-    "plot_weight_blocks",
-    "plot_mixing_zoom",
-    "plot_step",
-    "plot_trajectory",
-    "plot_errors_per_layer",
 ]
 
 #: Widest figure, in inches, that fits the page column at 10 pt fonts.
@@ -88,10 +86,10 @@ COLORS: dict[str, dict] = {
 #: Labels of named things, by kind (mathtext).
 LABELS: dict[str, dict] = {
     "quantity": {
-        "active_x": r"active $|x - \hat x|^2$",
-        "inactive_x": r"inactive $|\hat x|^2$",
-        "active_on": r"active $(1 - \hat\alpha)^2$",
-        "inactive_on": r"inactive $\hat\alpha^2$",
+        "active_x": r"active $\langle|\delta x|^2\rangle$",
+        "inactive_x": r"inactive $\langle|\hat x|^2\rangle$",
+        "active_on": r"active $\langle(1-\hat\alpha)^2\rangle$",
+        "inactive_on": r"inactive $\langle\hat\alpha^2\rangle$",
         "flip_rate": r"indicators on the wrong side of $\frac{1}{2}$",
         "n_active": "circuits switched on",
         "false_on": r"inactive read as on",
@@ -106,9 +104,6 @@ LABELS: dict[str, dict] = {
                "baseline affine": "baseline, affine assignment",
                "oracle": "oracle (bound)"},
 }
-
-#: The quantities' labels (kept under their old name for the chapters that use it).
-QUANTITY_LABELS = LABELS["quantity"]
 
 #: How a theory curve is drawn: the colour of its measurement, dashed and thin.
 THEORY_STYLE = {"ls": "--", "lw": 1.0}
@@ -152,7 +147,6 @@ def marker(i: int) -> str:
 def sequential(values, cmap: str = "viridis", lo: float = 0.0, hi: float = 0.85) -> dict:
     """Colours for ordered values (a grid of D, layers, ...) from a sequential colour map
     cut at `hi`, so that its last colour stays visible on white (viridis' yellow end is not)."""
-    import matplotlib
 
     values = sorted(dict.fromkeys(values))
     cm = matplotlib.colormaps[cmap]
@@ -164,8 +158,6 @@ def book_style() -> None:
     """The book's figure style: 10 pt text, the palette as the default colour cycle, and, in
     a notebook with the inline backend, PNGs at 2× resolution (shown at their nominal size,
     sharp when a reader opens the full image)."""
-    import matplotlib as mpl
-    from cycler import cycler
 
     mpl.rcParams.update({
         "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
@@ -188,7 +180,6 @@ def book_style() -> None:
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_height: float = 2.6, **kwargs):
     """`plt.subplots` at most `MAX_WIDTH` inches wide: `width` split over `ncols` panels,
     `panel_height` inches per row. Returns (fig, axes) as `plt.subplots` does."""
-    import matplotlib.pyplot as plt
 
     if width > MAX_WIDTH:
         raise ValueError(f"width must be at most MAX_WIDTH = {MAX_WIDTH} in, got {width}")
@@ -224,7 +215,6 @@ def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
     """Readable ticks on log axes: no labels on minor ticks (they collide as "2×10¹ 3×10¹"),
     and on an axis spanning less than `short` (a factor) plain numbers at 1-2-5. Call after
     drawing (the limits decide). Returns the axes."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     for name in ("x", "y") if axis == "both" else (axis,):
         a = ax.xaxis if name == "x" else ax.yaxis
@@ -241,112 +231,7 @@ def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
 def axes_or_new(ax):
     """The given axes, or new ones on a new figure (the `ax=None` convention of every plot function)."""
     if ax is None:
-        import matplotlib.pyplot as plt
-
         _, ax = plt.subplots()
     return ax
 
 
-def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
-    """A dense weight matrix W^l (D × D, neuron i·M + n) as an image, with the d × d block
-    grid drawn: block (i, j) is w̄_ij 𝒲^l plus the circuits' Δw_t,ij corrections."""
-    ax = axes_or_new(ax)
-    W = torch.as_tensor(W).detach().cpu().double().numpy()
-    D = W.shape[0]
-    M = D // d
-    vmax = float(np.quantile(np.abs(W), 0.999)) or 1.0
-    im = ax.imshow(W, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-    for k in range(1, d):
-        ax.axhline(k * M - 0.5, color="k", lw=0.6)
-        ax.axvline(k * M - 0.5, color="k", lw=0.6)
-    ticks = [(k + 0.5) * M for k in range(d)]
-    ax.set_xticks(ticks, [f"block {k}" for k in range(d)])
-    ax.set_yticks(ticks, [f"block {k}" for k in range(d)])
-    ax.set_xlabel("input neuron (layer l − 1)")
-    ax.set_ylabel("output neuron (layer l)")
-    if title:
-        ax.set_title(title)
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label="weight")
-    return ax
-
-
-def plot_mixing_zoom(Wc, n: int = 40, ax=None, *, S=None):
-    """The top-left n × n corner of 𝒲^l: 1/S where a circuit connects two neurons, −χ elsewhere."""
-    ax = axes_or_new(ax)
-    Z = torch.as_tensor(Wc).detach().cpu().double().numpy()[:n, :n]
-    vmax = float(np.abs(Z).max()) or 1.0
-    im = ax.imshow(Z, cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-    ax.set_xlabel("neuron m (layer l − 1)")
-    ax.set_ylabel("neuron n (layer l)")
-    label = r"$\mathcal{W}_{nm}$" + (f" (1/S = {1 / S:.3f})" if S else "")
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=label)
-    return ax
-
-
-def plot_step(ax=None):
-    """The on-indicator step: readout α ↦ ReLU(2α − 0.5) − ReLU(2α − 1.5) (one layer of a
-    small circuit's first two neurons), against the identity; |δα| < 0.25 is removed."""
-    ax = axes_or_new(ax)
-    a = np.linspace(-0.5, 1.5, 801)
-    step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
-    ax.plot(a, step, lw=2, color=color("component", "alpha"),
-            label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$")
-    ax.plot(a, a, "k:", lw=1, label="identity")
-    for lo, hi in ((-0.5, 0.25), (0.75, 1.5)):
-        ax.axvspan(lo, hi, color="0.9", zorder=0)
-    ax.set_xlabel(r"on-indicator readout $\hat\alpha$ (layer $l-1$)")
-    ax.set_ylabel(r"on-indicator (layer $l$)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the axes, off the data
-    return ax
-
-
-def plot_trajectory(true_x, est_x, ax=None, *, true_on=None, est_on=None, legend=True):
-    """One active circuit across layers: the components x_0, x_1 of its rotating vector (and,
-    if given, its on-indicator α) against the layer. Truth: solid lines with circles (the
-    small circuit run on its own); the large network's readout: crosses on dashed lines.
-    true_x, est_x: [L + 1, 2]; true_on, est_on: [L + 1]."""
-    ax = axes_or_new(ax)
-    tx = torch.as_tensor(true_x).cpu().numpy()
-    ex = torch.as_tensor(est_x).cpu().numpy()
-    layers = np.arange(tx.shape[0])
-    series = [(tx[:, 0], ex[:, 0], "x0"), (tx[:, 1], ex[:, 1], "x1")]
-    if true_on is not None and est_on is not None:
-        series.append((torch.as_tensor(true_on).cpu().numpy(), torch.as_tensor(est_on).cpu().numpy(), "alpha"))
-    for t, e, key in series:
-        c, name = color("component", key), label("component", key)
-        ax.plot(layers, t, "o-", color=c, ms=4, lw=1.2, label=f"{name} true")
-        ax.plot(layers, e, "x--", color=c, ms=6, lw=1, label=f"{name} readout")
-    ax.axhline(0, color="0.85", lw=0.5, zorder=0)
-    ax.set_xticks(layers)
-    ax.set_xlabel("layer l")
-    if legend:
-        legend_outside(ax, ncol=len(series))
-    return ax
-
-
-def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theory=True, floor=1e-8):
-    """Error per layer for each z: the mean over seeds, error bars from the smallest to the
-    largest seed; dashed lines: the RiS theory (when `theory` and stat == "mean").
-
-    df: tidy rows with columns z, seed, layer, quantity, `stat` and theory (as made by
-    `sweep(rotation_error_rows, ...)`). Values below `floor` (exact up to round-off) are drawn at `floor` (log axis).
-    """
-    ax = axes_or_new(ax)
-    d = df[df["quantity"] == quantity]
-    for k, (z, g) in enumerate(d.groupby("z")):
-        c = color("z", int(z))
-        s = g.groupby("layer")[stat].agg(["mean", "min", "max"]).clip(lower=floor)
-        yerr = np.stack([s["mean"] - s["min"], s["max"] - s["mean"]]).clip(min=0)
-        ax.errorbar(s.index, s["mean"], yerr=yerr, fmt="o-", color=c, ms=4, capsize=3, label=f"z = {z}")
-        if theory and stat == "mean":
-            th = g.groupby("layer")["theory"].mean()
-            if (th > 0).any():
-                ax.plot(th.index, th.clip(lower=floor), color=c, **THEORY_STYLE)
-    ax.set_yscale("log")
-    if (d[stat] <= floor).any():
-        ax.set_ylim(bottom=floor / 3)
-    ax.set_xlabel("layer l")
-    ax.set_xticks(sorted(d["layer"].unique()))
-    ax.set_ylabel(f"{stat} {label('quantity', quantity)}")
-    tidy_log_axis(ax)
-    return ax

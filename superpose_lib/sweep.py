@@ -7,7 +7,9 @@ and whatever `fn` splits by, e.g. layer and quantity).
 
 Cache. One JSON file per (fn, configuration, seed, library version) under `cache_dir`,
 named by the SHA-256 of those four. The library version includes a hash of the
-library's source, so any code change invalidates old entries. Files are written
+sources the function's results depend on (its module and the library modules it imports,
+transitively, without the plot and formatter files), so a change to the maths invalidates
+old entries and a change to a figure does not. Files are written
 atomically (temporary file in the same folder, fsync, `os.replace`), so a killed run
 leaves either the old entry or the new one, never half of one. Each file stores its key
 and a SHA-256 of its rows; a missing, truncated, garbled or stale file fails those
@@ -41,28 +43,82 @@ around the call and restored after it, in whichever process runs it.
 
 from __future__ import annotations
 
+import ast
 import errno
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import tempfile
 import warnings
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable
 
 import pandas as pd
+import torch
 
-__all__ = ["sweep", "library_version", "cache_key", "cache_path", "progress_bar"]
+from ._version import __version__
+from .core.checks import check_int, check_seed
+
+__all__ = ["sweep", "library_sources", "library_version", "cache_key", "cache_path", "progress_bar", "LIB_ROOT", "PRESENTATION"]
 
 
-def library_version() -> str:
-    """__version__ plus a hash of the library's source: any code change invalidates caches."""
-    from . import __version__
+#: The library's root folder, and the files that only draw or format (never part of a cached result).
+LIB_ROOT = Path(__file__).parent
+PRESENTATION = ("plots.py", "report.py")
 
+
+def _module_file(root: Path, dotted: str) -> Path | None:
+    path = root.joinpath(*dotted.split(".")) if dotted else root
+    if path.with_suffix(".py").is_file():
+        return path.with_suffix(".py")
+    return None  # a package (its __init__ only re-exports) or not a library module
+
+
+def _imported_files(root: Path, file: Path) -> set[Path]:
+    """Library source files that `file` imports (relative imports, any depth of the body)."""
+    pkg = list(file.relative_to(root).parent.parts)
+    out = set()
+    for node in ast.walk(ast.parse(file.read_text())):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = pkg[: len(pkg) - (node.level - 1)] if node.level > 1 else pkg
+        target = ".".join(base + ([node.module] if node.module else []))
+        if (f := _module_file(root, target)) is not None:
+            out.add(f)
+        else:  # `from .pkg import module`
+            out |= {f for a in node.names if (f := _module_file(root, f"{target}.{a.name}".lstrip("."))) is not None}
+    return out
+
+
+def library_sources(fn: Callable | None = None, *, root: str | os.PathLike | None = None) -> list[Path]:
+    """The source files a cached result of `fn` depends on: its module and every library
+    module it imports, transitively, except the presentation files (plots, formatters).
+    A function from outside the library depends on every computing file of it."""
+    root = Path(root) if root is not None else LIB_ROOT
+    module = getattr(fn, "__module__", "") or ""
+    start = _module_file(root, module.partition(".")[2]) if module.startswith("superpose_lib.") else None
+    if start is None:
+        files = {p for p in root.rglob("*.py") if p.name != "__init__.py"}
+    else:
+        files, todo = set(), [start]
+        while todo:
+            f = todo.pop()
+            if f not in files:
+                files.add(f)
+                todo.extend(_imported_files(root, f) - files)
+    return sorted((f for f in files if f.name not in PRESENTATION), key=lambda f: f.relative_to(root).as_posix())
+
+
+def library_version(fn: Callable | None = None, *, root: str | os.PathLike | None = None) -> str:
+    """__version__ plus a hash of the sources `fn`'s results depend on (`library_sources`):
+    a change to the maths invalidates its cache entries, a change to a plot or a
+    formatter does not."""
+    root = Path(root) if root is not None else LIB_ROOT
     h = hashlib.sha256()
-    for p in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(p.name.encode())
+    for p in library_sources(fn, root=root):
+        h.update(p.relative_to(root).as_posix().encode())
         h.update(p.read_bytes())
     return f"{__version__}+{h.hexdigest()[:12]}"
 
@@ -79,7 +135,7 @@ def cache_key(fn: Callable, config: dict, seed: int, version: str) -> str:
 
 def cache_path(cache_dir: str | os.PathLike, fn: Callable, config: dict, seed: int) -> Path:
     """Where `sweep` caches fn(**config, seed=seed) under `cache_dir` (current library version)."""
-    return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version())}.json"
+    return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version(fn))}.json"
 
 
 def _plain(value):
@@ -131,7 +187,6 @@ def _write_cache(path: Path, key: str, rows: list, ident: dict | None = None) ->
 
 def _call(fn, config, seed, threads):
     """fn(**config, seed=seed) with `threads` intra-op torch threads (restored after)."""
-    import torch
 
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -149,7 +204,6 @@ def progress_bar():
     warn "IProgress not found" into every notebook without ipywidgets)."""
     try:
         import ipywidgets  # noqa: F401
-
         from tqdm.auto import tqdm
     except ImportError:
         from tqdm import tqdm
@@ -163,7 +217,6 @@ def _resolve_executor(executor, workers: int):
     if executor is None or executor == "process":
         if workers <= 1:
             return None, False
-        import multiprocessing as mp
 
         return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")), True
     if hasattr(executor, "get_executor") and not isinstance(executor, Executor):  # dask.distributed.Client
@@ -200,9 +253,7 @@ def sweep(
     `df.attrs["sweep"]` says how many tasks there were, how many were computed and how
     many read from the cache.
     """
-    from concurrent.futures import as_completed
 
-    from .checks import check_int, check_seed
 
     tqdm = progress_bar()
 
@@ -212,7 +263,7 @@ def sweep(
     for c in grid:
         if "seed" in c:
             raise ValueError("a grid configuration may not contain 'seed': pass seeds=... instead")
-    version = library_version()
+    version = library_version(fn)
     tasks = [(c, s) for c in grid for s in seeds]
     results: dict[int, list] = {}
     todo = []
@@ -271,11 +322,3 @@ def sweep(
     return df
 
 
-def __getattr__(name):
-    # rotation_rows moved to `experiment` (the sweep engine knows no experiment); the old
-    # import path keeps working without importing torch with this module.
-    if name == "rotation_rows":
-        from .experiment import rotation_rows
-
-        return rotation_rows
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,7 +24,7 @@ def build_smoke_site():
     """Build artifacts/site/ strictly from the smoke-executed notebooks in artifacts/executed/
     (executing any chapter whose notebook is missing). Shared by the book-build test and the
     browser test; raises with the end of the build log on any warning."""
-    from superpose_lib.chapters import build_site, execute_chapter, list_chapters
+    from superpose_lib.book.run import build_site, execute_chapter, list_chapters
 
     for c in list_chapters(ROOT):
         if not (EXECUTED / f"{c.name}.ipynb").is_file():

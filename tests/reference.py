@@ -1,7 +1,7 @@
 """A naive, readable reference for the RiS large network (book: "Notation", eq-weights).
 
 Plain Python loops over circuits, neurons and blocks, in numpy float64, written from the
-maths and NOT from `superpose_lib.network`: it pins the fast structured code.
+maths and NOT from `superpose_lib.core.network`: it pins the fast structured code.
 
 Conventions (the same as the library's, so the two can be compared):
 - block i (0 <= i < d) holds the i-th neuron of every circuit; large-network neuron

@@ -1,0 +1,144 @@
+"""Plots of the cross-circuit chapter: error against edges, the measured/theory ratio, gate
+error rates, edge capacity, and error correction inside a circuit graph."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..plots import axes_or_new, color, label, legend_outside, marker, tidy_log_axis
+from .correction import graph_correction_summary
+
+__all__ = [
+    "plot_edges",
+    "plot_edge_ratio",
+    "plot_gates",
+    "plot_edge_capacity",
+    "plot_graph_correction",
+]
+
+
+# ---- plots ---------------------------------------------------------------------------------
+# Colours and labels come from the book's one table (superpose_lib.plots): z by colour,
+# family (chain / random) by marker, theory in black. Legends are left to the caller
+# (`legend=False`) when several panels share one, so that it can sit outside the data.
+_FAMILY_MARKER = {"chain": "o", "random": "s", "gate": "^"}
+
+
+def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
+    """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family, colour
+    by z) and predicted (the per-sample theory, black bars). df: tidy rows of `graph_rows`
+    for chains and random graphs (columns kind, z, D, ...). Returns the axes."""
+
+    ax = axes_or_new(ax)
+    layer = layer or int(df["layer"].max())
+    d = df[(df.quantity == "active_x") & (df.layer == layer)]
+    d = d.groupby(["kind", "z", "D", "x"], as_index=False)[["measured", "theory"]].mean()
+    for (kind, z), g in d.groupby(["kind", "z"]):
+        ax.scatter(g.x, g.measured, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)), alpha=0.85,
+                   s=22, label=f"{label('family', kind)}, z = {z}")
+    ax.scatter(d.x, d.theory, marker="_", color="k", s=60, label="prediction")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
+    ax.set_ylabel(rf"active $\langle|\delta x|^2\rangle$, layer {layer}")
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
+    return ax
+
+
+def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
+    """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
+    (markers by family, colour by z). Returns the axes."""
+
+    ax = axes_or_new(ax)
+    layer = layer or int(df["layer"].max())
+    d = df[(df.quantity == "active_x") & (df.layer == layer)]
+    for (kind, z), g in d.groupby(["kind", "z"]):
+        ax.scatter(g.x, g.measured / g.theory, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)),
+                   alpha=0.75, s=18, label=f"{label('family', kind)}, z = {z}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
+    ax.set_ylabel("measured / predicted")
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
+    return ax
+
+
+def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
+    """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
+    against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
+    seeds, zeros drawn at `floor`. Returns the axes."""
+
+    ax = axes_or_new(ax)
+    d = df[df.layer == 2]
+    for k, q in enumerate(("flip_rate", "active_on", "active_x")):
+        g = d[d.quantity == q].groupby("collateral", as_index=False)["measured"].mean()
+        ax.plot(g.collateral, g.measured.clip(lower=floor), marker=marker(k), color=color("quantity", q),
+                label=label("quantity", q))
+    ax.set_yscale("log")
+    ax.set_xlabel(r"AND gates $\times S/M$ (expected shifted neighbours per neuron)")
+    ax.set_ylabel("layer 2 (gate outputs)")
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="bottom", ncol=1)
+    return ax
+
+
+def plot_edge_capacity(df, ax=None, *, legend: bool = True):
+    """Measured final-layer error against edges per layer at fixed D (one colour per (D, z),
+    solid), the linear theory (dashed), its predicted capacity (dotted vertical) and the
+    tolerance (dash-dotted horizontal). Returns the axes."""
+
+    ax = axes_or_new(ax)
+    for (D, z), g in df.groupby(["D", "z"]):
+        g = g.groupby("n_edges", as_index=False)[["measured", "theory", "capacity_theory", "tol"]].mean()
+        c = color("Dz", (int(D), int(z)))
+        ax.plot(g.n_edges, g.measured, "o-", color=c, label=f"D = {D}, z = {z}")
+        ax.plot(g.n_edges, g.theory, color=c, ls="--", lw=0.8)
+        ax.axvline(g.capacity_theory.iloc[0], color=c, ls=":", lw=0.8)
+        ax.axhline(g.tol.iloc[0], color=c, ls="-.", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"edges per layer $|\mathcal{E}^l|$")
+    ax.set_ylabel(r"final-layer active $\langle|\delta x|^2\rangle$")
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
+    return ax
+
+
+# ---- plot -----------------------------------------------------------------------------------
+# Colours and labels from the book's one table (`plots`, kind "scheme"); one marker per scheme.
+_SCHEME_MARKER = {"baseline": "o", "E1": "s", "E5": "D"}
+
+
+def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int | None = None, z: int | None = None,
+                          D: int | None = None, floor: float = 1e-5, legend: bool = True, labels: dict | None = None):
+    """`quantity` at one layer (default: the last) against T(d/D)², one line per scheme name
+    (colour and marker from `plots`' "scheme" table), mean over seeds with 95% t-intervals,
+    for one z and one D (None: every one); values below `floor` (zeros on a log axis) drawn
+    at `floor`. labels: {name: legend text}. Returns the axes."""
+
+    ax = axes_or_new(ax)
+    d = df if z is None else df[df["z"] == z]
+    d = d if D is None else d[d["D"] == D]
+    summ = graph_correction_summary(d, quantity, layer=layer)
+    for name, g in summ.groupby("name", sort=False):
+        g = g.sort_values("x")
+        m = g["mean"].clip(lower=floor)
+        lo = (g["mean"] - g["low"]).clip(lower=0)
+        hi = (g["high"] - g["mean"]).clip(lower=0)
+        lo = np.minimum(lo, m - floor * 0.999)  # keep the bar on the log axis
+        ax.errorbar(g["x"], m, yerr=[lo, hi], color=color("scheme", name), marker=_SCHEME_MARKER.get(name, "^"), ms=4,
+                    capsize=2, lw=1.2, label=(labels or {}).get(name, label("scheme", name)))
+    ax.set_yscale("log")  # the load axis stays linear: the grid spans a factor of a few
+    ax.set_xlabel(r"$T\,(d/D)^2$")
+    ax.set_ylabel(label("quantity", quantity))
+    tidy_log_axis(ax)
+    if legend:
+        legend_outside(ax, where="right")
+    return ax

@@ -1,0 +1,440 @@
+"""Error-correction schemes for on-indicators (superpose_lib.correction)."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from superpose_lib.core.circuits import encode_input, scheme_weights
+from superpose_lib.core.experiment import sample_active, sample_unit_vectors
+from superpose_lib.core.network import SuperposedNetwork, balance_chi, connectivity
+from superpose_lib.correction import (
+    SCHEMES,
+    BlockGroup,
+    Scheme,
+    build_corrected,
+    general_chi,
+    make_scheme,
+    scheme_rows,
+    scheme_run,
+)
+
+F64 = torch.float64
+
+
+def _inputs(T, z, B, g):
+    active = sample_active(T, z, B, g)
+    x0 = sample_unit_vectors((B, z), g)
+    return active, encode_input(torch.ones(B, z, dtype=F64), x0)
+
+
+def test_baseline_equals_superposed_network():
+    sch = make_scheme("baseline", 400)
+    g = torch.Generator().manual_seed(1)
+    net, _ = build_corrected(sch, 80, 5, g, dtype=F64)
+    ref = SuperposedNetwork(net.w, net.idx[0], 100, net.w_bar, net.bias)
+    active, a0 = _inputs(80, 3, 16, g)
+    A_ref = ref.forward(ref.embed(active, a0))
+    for l, A, R in net.layers_iter(net.embed(active, a0)):
+        # same maths, different summation order than the structured RiS network: float64 rounding only
+        assert torch.allclose(A[0], A_ref[l], rtol=0, atol=1e-12), l
+        assert torch.allclose(R, ref.readout(A_ref[l], l))
+
+
+def test_tied_groups_equal_one_group():
+    """Cross-group connections (own χ, own connectivity per pair) reduce to RiS when the
+    indicator and payload groups share one assignment."""
+    M, S = 100, 6
+    sch = Scheme("tied", (BlockGroup((0, 1), M, S, lead=1, shift=0), BlockGroup((2, 3), M, S)))
+    g = torch.Generator().manual_seed(2)
+    net, _ = build_corrected(sch, 80, 5, g, dtype=F64)
+    assert torch.equal(net.idx[0], net.idx[1])
+    ref = SuperposedNetwork(net.w, net.idx[1], M, net.w_bar, net.bias)
+    active, a0 = _inputs(80, 2, 16, g)
+    A_ref = ref.forward(ref.embed(active, a0))
+    for l, A, _ in net.layers_iter(net.embed(active, a0)):
+        assert torch.allclose(A[0], A_ref[l][:, 0:2], atol=1e-12)
+        assert torch.allclose(A[1], A_ref[l][:, 2:4], atol=1e-12)
+
+
+def test_general_chi_equals_balance_chi_for_equal_groups():
+    from superpose_lib.core.assignment import layer_assignments
+
+    idx = layer_assignments(170, 150, 6, 2, torch.Generator().manual_seed(0))
+    n, m, _ = connectivity(idx[1], idx[0], 150)
+    assert general_chi(idx[1], idx[0], 150, 150, n, m) == pytest.approx(balance_chi(idx[1], idx[0], 150, n, m), rel=1e-12)
+
+
+def _no_overlap_scheme(kind, T):
+    if kind in ("redundant", "register"):
+        return make_scheme(kind, 6 * T, S=1, S_alpha=1, share=1 / 3)
+    if kind in ("independent", "wide"):
+        return make_scheme(kind, 4 * T, S=1, S_alpha=1, share=0.5)
+    return make_scheme(kind, 4 * T, S=1)
+
+
+@pytest.mark.parametrize("kind", SCHEMES)
+def test_no_overlap_is_exact(kind):
+    """S = 1 and one neuron per circuit and block (D = T·d): nothing is shared, so every
+    scheme computes every circuit exactly, active or not, at every layer."""
+    T = 24
+    sch = _no_overlap_scheme(kind, T)
+    assert sch.max_T >= T
+    res = scheme_run(sch, T, z=3, L=6, batch=20, seed=3, dtype=F64)
+    for l in range(1, 7):
+        assert res["worst_dx"][l] < 1e-9, (kind, l)
+        assert res["active_on"][l] < 1e-18
+        assert res["inactive_on"][l] < 1e-18 and res["inactive_x"][l] < 1e-18
+
+
+@pytest.mark.parametrize("kind", SCHEMES)
+def test_active_exact_at_layer_one_with_z1(kind):
+    sch = make_scheme(kind, 800) if kind not in ("redundant", "register") else make_scheme(kind, 800, share=0.2, S_alpha=4)
+    res = scheme_run(sch, min(60, sch.max_T), z=1, L=2, batch=30, seed=4, dtype=F64)
+    assert res["worst_dx"][1] < 1e-12 and res["active_on"][1] < 1e-24
+
+
+@pytest.mark.parametrize("lo,hi", [(0.25, 0.75), (0.4, 0.75), (0.45, 0.9), (0.1, 0.3)])
+def test_step_dead_zone(lo, hi):
+    """The indicator rows: readout α̂ < θ_lo -> 0 exactly; α̂ > θ_hi -> 1 exactly; RiS's
+    circuit at (0.25, 0.75)."""
+    w, w_bar, b = scheme_weights(torch.tensor([0.7]), lo, hi)
+    if (lo, hi) == (0.25, 0.75):
+        from superpose_lib.core.circuits import BIAS, rotation_weights
+
+        assert torch.equal(w, rotation_weights(torch.tensor([0.7])).to(w.dtype))
+        assert b.tolist() == list(BIAS)
+    alpha = torch.linspace(-0.5, 1.5, 401, dtype=w.dtype)
+    a = torch.zeros(401, 4, dtype=w.dtype)
+    a[:, 0], a[:, 1] = alpha + 0.3, 0.3  # readout α̂ = a0 − a1
+    out = torch.relu(a @ w[0].T + b)
+    step = out[:, 0] - out[:, 1]
+    assert torch.all(step[alpha < lo] == 0)
+    assert torch.allclose(step[alpha > hi], torch.ones(1, dtype=w.dtype))
+    assert torch.all((step >= 0) & (step <= 1 + 1e-12))
+
+
+def test_extra_pair_weights():
+    w, w_bar, b = scheme_weights(torch.tensor([0.2, 1.3]), extra="average", rho=0.5)
+    assert w.shape == (2, 6, 6) and w_bar.shape == (6, 6) and b.shape == (6,)
+    assert torch.allclose(w[:, 0], torch.tensor([1.0, -1.0, 0, 0, 1.0, -1.0], dtype=w.dtype))
+    w, _, _ = scheme_weights(torch.tensor([0.2]), extra="register")
+    assert torch.allclose(w[0, 0], torch.tensor([0, 0, 0, 0, 2.0, -2.0], dtype=w.dtype))  # copy of the register
+    assert torch.allclose(w[0, 4], w[0, 0])
+
+
+def test_mechanism_at_layer_one_is_exact():
+    """Layer 1 is exact, so an inactive circuit's α̂ is (number of indicator neurons it
+    shares with the active set)/S: it passes RiS's step (> 0.25) iff it shares ≥ 2."""
+    res = scheme_run(make_scheme("baseline", 600), 150, z=3, L=1, batch=100, seed=5, dtype=F64)
+    assert res["leak"][1] == res["overlap2"][1] > 0
+
+
+def test_oracle_has_no_false_activation_for_z2():
+    res = scheme_run(make_scheme("oracle", 400), 86, z=2, L=6, batch=50, seed=6)
+    assert max(res["false_on"]) == 0.0
+
+
+def test_determinism():
+    sch = make_scheme("sharp", 400, theta=0.4)
+    a = scheme_run(sch, 60, z=2, L=4, batch=20, seed=7)
+    b = scheme_run(sch, 60, z=2, L=4, batch=20, seed=7)
+    c = scheme_run(sch, 60, z=2, L=4, batch=20, seed=8)
+    assert a == b and a != c
+
+
+def test_widths_and_parameters():
+    for kind in SCHEMES:
+        s = make_scheme(kind, 1000)
+        assert 996 < s.D <= 1000
+    base = make_scheme("baseline", 1000)
+    # 12 of the 16 block pairs are touched (indicator rows never read payload): 12·M² + D biases
+    assert base.parameters(2) - base.parameters(1) == 12 * 250**2 + 1000
+    gated = make_scheme("gated", 1000)
+    assert gated.parameters(2) - gated.parameters(1) == 12 * 250**2 + 1000 + 500
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: make_scheme("nope", 400),
+        lambda: make_scheme("sharp", 400, theta=0.8, theta_hi=0.7),
+        lambda: make_scheme("sharp", 400, theta=-0.1),
+        lambda: make_scheme("baseline", 402),
+        lambda: make_scheme("redundant", 400, share=0.0),
+        lambda: make_scheme("redundant", 400, r=0),
+        lambda: BlockGroup((0, 7), 10, 2),
+        lambda: BlockGroup((0, 1), 10, 11),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2), 10, 2),)),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2, 3), 10, 2),), gate=1.0),
+        lambda: Scheme("x", (BlockGroup((0, 1, 2, 3), 10, 2),), extra="other"),
+        lambda: scheme_run(make_scheme("baseline", 400), 87, z=1, L=2, batch=2),
+        lambda: scheme_run(make_scheme("baseline", 400), 50, z=0, L=2, batch=2),
+    ],
+)
+def test_validation(call):
+    with pytest.raises(ValueError):
+        call()
+
+
+def test_validation_names_parameter():
+    with pytest.raises(ValueError, match="theta_hi"):
+        make_scheme("sharp", 400, theta=0.8, theta_hi=0.7)
+    with pytest.raises(ValueError, match="T=87"):
+        scheme_run(make_scheme("baseline", 400), 87)
+
+
+def test_rows():
+    rows = scheme_rows("baseline", 400, 40, z=2, L=3, batch=10, seed=0)
+    assert [r["layer"] for r in rows] == [1, 2, 3] and rows[0]["width"] == 400
+    assert scheme_rows("baseline", 400, 87) == []  # above the assignment capacity (86)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    sch = make_scheme("redundant", 400, share=0.2, S_alpha=4, theta=0.4)
+    a = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64)
+    b = scheme_run(sch, 40, z=2, L=4, batch=20, seed=9, dtype=F64, device="cuda")
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+
+
+# ---- at scale: design rule, capacity search, summaries (superpose_lib.correction.scale) ----
+import numpy as np  # noqa: E402
+
+import superpose_lib.correction as cs  # noqa: E402
+from superpose_lib import (  # noqa: E402
+    plots,  # noqa: E402
+    report,
+    stats,
+)
+
+
+def test_poisson_sf_matches_direct_sum():
+    lam = 1.7
+    direct = 1 - sum(math.exp(-lam) * lam**k / math.factorial(k) for k in range(4))
+    assert stats.poisson_sf(lam, 3) == pytest.approx(direct, rel=1e-12)
+    assert stats.poisson_sf(lam, 3.5) == stats.poisson_sf(lam, 3)  # P(X > 3.5) = P(X ≥ 4)
+    assert stats.poisson_sf(0.0, 0) == 0.0 and stats.poisson_sf(2.0, -1) == 1.0
+
+
+def test_indicator_redundancy_rule():
+    # circuit-level quantum: z/S < θ
+    r = cs.indicator_redundancy(2000, 0.001, 2, 0.5)
+    assert r["S"] >= 5 and 2 / r["S"] < 0.5
+    # at fixed x the neuron-level pile-up grows with M (∝ M at fixed S): feasible small, infeasible large
+    small = cs.indicator_redundancy(500, 0.002, 2, 0.55)
+    large = cs.indicator_redundancy(500_000, 0.002, 2, 0.55)
+    assert small["feasible"] and not large["feasible"]
+    assert large["pile"] > small["pile"]
+    # a narrower dead zone (smaller θ) needs more redundancy for the same z
+    assert cs.indicator_redundancy(2000, 0.0005, 4, 0.3)["S"] > cs.indicator_redundancy(2000, 0.0005, 4, 0.6)["S"]
+    for bad in (dict(theta=1.0), dict(theta=0.0), dict(x_alpha=-1.0), dict(budget=0.0)):
+        kw = {"M_alpha": 100, "x_alpha": 0.001, "z": 2, "theta": 0.5, **bad}
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            cs.indicator_redundancy(**kw)
+
+
+def test_t_interval_uses_n_minus_one_degrees_of_freedom():
+    m, lo, hi = stats.t_interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and hi - m == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert stats.t_interval([5.0]) == (5.0, 5.0, 5.0)
+    with pytest.raises(ValueError):
+        stats.t_interval([])
+
+
+def test_format_capacity_censoring():
+    assert report.format_capacity(0.0, 0.0, 0.0, "below", x_min=0.0005) == "< 0.0005"
+    assert report.format_capacity(0.008, 0.008, 0.008, "above").startswith("≥ 0.008")
+    assert "assignment" in report.format_capacity(0.003, 0.003, 0.003, "capped")
+    s = report.format_capacity(0.002, 0.0015, 0.0025, "")
+    assert s == "0.002 [0.0015, 0.0025]" and "inf" not in s and "nan" not in s
+
+
+def _cap_rows():
+    rows = []
+    for D, base, e1, orc in ((1024, 0.002, 0.003, 0.008), (4096, 0.001, 0.002, 0.004)):
+        for seed in range(3):
+            for name, x, c in (("baseline", base, ""), ("E1", e1 + 1e-4 * seed, ""), ("oracle", orc, "above")):
+                rows.append({"name": name, "D": D, "z": 2, "criterion": "indicator", "seed": seed, "x_max": x,
+                             "T_max": int(x * (D / 4) ** 2), "censor": c, "params": 1, "label": name})
+    return pd.DataFrame(rows)
+
+
+def test_capacity_summary_and_vs_D():
+    summ = cs.capacity_summary(_cap_rows())
+    o = summ[summ["name"] == "oracle"]
+    assert set(o["censor"]) == {"above"}
+    v = cs.capacity_vs_D(summ, criterion="indicator", z=2).set_index(["name", "D"])
+    assert v.loc[("E1", 4096), "gain"] == pytest.approx(0.0021 / 0.001)
+    assert v.loc[("E1", 1024), "fraction"] == pytest.approx(0.0031 / 0.008)
+    assert v.loc[("E1", 1024), "fraction_bound"] == "≤"  # the oracle's capacity is only a lower bound
+
+
+def test_best_settings_prefers_passing_then_accuracy():
+    tune = pd.DataFrame([
+        {"family": "E1", "D": 1024, "setting": "a", "worst_dx": 0.2, "false_on": 0.01, "false_off": 0.0},
+        {"family": "E1", "D": 1024, "setting": "b", "worst_dx": 0.9, "false_on": 0.0, "false_off": 0.0},
+        {"family": "E1", "D": 1024, "setting": "c", "worst_dx": 0.5, "false_on": 0.0, "false_off": 0.0},
+    ])
+    best = cs.best_settings(tune, eps=1.0, on_rate=1e-3)
+    assert best["setting"].tolist() == ["c"]
+
+
+def test_family_settings_equal_grid_sizes():
+    sizes = {f: len(cs.family_settings(f, 4096)) for f in cs.FAMILIES}
+    assert {sizes[f] for f in ("E1", "E2", "E4", "E5")} == {3}
+    for st in cs.family_settings("E5", 4096):
+        sch = make_scheme(st["kind"], 4096, **{k: v for k, v in st.items() if k not in ("setting", "kind")})
+        assert sch.groups[0].M * 2 > 4096 // 2  # indicator blocks wider than RiS's two blocks of D/4
+        assert 4095 < sch.D <= 4096
+    with pytest.raises(ValueError, match="family"):
+        cs.family_settings("E9", 4096)
+
+
+def test_capacity_rows_bisection_agrees_with_a_full_scan():
+    """Bisection's T_max is a grid point that passes, the next one fails (or is censored)."""
+    xg = [0.001, 0.002, 0.004, 0.008]
+    rows = cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=xg, batch=16, on_rate=1e-3)
+    sch = make_scheme("baseline", 512)
+    for r in rows:
+        Ts = [int(round(x * 128**2)) for x in xg]
+        if r["censor"] in ("", "capped"):
+            i = Ts.index(r["T_max"])
+            res = scheme_run(sch, Ts[i], z=2, L=4, batch=16, seed=0)
+            ok = res["worst_dx"][4] <= 1.0 if r["criterion"] == "accuracy" else (
+                res["false_on"][4] <= 1e-3 and res["false_off"][4] <= 1e-3)
+            assert ok
+            if r["censor"] == "" and Ts[i + 1] <= sch.max_T:
+                nxt = scheme_run(sch, Ts[i + 1], z=2, L=4, batch=16, seed=0)
+                bad = nxt["worst_dx"][4] > 1.0 if r["criterion"] == "accuracy" else (
+                    nxt["false_on"][4] > 1e-3 or nxt["false_off"][4] > 1e-3)
+                assert bad
+    with pytest.raises(ValueError, match="x_grid"):
+        cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=[0.002, 0.001])
+
+
+def test_spurious_on_matches_naive_count():
+    """spurious_on: fraction of block-0 on-indicator neurons that are on while used by no
+    active circuit (checked against an explicit recount at every layer)."""
+    sch = make_scheme("baseline", 400)
+    res = scheme_run(sch, 80, z=2, L=3, batch=6, seed=11, dtype=F64)
+    g = torch.Generator().manual_seed(11)
+    net, _ = build_corrected(sch, 80, 3, g, dtype=F64)
+    active = sample_active(80, 2, 6, g)
+    x0 = sample_unit_vectors((6, 2), g)
+    from superpose_lib.correction import encode
+
+    a0 = encode(torch.ones(6, 2, dtype=F64), x0)
+    for l, A, _ in net.layers_iter(net.embed(active, a0), active):
+        frac = []
+        for b in range(6):
+            used = set(net.idx[0][l - 1][active[b]].reshape(-1).tolist())
+            frac.append(sum(1 for n in range(100) if A[0][n, 0, b] > 0 and n not in used) / 100)
+        assert res["spurious_on"][l] == pytest.approx(np.mean(frac), abs=1e-12), l
+
+
+def test_ivw_weights_and_wide_scheme():
+    e = make_scheme("redundant", 1000, share=0.2, S_alpha=4, ivw=True)
+    M, M_e = e.groups[0].M, e.groups[1].M
+    assert e.rho == pytest.approx(M_e / (M_e + M))
+    w = make_scheme("wide", 1000, share=0.7, S_alpha=4, theta=0.55)
+    assert w.groups[0].rows == (0, 1) and w.groups[0].M == 350 and w.theta_lo == 0.55
+
+
+def test_crossover_D():
+    rows = []
+    for D, e5, e1, base in ((1024, 0.002, 0.003, 0.002), (4096, 0.003, 0.002, 0.001), (16384, 0.003, 0.001, 0.0005)):
+        for name, x in (("E5", e5), ("E1", e1), ("baseline", base)):
+            rows.append({"name": name, "D": D, "mean": x})
+    cross, tab = cs.crossover_D(pd.DataFrame(rows))
+    assert cross == 4096 and tab["pays"].tolist() == [False, True, True]
+    rows[-3]["mean"] = 0.0001  # E5 loses again at the largest D: no crossover that holds
+    assert cs.crossover_D(pd.DataFrame(rows))[0] is None
+
+
+def test_grids_pick_tuned_settings():
+    best = pd.DataFrame([{"family": "E1", "D": 1024, "setting": "θ=0.45"}, {"family": "E5", "D": 1024,
+                                                                          "setting": cs.family_settings("E5", 1024)[2]["setting"]}])
+    g = cs.capacity_grid(best, ["baseline", "E1", "E5"], [1024], [1, 2], L=3, x_grid=[0.001, 0.002], batch=4,
+                         eps=1.0, on_rate=1e-3)
+    assert len(g) == 6
+    e1 = [c for c in g if c["family"] == "E1"]
+    assert all(c["theta"] == 0.45 and c["kind"] == "sharp" for c in e1)
+    # beyond the tuned widths the setting in the same grid position is used (E5: the third)
+    fx = cs.fixed_x_grid(best, ["E5"], [4096], x=0.002, z=2, L=3, batch=4)
+    assert fx[0]["share"] == cs.family_settings("E5", 4096)[2]["share"]
+    assert fx[0]["T"] == int(round(0.002 * 1024**2))
+    rows = cs.named_scheme_rows(**{**fx[0], "T": 40, "D": 4096}, seed=0)
+    assert [r["layer"] for r in rows] == [1, 2, 3]
+
+
+def test_plots_return_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = cs.capacity_summary(_cap_rows())
+    ax = cs.plot_capacity_vs_D(summ, criterion="indicator", z=2, x_min=0.0005, x_max=0.008)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # one entry per scheme, censored points included, labelled from the book's table
+    assert sorted(labels) == sorted(plots.LABELS["scheme"][k] for k in ("E1", "baseline", "oracle"))
+    assert cs.plot_redundancy(pd.DataFrame([{"S_alpha": s_, "seed": k, "spurious2": 0.01 * s_, "false_on": 0.0,
+                                             "p_theory": 0.02 * s_} for s_ in (4, 6) for k in range(2)])) is not None
+    df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
+    assert cs.plot_fixed_x(df, "q") is not None
+    plt.close("all")
+
+
+def test_mechanism_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = scheme_run(make_scheme("baseline", 400), 60, z=2, L=3, batch=8, seed=1, keep_alpha=True)
+    ax = cs.plot_inactive_readouts({1: r["alpha_inactive"][1], 3: r["alpha_inactive"][3]}, 6)
+    assert len(ax.patches) == 2
+    ax = cs.plot_cascade({60: r})
+    assert len(ax.get_lines()) == 2
+    plt.close("all")
+
+
+def test_scheme_run_layers_gives_the_same_statistics_at_the_requested_layers():
+    """`layers=` (a capacity probe's fast path) computes the same numbers, only fewer."""
+    sch = make_scheme("sharp", 800, theta=0.4)
+    full = scheme_run(sch, 300, z=2, L=4, batch=8, seed=3)
+    fast = scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(2, 4))
+    for k in ("worst_dx", "false_on", "false_off", "spurious_on", "active_x"):
+        assert fast[k][2] == full[k][2] and fast[k][4] == full[k][4], k
+        assert fast[k][3] == 0.0
+    with pytest.raises(ValueError, match="layers"):
+        scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(5,))
+
+
+def test_scaling_exponents_recovers_a_power_law_and_drops_censored_widths():
+    rng = __import__("numpy").random.default_rng(0)
+    rows = []
+    for D in (1024, 4096, 16384, 65536):
+        for seed in range(4):
+            x = 0.3 * D**-0.5 * math.exp(0.05 * rng.standard_normal())
+            rows.append({"name": "baseline", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": x,
+                         "censor": ""})
+            rows.append({"name": "oracle", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": 0.008,
+                         "censor": "above" if D >= 4096 else ""})
+    out = cs.scaling_exponents(pd.DataFrame(rows), criterion="indicator", z=2).set_index("name")
+    b = out.loc["baseline"]
+    # 5% log-noise on 16 points: the slope within 0.03 of -1/2, its interval around it and narrow
+    assert abs(b["slope"] + 0.5) < 0.03 and b["low"] < b["slope"] < b["high"] and b["high"] - b["low"] < 0.1
+    assert b["n"] == 16
+    o = out.loc["oracle"]
+    assert o["left_out"] == [4096, 16384, 65536] and o["slope"] != o["slope"]  # one width left: no slope
+
+
+def test_redundancy_rows_and_one_seed_format():
+    (r,) = cs.redundancy_rows(4, 1024, 2, 3, 0, x=0.002, batch=4)
+    assert r["T"] == int(round(0.002 * 256**2)) and r["M_alpha"] == int(round(0.6 * 1024 / 2))
+    assert 0 <= r["spurious2"] <= 1 and 0 <= r["p_theory"] <= 1
+    assert report.format_capacity(0.0014, 0.0014, 0.0014, "", n=1) == "0.0014 (one seed)"
