@@ -1,12 +1,14 @@
 """Plots of the construction chapter: weight blocks, the mixing zoom, the step, single
-trajectories and errors per layer."""
+trajectories and errors per layer, and the chapter's figures of several panels."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from ..plots import (
+    MAX_WIDTH,
     THEORY_STYLE,
     axes_or_new,
     color,
@@ -21,6 +23,9 @@ __all__ = [
     "plot_step",
     "plot_trajectory",
     "plot_errors_per_layer",
+    "plot_weights",
+    "plot_trajectories",
+    "plot_error_grid",
 ]
 
 
@@ -127,3 +132,56 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     ax.set_ylabel(f"{stat} {label('quantity', quantity)}")
     tidy_log_axis(ax)
     return ax
+
+
+def plot_weights(W_small, Wc, *, d: int, S: int, small: tuple, D: int, n: int = 40, axes=None):
+    """Two panels: the dense W^2 of a small network (`small` = (D, T, S), for the title) with
+    its d × d blocks, and the top-left n × n corner of 𝒲^2 (`Wc`) of the network of D neurons
+    per layer with redundancy S. Returns the axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
+    D_small, T_small, S_small = small
+    plot_weight_blocks(W_small, d=d, ax=axes[0], title=f"$W^2$, D = {D_small}, T = {T_small}, S = {S_small}")
+    axes[0].tick_params(labelsize=8)
+    plot_mixing_zoom(Wc, n=n, ax=axes[1], S=S)
+    axes[1].set_title(rf"$\mathcal{{W}}^2$, D = {D}: first {n} neurons")
+    return axes
+
+
+def plot_trajectories(samples, axes=None):
+    """One row per z, one panel per sample: the first active circuit of each sample against
+    the layer (`plot_trajectory`), one legend below. samples: `trajectory_samples`'s list.
+    Returns the axes [len(samples), n]."""
+    n = samples[0]["active"].shape[0]
+    if axes is None:
+        _, axes = plt.subplots(len(samples), n, figsize=(MAX_WIDTH, 1.9 * len(samples) + 0.6),
+                               squeeze=False, sharex=True, sharey=True, layout="constrained")
+    for row, s in zip(axes, samples):
+        z, per = s["z"], s["per"]
+        for b, ax in enumerate(row):
+            plot_trajectory(per["true_x"][:, b, 0], per["est_x"][:, b, 0], ax=ax,
+                            true_on=per["true_on"][:, b, 0], est_on=per["est_on"][:, b, 0], legend=False)
+            ax.set_title(f"z = {z}: circuit {int(s['active'][b, 0])}")
+            ax.set_xlabel("layer l" if z == samples[-1]["z"] else "")
+            ax.set_ylabel("value" if b == 0 else "")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][0].figure.legend(handles, labels, loc="outside lower center", ncol=3)
+    return axes
+
+
+def plot_error_grid(df, stat: str = "mean", theory: bool = True, axes=None,
+                    quantities=("active_x", "inactive_x", "active_on", "inactive_on")):
+    """The four quantities as a 2 × 2 grid of `plot_errors_per_layer` (log y in every panel),
+    one legend below (with "RiS theory" when `theory`). Returns the axes [2, 2]."""
+    if axes is None:
+        _, axes = plt.subplots(2, 2, figsize=(MAX_WIDTH, 5.6), sharex=True, layout="constrained")
+    for ax, q in zip(np.asarray(axes).flat, quantities):
+        plot_errors_per_layer(df, ax=ax, quantity=q, stat=stat, theory=theory)
+        ax.set_title(label("quantity", q))
+        ax.set_ylabel(stat)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if theory:
+        handles.append(plt.Line2D([], [], color="k", **THEORY_STYLE))
+        labels.append("RiS theory")
+    axes[0, 0].figure.legend(handles, labels, loc="outside lower center", ncol=len(handles))
+    return axes

@@ -3,14 +3,16 @@ block baseline, error-correction block groups inside a graph, and the plots.
 """
 
 from . import blocks, correction, network, plots
-from .blocks import BlockNetwork, block_cost  # noqa: F401
+from .blocks import BlockNetwork, block_cost, block_exactness, cost_table  # noqa: F401
 from .correction import (  # noqa: F401
     KINDS,
     GraphCorrectedNetwork,
     build_graph_corrected,
     chi_edges,
+    ci_text,
     graph_assignments,
     graph_correction_grid,
+    graph_correction_headline,
     graph_correction_rows,
     graph_correction_run,
     graph_correction_summary,
@@ -20,6 +22,7 @@ from .correction import (  # noqa: F401
     sparse_truth,
     stepped_graph,
     top_load_table,
+    tuned_schemes,
 )
 from .network import (  # noqa: F401
     D_ALPHA,
@@ -29,14 +32,20 @@ from .network import (  # noqa: F401
     active_bound,
     balance_chi_edges,
     build_graph_network,
+    capacity_summary,
+    capacity_table,
     chain_graph,
     edge_capacity,
     edge_capacity_rows,
+    edge_summary,
+    exactness_checks,
     gate_graph,
+    gate_summary,
     graph_chain_theory,
     graph_errors,
     graph_rows,
     layer0_states,
+    parameter_glue,
     predict_graph_errors,
     random_graph,
     run_graph,
@@ -48,8 +57,10 @@ from .plots import (  # noqa: F401
     plot_edge_capacity,
     plot_edge_ratio,
     plot_edges,
+    plot_edges_pair,
     plot_gates,
     plot_graph_correction,
+    plot_graph_correction_grid,
 )
 
 __all__ = [
@@ -78,8 +89,16 @@ __all__ = [
     "edge_capacity_rows",
     "D_X",
     "D_ALPHA",
+    "exactness_checks",
+    "edge_summary",
+    "gate_summary",
+    "capacity_table",
+    "capacity_summary",
+    "parameter_glue",
     "BlockNetwork",
     "block_cost",
+    "block_exactness",
+    "cost_table",
     "KINDS",
     "stepped_graph",
     "chi_edges",
@@ -95,9 +114,14 @@ __all__ = [
     "graph_tuning_rows",
     "graph_correction_grid",
     "top_load_table",
+    "tuned_schemes",
+    "ci_text",
+    "graph_correction_headline",
     "plot_edges",
     "plot_edge_ratio",
     "plot_gates",
     "plot_edge_capacity",
     "plot_graph_correction",
+    "plot_graph_correction_grid",
+    "plot_edges_pair",
 ]

@@ -21,12 +21,16 @@ T·d² = D² circuit parameters, plus the gate (D weights) and register copies (
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
+from ..core.assignment import max_circuits
 from ..core.checks import check_d, check_int
+from ..core.circuits import BIAS, encode_input, rotation_weights, sample_thetas
+from ..core.experiment import sample_unit_vectors
 
-__all__ = ["BlockNetwork", "block_cost"]
+__all__ = ["BlockNetwork", "block_cost", "block_exactness", "cost_table"]
 
 
 class BlockNetwork(nn.Module):
@@ -143,3 +147,47 @@ def block_cost(D: int, d: int = 4) -> dict:
         "params_dense": N * N + N,
         "params_nonzero": M * M * d * d + D + 2 * M + D,
     }
+
+
+def block_exactness(D_list, L: int, seed: int) -> dict:
+    """The block construction run on every one of its (D/4)² rotation circuits at each D of
+    D_list (float64 inputs, generator `seed` per D), against the circuits run on their own.
+    Returns err {D: the largest readout error over circuits and layers}, stray {D: the
+    largest value off the active circuit's groups, over layers} and "glue"."""
+    err, stray = {}, {}
+    for Db in D_list:
+        Mb = Db // 4
+        gb = torch.Generator().manual_seed(seed)
+        wb = rotation_weights(sample_thetas(Mb * Mb * L, gb)).view(L, Mb, Mb, 4, 4)
+        bn = BlockNetwork(wb, BIAS)
+        t_all = torch.arange(Mb * Mb)  # every circuit, once
+        a0b = encode_input(torch.ones(Mb * Mb, dtype=torch.float64), sample_unit_vectors((Mb * Mb,), gb))
+        states = bn.forward(*bn.embed(t_all, a0b))
+        a, werr, smax = a0b, 0.0, 0.0
+        for l in range(1, L + 1):
+            bias = torch.tensor(BIAS, dtype=a.dtype)
+            a = torch.relu(torch.einsum("tij,tj->ti", wb[l - 1].reshape(-1, 4, 4), a) + bias)
+            werr = max(werr, float((bn.readout(l, states[l], t_all) - a).abs().max()))
+            smax = max(smax, bn.off_group_max(l, states[l], t_all))
+        err[Db], stray[Db] = werr, smax
+    worst = max(err.values())
+    return {"err": err, "stray": stray, "glue": {"cross-block-err": f"{worst:.0e}" if worst > 0 else "exactly 0"}}
+
+
+def cost_table(D_list, S: int):
+    """Per layer at each D: circuits, neurons, parameters (dense and non-zero) and the share
+    of parameters that are circuit weights, for the block construction (z = 1 only) and the
+    superposed one (T = max_circuits(D/4, S)), formatted for the page."""
+    rows = []
+    for Dc in D_list:
+        bc = block_cost(Dc)
+        rows.append({"D": Dc, "construction": "block (z = 1 only)", "T": bc["T"], "neurons": bc["neurons"],
+                     "params": bc["params_dense"], "non-zero": bc["params_nonzero"],
+                     "circuit share": 16 * bc["T"] / bc["params_dense"]})
+        Tc = max_circuits(Dc // 4, S)
+        rows.append({"D": Dc, "construction": "superposed (z ≥ 1)", "T": Tc, "neurons": Dc,
+                     "params": Dc * Dc + Dc, "non-zero": Dc * Dc + Dc, "circuit share": 16 * Tc / (Dc * Dc + Dc)})
+    return (pd.DataFrame(rows).style.hide(axis="index")
+            .format({"T": "{:,d}", "neurons": "{:,d}", "params": "{:,d}", "non-zero": "{:,d}", "circuit share": "{:.3f}"})
+            .set_caption("Per layer: circuits, neurons, parameters (dense and non-zero), and the share of parameters "
+                         "that are circuit weights"))

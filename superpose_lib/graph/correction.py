@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -54,6 +55,9 @@ from ..correction.schemes import Scheme, make_scheme
 from .network import CircuitGraph, gate_graph, sample_gate_inputs
 
 __all__ = [
+    "tuned_schemes",
+    "ci_text",
+    "graph_correction_headline",
     "KINDS",
     "stepped_graph",
     "chi_edges",
@@ -559,3 +563,80 @@ def top_load_table(df, *, on_rate: float = 1e-3, layer: int | None = None, schem
     return pd.DataFrame(rows)
 
 
+
+
+def tuned_schemes(best, D_list, families=("E1", "E5")) -> tuple[dict, dict]:
+    """The tuned settings and the schemes to run (`best`: `correction.best_settings` rows).
+    Returns settings {family: {D: the `family_settings` entry picked for D}} and schemes
+    {"baseline": {"kind": "baseline"}, family: {D: its knobs (the entry without "setting")}}."""
+    settings = {fam: {D: s for D in D_list for s in family_settings(fam, D)
+                      if s["setting"] == best[(best.family == fam) & (best.D == D)].setting.iloc[0]}
+                for fam in families}
+    schemes = {"baseline": {"kind": "baseline"}}
+    schemes.update({fam: {D: {k: v for k, v in s.items() if k != "setting"} for D, s in by_D.items()}
+                    for fam, by_D in settings.items()})
+    return settings, schemes
+
+
+def _num(v) -> str:
+    return "0" if v == 0 else f"{v:.0f}" if abs(v) >= 10 else f"{v:.2f}" if abs(v) >= 0.01 else f"{v:.1e}"
+
+
+def ci_text(m, lo, hi) -> str:
+    """A mean with its interval as text, "m [lo, hi]" (lo clipped at 0), or "0 (in every seed)"."""
+    if m == 0 and hi == 0:
+        return "0 (in every seed)"
+    return f"{_num(m)} [{_num(max(lo, 0.0))}, {_num(hi)}]"
+
+
+def graph_correction_headline(top, df, settings, *, L: int, on_rate: float, x_tune: float, D_list, z_list, x_grid,
+                              n_seeds: int, batch: int, schemes=("baseline", "E1", "E5")) -> dict:
+    """The wide-indicator section's numbers at the largest D (`top`: `top_load_table`; `df`:
+    the `graph_correction_rows`; `settings`: from `tuned_schemes`). Returns Dmax, hard (the
+    `top` rows where E1 fails the budget), the table of `top` formatted for the page (styled)
+    and "glue": false-on rates and worst |δx| per z with intervals, E1/E5 ratios (over 10³
+    written as a bound), the loads, the worst |δx| of E1 and E5 at the lightest load, where
+    E1 fails, where E5 holds or fails, the tuned settings and the run's parameters."""
+    Dmax = max(D_list)
+    big = top[top.D == Dmax].set_index("z")
+    fo, dx, ratios, loads = [], [], [], []
+    for zz, r in big.iterrows():
+        ci = {(n, q): ci_text(r[f"{n}_{q}"], r[f"{n}_{q}_lo"], r[f"{n}_{q}_hi"]) for n in schemes
+              for q in ("false_on", "worst_dx")}
+        fo.append(f"z = {zz}: baseline {ci['baseline', 'false_on']}, E1 {ci['E1', 'false_on']}, E5 {ci['E5', 'false_on']}")
+        dx.append(f"z = {zz}: baseline {ci['baseline', 'worst_dx']}, E1 {ci['E1', 'worst_dx']}, E5 {ci['E5', 'worst_dx']}")
+        ratio = r["E1_over_E5"]
+        # E5's rate is a handful of events among ~10⁶ readouts where it is tiny: a ratio beyond 10³ is
+        # written as a bound, not as a measured number
+        ratios.append(f"z = {zz}: " + ("unbounded (E5 had no false activation)" if not np.isfinite(ratio)
+                                       else "over 1,000×" if ratio > 1000 else f"{ratio:,.0f}×"))
+        loads.append(f"T = {int(r['T']):,}, T(d/D)² = {r['x']:.4f}")
+    # the lightest load, where nothing seizes: what the narrower payload blocks cost
+    light = []
+    for zz in z_list:
+        d = df[(df.D == Dmax) & (df.z == zz) & (df.layer == L)]
+        d = d[d.P == d.P.min()]
+        parts = []
+        for n in ("E1", "E5"):
+            m, lo, hi = t_interval(d[d.name == n].worst_dx)
+            parts.append(f"{n} {ci_text(m, lo, hi)}")
+        light.append(f"z = {zz}, T(d/D)² = {float(d.x.iloc[0]):.4f}: " + ", ".join(parts))
+    hard = top[top.E1_fails]
+    e5_ok = [f"D = {int(r.D)}, z = {int(r.z)}" for r in top.itertuples() if not r.E5_fails]
+    e5_bad = [f"D = {int(r.D)}, z = {int(r.z)}" for r in top.itertuples() if r.E5_fails]
+    glue = {"cross-gw-fo": "; ".join(fo), "cross-gw-dx": "; ".join(dx), "cross-gw-ratio": "; ".join(ratios),
+            "cross-gw-load": " and ".join(sorted(set(loads))), "cross-gw-light": "; ".join(light),
+            "cross-gw-hard": "; ".join(f"D = {int(r.D)}, z = {int(r.z)}" for r in hard.itertuples()),
+            "cross-gw-e5ok": "; ".join(e5_ok) if e5_ok else "none of the configurations",
+            "cross-gw-e5bad": "; ".join(e5_bad) if e5_bad else "none",
+            "cross-gw-E5": settings["E5"][Dmax]["setting"], "cross-gw-E1": settings["E1"][Dmax]["setting"],
+            "cross-gw-Dmax": f"{Dmax:,}"}
+    for key, value in {"xtune": f"{x_tune:g}", "Ds": ", ".join(f"{D:,}" for D in D_list),
+                       "zs": ", ".join(map(str, z_list)), "xs": ", ".join(f"{x:g}" for x in x_grid),
+                       "nseeds": n_seeds, "batch": batch, "onrate": f"{on_rate:g}"}.items():
+        glue[f"cross-gw-{key}"] = value
+    styled = (top[["D", "z", "T", "x"] + [f"{n}_{q}" for q in ("false_on", "worst_dx") for n in schemes]]
+              .rename(columns=lambda c: c.replace("_false_on", " false-on").replace("_worst_dx", " worst |δx|"))
+              .style.hide(axis="index").format(precision=3).format({"T": "{:,d}", "x": "{:.4f}"})
+              .set_caption("Largest load every scheme holds: last-layer means over seeds"))
+    return {"Dmax": Dmax, "hard": hard, "styled": styled, "glue": glue}

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..core.assignment import layer_assignments, max_circuits
@@ -55,7 +56,7 @@ from ..core.network import (
     gather_sum,
     scatter_sum,
 )
-from ..core.theory import epsilon
+from ..core.theory import epsilon, rotation_theory
 
 __all__ = [
     "CircuitGraph",
@@ -79,6 +80,12 @@ __all__ = [
     "edge_capacity_rows",
     "D_X",
     "D_ALPHA",
+    "exactness_checks",
+    "edge_summary",
+    "gate_summary",
+    "capacity_table",
+    "capacity_summary",
+    "parameter_glue",
 ]
 
 # Decode maps from a circuit's d = 4 readout to α = a0 − a1 and x = a[2:4] − α (linear).
@@ -752,3 +759,142 @@ def edge_capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_
     return rows
 
 
+
+
+# ---- the chapter's checks and summaries: the numbers its claims test and its prose glues -----
+def _exact_text(v: float) -> str:
+    return f"{v:.0e}" if v > 0 else "exactly 0"
+
+
+def exactness_checks(seed: int, L: int) -> dict:
+    """The framework's exactness checks (generator `seed`): max_s1, the largest squared error of
+    a graph network without overlap (S = 1, T = M = 40, a random graph) against its circuit
+    graph; max_dense, the largest difference of the structured forward from the dense float64
+    reference on a gate graph with overlaps (S = 3); rejected, the ValueError message for a
+    graph whose active set can exceed z (None if it was not rejected); and "glue"."""
+    g = torch.Generator().manual_seed(seed)
+    gr = random_graph(40, L, 2, 15, g)
+    net = GraphNetwork(gr, layer_assignments(40, 40, 1, L, g), 40)
+    inp = sample_inputs(surviving_inputs(gr), 2, 32, g)
+    e_s1 = graph_errors(net, inp, sample_unit_vectors((32, 2), g), theory=False)
+    max_s1 = max(max(v) for k, v in e_s1.items() if k in ("active_x", "active_on", "inactive_x", "inactive_on"))
+    gr = gate_graph(12, L, 2, g, and_fraction=0.5)
+    net = GraphNetwork(gr, layer_assignments(36, 40, 3, L, g), 40)
+    inp = sample_gate_inputs(12, 2, 16, g)
+    _, a_in = layer0_states(gr, inp, sample_unit_vectors((16, 2), g), torch.float64)
+    A0 = net.embed(inp, a_in)
+    max_dense = max(float((flat(A) - Ad).abs().max()) for A, Ad in zip(net.forward(A0), net.forward_dense(A0)))
+    rejected = None
+    try:
+        CircuitGraph(6, 3, 1, gr.layer1[:6], [torch.tensor([1, 2]), torch.tensor([3])],
+                     [torch.tensor([0, 0]), torch.tensor([1])], [gr.layer1[:2], gr.layer1[:1]])
+    except ValueError as err:
+        rejected = str(err)
+    glue = {"cross-max-s1": _exact_text(max_s1), "cross-max-dense": _exact_text(max_dense), "cross-rejected": rejected}
+    return {"max_s1": max_s1, "max_dense": max_dense, "rejected": rejected, "glue": glue}
+
+
+def edge_summary(last: pd.DataFrame, *, working_x: float, k_list) -> dict:
+    """The chain and random-graph sweep at the last layer (`last`: its active_x rows with a
+    ratio column measured/theory). Per configuration (kind, z, D, edges, x), averaged over
+    seeds: conf; work (x ≤ working_x) with ratio_lo / ratio_hi; out (x > 4·working_x) and sup
+    (its z = 1 ratios); single (the per-seed ratios in the working regime); gain (per D, the
+    z = 1 chain error at depth min(k_list) over that at max(k_list)); and "glue"."""
+    conf = last.groupby(["kind", "z", "D", "edges", "x"], as_index=False)[["measured", "theory"]].mean()
+    conf["ratio"] = conf.measured / conf.theory
+    work = conf[conf.x <= working_x]
+    out = conf[conf.x > 4 * working_x]
+    ratio_lo, ratio_hi = float(work.ratio.min()), float(work.ratio.max())
+    single = last[last.x <= working_x].ratio
+    ch = last[(last.kind == "chain") & (last.z == 1)].groupby(["D", "k"]).measured.mean().unstack()
+    gain = ch[min(k_list)] / ch[max(k_list)]
+    sup = out[out.z == 1].ratio
+    glue = {"cross-ratio-lo": f"{ratio_lo:.2f}", "cross-ratio-hi": f"{ratio_hi:.2f}", "cross-n-work": len(work),
+            "cross-single-range": f"{single.min():.2f}–{single.max():.2f}",
+            "cross-chain-gain": f"{float(gain.min()):.1f}",
+            "cross-ratio-out": (f"{float(sup.median()):.1f}× the prediction" if len(sup) else
+                                "not measured (no configuration of the grid lies beyond 4× the working regime)")}
+    return {"conf": conf, "work": work, "out": out, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi, "single": single,
+            "gain": gain, "sup": sup, "glue": glue}
+
+
+def gate_summary(gdf: pd.DataFrame, *, S: int, D: int, and_counts, few_collateral: float) -> dict:
+    """The fan-in gate sweep at layer 2 (the gate outputs; `gdf` with its collateral column).
+    Per seed and number of AND gates: flips (wrong-side rate), aon (active (1 − α̂)²) and ax
+    (active |x − x̂|²), [seed × n_and]; worst (the most AND gates), small (the counts with
+    0 < n·S/M ≤ few_collateral); or_ratio (min/max of measured/theory of the OR-only graph's
+    active_x and inactive_on); table (the seed means, formatted) and "glue"."""
+    M = D // 4
+    l2 = gdf[gdf.layer == 2]
+    per_seed = l2.pivot_table(index=["seed", "n_and"], columns="quantity", values="measured")
+    small = [n for n in and_counts if 0 < n * S / M <= few_collateral]
+    worst = max(and_counts)
+    flips = per_seed.flip_rate.unstack()
+    aon = per_seed.active_on.unstack()
+    ax_ = per_seed.active_x.unstack()
+    or_only = l2[(l2.n_and == 0) & (l2.quantity.isin(["active_x", "inactive_on"]))]
+    or_ratio = or_only.assign(r=or_only.measured / or_only.theory).groupby("quantity").r.agg(["min", "max"])
+    phantom = float(flips[0].max())
+    glue = {"cross-gate-worst": f"{float(flips[worst].mean()):.4f}",
+            "cross-gate-worst-coll": f"{worst * S / M:.2f}",
+            "cross-gate-aon": f"{float(aon[worst].mean()):.3f}",
+            "cross-or-x-hi": f"{float(or_ratio.loc['active_x', 'max']):.1f}",
+            "cross-or-on-range": f"{float(or_ratio.loc['inactive_on', 'min']):.2f}–"
+                                 f"{float(or_ratio.loc['inactive_on', 'max']):.2f}",
+            "cross-or-phantom": f"{phantom:.5f}" if phantom > 0 else "0 (none in these runs)",
+            "cross-few-collateral": f"{few_collateral:g}"}
+    cols = {"flip_rate": "wrong-side rate", "active_on": "active (1−α̂)²", "active_x": "active |x−x̂|²",
+            "inactive_on": "inactive α̂²", "n_active": "circuits on"}
+    tab = l2.pivot_table(index=["n_and", "collateral"], columns="quantity", values="measured", aggfunc="mean")
+    table = (tab[list(cols)].rename(columns=cols).rename_axis(index=["AND gates", "n_AND·S/M"], columns=None)
+             .style.format({c: ("{:.1f}" if c == "circuits on" else "{:.1e}") for c in cols.values()})
+             .format_index("{:.3f}", level=1)
+             .set_caption("Layer 2 (gate outputs), mean over seeds"))
+    return {"flips": flips, "aon": aon, "ax": ax_, "worst": worst, "small": small, "or_ratio": or_ratio,
+            "table": table, "glue": glue}
+
+
+def capacity_table(cdf: pd.DataFrame) -> pd.DataFrame:
+    """Per (D, z) of the capacity runs (`edge_capacity_rows`): the most edges per layer that
+    passed, the linear theory's capacity, and the share of D² those edges' weights take."""
+    by = cdf.groupby(["D", "z"])
+    cap = pd.DataFrame({"edges that fit (measured)": cdf[cdf.passes].groupby(["D", "z"]).n_edges.max(),
+                        "edges (linear theory)": by.capacity_theory.first()})
+    cap["params in edges / D²"] = cap["edges that fit (measured)"] * 16 / cap.index.get_level_values("D") ** 2
+    return cap
+
+
+def capacity_summary(cdf: pd.DataFrame, cap: pd.DataFrame, *, working_x: float, S: int, L: int) -> dict:
+    """The capacity runs in the working regime: few (the rows with |E|(d/D)² ≤ working_x, with
+    ris_T, RiS's T-based prediction of the last layer's active error), tdd (T(d/D)² of every
+    run), styled (the capacity table and the table of `few`, formatted) and "glue" (the
+    largest share of D² in edges, the range of T(d/D)², the edges that fit per (D, z))."""
+    x = cdf.n_edges * (4 / cdf.D) ** 2
+    few = cdf.assign(x=x)[x <= working_x].copy()
+    few["ris_T"] = [rotation_theory(int(r.D), int(r["T"]), S=S, L=L, z=int(r.z))["active_x"][L]
+                    for _, r in few.iterrows()]
+    tdd = cdf["T"] * (4 / cdf.D) ** 2
+    lo, hi = f"{tdd.min():.3f}", f"{tdd.max():.3f}"
+    fit = cap["edges that fit (measured)"]
+    glue = {"cross-cap-frac": f"{float(cap['params in edges / D²'].max()):.4f}",
+            "cross-cap-TdD": lo if lo == hi else f"{lo}–{hi}",
+            "cross-fit": "; ".join(f"D = {D}, z = {z}: {int(n)}" for (D, z), n in fit.dropna().items())}
+    styled = [cap.style.format({"edges that fit (measured)": "{:,.0f}", "edges (linear theory)": "{:,.0f}",
+                                "params in edges / D²": "{:.4f}"}, na_rep="none"),
+              few[["D", "z", "n_edges", "measured", "theory", "ris_T"]]
+              .rename(columns={"n_edges": "edges", "theory": "theory (|E|)", "ris_T": "RiS (T)"})
+              .style.hide(axis="index").format({"measured": "{:.2e}", "theory (|E|)": "{:.2e}", "RiS (T)": "{:.2e}"})
+              .set_caption("Working-regime capacity runs: measured against the edge-based and the circuit-based "
+                           "predictions")]
+    return {"few": few, "tdd": tdd, "styled": styled, "glue": glue}
+
+
+def parameter_glue(*, S: int, L: int, working_x: float, gate_D: int, gate_P: int, cap_tol1: float, cap_tol2: float,
+                   D_list, z_list, n_seeds: int, cap_D, block_D, k_list) -> dict:
+    """The run's parameters as text for the prose, keyed "cross-<name>" (a rerun with other
+    values reads correctly)."""
+    params = {"S": S, "L": L, "working-x": f"{working_x:.1e}", "gate-D": gate_D, "gate-P": gate_P,
+              "tol1": f"{cap_tol1:.0%}", "tol2": f"{cap_tol2:.0%}", "Ds": ", ".join(map(str, D_list)),
+              "zs": ", ".join(map(str, z_list)), "nseeds": n_seeds, "cap-D": ", ".join(map(str, cap_D)),
+              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list)}
+    return {f"cross-{key}": value for key, value in params.items()}

@@ -3,12 +3,15 @@ error rates, edge capacity, and error correction inside a circuit graph."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from ..plots import axes_or_new, color, label, legend_outside, marker, tidy_log_axis
+from ..plots import MAX_WIDTH, axes_or_new, color, figure, label, legend_outside, marker, tidy_log_axis
 from .correction import graph_correction_summary
 
 __all__ = [
+    "plot_edges_pair",
+    "plot_graph_correction_grid",
     "plot_edges",
     "plot_edge_ratio",
     "plot_gates",
@@ -142,3 +145,34 @@ def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int
     if legend:
         legend_outside(ax, where="right")
     return ax
+
+
+def plot_graph_correction_grid(df, z_list, *, D: int, on_rate: float, axes=None):
+    """One row per z at width D: the last-layer false-on rate (left, dotted: the budget
+    `on_rate`) and the worst active |δx| (right, drawn from 10⁻²) against the load, one
+    legend below. Returns the axes [len(z_list), 2]."""
+    if axes is None:
+        _, axes = figure(2, len(z_list), panel_height=2.5)
+    axes = np.atleast_2d(axes)
+    for i, zz in enumerate(z_list):
+        plot_graph_correction(df, "false_on", axes[i, 0], z=zz, D=D, legend=False)
+        plot_graph_correction(df, "worst_dx", axes[i, 1], z=zz, D=D, legend=False, floor=1e-2)
+        axes[i, 0].set_title(f"z = {zz}", loc="left")
+        axes[i, 0].axhline(on_rate, color="0.5", ls=":", lw=0.8)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].figure.legend(handles, labels, loc="outside lower center", ncol=len(handles))
+    return axes
+
+
+def plot_edges_pair(df, *, working_x: float, axes=None):
+    """Two panels of the chain and random-graph sweep: the last layer's active error against
+    |E|(d/D)² (`plot_edges`) and measured/predicted (`plot_edge_ratio`, dotted: the working
+    regime's edge `working_x`), one legend below. Returns the two axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.6), layout="constrained")
+    plot_edges(df, axes[0], legend=False)
+    plot_edge_ratio(df, axes[1], legend=False)
+    axes[1].axvline(working_x, color="0.4", ls=":")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=len(handles))
+    return axes
