@@ -77,7 +77,8 @@ COLORS: dict[str, dict] = {
     "family": {"chain": PALETTE[0], "random": PALETTE[1], "gate": PALETTE[2]},
     # error-correction schemes (error-correction chapter, and the circuit graph of cross-circuit)
     "scheme": {"baseline": PALETTE[6], "E1": PALETTE[0], "E2": PALETTE[4], "E3": PALETTE[3], "E4": PALETTE[2],
-               "E5": PALETTE[1], "E5 affine": PALETTE[7], "baseline affine": PALETTE[9], "oracle": "#777777"},
+               "E5": PALETTE[1], "E5 affine": PALETTE[7], "baseline affine": PALETTE[9], "oracle": "#777777",
+               "scaling": PALETTE[8]},
     # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
     "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
            (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
@@ -102,7 +103,7 @@ LABELS: dict[str, dict] = {
     "scheme": {"baseline": "baseline (RiS)", "E1": "E1 sharp step", "E2": "E2 redundant, ivw", "E3": "E3 gated",
                "E4": "E4 register", "E5": "E5 wide indicators", "E5 affine": "E5, affine assignment",
                "baseline affine": "baseline, affine assignment",
-               "oracle": "oracle (bound)"},
+               "oracle": "oracle (bound)", "scaling": "scaling construction"},
 }
 
 #: How a theory curve is drawn: the colour of its measurement, dashed and thin.

@@ -2,7 +2,7 @@
 the design rule and capacity search at scale, and the plots.
 """
 
-from . import plots, scale, schemes
+from . import plots, scale, scaling, schemes
 from .plots import (  # noqa: F401
     SCHEME_STYLE,
     plot_capacity_vs_D,
@@ -12,6 +12,7 @@ from .plots import (  # noqa: F401
     plot_redundancy,
 )
 from .scale import (  # noqa: F401
+    CAPACITY_CRITERIA,
     FAMILIES,
     WIDTH_FREE,
     best_settings,
@@ -28,8 +29,18 @@ from .scale import (  # noqa: F401
     named_scheme_rows,
     redundancy_rows,
     scaling_exponents,
+    scheme_capacity,
     tuning_grid,
     tuning_rows,
+)
+from .scaling import (  # noqa: F401
+    S_ALPHA_MAX,
+    SHARE,
+    THETAS,
+    ScalingDesign,
+    predicted_boundary,
+    predicted_holds,
+    scaling_design,
 )
 from .schemes import (  # noqa: F401
     SCHEMES,
@@ -47,6 +58,16 @@ from .schemes import (  # noqa: F401
 __all__ = [
     "schemes",
     "scale",
+    "scaling",
+    "scheme_capacity",
+    "CAPACITY_CRITERIA",
+    "ScalingDesign",
+    "scaling_design",
+    "predicted_holds",
+    "predicted_boundary",
+    "THETAS",
+    "S_ALPHA_MAX",
+    "SHARE",
     "plots",
     "BlockGroup",
     "Scheme",

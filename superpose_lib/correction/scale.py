@@ -39,13 +39,18 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int
+from ..core.criteria import failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
+from .scaling import scaling_design
 from .schemes import make_scheme, scheme_rows, scheme_run
 
 __all__ = [
+    "scheme_capacity",
+    "CAPACITY_CRITERIA",
     "indicator_redundancy",
     "capacity_rows",
     "named_capacity_rows",
@@ -555,3 +560,73 @@ def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline"
     return pd.DataFrame(rows)
 
 
+
+
+# ---- the book's capacity engine ----------------------------------------------------------
+#: The two criteria of `core.criteria`: "works" (a) and "holds" (b, against the oracle).
+CAPACITY_CRITERIA = ("works", "holds")
+_RUNS: dict = {}  # layer-L statistics of the probes made in this process, shared by both criteria
+
+
+def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: int, batch: int) -> dict:
+    key = (kind, knobs, D, T, z, L, seed, batch)
+    if key not in _RUNS:
+        scheme = make_scheme(kind, D, **dict(knobs))
+        r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, layers=(L,))
+        _RUNS[key] = {k: r[k][L] for k in ("false_on", "false_off", "q90_dx", "worst_dx", "spurious_on")}
+        if len(_RUNS) > 4096:
+            _RUNS.pop(next(iter(_RUNS)))
+    return _RUNS[key]
+
+
+def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: str, batch: int = 128,
+                    resolution: float = RESOLUTION, x0: float | None = None, x_min: float = 2e-5,
+                    **knobs) -> list[dict]:
+    """The capacity of `make_scheme(kind, D, **knobs)` at depth L with z active circuits on
+    one criterion, for one seed (a row function for `sweep`): the largest x = T(d/D)² at
+    which the layer-L statistics pass, found by `capacity.bisect_capacity` from x0 (the
+    scaling rule's predicted boundary for kind "scaling", else 0.002).
+
+    criterion "works": `core.criteria.works` (a); "holds": (b), against the oracle with the
+    same seed, T, z, L and batch, built with the same assignment design as the scheme's
+    payload (for "scaling": affine). The largest load tried is the scheme's (and for
+    "holds" the oracle's) assignment capacity; passing there is censored "above".
+    Returns one row: x_max, x_fail, censor, probes, resolution, T_max, the failures at
+    x_fail (why it stops working), label, S_alpha (the scaling rule's, else NaN).
+    """
+    if criterion not in CAPACITY_CRITERIA:
+        raise ValueError(f"criterion={criterion!r} is not allowed: one of {CAPACITY_CRITERIA}")
+    D = check_int("D", D, 16)
+    z = check_int("z", z, 1)
+    L = check_int("L", L, 2)
+    batch = check_int("batch", batch, 1)
+    if kind == "scaling":
+        knobs = {"z": z, "L": L} | knobs
+    scheme = make_scheme(kind, D, **knobs)
+    M = D / 4
+    design = scheme.groups[-1].design
+    cap = scheme.max_T
+    if criterion == "holds":
+        cap = min(cap, make_scheme("oracle", D, design=design).max_T)
+    if x0 is None:
+        x0 = scaling_design(D, z=z, L=L).x_star if kind == "scaling" else 0.002
+    frozen = tuple(sorted(knobs.items()))
+    T_of = lambda x: max(z, min(cap, int(round(x * M * M))))  # noqa: E731
+    why = {}
+
+    def passes(x):
+        T = T_of(x)
+        st = _layer_stats(kind, frozen, D, T, z, L, seed, batch)
+        orc = None
+        if criterion == "holds":
+            orc = _layer_stats("oracle", (("design", design),), D, T, z, L, seed, batch)
+        fails = failures({k: [0.0] * L + [v] for k, v in st.items()}, L,
+                         oracle=None if orc is None else {k: [0.0] * L + [v] for k, v in orc.items()})
+        why[T] = fails
+        return not fails
+
+    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z / M**2), x_max=cap / M**2, resolution=resolution)
+    T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
+    return [res | {"T_max": T_of(res["x_max"]) if res["censor"] != "below" else 0, "label": scheme.label,
+                   "why": "; ".join(why.get(T_fail, [])) if T_fail is not None else "",
+                   "S_alpha": scheme.knob if kind == "scaling" else float("nan")}]

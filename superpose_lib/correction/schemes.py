@@ -44,6 +44,9 @@ Schemes (`make_scheme`):
   group's at layer l+1, so indicator neuron n at layer l−1 is on iff a circuit using
   payload neuron n at layer l is on; payload neuron n gets the diagonal gate
   G·((a_0 − a_1)[n] − 1) from it (D/2 extra weights).
+* ``scaling`` the construction designed to keep working as D grows (`scaling`): E5's
+  layout with share 1/2, an affine assignment, and S_α and θ chosen by a rule from the
+  neuron-level recursion for the given (D, z, L).
 * ``oracle`` the upper bound, NOT a construction: the baseline with every neuron that no
   active circuit uses switched off after each layer (it reads the active set).
 
@@ -71,6 +74,7 @@ from ..core.circuits import (
 )
 from ..core.experiment import sample_active, sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
+from .scaling import scaling_design
 
 __all__ = [
     "BlockGroup",
@@ -226,8 +230,15 @@ def _split(D: int, parts: int, name: str) -> int:
 def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
                 share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
                 static: bool = False, gate: float = 4.0, ivw: bool = False,
-                design: str = "prime_step") -> Scheme:
+                design: str = "prime_step", z: int | None = None, L: int | None = None,
+                x: float | None = None) -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
+
+    scaling: the construction designed by rule for z active circuits at depth L
+    (`scaling.scaling_design`: an indicator group of its own with S_α and θ chosen from
+    the neuron-level recursion, share 1/2, affine assignment; the other knobs are not
+    used). x: the load T(d/D)² it is meant for; a load above the rule's predicted
+    boundary is refused (ValueError naming x and the boundary).
 
     sharp (E1): dead zone [theta, theta_hi] (RiS: [0.25, 0.75]).
     redundant (E2) / register (E4): an extra indicator pair (rows 4–5) gets `share` of D
@@ -255,6 +266,18 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     D = check_int("D", D, 4)
     if kind not in SCHEMES:
         raise ValueError(f"kind={kind!r} must be one of {SCHEMES}")
+    if kind == "scaling":
+        if z is None or L is None:
+            raise ValueError("kind='scaling' needs z and L (the design rule is a function of D, z and L)")
+        rule = scaling_design(D, z=z, L=L)
+        if x is not None:
+            x = float(x)
+            if not (math.isfinite(x) and 0 < x <= rule.x_star):
+                raise ValueError(f"x={x!r} is out of range for the scaling construction at D={D}, z={z}, L={L}: "
+                                 f"allowed 0 < x <= {rule.x_star:.3g} (the rule's predicted boundary)")
+        sch = make_scheme("wide", D, **rule.knobs)
+        return Scheme("scaling", sch.groups, theta_lo=rule.theta, theta_hi=rule.theta_hi, knob=rule.S_alpha,
+                      label=f"scaling S_α={rule.S_alpha} θ={rule.theta:g}")
     design = check_design(design)
     tag = "" if design == "prime_step" else f" {design}"
     if kind in ("baseline", "oracle", "sharp", "gated"):
@@ -300,7 +323,7 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
-SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated")
+SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated", "scaling")
 
 
 def general_chi(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, n, m) -> float:

@@ -75,7 +75,7 @@ from ..core.checks import check_int
 from ..core.config import CiSConfig
 from ..core.theory import rotation_theory
 
-__all__ = ["spurious_on_theory", "spurious_theory", "boundary_theory", "seizure_floor", "layer2_threshold"]
+__all__ = ["indicator_theory", "spurious_on_theory", "spurious_theory", "boundary_theory", "seizure_floor", "layer2_threshold"]
 
 
 def _check_pos(name: str, value, low: float = 0.0, high: float = math.inf) -> float:
@@ -140,6 +140,150 @@ def _compound_poisson(rate: float, jump: np.ndarray, h: float) -> np.ndarray:
     return pmf / pmf.sum()
 
 
+def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float, theta_hi: float,
+                         grid: int, stop_above: float = math.inf) -> dict:
+    """The recursion of the module docstring for one indicator block of M neurons with
+    redundancy S, T circuits and the step clip(k(y − θ_lo), 0, 1), k = 1/(θ_hi − θ_lo):
+    a neuron is on iff y > θ_lo (RiS: [1/4, 3/4], k = 2). Stops after the first layer whose
+    spurious fraction exceeds `stop_above` (the later layers keep 0.0; "stopped" = that layer)."""
+    E = T * S / M
+    eps = 1.0 / M - 1.0 / (S * T)
+    q = min(max(S * S * eps, 0.0), 1.0)
+    lam = z * E * q
+    U = z * S - z * (z - 1) / 2 * S * S * max(eps, 0.0)  # |∪ e_a| of the z active circuits
+    N_c = max(E * S - E * E / 2 * q, 0.0)  # distinct neurons connected to n (pairs through n sharing one counted once)
+    # χ balance in expectation under uniform loads (A1): with |C| = M·N_c connected pairs,
+    # Σ_{t≠u}⟨e_t|C|e_u⟩ = |C|·E² − T·S² and P = S²·T(T−1):  χ = U_C / (S(P − U_C)).
+    U_C = M * N_c * E * E - T * S * S
+    P = S * S * T * (T - 1.0)
+    chi = U_C / (S * (P - U_C)) if P > U_C > 0 else 0.0
+    k_step = 1.0 / (theta_hi - theta_lo)
+    c = 1.0 / S + chi
+    h = 1.0 / grid
+    alpha_grid = np.arange(grid + 1) * h
+    pmf = np.zeros(grid + 1)
+    pmf[0] = 1.0  # layer 1: unused neurons are exactly 0 (layer-0 trick)
+    kmax = int(lam + 12 * math.sqrt(lam) + 12)
+    k = np.arange(kmax + 1)
+    pk = np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1) for i in k])) if lam > 0 else (k == 0).astype(float)
+    keys = ("spurious_on", "mu", "m2", "sigma2", "active_x", "active_on", "inactive_on", "inactive_x", "false_off")
+    out = {key: [0.0] * (L + 1) for key in keys}
+    out["pmf"] = [None] * (L + 1)
+    out["pmf"][1] = pmf.copy()
+    unused = max(1.0 - U / M, 0.0)
+    acc_x = 0.0
+    out["stopped"] = None
+    for l in range(2, L + 1):
+        if l > 2 and out["spurious_on"][l - 1] > stop_above:
+            out["stopped"] = l - 1
+            break
+        mu = float((pmf * alpha_grid).sum())
+        jump = pmf.copy()
+        jump[0] = 0.0
+        p_prev = jump.sum()
+        pB = _compound_poisson(N_c * p_prev, jump / p_prev if p_prev > 0 else jump, h)
+        b = np.arange(pB.size) * h
+        EB = float((pB * b).sum())
+        shift = chi * (U + (M - U) * mu)
+        y = c * (k[:, None] + b[None, :]) - shift  # [K, B] grid of inputs (A2: K, B independent)
+        w = pk[:, None] * pB[None, :]
+        on = y > theta_lo
+        out["spurious_on"][l] = unused * float(w[on].sum())
+        a_new = np.clip(k_step * (y - theta_lo), 0.0, 1.0)
+        pmf = np.bincount(np.rint(a_new / h).astype(np.int64).ravel(), weights=w.ravel(), minlength=grid + 1)[: grid + 1]
+        pmf /= pmf.sum()
+        out["pmf"][l] = pmf
+        out["mu"][l] = float((pmf * alpha_grid).sum())
+        out["m2"][l] = float((pmf * alpha_grid**2).sum())
+        sigma2 = c * c * float((pB * (b - EB) ** 2).sum())  # = c²·N_c·E[α²_{l−1}] (compound Poisson)
+        out["sigma2"][l] = sigma2
+        # Active circuit's neurons: y = 1 − (z−1)Sχ + G, G = c(B − EB); α_n = clip(k(y − θ_lo), 0, 1).
+        G = c * (b - EB)
+        a_act = np.clip(k_step * (1.0 - (z - 1) * S * chi + G - theta_lo), 0.0, 1.0)
+        Ea, Ea2 = float((pB * a_act).sum()), float((pB * a_act**2).sum())
+        out["active_on"][l] = (Ea2 - Ea**2) / S + (1 - Ea) ** 2
+        out["false_off"][l] = _mean_below(pB, a_act, S, 0.5, h)
+        acc_x += 2 * (4 + 1 / (c * S) ** 2) * sigma2 / S  # A5: per layer independent, kept by the rotation
+        out["active_x"][l] = acc_x
+        out["inactive_on"][l] = out["m2"][l] / S + (1 - 1 / S) * out["mu"][l] ** 2
+        g = np.maximum(2 * y - 1, 0.0) - a_new
+        Eg, Eg2 = float((w * g).sum()), float((w * g * g).sum())
+        out["inactive_x"][l] = 2 * (Eg2 / S + (1 - 1 / S) * Eg**2)
+    out |= {"lam": lam, "chi": chi, "N_c": N_c, "U": U, "E": E}
+    return out
+
+
+def _mean_below(p: np.ndarray, values: np.ndarray, S: int, level: float, h: float) -> float:
+    """P((1/S)·Σ_{i ≤ S} α_i < level) for S iid α with P(α = values[j]) = p[j] (on the grid h)."""
+    idx = np.rint(np.asarray(values) / h).astype(np.int64)
+    one = np.bincount(idx, weights=p, minlength=int(idx.max()) + 1)
+    tot = _power_pmf(one, S)
+    return float(tot[: int(math.ceil(level * S / h - 1e-9))].sum())
+
+
+def _power_pmf(pmf: np.ndarray, n: int) -> np.ndarray:
+    """pmf of the sum of n iid draws from `pmf` (support 0..len−1), by FFT."""
+    size = 1 << int(math.ceil(math.log2(n * (pmf.size - 1) + 1)))
+    f = np.fft.rfft(np.pad(pmf, (0, size - pmf.size)))
+    out = np.clip(np.fft.irfft(f**n, size)[: n * (pmf.size - 1) + 1], 0.0, None)
+    return out / out.sum()
+
+
+def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0.25, theta_hi: float = 0.75,
+                     grid: int = 200, stop_above: float | None = None) -> dict:
+    """The neuron-level recursion for an indicator group of its own: M neurons per block,
+    redundancy S, T circuits, z active, the dead-zone step [θ, θ_hi] (a neuron is on iff its
+    input y > θ). Per layer (index 0..L):
+
+    spurious_on: the fraction of unused indicator neurons that are on (as `scheme_run`'s);
+    false_on: the predicted fraction of inactive circuits whose readout α̂ exceeds 1/2 —
+    an inactive circuit's S neurons are j ≤ z shared with the active set (α = 1, j ~
+    Poisson(zS²/M), at most one per active circuit) and S − j unused ones drawn from the
+    layer's α distribution; false_off: the fraction of active circuits with α̂ < 1/2; and
+    sigma2, mu, m2 as in `spurious_theory`. Scalars lam (λ = z·E·S²ε), chi, N_c, U, E.
+
+    The cascade is a branching process: a spurious neuron at layer l − 1 feeds N_c ≈ S²xM
+    neurons, each of which needs k* of them (with the active inputs) to pass θ. Below the
+    boundary the spurious fraction stays at its layer-2 value; above it, it grows layer
+    by layer to a constant fraction of the block. stop_above: stop the recursion after the
+    first layer whose spurious fraction exceeds it ("stopped" names that layer, None if it
+    ran to L; the layers after it are left at 0.0): a cascade is then already certain.
+    """
+    M = check_int("M", M, 2)
+    S = check_int("S", S, 1, M)
+    T = check_int("T", T, 1, M * M)
+    z = check_int("z", z, 1, T)
+    L = check_int("L", L, 2)
+    lo = _check_pos("theta", theta, 0.0, 1.0)
+    hi = _check_pos("theta_hi", theta_hi, lo, 1.0)
+    if hi == lo:
+        raise ValueError(f"theta_hi={theta_hi!r} is out of range: allowed theta < theta_hi <= 1")
+    grid = check_int("grid", grid, 10)
+    stop = math.inf if stop_above is None else _check_pos("stop_above", stop_above, 0.0, 1.0)
+    out = _indicator_recursion(M, T, S, L, z, lo, hi, grid, stop)
+    h = 1.0 / grid
+    q = min(max(S * S * (1.0 / M - 1.0 / (S * T)), 0.0), 1.0)
+    mean_j = z * q
+    pj = np.array([math.exp(-mean_j) * mean_j**j / math.factorial(j) for j in range(z + 1)])
+    pj[-1] += max(1.0 - pj.sum(), 0.0)  # at most one neuron shared with each active circuit
+    out["false_on"] = [0.0] * (L + 1)
+    for l in range(2, L + 1):
+        pmf = out["pmf"][l]
+        if pmf is None:
+            break
+        rate = 0.0
+        for j, w in enumerate(pj):
+            if w <= 0 or j >= S:
+                rate += w * float(j >= S)
+                continue
+            tot = _power_pmf(pmf, S - j)  # Σ over the S − j unused neurons, on the grid h
+            need = (0.5 * S - j) / h  # α̂ > 1/2  ⇔  Σ_unused > S/2 − j
+            rate += w * float(tot[int(math.floor(need + 1e-9)) + 1:].sum()) if need >= 0 else w
+        out["false_on"][l] = rate
+    del out["pmf"]
+    return out
+
+
 def spurious_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = 4, grid: int = 200) -> dict:
     """The neuron-level recursion (module docstring), per layer (index = layer, 0..L):
 
@@ -153,55 +297,15 @@ def spurious_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: in
 
     D, T, S, L, z, d = _validate(D, T, S, L, z, d)
     grid = check_int("grid", grid, 10)
-    M, E, q, lam, U, N_c, chi = _sizes(D, T, S, z, d)
-    c = 1.0 / S + chi
-    h = 1.0 / grid
-    alpha_grid = np.arange(grid + 1) * h
-    pmf = np.zeros(grid + 1)
-    pmf[0] = 1.0  # layer 1: unused neurons are exactly 0 (layer-0 trick)
-    kmax = int(lam + 12 * math.sqrt(lam) + 12)
-    k = np.arange(kmax + 1)
-    pk = np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1) for i in k])) if lam > 0 else (k == 0).astype(float)
-    out = {key: [0.0] * (L + 1) for key in ("spurious_on", "mu", "m2", "sigma2")}
-    new = {key: [0.0] * (L + 1) for key in ("active_x", "active_on", "inactive_on", "inactive_x")}
-    unused = max(1.0 - U / M, 0.0)
-    acc_x = 0.0
-    for l in range(2, L + 1):
-        mu = float((pmf * alpha_grid).sum())
-        jump = pmf.copy()
-        jump[0] = 0.0
-        p_prev = jump.sum()
-        pB = _compound_poisson(N_c * p_prev, jump / p_prev if p_prev > 0 else jump, h)
-        b = np.arange(pB.size) * h
-        EB = float((pB * b).sum())
-        shift = chi * (U + (M - U) * mu)
-        y = c * (k[:, None] + b[None, :]) - shift  # [K, B] grid of inputs (A2: K, B independent)
-        w = pk[:, None] * pB[None, :]
-        on = y > 0.25
-        out["spurious_on"][l] = unused * float(w[on].sum())
-        a_new = np.clip(2 * y - 0.5, 0.0, 1.0)
-        pmf = np.bincount(np.rint(a_new / h).astype(np.int64).ravel(), weights=w.ravel(), minlength=grid + 1)[: grid + 1]
-        pmf /= pmf.sum()
-        out["mu"][l] = float((pmf * alpha_grid).sum())
-        out["m2"][l] = float((pmf * alpha_grid**2).sum())
-        sigma2 = c * c * float((pB * (b - EB) ** 2).sum())  # = c²·N_c·E[α²_{l−1}] (compound Poisson)
-        out["sigma2"][l] = sigma2
-        # Active circuit's neurons: 2y = 2 − 2(z−1)Sχ + 2G, G = c(B − EB); α_n = clip(2y − 1/2, 0, 1).
-        G = c * (b - EB)
-        a_act = np.clip(1.5 - 2 * (z - 1) * S * chi + 2 * G, 0.0, 1.0)
-        Ea, Ea2 = float((pB * a_act).sum()), float((pB * a_act**2).sum())
-        new["active_on"][l] = (Ea2 - Ea**2) / S + (1 - Ea) ** 2
-        acc_x += 2 * (4 + 1 / (c * S) ** 2) * sigma2 / S  # A5: per layer independent, kept by the rotation
-        new["active_x"][l] = acc_x
-        new["inactive_on"][l] = out["m2"][l] / S + (1 - 1 / S) * out["mu"][l] ** 2
-        g = np.maximum(2 * y - 1, 0.0) - a_new
-        Eg, Eg2 = float((w * g).sum()), float((w * g * g).sum())
-        new["inactive_x"][l] = 2 * (Eg2 / S + (1 - 1 / S) * Eg**2)
+    r = _indicator_recursion(D // d, T, S, L, z, 0.25, 0.75, grid)
+    out = {key: r[key] for key in ("spurious_on", "mu", "m2", "sigma2")}
+    new = {key: r[key] for key in ("active_x", "active_on", "inactive_on", "inactive_x")}
     ris = rotation_theory(D, T, S=S, L=L, z=z, d=d)
     out["new"] = new
-    out["total"] = {key: [r + n for r, n in zip(ris[key], new[key])] for key in new}
+    out["total"] = {key: [a + n for a, n in zip(ris[key], new[key])] for key in new}
     out["ris"] = ris
-    out |= {"lam": lam, "chi": chi, "N_c": N_c, "U": U, "E": E, "threshold2": layer2_threshold(D, T, S=S, z=z, d=d)}
+    out |= {k: r[k] for k in ("lam", "chi", "N_c", "U", "E")}
+    out["threshold2"] = layer2_threshold(D, T, S=S, z=z, d=d)
     return out
 
 

@@ -1,0 +1,45 @@
+"""The book's capacity search: bisection to its resolution, censoring at both ends."""
+
+import math
+
+import pytest
+
+from superpose_lib.capacity import RESOLUTION, bisect_capacity
+
+
+@pytest.mark.parametrize("x0", [1e-4, 0.003, 0.05])
+@pytest.mark.parametrize("true", [2.3e-4, 0.0031, 0.0199])
+def test_brackets_the_threshold_to_the_resolution(x0, true):
+    calls = []
+
+    def passes(x):
+        calls.append(x)
+        return x <= true
+
+    r = bisect_capacity(passes, x0=x0, x_min=1e-5, x_max=0.1)
+    assert r["censor"] == ""
+    assert r["x_max"] <= true < r["x_fail"]
+    assert r["x_fail"] / r["x_max"] <= 1 + RESOLUTION
+    assert r["probes"] == len(calls) <= 16
+
+
+def test_a_good_start_costs_few_probes():
+    r = bisect_capacity(lambda x: x <= 0.00312, x0=0.003, x_min=1e-5, x_max=0.1)
+    assert r["probes"] <= 6
+
+
+def test_censored_at_both_ends():
+    below = bisect_capacity(lambda x: False, x0=0.01, x_min=1e-4, x_max=0.1)
+    assert below["censor"] == "below" and below["x_max"] == 1e-4
+    above = bisect_capacity(lambda x: True, x0=0.01, x_min=1e-4, x_max=0.1)
+    assert above["censor"] == "above" and above["x_max"] == 0.1 and math.isinf(above["x_fail"])
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"x0": 0.0}, "x0"), ({"x_min": -1.0}, "x_min"), ({"x_max": 1e-6}, "x_max"),
+    ({"resolution": 0.0}, "resolution"), ({"max_probes": 1}, "max_probes"), ({"x0": float("nan")}, "x0"),
+])
+def test_bad_arguments_name_the_parameter(kw, name):
+    args = {"x0": 0.01, "x_min": 1e-5, "x_max": 0.1} | kw
+    with pytest.raises(ValueError, match=name):
+        bisect_capacity(lambda x: True, **args)
