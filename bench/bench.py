@@ -272,6 +272,23 @@ def bench_probe(D, device, *, x=0.001, L_probe=10, z=2, batch=32):
     return out
 
 
+def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
+    """One capacity of the scaling construction on criterion (b) (`correction.scheme_capacity`,
+    the book's capacity search from the rule's predicted boundary): probes and seconds, and
+    the bytes-moved floor of its largest probe (both groups: d = 2 rows each, S_α and 6)."""
+    from superpose_lib.correction import scale, scaling_design, scheme_capacity
+
+    scale._RUNS.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="holds", batch=batch)[0]
+    sa = scaling_design(D, z=z, L=L_cap).S_alpha
+    T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
+    nbytes = floor_bytes(T, batch=batch, L=L_cap, S=6, d=2) + floor_bytes(T, batch=batch, L=L_cap, S=sa, d=2)
+    return {"D": D, "probes": r["probes"], "capacity_s": time.perf_counter() - t0,
+            "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": sa,
+            "probe_bytes": nbytes}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -284,6 +301,8 @@ def main(argv=None):
     p.add_argument("--chunk-budget", type=float, default=None, help="bytes per [T, d, b] work tensor (large run)")
     p.add_argument("--skip-regime", action="store_true", help="skip the regime chapter's largest CPU network")
     p.add_argument("--skip-probe", action="store_true", help="skip the error-correction chapter's capacity probe")
+    p.add_argument("--skip-capacity", action="store_true", help="skip the scaling construction's capacity search")
+    p.add_argument("--capacity-large", action="store_true", help="also search the capacity at D=65536 (minutes on a CPU)")
     p.add_argument("--_large", nargs=6, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._large:
@@ -347,6 +366,16 @@ def main(argv=None):
                      f"at every layer {probe['probe_full_s']:.2f} s (CPU {probe['probe_full_cpu_s']:.2f} s): "
                      f"{probe['probe_full_s'] / probe['probe_s']:.2f}x"))
 
+    caps = []
+    if not a.skip_capacity:
+        for D in [16384] + ([65536] if a.capacity_large else []):
+            c = bench_capacity(D, dev)
+            caps.append(c)
+            rows.append((f"capacity D={D}", c["capacity_s"], c["probe_bytes"] * c["probes"],
+                         f"scaling S_α={c['S_alpha']}, criterion (b), z=2, L=10, batch 128: {c['probes']} probes "
+                         f"(each with its oracle), {c['capacity_s'] / c['probes']:.1f} s per probe, "
+                         f"x*={c['x_max']:.5f} (floor: {c['probes']} probes at T={c['T']}, scheme only)"))
+
     dense = bench_dense(dev)
     f32 = dense["f32"]
     ratio = f32["dense_s"] / f32["structured_s"]
@@ -399,6 +428,9 @@ def main(argv=None):
                     "regime_cpu_s": regime["cpu_s"]}
         for r in larges[1:]:
             out[f"D{r['D']}_s"] = r["total_s"]
+        for c in caps:
+            out |= {f"capacity_D{c['D']}_s": c["capacity_s"], f"capacity_D{c['D']}_probes": c["probes"],
+                    f"capacity_D{c['D']}_floor_s": c["probe_bytes"] * c["probes"] / bw}
             out[f"D{r['D']}_peak_gib"] = r["peak_gib"]
             if "cuda_peak_gib" in r:
                 out[f"D{r['D']}_cuda_peak_gib"] = r["cuda_peak_gib"]

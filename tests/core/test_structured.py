@@ -237,3 +237,14 @@ def test_bench_probe_runs_and_agrees():
     spec.loader.exec_module(bench)
     out = bench.bench_probe(1024, "cpu", L_probe=4, batch=4)
     assert out["T"] == 66 and out["probe_s"] > 0 and out["probe_full_s"] > 0
+
+
+def test_bench_capacity_runs():
+    """The capacity section: one scaling-construction capacity, its probes and floor counted."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.bench_capacity(512, "cpu", L_cap=4, batch=8)
+    assert out["probes"] >= 2 and out["capacity_s"] > 0 and out["probe_bytes"] > 0 and out["x_max"] > 0
