@@ -280,7 +280,7 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
 
     scale._RUNS.clear()
     t0, c0 = time.perf_counter(), time.process_time()
-    r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="holds", batch=batch)[0]
+    r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="indicators hold", batch=batch)[0]
     sa = scaling_design(D, z=z, L=L_cap).S_alpha
     T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
     nbytes = floor_bytes(T, batch=batch, L=L_cap, S=6, d=2) + floor_bytes(T, batch=batch, L=L_cap, S=sa, d=2)

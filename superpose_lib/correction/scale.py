@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int
-from ..core.criteria import failures
+from ..core.criteria import CRITERIA, STAT_KEYS, failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
@@ -563,8 +563,8 @@ def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline"
 
 
 # ---- the book's capacity engine ----------------------------------------------------------
-#: The two criteria of `core.criteria`: "works" (a) and "holds" (b, against the oracle).
-CAPACITY_CRITERIA = ("works", "holds")
+#: The two criteria of `core.criteria`: "works" (a) and "indicators hold" (b, against the oracle).
+CAPACITY_CRITERIA = CRITERIA
 _RUNS: dict = {}  # layer-L statistics of the probes made in this process, shared by both criteria
 
 
@@ -573,7 +573,7 @@ def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: 
     if key not in _RUNS:
         scheme = make_scheme(kind, D, **dict(knobs))
         r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, layers=(L,))
-        _RUNS[key] = {k: r[k][L] for k in ("false_on", "false_off", "q90_dx", "worst_dx", "spurious_on")}
+        _RUNS[key] = {k: r[k] for k in STAT_KEYS}
         if len(_RUNS) > 4096:
             _RUNS.pop(next(iter(_RUNS)))
     return _RUNS[key]
@@ -587,10 +587,10 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     which the layer-L statistics pass, found by `capacity.bisect_capacity` from x0 (the
     scaling rule's predicted boundary for kind "scaling", else 0.002).
 
-    criterion "works": `core.criteria.works` (a); "holds": (b), against the oracle with the
+    criterion "works": `core.criteria.works` (a); "indicators hold": (b), against the oracle with the
     same seed, T, z, L and batch, built with the same assignment design as the scheme's
     payload (for "scaling": affine). The largest load tried is the scheme's (and for
-    "holds" the oracle's) assignment capacity; passing there is censored "above".
+    (b) the oracle's) assignment capacity; passing there is censored "above".
     Returns one row: x_max, x_fail, censor, probes, resolution, T_max, the failures at
     x_fail (why it stops working), label, S_alpha (the scaling rule's, else NaN).
     """
@@ -606,7 +606,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     M = D / 4
     design = scheme.groups[-1].design
     cap = scheme.max_T
-    if criterion == "holds":
+    against_oracle = criterion == CRITERIA[1]
+    if against_oracle:
         cap = min(cap, make_scheme("oracle", D, design=design).max_T)
     if x0 is None:
         x0 = scaling_design(D, z=z, L=L).x_star if kind == "scaling" else 0.002
@@ -617,11 +618,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     def passes(x):
         T = T_of(x)
         st = _layer_stats(kind, frozen, D, T, z, L, seed, batch)
-        orc = None
-        if criterion == "holds":
-            orc = _layer_stats("oracle", (("design", design),), D, T, z, L, seed, batch)
-        fails = failures({k: [0.0] * L + [v] for k, v in st.items()}, L,
-                         oracle=None if orc is None else {k: [0.0] * L + [v] for k, v in orc.items()})
+        orc = _layer_stats("oracle", (("design", design),), D, T, z, L, seed, batch) if against_oracle else None
+        fails = failures(st, L, oracle=orc)
         why[T] = fails
         return not fails
 

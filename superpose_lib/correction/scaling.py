@@ -119,6 +119,7 @@ def predicted_boundary(M: int, S: int, z: int, L: int, theta: float, rate: float
 @lru_cache(maxsize=256)
 def _design(D: int, z: int, L: int, rate: float) -> ScalingDesign:
     M = D // 4
+    x_payload = capacity(M, 6, "affine") / M**2  # the payload's assignment (S = 6) caps every candidate
     best = None
     for theta in THETAS:
         S_min = int(math.floor(z / theta)) + 1  # an inactive circuit's largest quantum z/S stays below θ
@@ -132,7 +133,7 @@ def _design(D: int, z: int, L: int, rate: float) -> ScalingDesign:
                 break
             if cap < z:
                 break
-            x = predicted_boundary(M, S, z, L, theta, rate, min(cap / M**2, capacity(M, 6, "affine") / M**2))
+            x = predicted_boundary(M, S, z, L, theta, rate, min(cap / M**2, x_payload))
             trail.append(x)
             if best is None or x > best[0]:
                 best = (x, S, theta)

@@ -100,11 +100,11 @@ def _validate(D, T, S, L, z, d):
     return D, T, S, check_int("L", L, 1), check_int("z", z, 1, T), d
 
 
-def _sizes(D, T, S, z, d):
-    """M, E (circuits per neuron), q = S²ε (P two circuits share a neuron), λ, U, N_c, χ."""
-    M = D // d
+def _sizes(M, T, S, z):
+    """For blocks of M neurons: E (circuits per neuron), q = S²ε (P two circuits share a
+    neuron), λ, U, N_c, χ."""
     E = T * S / M
-    eps = d / D - 1.0 / (S * T)
+    eps = 1.0 / M - 1.0 / (S * T)
     q = min(max(S * S * eps, 0.0), 1.0)
     lam = z * E * q
     U = z * S - z * (z - 1) / 2 * S * S * max(eps, 0.0)  # |∪ e_a| of the z active circuits
@@ -114,14 +114,14 @@ def _sizes(D, T, S, z, d):
     U_C = M * N_c * E * E - T * S * S
     P = S * S * T * (T - 1.0)
     chi = U_C / (S * (P - U_C)) if P > U_C > 0 else 0.0
-    return M, E, q, lam, U, N_c, chi
+    return E, q, lam, U, N_c, chi
 
 
 def layer2_threshold(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> int:
     """Smallest number K of connected active-circuit neurons that switches an unused
     on-indicator neuron on at layer 2: K·(1/S + χ) − χ·U > 1/4 (U ≈ z·S active neurons)."""
     D, T, S, _, z, d = _validate(D, T, S, 2, z, d)
-    _, _, _, _, U, _, chi = _sizes(D, T, S, z, d)
+    _, _, _, U, _, chi = _sizes(D // d, T, S, z)
     return int(math.floor((0.25 + chi * U) / (1.0 / S + chi))) + 1
 
 
@@ -146,17 +146,7 @@ def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float
     redundancy S, T circuits and the step clip(k(y − θ_lo), 0, 1), k = 1/(θ_hi − θ_lo):
     a neuron is on iff y > θ_lo (RiS: [1/4, 3/4], k = 2). Stops after the first layer whose
     spurious fraction exceeds `stop_above` (the later layers keep 0.0; "stopped" = that layer)."""
-    E = T * S / M
-    eps = 1.0 / M - 1.0 / (S * T)
-    q = min(max(S * S * eps, 0.0), 1.0)
-    lam = z * E * q
-    U = z * S - z * (z - 1) / 2 * S * S * max(eps, 0.0)  # |∪ e_a| of the z active circuits
-    N_c = max(E * S - E * E / 2 * q, 0.0)  # distinct neurons connected to n (pairs through n sharing one counted once)
-    # χ balance in expectation under uniform loads (A1): with |C| = M·N_c connected pairs,
-    # Σ_{t≠u}⟨e_t|C|e_u⟩ = |C|·E² − T·S² and P = S²·T(T−1):  χ = U_C / (S(P − U_C)).
-    U_C = M * N_c * E * E - T * S * S
-    P = S * S * T * (T - 1.0)
-    chi = U_C / (S * (P - U_C)) if P > U_C > 0 else 0.0
+    E, q, lam, U, N_c, chi = _sizes(M, T, S, z)
     k_step = 1.0 / (theta_hi - theta_lo)
     c = 1.0 / S + chi
     h = 1.0 / grid
@@ -209,7 +199,7 @@ def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float
         g = np.maximum(2 * y - 1, 0.0) - a_new
         Eg, Eg2 = float((w * g).sum()), float((w * g * g).sum())
         out["inactive_x"][l] = 2 * (Eg2 / S + (1 - 1 / S) * Eg**2)
-    out |= {"lam": lam, "chi": chi, "N_c": N_c, "U": U, "E": E}
+    out |= {"lam": lam, "chi": chi, "N_c": N_c, "U": U, "E": E, "q": q}
     return out
 
 
@@ -262,8 +252,7 @@ def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0
     stop = math.inf if stop_above is None else _check_pos("stop_above", stop_above, 0.0, 1.0)
     out = _indicator_recursion(M, T, S, L, z, lo, hi, grid, stop)
     h = 1.0 / grid
-    q = min(max(S * S * (1.0 / M - 1.0 / (S * T)), 0.0), 1.0)
-    mean_j = z * q
+    mean_j = z * out.pop("q")
     pj = np.array([math.exp(-mean_j) * mean_j**j / math.factorial(j) for j in range(z + 1)])
     pj[-1] += max(1.0 - pj.sum(), 0.0)  # at most one neuron shared with each active circuit
     out["false_on"] = [0.0] * (L + 1)

@@ -79,7 +79,7 @@ def test_make_scheme_scaling():
 
 
 def test_scheme_capacity_row_is_seeded_and_bracketed():
-    kw = dict(criterion="holds", batch=32, resolution=0.1)
+    kw = dict(criterion="indicators hold", batch=32, resolution=0.1)
     a = scheme_capacity("baseline", 512, 2, 4, 0, **kw)[0]
     scale._RUNS.clear()  # no memoised probes: the second search reruns every network
     b = scheme_capacity("baseline", 512, 2, 4, 0, **kw)[0]
