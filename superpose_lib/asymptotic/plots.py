@@ -3,8 +3,10 @@ schemes from the book's table, `correction.plots.SCHEME_STYLE`)."""
 
 from __future__ import annotations
 
+from matplotlib.ticker import LogFormatterSciNotation
+
 from ..correction.plots import SCHEME_STYLE
-from ..plots import THEORY_STYLE, axes_or_new, sequential, tidy_log_axis
+from ..plots import THEORY_STYLE, axes_or_new, sequential
 
 __all__ = ["plot_capacities", "plot_design", "plot_mechanism"]
 
@@ -28,7 +30,7 @@ def plot_capacities(summary, *, theory=None, ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("D (neurons per layer)")
     ax.set_ylabel("capacity T(d/D)²")
-    tidy_log_axis(ax, "y")
+    ax.yaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))  # < 2 decades
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
