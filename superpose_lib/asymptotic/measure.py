@@ -7,6 +7,9 @@ schemes across D, the mechanism test, and the summaries the chapter states.
   with redundancy S_α at the load x = c/S_α², measured beside the recursion's prediction
   (`regime.spurious.indicator_theory`): with x ∝ 1/S_α² the layer-2 spurious fraction
   and the false-on rate should fall geometrically in S_α.
+* `layout_rows`: at one load, the payload's q90 |δx| of the scaling construction, of its
+  own oracle (same network, unused neurons off) and of RiS's oracle: what the untied
+  layout costs the payload, apart from what the indicators add.
 * `capacity_summary`: per scheme and D, the t-interval over seeds of the per-seed
   capacities (`correction.scale.scheme_capacity`), censoring carried along.
 * `slopes`: d ln x*/d ln D per scheme, fitted per seed (seed k at every D is one
@@ -27,7 +30,7 @@ from ..correction.schemes import make_scheme, scheme_run
 from ..regime.spurious import indicator_theory
 from ..stats import t_interval
 
-__all__ = ["design_table", "mechanism_rows", "capacity_summary", "slopes", "boundary_fraction"]
+__all__ = ["design_table", "mechanism_rows", "layout_rows", "capacity_summary", "slopes", "boundary_fraction"]
 
 
 def design_table(D_list, *, z: int, L: int, fixed_S=(4, 8, 12), theta: float = 0.65) -> pd.DataFrame:
@@ -68,6 +71,24 @@ def mechanism_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, c: float,
              "false_on": r["false_on"][L], "false_off": r["false_off"][L],
              "spurious2_theory": th["spurious_on"][2], "spuriousL_theory": th["spurious_on"][L],
              "false_on_theory": th["false_on"][L], "n_inactive": batch * (T - z)}]
+
+
+def layout_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 128, device: str = "cpu") -> list[dict]:
+    """At the load x = T(d/D)² (one row, for `sweep`): the layer-L payload q90 |δx| of the
+    scaling construction (`q90`), of the same network with every unused neuron switched
+    off (`q90_own_oracle`, criterion (b)'s reference) and of RiS's oracle with the same
+    affine assignment at the same T and seed (`q90_ris_oracle`); `layout` =
+    own oracle / RiS oracle (what reading α from other neurons than the payload's costs),
+    `indicators` = q90 / own oracle (what the indicators add: criterion (b) asks ≤ 1.5)."""
+    scheme = make_scheme("scaling", D, z=z, L=L)
+    M = D // 4
+    T = max(z + 1, int(round(x * M * M)))
+    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
+    ris = scheme_run(make_scheme("oracle", D, design="affine"), T, z=z, L=L, batch=batch, seed=seed, device=device,
+                     layers=(L,))
+    q, own, ref = r["q90_dx"][L], r["oracle"]["q90_dx"][L], ris["q90_dx"][L]
+    return [{"x": x, "T": T, "q90": q, "q90_own_oracle": own, "q90_ris_oracle": ref, "layout": own / ref,
+             "indicators": q / own, "false_on": r["false_on"][L]}]
 
 
 def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from matplotlib.ticker import LogFormatterSciNotation
 from ..correction.plots import SCHEME_STYLE
 from ..plots import THEORY_STYLE, axes_or_new, sequential
 
-__all__ = ["plot_capacities", "plot_design", "plot_mechanism"]
+__all__ = ["plot_capacities", "plot_design", "plot_mechanism", "plot_layout"]
 
 
 def plot_capacities(summary, *, theory=None, ax=None):
@@ -78,4 +78,25 @@ def plot_mechanism(rows, *, ax=None):
     ax.set_xlabel("indicator redundancy S_α (load x = c/S_α²)")
     ax.set_ylabel("fraction")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def plot_layout(rows, *, ax=None):
+    """The payload's layer-L q90 |δx| against D at one load (`measure.layout_rows`, mean over
+    seeds with its range as error bars): RiS's oracle, the scaling construction's own oracle
+    (its layout, unused neurons switched off) and the construction itself."""
+    ax = axes_or_new(ax)
+    series = (("q90_ris_oracle", "oracle", "RiS's oracle (tied α)"),
+              ("q90_own_oracle", "E5", "scaling layout, own oracle (untied α)"),
+              ("q90", "scaling", "scaling construction"))
+    for col, style, lab in series:
+        colour, marker = SCHEME_STYLE[style]
+        g = rows.groupby("D")[col].agg(["mean", "min", "max"])
+        ax.errorbar(g.index, g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]], color=colour,
+                    marker=marker, ms=5, capsize=2, lw=1.2, label=lab)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("D (neurons per layer)")
+    ax.set_ylabel("payload q90 |δx| at layer L")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax

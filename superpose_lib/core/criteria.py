@@ -14,7 +14,12 @@ they use) grows with D. Two criteria at layer l, read from the statistics that
 (b) **indicators hold** (`works(stats, l, oracle=oracle_stats)`): the on-indicators are
     right and cost the payload nothing beyond its own noise:
     - false_on ≤ RATE_MAX and false_off ≤ RATE_MAX;
-    - q90_dx ≤ ORACLE_FACTOR × the oracle's q90_dx on the same draw (same D, T, z, L, seed).
+    - q90_dx ≤ ORACLE_FACTOR × the oracle's q90_dx on the same draw: the same network,
+      active sets and inputs, with every neuron that no active circuit uses switched off
+      after each layer (`scheme_run(..., with_oracle=True)`; for RiS's layout this is
+      RiS's oracle). The reference is the construction's own oracle, not RiS's: a layout
+      that reads α from other neurons than its payload's (E5, the scaling construction)
+      has a payload noise of its own, and (b) asks only what the indicators add to it.
 
 (b) answers the scaling question; (a) says what is usable at a given depth. `failures`
 names the conditions a network misses, as a diagnostic of why it fails.

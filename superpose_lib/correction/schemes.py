@@ -464,19 +464,23 @@ class CorrectedNetwork(nn.Module):
             out.append(torch.relu(pre + self.bias[self.rows[gi]][None, :, None]))
         return out
 
-    def layers_iter(self, A0: list, active: torch.Tensor | None = None, readout_at=None):
+    def layers_iter(self, A0: list, active: torch.Tensor | None = None, readout_at=None, *,
+                    switch_off: bool | None = None):
         """Yield (l, A^l, R^l) for l = 1..L; R^l [T, d, B] the readouts of every circuit,
         row by row from its group: (1/S_g)⟨e^{g,l}_t|A^l_g⟩ (None at layers not in
-        `readout_at`, default every layer). The oracle needs `active`."""
-        if self.scheme.oracle and active is None:
-            raise ValueError("the oracle scheme needs the active set")
+        `readout_at`, default every layer). switch_off (default: the scheme's `oracle`):
+        every neuron that no active circuit uses is set to 0 after each layer, which needs
+        `active`; with a real scheme this is that construction's own oracle."""
+        switch_off = self.scheme.oracle if switch_off is None else bool(switch_off)
+        if switch_off and active is None:
+            raise ValueError("switching unused neurons off (the oracle) needs the active set")
         A, G = None, None
         for l in range(1, self.L + 1):
             if l == 1:
                 A = [torch.relu(a + self.bias[r][None, :, None]) for a, r in zip(A0, self.rows)]
             else:
                 A = self.layer(l, A, G)
-            if self.scheme.oracle:
+            if switch_off:
                 A = [a * m for a, m in zip(A, self._mask(l, active))]
             G = [gather_sum(a, self.idx[gi][l - 1]) for gi, a in enumerate(A)]
             if readout_at is not None and l not in readout_at:
@@ -507,20 +511,23 @@ def _truth(w, bias, a0, L):
 
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
-               layers=None) -> dict:
+               layers=None, with_oracle: bool = False) -> dict:
     """One fresh network of `scheme`, `batch` random active sets of z circuits: per-layer
     statistics (lists indexed by layer, 0 = input).
 
     active_x ⟨|δx|²⟩, worst_dx max |δx| over the batch (active circuits), q90_dx its
-    90th percentile, active_on
-    ⟨(1−α̂)²⟩, false_off the fraction of active circuits with α̂ < on_threshold, inactive_on ⟨α̂²⟩, inactive_x ⟨|x̂|²⟩, false_on the fraction of inactive
-    circuits with α̂ > on_threshold, leak the fraction with α̂ > 0.25 (passing RiS's step),
-    overlap2 the fraction of inactive circuits sharing ≥ 2 indicator neurons with the
-    active set at that layer (the mechanism's precondition). keep_alpha: also return
-    "alpha_inactive", the inactive circuits' α̂ per layer (a float tensor per layer).
+    90th percentile, active_on ⟨(1−α̂)²⟩, false_off the fraction of active circuits with
+    α̂ < on_threshold, inactive_on ⟨α̂²⟩, inactive_x ⟨|x̂|²⟩, false_on the fraction of
+    inactive circuits with α̂ > on_threshold, leak the fraction with α̂ > 0.25 (passing
+    RiS's step), overlap2 the fraction of inactive circuits sharing ≥ 2 indicator neurons
+    with the active set at that layer (the mechanism's precondition). keep_alpha: also
+    return "alpha_inactive", the inactive circuits' α̂ per layer (a float tensor per layer).
     layers: the layers at which to compute the statistics (default: every layer; the others
     stay 0.0). A capacity probe needs only layer L, and the statistics over all T circuits
     cost about as much as the forward pass itself at large T.
+    with_oracle: also return, under "oracle", the same statistics of this construction's
+    own oracle: the same network, active sets and inputs, with every neuron that no active
+    circuit uses switched off after each layer (a paired reference for criterion (b)).
     """
     T = check_int("T", T, 1, scheme.max_T)
     z = check_int("z", z, 1, T)
@@ -531,6 +538,18 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     x0 = sample_unit_vectors((batch, z), g)
     a0 = encode(torch.ones(batch, z, dtype=torch.float64), x0, scheme.d).to(device)
     truth = _truth(net.w[active].double(), net.bias.double(), a0.double(), L)  # [L+1, B, z, 4]
+    wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
+    kw = dict(on_threshold=on_threshold, keep_alpha=keep_alpha, wanted=wanted)
+    res = _run_stats(net, active, a0, truth, switch_off=None, **kw)
+    if with_oracle:
+        res["oracle"] = _run_stats(net, active, a0, truth, switch_off=True, **kw)
+    return res
+
+
+def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_threshold, keep_alpha, wanted) -> dict:
+    """`scheme_run`'s statistics of one forward pass (see there)."""
+    batch, z = active.shape
+    T, L, device, dtype = net.T, net.L, active.device, net.w.dtype
     keys = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
             "leak", "overlap2", "spurious_on")
     res = {k: [0.0] * (L + 1) for k in keys}
@@ -539,8 +558,8 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
     row0 = list(net.groups[ind].rows).index(0)  # the group's local row holding a_0 = step(α)
     f64 = torch.float64
-    wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
-    for l, A, R in net.layers_iter(net.embed(active, a0.to(dtype)), active, readout_at=wanted):
+    A0 = net.embed(active, a0.to(dtype))
+    for l, A, R in net.layers_iter(A0, active, readout_at=wanted, switch_off=switch_off):
         if l not in wanted:
             continue
         # α̂ = â_0 − â_1, x̂ = â_{2:4} − α̂ (`decode`), for every circuit [T, B] in the network's

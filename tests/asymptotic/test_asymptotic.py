@@ -44,3 +44,12 @@ def test_boundary_fraction():
     s = pd.DataFrame({"name": ["a", "b", "a"], "D": [1024, 1024, 2048], "mean": [1.0, 4.0, 2.0]})
     f = boundary_fraction(s, "a", "b")
     assert list(f["D"]) == [1024] and list(f["ratio"]) == [0.25]
+
+
+def test_layout_rows_pair_the_construction_with_its_own_oracle():
+    from superpose_lib.asymptotic import layout_rows
+
+    r = layout_rows(1024, 2, 4, 0, x=0.002, batch=16)[0]
+    assert math.isclose(r["layout"], r["q90_own_oracle"] / r["q90_ris_oracle"])
+    assert math.isclose(r["indicators"], r["q90"] / r["q90_own_oracle"])
+    assert r["T"] == round(0.002 * 256**2) and r == layout_rows(1024, 2, 4, 0, x=0.002, batch=16)[0]

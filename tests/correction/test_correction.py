@@ -138,6 +138,23 @@ def test_oracle_has_no_false_activation_for_z2():
     assert max(res["false_on"]) == 0.0
 
 
+def test_own_oracle_is_the_same_draw_switched_off():
+    """with_oracle runs the same network and draw with unused neurons off: for RiS's
+    layout that is the oracle scheme exactly; for a real scheme the oracle's statistics
+    equal a run of the same scheme with `oracle=True` at the same seed."""
+    import dataclasses
+
+    base = make_scheme("baseline", 400)
+    r = scheme_run(base, 60, z=2, L=4, batch=16, seed=5, dtype=F64, with_oracle=True)
+    o = scheme_run(make_scheme("oracle", 400), 60, z=2, L=4, batch=16, seed=5, dtype=F64)
+    assert r["oracle"]["q90_dx"] == o["q90_dx"] and r["oracle"]["false_on"] == o["false_on"]
+    wide = make_scheme("wide", 512, share=0.5, S_alpha=4, theta=0.65, design="affine")
+    r = scheme_run(wide, 200, z=2, L=4, batch=16, seed=1, dtype=F64, with_oracle=True)
+    o = scheme_run(dataclasses.replace(wide, oracle=True), 200, z=2, L=4, batch=16, seed=1, dtype=F64)
+    assert r["oracle"]["q90_dx"] == o["q90_dx"] and r["oracle"]["active_x"] == o["active_x"]
+    assert r["q90_dx"] != r["oracle"]["q90_dx"]  # the switch-off changes the real network's errors
+
+
 def test_determinism():
     sch = make_scheme("sharp", 400, theta=0.4)
     a = scheme_run(sch, 60, z=2, L=4, batch=20, seed=7)
