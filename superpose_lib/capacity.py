@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from .core.checks import checked
+
 __all__ = ["bisect_capacity", "RESOLUTION"]
 
 #: Default resolution of a capacity: the bracket [x_max, x_fail] is at most 5 % wide, a
@@ -32,6 +34,7 @@ def _check_x(name: str, value) -> float:
     return v
 
 
+@checked
 def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float, x_max: float,
                     resolution: float = RESOLUTION, max_probes: int = 24) -> dict:
     """The largest x in [x_min, x_max] with passes(x) (module docstring). Returns x_max (the

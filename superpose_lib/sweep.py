@@ -59,7 +59,7 @@ import pandas as pd
 import torch
 
 from ._version import __version__
-from .core.checks import check_int, check_seed
+from .core.checks import check_int, check_seed, checked
 
 __all__ = ["sweep", "library_sources", "library_version", "cache_key", "cache_path", "progress_bar", "LIB_ROOT", "PRESENTATION"]
 
@@ -127,12 +127,14 @@ def _fn_name(fn: Callable) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
+@checked
 def cache_key(fn: Callable, config: dict, seed: int, version: str) -> str:
     """SHA-256 naming one result: the function, its configuration, the seed, the library version."""
     ident = {"fn": _fn_name(fn), "config": config, "seed": seed, "version": version}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@checked
 def cache_path(cache_dir: str | os.PathLike, fn: Callable, config: dict, seed: int) -> Path:
     """Where `sweep` caches fn(**config, seed=seed) under `cache_dir` (current library version)."""
     return Path(cache_dir) / f"{cache_key(fn, dict(config), int(seed), library_version(fn))}.json"

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.assignment import capacity
+from ..core.checks import checked
 from ..correction.scaling import S_ALPHA_MAX, predicted_boundary, scaling_design
 from ..correction.schemes import make_scheme, scheme_run
 from ..regime.spurious import indicator_theory
@@ -33,6 +34,7 @@ from ..stats import t_interval
 __all__ = ["design_table", "mechanism_rows", "layout_rows", "capacity_summary", "slopes", "boundary_fraction"]
 
 
+@checked
 def design_table(D_list, *, z: int, L: int, fixed_S=(4, 8, 12), theta: float = 0.65) -> pd.DataFrame:
     """Per D: the rule's S_α, θ and predicted boundary x* ("rule"), and the predicted
     boundary of the layout with a fixed S_α at dead zone θ (one row per (D, S_α); NaN where
@@ -54,6 +56,7 @@ def design_table(D_list, *, z: int, L: int, fixed_S=(4, 8, 12), theta: float = 0
     return pd.DataFrame(rows)
 
 
+@checked
 def mechanism_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, c: float, theta: float = 0.65,
                    batch: int = 128, device: str = "cpu") -> list[dict]:
     """The scaling layout with redundancy S_alpha at x = c/S_alpha² (one row, for `sweep`):
@@ -73,6 +76,7 @@ def mechanism_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, c: float,
              "false_on_theory": th["false_on"][L], "n_inactive": batch * (T - z)}]
 
 
+@checked
 def layout_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 128, device: str = "cpu") -> list[dict]:
     """At the load x = T(d/D)² (one row, for `sweep`): the layer-L payload q90 |δx| of the
     scaling construction (`q90`), of the same network with every unused neuron switched

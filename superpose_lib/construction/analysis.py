@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 
 from ..core.assignment import admissible_steps, mean_squared_overlap
+from ..core.checks import checked
 from ..core.circuits import decode, encode_input, rotation_weights, run_circuits, sample_thetas
 from ..core.config import CiSConfig
 from ..core.experiment import (
@@ -42,6 +43,7 @@ F64 = torch.float64
 QUANTITIES = ["active_x", "inactive_x", "active_on", "inactive_on"]
 
 
+@checked
 def parameter_glue(cfg: CiSConfig, *, zs, D_below: int, T_below: int, D_small: int, T_small: int,
                    S_small: int, n_seeds: int, batch: int, n_trajectories: int) -> dict:
     """The run's parameters as text for the prose, keyed "construction-<name>" (a rerun with
@@ -56,6 +58,7 @@ def parameter_glue(cfg: CiSConfig, *, zs, D_below: int, T_below: int, D_small: i
     return {f"construction-{k}": v for k, v in values.items()}
 
 
+@checked
 def step_check(seed: int) -> dict:
     """The step, run on three small rotation circuits (float64; angles from `seed`): two on
     (x = (0.6, 0.8) and (1, 0)), one off. Returns, after one layer, alpha1 and x1 (the readout
@@ -74,6 +77,7 @@ def step_check(seed: int) -> dict:
     return {"alpha1": alpha1, "x1": x1, "x1_clean": x1_clean, "x_rot": x_rot}
 
 
+@checked
 def overlap_summary(base: torch.Tensor, cfg: CiSConfig, *, cap: int, tol: float) -> dict:
     """The overlaps of an assignment `base` [T, S] into M = cfg.M neurons per block: c (how
     many circuits use each neuron), msq (mean squared overlap over pairs t ≠ u), uniform (the
@@ -123,6 +127,7 @@ def identity_table(net) -> dict:
     return {"diag_err": diag, "off": offs, "pos": poss, "styled": styled, "glue": glue}
 
 
+@checked
 def chi_conventions(net, zs, *, batch: int, seed: int) -> dict:
     """χ balanced over t ≠ u (the library's) or t < u (RiS's code), from the dense matrix,
     and their effect on the mean errors at layer L on the same inputs (generator seed + 1000,
@@ -160,6 +165,7 @@ def chi_conventions(net, zs, *, batch: int, seed: int) -> dict:
             "styled": styled, "glue": glue}
 
 
+@checked
 def layer1_checks(net, zs, *, batch: int, seed: int) -> dict:
     """Layer 1 of `net` (float64) for each z (generator seed + 2000, `batch` active sets):
     the largest errors of the active circuits, and, for the inactive ones, the largest
@@ -188,6 +194,7 @@ def layer1_checks(net, zs, *, batch: int, seed: int) -> dict:
     return {"table": table, "k_max": k_max, "styled": styled, "glue": glue}
 
 
+@checked
 def trajectory_samples(net, zs, n: int, *, seed: int) -> list[dict]:
     """For each z, n active sets with |x| = 1 (generator seed + 3000) run through `net`: a
     list of {"z", "active" [n, z], "per" (`rotation_per_circuit`)}, one per z."""
@@ -200,6 +207,7 @@ def trajectory_samples(net, zs, n: int, *, seed: int) -> list[dict]:
     return out
 
 
+@checked
 def error_sweep(D: int, T: int, *, S: int, L: int, zs, batch: int, seeds, device="cpu", dtype=F64) -> pd.DataFrame:
     """`rotation_error_rows` for every z and seed (serial, no progress bar): the tidy rows of
     mean and worst-case errors per layer and quantity, with RiS's theory."""
@@ -219,6 +227,7 @@ def theory_ratios(frame: pd.DataFrame, q: str) -> pd.Series:
     return m.groupby(["z", "layer"])["mean"].mean() / m.groupby(["z", "layer"])["theory"].mean()
 
 
+@checked
 def seizure_summary(df: pd.DataFrame, *, L: int) -> dict:
     """The main network's errors against the theory: seizure (measured / theory of the
     inactive |x̂|², z × layer), layer1 ({quantity: ratio per z at layer 1} for the three
@@ -235,6 +244,7 @@ def seizure_summary(df: pd.DataFrame, *, L: int) -> dict:
     return {"seizure": seizure, "layer1": layer1, "worst_l1": worst_l1, "on_L": on_L, "styled": styled, "glue": glue}
 
 
+@checked
 def below_summary(df: pd.DataFrame, *, D: int, T: int, factor: float) -> dict:
     """The network below the seizure regime (D, T): ratios (measured / theory per quantity,
     z and layer, for the quantities with a nonzero theory), on_worst (the worst (1 − α̂)² of

@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..core.checks import checked
 from ..plots import (
     MAX_WIDTH,
     THEORY_STYLE,
@@ -134,6 +135,7 @@ def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theo
     return ax
 
 
+@checked
 def plot_weights(W_small, Wc, *, d: int, S: int, small: tuple, D: int, n: int = 40, axes=None):
     """Two panels: the dense W^2 of a small network (`small` = (D, T, S), for the title) with
     its d × d blocks, and the top-left n × n corner of 𝒲^2 (`Wc`) of the network of D neurons

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .checks import check_int, check_memory
+from .checks import check_int, check_memory, checked
 
 __all__ = [
     "DESIGNS",
@@ -114,6 +114,7 @@ def max_circuits(M: int, S: int) -> int:
     return int((b * ((a + 1) // S) + (steps - b) * (a // S)).sum())
 
 
+@checked
 def assign(T: int, M: int, S: int) -> torch.Tensor:
     """The first T progressions in CiS2 order, as a LongTensor [T, S] of neuron positions.
 
@@ -165,6 +166,7 @@ def affine_prime(M: int, S: int) -> int:
     return p
 
 
+@checked
 def affine_capacity(M: int, S: int) -> int:
     """Capacity of the affine-plane assignment: p² lines (p = `affine_prime(M, S)`), any two
     sharing at most one of their S neurons. ≈ (M/S)², against the pair-counting bound
@@ -176,6 +178,7 @@ def affine_capacity(M: int, S: int) -> int:
     return affine_prime(M, S) ** 2
 
 
+@checked
 def assign_affine(T: int, M: int, S: int) -> torch.Tensor:
     """The first T lines of the affine plane over GF(p), as a LongTensor [T, S] of neuron
     positions i·p + j (module docstring); neurons S·p..M−1 stay unused.
@@ -202,12 +205,14 @@ def check_design(design) -> str:
     return design
 
 
+@checked
 def capacity(M: int, S: int, design: str = "prime_step") -> int:
     """Most circuits the assignment `design` holds in blocks of M neurons with redundancy S:
     `max_circuits` (prime-step) or `affine_capacity`."""
     return max_circuits(M, S) if check_design(design) == "prime_step" else affine_capacity(M, S)
 
 
+@checked
 def layer_assignments(
     T: int, M: int, S: int, L: int, generator: torch.Generator, device="cpu", design: str = "prime_step"
 ) -> torch.Tensor:
@@ -223,11 +228,13 @@ def layer_assignments(
     return base[perms].to(device)
 
 
+@checked
 def neuron_counts(idx: torch.Tensor, M: int) -> torch.Tensor:
     """c_n = how many circuits use neuron n (idx: [T, S]) -> [M]."""
     return torch.bincount(idx.reshape(-1), minlength=M)
 
 
+@checked
 def mean_squared_overlap(idx: torch.Tensor, M: int) -> float:
     """E_{u≠t}[((1/S)⟨e_t|e_u⟩)²] over ordered pairs, exactly.
 

@@ -11,6 +11,8 @@ This module imports nothing else of the library, so every module can use it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import operator
 import os
@@ -30,6 +32,8 @@ __all__ = [
     "available_memory",
     "check_memory",
     "format_bytes",
+    "DOMAINS",
+    "checked",
 ]
 
 INT_MAX = 2**63 - 1
@@ -177,3 +181,102 @@ def check_memory(name: str, value, nbytes: float, device="cpu", what: str = "") 
             f"{name}={value} needs about {format_bytes(nbytes)} of memory{why}, more than the "
             f"{format_bytes(avail)} available on {device}: choose a smaller {name}"
         )
+
+
+# ---- the vocabulary's domains, checked at every public entry point ------------------------
+
+#: Widest network an entry point accepts (neurons per layer); the engines refuse smaller
+#: sizes that do not fit in memory with `check_memory`.
+D_MAX = 2**30
+#: Largest batch of samples (active sets, documents, tokens) of one call.
+BATCH_MAX = 2**24
+
+
+def _generator(name, value):
+    if not isinstance(value, torch.Generator):
+        raise ValueError(f"{name}={value!r} is not allowed: a torch.Generator (e.g. torch.Generator().manual_seed(0))")
+    return value
+
+
+def _int(low, high=None):
+    return lambda name, value: check_int(name, value, low, high)
+
+
+def _real(low=None, high=None, open_low=False):
+    return lambda name, value: check_real(name, value, low, high, open_low=open_low)
+
+
+#: The book's notation as the API's vocabulary (book: "Notation"): a public function's
+#: parameter of one of these names takes values in this domain, whatever the function.
+#: Integers and reals are checked where the parameter is annotated int or float (or has an
+#: int or float default); device, dtype and generator always. A function narrows the range
+#: further itself (e.g. T up to its assignment's capacity, z up to T).
+DOMAINS = {
+    "D": _int(1, D_MAX),  # neurons per layer of the large network
+    "T": _int(1, 2**40),  # small circuits
+    "M": _int(1, D_MAX),  # neurons per block
+    "S": _int(1, 2**16),  # redundancy: neurons per circuit per block
+    "S_alpha": _int(1, 2**16),
+    "z": _int(1, 2**20),  # active circuits per sample
+    "L": _int(1, L_MAX),  # layers
+    "layer": _int(0, L_MAX),
+    "batch": _int(1, BATCH_MAX),
+    "n_boot": _int(1, 10**6),
+    "n_seeds": _int(1, 10**4),
+    "steps": _int(0, 10**8),
+    "seed": lambda name, value: check_seed(value, name),
+    "resolution": _real(0.0, 1.0, open_low=True),
+    "eps": _real(None, None),  # ε of the theory (d/D − 1/(ST), either sign) or a tolerance
+    "tol": _real(0.0, None, open_low=True),
+    "rate": _real(0.0, 1.0, open_low=True),
+    "device": lambda name, value: (check_device(value), value)[1],
+    "dtype": lambda name, value: (check_dtype(value), value)[1],
+    "generator": _generator,
+}
+_ALWAYS = ("device", "dtype", "generator")
+_NUMERIC = ("int", "float")
+
+
+def _checkable(p: inspect.Parameter) -> bool:
+    if p.name not in DOMAINS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        return False
+    if p.name in _ALWAYS:
+        return True
+    ann = p.annotation
+    if ann is not p.empty:
+        text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+        words = text.replace("|", " ").replace("Optional[", " ").replace("]", " ").split()
+        return bool(words) and all(w in _NUMERIC or w == "None" for w in words)
+    d = p.default
+    return isinstance(d, (int, float)) and not isinstance(d, bool)
+
+
+def checked(fn):
+    """Check `fn`'s parameters that the vocabulary names (`DOMAINS`) before it runs: a
+    ValueError naming the parameter, its value and the allowed range. None passes where it
+    is the parameter's default (the parameter is optional). Checked integers reach `fn` as
+    Python ints."""
+    sig = inspect.signature(fn)
+    names = [n for n, p in sig.parameters.items() if _checkable(p)]
+    if not names:
+        return fn
+    optional = {n for n in names if sig.parameters[n].default is None}
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise ValueError(f"{fn.__name__}: {e}") from None
+        for n in names:
+            if n in bound.arguments:
+                v = bound.arguments[n]
+                if v is None and n in optional:
+                    continue
+                out = DOMAINS[n](n, v)
+                if n not in _ALWAYS:
+                    bound.arguments[n] = out
+        return fn(*bound.args, **bound.kwargs)
+
+    wrapper.__checked__ = tuple(names)
+    return wrapper

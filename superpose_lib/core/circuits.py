@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from .checks import checked
+
 __all__ = [
     "BIAS",
     "MEAN_WEIGHT",
@@ -27,6 +29,7 @@ BIAS = (-0.5, -1.5, -1.0, -1.0)
 MEAN_WEIGHT = ((2.0, -2.0, 0.0, 0.0),) * 4
 
 
+@checked
 def sample_thetas(T: int, generator: torch.Generator, *, dtype=torch.float64, device="cpu"):
     """Rotation angles θ_t ~ U[0, 2π), one per circuit."""
     u = torch.rand(T, generator=generator, dtype=torch.float64)
@@ -63,6 +66,7 @@ def decode(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return alpha, a[..., 2:4] - alpha.unsqueeze(-1)
 
 
+@checked
 def run_circuits(w: torch.Tensor, a0: torch.Tensor, L: int) -> torch.Tensor:
     """Run small circuits directly: a^l = ReLU(w a^{l-1} + b) for l = 1..L (the ground truth).
 

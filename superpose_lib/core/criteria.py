@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from .checks import check_int, check_real
+from .checks import check_int, check_real, checked
 
 __all__ = [
     "ON_THRESHOLD", "RATE_MAX", "Q90_DX_MAX", "WORST_DX_MAX", "ORACLE_FACTOR", "CRITERIA", "STAT_KEYS",
@@ -79,6 +79,7 @@ def _value(stats, key: str, layer: int, what: str = "stats") -> float:
     return float(v)
 
 
+@checked
 def failures(stats: dict, layer: int, *, oracle: dict | None = None) -> list[str]:
     """The conditions of the criterion that `stats` misses at `layer`: [] when it works.
     Criterion (a) without `oracle`, (b) with the oracle's statistics of the same draw."""
@@ -103,6 +104,7 @@ def failures(stats: dict, layer: int, *, oracle: dict | None = None) -> list[str
     return out
 
 
+@checked
 def works(stats: dict, layer: int, *, oracle: dict | None = None) -> bool:
     """Criterion (a) "works" at `layer`, or (b) "indicators hold" when the oracle's
     statistics of the same draw are given (see the module's docstring for both)."""

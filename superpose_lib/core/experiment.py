@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .assignment import layer_assignments
-from .checks import check_device, check_dtype, check_int, check_memory, check_seed
+from .checks import check_device, check_dtype, check_int, check_memory, check_seed, checked
 from .circuits import (
     BIAS,
     MEAN_WEIGHT,
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 
+@checked
 def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", dtype=torch.float32):
     """Random rotation circuits (θ_t ~ U[0, 2π)) and their superposed network.
 
@@ -52,6 +53,7 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
     return net, theta
 
 
+@checked
 def sample_active(T: int, z: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """z distinct circuits per batch row, uniformly: LongTensor [batch, z]."""
     z = check_int("z", z, 1, T)
@@ -66,6 +68,7 @@ def sample_active(T: int, z: int, batch: int, generator: torch.Generator) -> tor
         active[bad] = torch.randint(T, (int(bad.sum()), z), generator=generator)
 
 
+@checked
 def sample_unit_vectors(shape, generator: torch.Generator) -> torch.Tensor:
     """x on the unit circle (|x| = 1, as in RiS's code), shape [*shape, 2], float64."""
     phi = 2 * math.pi * torch.rand(*shape, generator=generator, dtype=torch.float64)
@@ -111,6 +114,7 @@ class RotationRun:
         return out
 
 
+@checked
 def batch_chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, itemsize: int = 4, device="cpu") -> int:
     """Batch rows per chunk so each [T, d, b] work tensor stays within ~`budget_bytes`.
 
@@ -126,6 +130,7 @@ def batch_chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, i
     return max(1, min(batch, int(budget_bytes // (T * d * itemsize))))
 
 
+@checked
 def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circuit: bool = False) -> int:
     """Estimated peak memory of `seeded_experiment` + `rotation_run` (bytes), for refusing
     sizes that cannot fit before allocating anything.
@@ -271,6 +276,7 @@ def rotation_run(
     return RotationRun(sums, counts, ps, [torch.cat(v) for v in dx], wrong)
 
 
+@checked
 def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4) -> dict:
     """Per-layer statistics of a fresh network (index = layer, 0 = input): RiS Figures
     8–11's MSEs, the spurious-on fraction, and the rates and quantiles that `works` reads.
@@ -303,6 +309,7 @@ def _check_experiment(D, T, d, S, L, z, batch, seed, device, dtype, *, per_circu
     return cfg, batch, seed, device, dtype
 
 
+@checked
 def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4):
     """The draws behind every seeded measurement, in this order from one generator seeded
     with `seed`: the T angles, the L layer permutations, the active sets, the inputs x.
@@ -316,6 +323,7 @@ def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d
     return net, active, x0
 
 
+@checked
 def variant_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4,
                        variant: str = "baseline", theta_lo: float = 0.4, theta_hi: float = 0.75):
     """`seeded_experiment` (the same draws: same angles, layer permutations, active sets and
@@ -385,6 +393,7 @@ def rotation_per_circuit(net: SuperposedNetwork, active: torch.Tensor, x0: torch
     return out
 
 
+@checked
 def rotation_error_rows(
     D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4
 ) -> list[dict]:
@@ -406,6 +415,7 @@ def rotation_error_rows(
     return rows
 
 
+@checked
 def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> list[dict]:
     """RiS Figures 8–11 quantities as tidy rows (for `sweep`): layer, quantity, measured
     (`rotation_errors`), theory (`rotation_theory`). The four RiS quantities only: the
@@ -451,6 +461,7 @@ def with_chi(net: SuperposedNetwork, chis) -> SuperposedNetwork:
     return new
 
 
+@checked
 def shared_neurons(idx_l: torch.Tensor, active: torch.Tensor, M: int) -> torch.Tensor:
     """k_u = how many of circuit u's S neurons (at one layer, idx_l [T, S]) some active
     circuit also uses, for every batch row: active [B, z] -> [B, T] (active circuits: S).

@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import checked
+
 __all__ = [
     "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
     "csr_users", "connectivity", "excess_pairs", "balance_chi",
@@ -92,6 +94,7 @@ class LayerStructure:
     excess_offsets: torch.Tensor | None = None
 
 
+@checked
 def csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each neuron, the circuits that use it (sorted), as (users, offsets)."""
     S = idx.shape[1]
@@ -123,6 +126,7 @@ def _sorted_pair_keys(cur: torch.Tensor, prev: torch.Tensor, M: int) -> torch.Te
     return torch.sort((cur[:, :, None] * M + prev[:, None, :]).reshape(-1)).values
 
 
+@checked
 def connectivity(cur: torch.Tensor, prev: torch.Tensor, M: int):
     """Unique connected pairs of K = Σ_t |e_t^l⟩⟨e_t^{l−1}| and their multiplicities.
 
@@ -134,6 +138,7 @@ def connectivity(cur: torch.Tensor, prev: torch.Tensor, M: int):
     return uniq // M, uniq % M, k
 
 
+@checked
 def excess_pairs(cur: torch.Tensor, prev: torch.Tensor, M: int):
     """The pairs that several circuits connect: (n, m, k) with K_nm = k ≥ 2, sorted by (n, m).
 
@@ -147,6 +152,7 @@ def excess_pairs(cur: torch.Tensor, prev: torch.Tensor, M: int):
     return uniq // M, uniq % M, extra + 1
 
 
+@checked
 def balance_chi(cur: torch.Tensor, prev: torch.Tensor, M: int, n, m) -> float:
     """χ_l such that Σ_{t≠u} ⟨e_t^l|𝒲^l|e_u^{l−1}⟩ = 0 (RiS's mean-weight balance).
 
@@ -187,6 +193,7 @@ def _rank_factor(w_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (U[:, :r] * s[:r]).to(w_bar.dtype), Vh[:r].to(w_bar.dtype).contiguous()
 
 
+@checked
 def dense_blocks(w_bar, mixing, dw, cur, prev, M: int) -> torch.Tensor:
     """W = w̄ ⊗ 𝒲 + (1/S) Σ_k Δw_k ⊗ |e_{cur_k}⟩⟨e_{prev_k}| as a dense D × D matrix, neuron
     i·M + n (the readable reference). Row k of cur/prev [K, S] lists the neurons of the

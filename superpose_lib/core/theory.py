@@ -11,7 +11,7 @@ Every function validates its sizes (d = 4 only: the rotation circuits are 4 × 4
 from __future__ import annotations
 
 from .assignment import max_circuits
-from .checks import CIRCUIT_WIDTH, L_MAX, check_d, check_int, check_real
+from .checks import CIRCUIT_WIDTH, L_MAX, check_d, check_int, check_real, checked
 
 __all__ = [
     "epsilon",
@@ -24,18 +24,21 @@ __all__ = [
 ]
 
 
+@checked
 def epsilon(D: int, T: int, S: int = 6, d: int = CIRCUIT_WIDTH) -> float:
     """ε = d/D − 1/(ST), the mean squared normalised overlap E_{u≠t}[((1/S)⟨e_t|e_u⟩)²]."""
     D, T, S, d = check_int("D", D, 1), check_int("T", T, 1), check_int("S", S, 1), check_d(d)
     return d / D - 1.0 / (S * T)
 
 
+@checked
 def control_parameter(D: int, T: int, d: int = CIRCUIT_WIDTH) -> float:
     """x = T(d/D)², the control parameter of the propagation error (RiS §6)."""
     D, T, d = check_int("D", D, 1), check_int("T", T, 1), check_d(d)
     return T * (d / D) ** 2
 
 
+@checked
 def T_at(x: float, D: int, d: int = CIRCUIT_WIDTH) -> int:
     """T at control value x = T(d/D)²: round(x·(D/d)²), at least 1."""
     x = check_real("x", x, 0.0, open_low=True)
@@ -53,11 +56,13 @@ def ris_pairs() -> list[tuple[int, int]]:
     return [(D, T) for D, ts in ranges.items() for T in ts]
 
 
+@checked
 def inactive_error(l: int, z: int, eps: float) -> float:
     """Inactive circuit, any layer l ≥ 1: E|x̂|² ≈ E α̂² ≈ z·ε (one overlap per active circuit)."""
     return z * eps if l >= 1 else 0.0
 
 
+@checked
 def active_x_error(l: int, z: int, T: int, eps: float) -> float:
     """Active rotating vector at layer l ≥ 1:
     E|δx|² ≈ (l−1)·T·ε²·(z + 8(z−1)) + 9·l·ε·(z−1).
@@ -69,6 +74,7 @@ def active_x_error(l: int, z: int, T: int, eps: float) -> float:
     return (l - 1) * T * eps**2 * (z + 8 * (z - 1)) + 9 * l * eps * (z - 1)
 
 
+@checked
 def rotation_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = CIRCUIT_WIDTH) -> dict:
     """Predicted per-layer MSEs with the keys of `rotation_errors` (active on-indicator: 0
     until a seizure). Sizes are validated as for a network that can be built (D a multiple

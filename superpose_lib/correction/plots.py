@@ -7,6 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..core.checks import checked
 from ..plots import COLORS, LABELS, PALETTE, THEORY_STYLE, sequential
 
 __all__ = [
@@ -38,6 +39,7 @@ def _style(name: str):
     raise ValueError(f"no style for scheme {name!r}: add it to plots.COLORS['scheme']")
 
 
+@checked
 def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None, x_min=None, x_max=None):
     """Capacity x_max = T_max(d/D)² against D (log-log), one line per scheme, 95%
     t-intervals; censored points drawn hollow at their bound with an arrow-like marker
@@ -97,6 +99,7 @@ def plot_fixed_x(df, quantity: str, *, ax=None, labels=None, floor: float = 1e-6
     return ax
 
 
+@checked
 def plot_inactive_readouts(alpha_by_layer: dict, S: int, *, ax=None, threshold: float = 0.25, bins=None):
     """Histogram (log counts) of inactive circuits' indicator readouts α̂_u at a few
     layers (alpha_by_layer: {layer: 1-d tensor or array}), with the quanta 1/S, 2/S

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..capacity import RESOLUTION, bisect_capacity
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..core.criteria import CRITERIA, STAT_KEYS, failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
@@ -75,6 +75,7 @@ __all__ = [
 WIDTH_FREE = ("baseline", "E1", "E3")
 
 
+@checked
 def indicator_redundancy(M_alpha: int, x_alpha: float, z: int, theta: float, *, budget: float = 0.25,
                          S_max: int = 40) -> dict:
     """The smallest indicator redundancy S_α ∈ [S_min, S_max] that keeps both the
@@ -124,6 +125,7 @@ def _passes(res: dict, L: int, criterion: str, eps: float, on_rate: float) -> bo
     return res["false_on"][L] <= on_rate and res["false_off"][L] <= on_rate
 
 
+@checked
 def capacity_rows(kind: str, D: int, z: int, L: int, seed: int, *, x_grid, batch: int = 32, eps: float = 1.0,
                   on_rate: float = 1e-3, criteria=("accuracy", "indicator"), device: str = "cpu", **knobs) -> list[dict]:
     """T_max of `make_scheme(kind, D, **knobs)` at depth L with z active circuits: the
@@ -202,6 +204,7 @@ def named_capacity_rows(name: str, family: str, setting: str, **kw) -> list[dict
     return capacity_rows(**kw)
 
 
+@checked
 def tuning_grid(families, D_list, *, z: int, L: int, x: float, batch: int, x_design: float = 0.002,
                 z_design: int = 2) -> list[dict]:
     """`sweep` configurations for `tuning_rows`: every family's settings at every D."""
@@ -214,6 +217,7 @@ def tuning_grid(families, D_list, *, z: int, L: int, x: float, batch: int, x_des
     return grid
 
 
+@checked
 def capacity_grid(best, families, D_list, z_list, *, L: int, x_grid, batch: int, eps: float, on_rate: float,
                   x_design: float = 0.002, z_design: int = 2, x_top: float | None = None,
                   criteria=("accuracy", "indicator")) -> list[dict]:
@@ -259,6 +263,7 @@ def named_scheme_rows(name: str, family: str, setting: str, **kw) -> list[dict]:
     return scheme_rows(**kw)
 
 
+@checked
 def fixed_x_grid(best, families, D_list, *, x: float, z: int, L: int, batch: int) -> list[dict]:
     """`sweep` configurations for `named_scheme_rows`: every family's tuned setting at
     T = x·(D/4)², every D (the control parameter T(d/D)² held fixed as D grows)."""
@@ -298,6 +303,7 @@ def crossover_D(vs, *, spenders=("E2", "E4", "E5"), free=WIDTH_FREE):
     return cross, tab
 
 
+@checked
 def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=None) -> dict:
     """The chapter's headline numbers, as text for glue (`capacity_summary` rows; indicator
     criterion unless named "-acc"): capacities of the baseline, E1, the best width-spending
@@ -369,6 +375,7 @@ def headline(summ, *, z: int, x_min: float, spenders=("E2", "E4", "E5"), labels=
             "D_max": D_max, "gains": gains}
 
 
+@checked
 def scaling_exponents(cap, *, criterion: str, z: int, names=None):
     """How capacity scales with width: per scheme, the least-squares slope of
     log x_max against log D over every seed's measured (uncensored) capacity, with its 95%
@@ -435,6 +442,7 @@ def capacity_summary(cap, by=("name", "D", "z", "criterion")):
 FAMILIES = ("baseline", "E1", "E2", "E3", "E4", "E5", "oracle")
 
 
+@checked
 def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: int = 2) -> list[dict]:
     """The tuning grid of one scheme family at width D: the same number of settings (3) for
     every family with knobs (E1–E5), one for the baseline and the oracle. Each setting is
@@ -472,6 +480,7 @@ def family_settings(family: str, D: int, *, x_design: float = 0.002, z_design: i
     raise ValueError(f"family={family!r} must be one of {FAMILIES}")
 
 
+@checked
 def tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
                 batch: int = 32, device: str = "cpu", **knobs) -> list[dict]:
     """One tuning probe: the setting's network at T = x·(D/4)², layer-L worst active |δx|,
@@ -486,6 +495,7 @@ def tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, se
              "spurious": r["spurious_on"][L], "built": True}]
 
 
+@checked
 def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float, share: float = 0.6,
                     theta: float = 0.55, batch: int = 32, device: str = "cpu") -> list[dict]:
     """One E5 network with indicator redundancy S_alpha at T = x·(D/4)²: the measured
@@ -504,6 +514,7 @@ def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float
              "M_alpha": M_a, "T": T}]
 
 
+@checked
 def best_settings(tune, *, eps: float = 1.0, on_rate: float = 1e-3):
     """The tuning step: per (family, D), the setting with the best score at the tuning
     probe (rows of `tuning_rows`, averaged over tuning seeds): first those passing the
@@ -524,6 +535,7 @@ def best_settings(tune, *, eps: float = 1.0, on_rate: float = 1e-3):
     return pd.DataFrame(rows)
 
 
+@checked
 def capacity_vs_D(summary, *, criterion: str, z: int, baseline: str = "baseline", oracle: str = "oracle"):
     """Per scheme and D (one criterion, one z): mean capacity x_max, its gain over the
     baseline and its fraction of the oracle's, with the censoring carried along: gain is
@@ -582,6 +594,7 @@ def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: 
     return _RUNS[key]
 
 
+@checked
 def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: str, batch: int = 128,
                     resolution: float = RESOLUTION, x0: float | None = None, x_min: float = 2e-5,
                     **knobs) -> list[dict]:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..core.assignment import capacity
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..core.criteria import RATE_MAX
 from ..regime.spurious import indicator_theory
 
@@ -77,6 +77,7 @@ class ScalingDesign:
                 "design": self.design}
 
 
+@checked
 def predicted_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, theta_hi: float = 0.75,
                     rate: float = RATE_MAX, grid: int = _GRID) -> bool:
     """Does the recursion predict that an indicator group (M neurons per block, redundancy
@@ -93,6 +94,7 @@ def predicted_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, t
     return r["false_on"][L] <= rate and r["false_off"][L] <= rate and sp[L] <= 2 * sp[2] + 1e-12
 
 
+@checked
 def predicted_boundary(M: int, S: int, z: int, L: int, theta: float, rate: float, x_cap: float, tol: float = 0.03) -> float:
     """Largest x ≤ x_cap at which `predicted_holds` for an indicator group of M neurons per
     block, redundancy S and dead zone [θ, 3/4] (0 if none from 1e-5): a galloping search
@@ -143,6 +145,7 @@ def _design(D: int, z: int, L: int, rate: float) -> ScalingDesign:
     return ScalingDesign(D, z, L, S, theta, 0.75, SHARE, "affine", x, M, S == S_ALPHA_MAX)
 
 
+@checked
 def scaling_design(D: int, *, z: int, L: int, rate: float = RATE_MAX) -> ScalingDesign:
     """The scaling construction's settings at width D (module docstring): the (θ, S_α)
     with the largest predicted boundary for z active circuits at depth L. D must be a

@@ -65,7 +65,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import capacity, check_design, layer_assignments
-from ..core.checks import check_d, check_int
+from ..core.checks import check_d, check_int, checked
 from ..core.circuits import (
     decode,
     encode_input,
@@ -227,6 +227,7 @@ def _split(D: int, parts: int, name: str) -> int:
     return D // parts
 
 
+@checked
 def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
                 share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
                 static: bool = False, gate: float = 4.0, ivw: bool = False,
@@ -493,6 +494,7 @@ class CorrectedNetwork(nn.Module):
             yield l, A, R
 
 
+@checked
 def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, *, device="cpu",
                     dtype=torch.float32):
     """Random rotation circuits (θ_t ~ U[0, 2π)) in the scheme's network. Returns (net, θ)."""
@@ -509,6 +511,7 @@ def _truth(w, bias, a0, L):
     return torch.stack(out)
 
 
+@checked
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
                layers=None, with_oracle: bool = False) -> dict:
@@ -600,6 +603,7 @@ def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_thres
     return res
 
 
+@checked
 def scheme_rows(kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                 device: str = "cpu", **knobs) -> list[dict]:
     """`scheme_run` as tidy rows for `sweep`: one row per layer, quantities as columns, plus

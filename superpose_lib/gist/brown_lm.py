@@ -35,7 +35,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..sweep import progress_bar
 from . import gpt2 as G
 from .gpt2 import transformers_class
@@ -185,6 +185,7 @@ def _crops(stream: torch.Tensor, n: int, batch: int, g: torch.Generator) -> torc
     return stream[start[:, None] + torch.arange(n)]
 
 
+@checked
 def train_lm(train_local: list[torch.Tensor], vocab_size: int, cfg: LMConfig, *, seed: int = 0,
              progress: bool = False) -> tuple[BrownLM, list[float]]:
     """Train on random (n_ctx + 1)-token crops of the training documents joined into one stream
@@ -228,6 +229,7 @@ def _atomic(path: Path, write, suffix=""):
         raise
 
 
+@checked
 def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, seed: int = 0,
               progress: bool = False, root: str | os.PathLike | None = None) -> tuple[BrownLM, dict]:
     """`train_lm`, or its checkpoint from the cache. The key hashes the training tokens, the
@@ -275,6 +277,7 @@ def eval_windows(docs_local: list[torch.Tensor], n: int) -> tuple[torch.Tensor, 
 
 
 @torch.no_grad()
+@checked
 def heldout_loss(model: BrownLM, windows: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """Per-target negative log-likelihood [W, n] (nats) of the windows."""
     return torch.cat([model.loss(windows[i : i + batch], reduction="none") for i in range(0, len(windows), batch)])

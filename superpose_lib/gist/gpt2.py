@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 
 __all__ = [
     "transformers_class",
@@ -237,6 +237,7 @@ def _read_state_dict(folder: Path) -> dict:
         raise ValueError(f"{pt}: {kind} ({type(e).__name__}); convert it to model.safetensors") from None
 
 
+@checked
 def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, device="cpu", dtype=torch.float32):
     """GPT-2 Small from local files (see `find_gpt2_weights`), its first `n_layer` blocks only.
 
@@ -265,6 +266,7 @@ def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, devic
     return model.to(device=device, dtype=dtype)
 
 
+@checked
 def random_gpt2(seed: int = 0, *, n_layer: int = 1, device="cpu", dtype=torch.float32):
     """A GPT-2-Small-shaped model (GPT2Config() but `n_layer` blocks) with transformers'
     default random initialisation, seeded (the same seed gives the same weights)."""
@@ -479,6 +481,7 @@ def _pieces(ids: torch.Tensor, chunk: int | None) -> list[tuple[int, torch.Tenso
 
 
 @torch.no_grad()
+@checked
 def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.Tensor | None = None,
                     mid_layer: int | None = None, first: int = 1, chunk: int | None = None,
                     per_piece: int | None = None, generator: torch.Generator | None = None) -> dict:
@@ -542,6 +545,7 @@ def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 25
     return ker if per_piece else ker.mean(0)
 
 
+@checked
 def decay_length_ci(kernels: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
                     level: float = 0.95) -> dict:
     """Decay length of each head's mean kernel (`fit_decay_length`) with a percentile interval
@@ -569,6 +573,7 @@ def mlp0_acts_from(model, resid: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+@checked
 def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tensor, generator: torch.Generator,
                   vocab: torch.Tensor, *, chunk: int | None = None) -> dict:
     """How far back the summary reaches in a GPT-2-shaped model: for the last token q of
@@ -596,6 +601,7 @@ def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tens
     return {"resid": res.mean(0), "probe": prb.mean(0), "n": len(res), "resid_docs": res, "probe_docs": prb}
 
 
+@checked
 def reach_ci(curves: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
              level: float = 0.95) -> tuple[float, float, float]:
     """Decay length of the mean influence curve over documents (curves [n, K]), with a

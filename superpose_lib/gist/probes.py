@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 
 __all__ = [
     "group_folds",
@@ -27,6 +27,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- probes
+@checked
 def group_folds(groups, n_folds: int, generator: torch.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds over *groups* (documents): every sample of a group is in the same fold, so no
     document is ever in train and test at once. Returns [(train_idx, test_idx)]."""
@@ -47,6 +48,7 @@ class LogisticProbe:
     sd: torch.Tensor
 
 
+@checked
 def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100,
                  dtype=torch.float32) -> LogisticProbe:
     """Multinomial logistic regression on standardised features, L2-penalised (weight `l2`
@@ -82,6 +84,7 @@ def balanced_accuracy(y, yhat, n_classes: int) -> float:
     return float(np.mean(rec))
 
 
+@checked
 def bootstrap_ci(y, yhat, groups, n_classes: int, generator: torch.Generator, n_boot: int = 200, level: float = 0.95):
     """Percentile CI of the balanced accuracy, resampling whole documents (groups)."""
     y, yhat, groups = np.asarray(y), np.asarray(yhat), np.asarray(groups)
@@ -107,6 +110,7 @@ class ProbeResult:
     y: np.ndarray
 
 
+@checked
 def cross_val_probe(X, y, groups, n_classes: int, *, n_folds: int = 5, seed: int = 0, l2: float = 1e-2,
                     steps: int = 100, n_boot: int = 200) -> ProbeResult:
     """Balanced accuracy (with a document-bootstrap CI) of a linear probe X -> y, trained and

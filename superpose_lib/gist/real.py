@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.checks import checked
 from . import brown as B
 from . import brown_lm as LM
 
@@ -40,6 +41,7 @@ class BrownData:
         return [self.vocab.to_local(self.gpt2_ids[d["id"]]) for d in part]
 
 
+@checked
 def prepare(n_docs: int = 0, train_fraction: float = 0.7, seed: int = 0) -> BrownData:
     """Load the cached corpus (raises `brown.CorpusUnavailable`), keep a genre-stratified
     subset of about `n_docs` documents when n_docs > 0 (every genre keeps ≥ 2), tokenize, split
@@ -81,6 +83,7 @@ def _boot_mean(per_doc: np.ndarray, g: torch.Generator, n_boot: int) -> tuple[fl
     return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
 
 
+@checked
 def heldout_table(model: LM.BrownLM, data: BrownData, *, n_windows: int, generator: torch.Generator,
                   n_boot: int = 500):
     """Held-out negative log-likelihood (nats per token) of the model, the unigram and the

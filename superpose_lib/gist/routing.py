@@ -23,6 +23,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..core.checks import checked
 from ..core.circuits import decode, encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.experiment import build_network, sample_unit_vectors
@@ -48,6 +49,7 @@ class IndicatorMap:
         return X.double() @ self.U + self.b
 
 
+@checked
 def fit_indicator_map(X: torch.Tensor, y, n_classes: int, *, l2: float = 1e-2, steps: int = 100) -> IndicatorMap:
     """One-vs-rest logistic regressions of "class c" on X (class-balanced, L2 on standardised
     features, `gpt2.fit_logistic` with two classes), folded back into one affine map of the
@@ -69,6 +71,7 @@ def indicator_inputs(logits: torch.Tensor, tau: float = 0.0, width: float = 4.0)
 
 
 @torch.no_grad()
+@checked
 def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slot: torch.Tensor, per_class: int, *,
                            D: int = 1000, L: int = 4, S: int = 6, seed: int = 0, device="cpu") -> dict:
     """Run the superposed network with every class's candidate circuit fed α_in [B, C] and the

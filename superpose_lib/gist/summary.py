@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.checks import checked
 from ..report import compare_phrase, fmt_length
 from . import brown as B
 from .gpt2 import weights_sha256
@@ -81,6 +82,7 @@ def gpt2_notice(folder) -> str:
 
 
 # ----------------------------------------------------------------------------- the language model
+@checked
 def lm_summary(loss_df, info, model, data, *, steps: int, batch: int, n_ctx: int) -> dict:
     """The trained model's numbers: {"glue", "losses" (loss_df indexed by predictor),
     "baselines" ({label: nats} for `plot_lm_training`)}. loss_df: `heldout_table`'s; info:
@@ -229,6 +231,7 @@ def route_summary(route_df) -> dict:
 
 
 # ----------------------------------------------------------------------------- 6. the toy model
+@checked
 def toy_training_line(losses: dict, seconds: float, steps: int) -> str:
     """"trained 4 toy models × 1000 steps in 12 s; final losses …" (mean of the last 50 steps)."""
     return (f"trained {len(losses)} toy models × {steps} steps in {seconds:.0f} s; final losses "
@@ -243,6 +246,7 @@ def toy_probe_features(f: dict, fl: dict, fu: dict, *, window: int) -> dict:
             "after attn 0, learned positions": fl["resid_mid"]}
 
 
+@checked
 def filter_ceiling(f: dict, n_topics: int, task: str, generator, n_boot: int) -> dict:
     """The exact filter's row of the probe table: balanced accuracy of its argmax posterior with
     a 95 % document-bootstrap interval (not a probe: the Bayes ceiling)."""

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..core.circuits import decode, encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.experiment import build_network, sample_unit_vectors
@@ -189,6 +189,7 @@ class ToyTransformer(nn.Module):
         return F.gelu(self.fc(self.ln2(resid)))
 
 
+@checked
 def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: int = 64, lr: float = 3e-3,
               seed: int = 0, device="cpu", progress: bool = False):
     """Next-token training on fresh samples of `lang` every step (AdamW, cosine schedule).
@@ -223,6 +224,7 @@ def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: in
 
 
 @torch.no_grad()
+@checked
 def toy_features(model: ToyTransformer, lang: ToyLanguage, n_docs: int, generator: torch.Generator, *,
                  window: int = 32, first: int = 1) -> dict:
     """Per-token features on fresh documents (positions ≥ `first`): resid_pre (current token
@@ -248,6 +250,7 @@ def toy_features(model: ToyTransformer, lang: ToyLanguage, n_docs: int, generato
 
 
 @torch.no_grad()
+@checked
 def influence_by_distance(model: ToyTransformer, tokens: torch.Tensor, readout: torch.Tensor, ks, generator):
     """How far back the gist reaches: replace the token at distance k before the last
     position by a uniformly random token and measure the change of the readout
@@ -266,6 +269,7 @@ def influence_by_distance(model: ToyTransformer, tokens: torch.Tensor, readout: 
     return torch.stack(out).cpu()
 
 
+@checked
 def filter_influence_by_distance(lang: ToyLanguage, tokens: torch.Tensor, ks, generator) -> torch.Tensor:
     """The same experiment on the exact filter: mean |Δ log P(z_q | x_≤q)| per distance k
     (the optimal summary's reach)."""
@@ -292,6 +296,7 @@ def neuron_gating(feat: dict, n_topics: int) -> dict:
 
 
 @torch.no_grad()
+@checked
 def topic_circuits_errors(true_topic: torch.Tensor, pred_topic: torch.Tensor, slot: torch.Tensor, n_topics: int,
                           per_topic: int, *, D: int = 1000, L: int = 4, S: int = 6, seed: int = 0, device="cpu") -> dict:
     """Close the loop: a RiS rotation network of T = K·per_topic circuits, circuit k·per_topic + s

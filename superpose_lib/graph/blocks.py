@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import max_circuits
-from ..core.checks import check_d, check_int
+from ..core.checks import check_d, check_int, checked
 from ..core.circuits import BIAS, encode_input, rotation_weights, sample_thetas
 from ..core.experiment import sample_unit_vectors
 
@@ -135,6 +135,7 @@ class BlockNetwork(nn.Module):
         return out
 
 
+@checked
 def block_cost(D: int, d: int = 4) -> dict:
     """Resources of the ping-pong network at D: circuits T = (D/d)², neurons per layer
     D(1 + 2/d), dense and non-zero parameters per layer (weights + biases)."""
@@ -149,6 +150,7 @@ def block_cost(D: int, d: int = 4) -> dict:
     }
 
 
+@checked
 def block_exactness(D_list, L: int, seed: int) -> dict:
     """The block construction run on every one of its (D/4)² rotation circuits at each D of
     D_list (float64 inputs, generator `seed` per D), against the circuits run on their own.
@@ -174,6 +176,7 @@ def block_exactness(D_list, L: int, seed: int) -> dict:
     return {"err": err, "stray": stray, "glue": {"cross-block-err": f"{worst:.0e}" if worst > 0 else "exactly 0"}}
 
 
+@checked
 def cost_table(D_list, S: int):
     """Per layer at each D: circuits, neurons, parameters (dense and non-zero) and the share
     of parameters that are circuit weights, for the block construction (z = 1 only) and the

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import layer_assignments
-from ..core.checks import check_dtype, check_int, check_memory, check_real, check_seed
+from ..core.checks import check_dtype, check_int, check_memory, check_real, check_seed, checked
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
@@ -138,6 +138,7 @@ def _check_scheme(scheme: Scheme) -> None:
             raise ValueError(f"scheme={scheme.name!r}: a group may lead another only with shift = 0 (tied)")
 
 
+@checked
 def graph_assignments(scheme: Scheme, T: int, L: int, generator: torch.Generator, *, device="cpu") -> list:
     """Per group [L, T, S_g·copies] neuron positions, drawn exactly as `correction.CorrectedNetwork`
     draws them (one composite prime-step assignment per group, random layer permutations; a
@@ -299,6 +300,7 @@ class GraphCorrectedNetwork(nn.Module):
             yield l, A, R
 
 
+@checked
 def build_graph_corrected(graph: CircuitGraph, scheme: Scheme, generator: torch.Generator, *, device="cpu",
                           dtype=torch.float32) -> GraphCorrectedNetwork:
     """The network of `graph` on `scheme`'s groups with its step (`stepped_graph`), assignments
@@ -313,6 +315,7 @@ def build_graph_corrected(graph: CircuitGraph, scheme: Scheme, generator: torch.
                                  device=device)
 
 
+@checked
 def graph_scheme(kind: str, D: int, **knobs) -> Scheme:
     """`correction.make_scheme` restricted to the kinds a circuit graph takes here (`KINDS`):
     baseline (RiS), sharp (E1: knobs theta, theta_hi), wide (E5: share, S_alpha, theta)."""
@@ -368,6 +371,7 @@ def _estimate_bytes(T: int, batch: int, D: int, E: int, itemsize: int) -> float:
     return itemsize * batch * (3 * T * d + 2 * E * d + 2 * T + 4 * D) + 8 * batch * T
 
 
+@checked
 def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, and_fraction: float = 0.0,
                          batch: int = 64, seed: int = 0, device="cpu", dtype=torch.float32,
                          on_threshold: float = 0.5, **knobs) -> dict:
@@ -449,6 +453,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     return res
 
 
+@checked
 def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None, z: int = 2, L: int = 4, and_fraction: float = 0.0,
                           batch: int = 64, seed: int = 0, device="cpu", **knobs) -> list[dict]:
     """`graph_correction_run` as tidy rows for `sweep`: one row per layer l = 1..L with the
@@ -463,6 +468,7 @@ def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None,
     return [{"layer": l, **meta, **{k: res[k][l] for k in keys}} for l in range(1, L + 1)]
 
 
+@checked
 def graph_correction_summary(df, quantity: str, *, layer: int | None = None,
                              by=("name", "D", "z", "P")):
     """Mean of `quantity` over seeds with its 95% t-interval (`correction_scale.t_interval`)
@@ -486,6 +492,7 @@ def _P_of(x: float, D: int) -> int:
     return max(1, int(round(x * (D / 4) ** 2 / 3)))
 
 
+@checked
 def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=("E1", "E5")) -> list[dict]:
     """Tuning probes for `graph_tuning_rows`: every setting of `correction_scale.family_settings`
     of each family at each D, at load T(d/D)² = x (P = T/3 gates)."""
@@ -495,6 +502,7 @@ def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=
             for D in D_list for fam in families for s in family_settings(fam, int(D))]
 
 
+@checked
 def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
                       batch: int = 32, device="cpu", **knobs) -> list[dict]:
     """One tuning probe in the gate graph (`correction_scale.tuning_rows`' columns, for
@@ -509,6 +517,7 @@ def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: i
              "built": True}]
 
 
+@checked
 def graph_correction_grid(schemes: dict, D_list, z_list, x_grid, *, L: int, batch: int) -> list[dict]:
     """Configurations for `graph_correction_rows`: every scheme (name -> {D: graph_scheme
     kwargs with "kind"}, or one kwargs dict for every D) × D × z × load x, with P gates,
@@ -528,6 +537,7 @@ def graph_correction_grid(schemes: dict, D_list, z_list, x_grid, *, L: int, batc
     return grid
 
 
+@checked
 def top_load_table(df, *, on_rate: float = 1e-3, layer: int | None = None, schemes=("baseline", "E1", "E5")):
     """Per (D, z): the largest P that every scheme in `schemes` was run at, and there each
     scheme's last-layer false-on rate and worst active |δx| (means over seeds with 95%
@@ -589,6 +599,7 @@ def ci_text(m, lo, hi) -> str:
     return f"{_num(m)} [{_num(max(lo, 0.0))}, {_num(hi)}]"
 
 
+@checked
 def graph_correction_headline(top, df, settings, *, L: int, on_rate: float, x_tune: float, D_list, z_list, x_grid,
                               n_seeds: int, batch: int, schemes=("baseline", "E1", "E5")) -> dict:
     """The wide-indicator section's numbers at the largest D (`top`: `top_load_table`; `df`:

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from ..core.assignment import layer_assignments, max_circuits
-from ..core.checks import check_d, check_int
+from ..core.checks import check_d, check_int, checked
 from ..core.circuits import (
     BIAS,
     MEAN_WEIGHT,
@@ -239,6 +239,7 @@ def run_graph(graph: CircuitGraph, a0: torch.Tensor, *, pre: bool = False):
 
 
 # ---- the large network ------------------------------------------------------------------
+@checked
 def balance_chi_edges(cur: torch.Tensor, prev: torch.Tensor, n_edges: int, M: int, n, m) -> float:
     """χ_l such that Σ_{(u,t) ∉ ℰ^l} ⟨e_u^l|𝒲^l|e_t^{l−1}⟩ = 0 (the mean-weight balance over
     every reader/source pair that is not an edge).
@@ -360,6 +361,7 @@ def _mean(graph_dtype=torch.float64):
     return torch.tensor(MEAN_WEIGHT, dtype=graph_dtype)
 
 
+@checked
 def chain_graph(T: int, k: int, L: int, z: int, generator: torch.Generator, *, dtype=torch.float64) -> CircuitGraph:
     """Chains of k circuits handing a rotating vector along (pipelines t → u).
 
@@ -384,6 +386,7 @@ def chain_graph(T: int, k: int, L: int, z: int, generator: torch.Generator, *, d
     return CircuitGraph(T, L, z, w, tuple(readers), tuple(sources), tuple(weights))
 
 
+@checked
 def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fraction: float = 0.5,
                dtype=torch.float64) -> CircuitGraph:
     """Fan-in gates: T = 3P circuits; parents 0..2P−1 (rotation circuits at layer 1), children
@@ -415,6 +418,7 @@ def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fracti
     return CircuitGraph(T, L, z, w, tuple(readers), tuple(sources), tuple(weights), tuple(shifts))
 
 
+@checked
 def random_graph(T: int, L: int, z: int, n_edges: int, generator: torch.Generator, *,
                  handoff: float = 0.5, dtype=torch.float64) -> CircuitGraph:
     """A random sparse circuit graph of n_edges random pipelines ("lanes").
@@ -457,6 +461,7 @@ def surviving_inputs(graph: CircuitGraph) -> torch.Tensor:
     return alive.nonzero().squeeze(1)
 
 
+@checked
 def sample_inputs(pool: torch.Tensor, z: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """z distinct input circuits per row, uniformly from `pool`: [batch, z]."""
     z = check_int("z", z, 1, pool.numel())
@@ -464,6 +469,7 @@ def sample_inputs(pool: torch.Tensor, z: int, batch: int, generator: torch.Gener
     return pool[pick]
 
 
+@checked
 def sample_gate_inputs(P: int, z: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """Inputs for `gate_graph`: in each row ⌊z/2⌋ random gates get both parents on (the AND
     fires) and the rest of the z inputs are single parents of other gates: [batch, z]."""
@@ -478,6 +484,7 @@ def sample_gate_inputs(P: int, z: int, batch: int, generator: torch.Generator) -
     return torch.cat([both, single], 1)
 
 
+@checked
 def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Generator, *,
                         device="cpu", dtype=torch.float32) -> GraphNetwork:
     """The superposed network of `graph` at width D (prime-step assignment, random layer
@@ -501,6 +508,7 @@ def _cast(graph: CircuitGraph, dtype) -> CircuitGraph:
 
 
 # ---- measurement -----------------------------------------------------------------------
+@checked
 def layer0_states(graph: CircuitGraph, inputs: torch.Tensor, x0: torch.Tensor, dtype):
     """Layer-0 states of all circuits [T, d, B] and the per-input a^0 [B, z, d]."""
     B, z = inputs.shape
@@ -542,6 +550,7 @@ def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, t
 
 
 # ---- theory ------------------------------------------------------------------------------
+@checked
 def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Tensor, eps: float) -> dict:
     """Predicted per-layer MSEs of the graph network (the chapter's derivation, RiS §6 extended).
 
@@ -675,6 +684,7 @@ def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Te
     return out
 
 
+@checked
 def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: int = 4) -> list[float]:
     """Closed form for rotation circuits whose active payloads move along single edges
     (chains, random partial permutations): per layer l = 0..L of active ⟨|δx|²⟩,
@@ -692,6 +702,7 @@ def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: in
     return out
 
 
+@checked
 def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S: int = 6, d: int = 4) -> int:
     """Largest |ℰ| per layer whose predicted final-layer active ⟨|δx|²⟩ (`graph_chain_theory`)
     stays ≤ tol at width D, depth L, z active circuits (0 if the first-order z-term alone
@@ -707,13 +718,17 @@ def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S
 
 
 # ---- experiments as tidy rows -------------------------------------------------------------
-def graph_rows(kind: str, D: int, T: int, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
+@checked
+def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
                n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu") -> list[dict]:
     """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain
     (kind="chain", depth k), a random graph ("random", n_edges lanes) or fan-in gates ("gate",
-    P gates of which n_and are AND). Columns: edges = mean |ℰ^l|, x = edges·(d/D)²."""
+    P gates of which n_and are AND; T is then the graph's and the argument is ignored).
+    Columns: edges = mean |ℰ^l|, x = edges·(d/D)²."""
     if kind not in ("chain", "random", "gate"):
         raise ValueError(f"kind={kind!r} is out of range: allowed 'chain', 'random', 'gate'")
+    if kind != "gate":
+        T = check_int("T", T, 1)
     g = torch.Generator().manual_seed(int(seed))
     if kind == "chain":
         gr = chain_graph(T, k, L, z, g)
@@ -741,6 +756,7 @@ def graph_rows(kind: str, D: int, T: int, z: int, *, L: int = 4, k: int = 1, n_e
     return rows
 
 
+@checked
 def edge_capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_grid=(32, 64, 128, 256, 512, 1024),
                   batch: int = 200, seed: int = 0, device="cpu") -> list[dict]:
     """Edges that fit: random graphs on T = max_circuits(D/d, S) circuits with n_edges lanes per
@@ -766,6 +782,7 @@ def _exact_text(v: float) -> str:
     return f"{v:.0e}" if v > 0 else "exactly 0"
 
 
+@checked
 def exactness_checks(seed: int, L: int) -> dict:
     """The framework's exactness checks (generator `seed`): max_s1, the largest squared error of
     a graph network without overlap (S = 1, T = M = 40, a random graph) against its circuit
@@ -818,6 +835,7 @@ def edge_summary(last: pd.DataFrame, *, working_x: float, k_list) -> dict:
             "gain": gain, "sup": sup, "glue": glue}
 
 
+@checked
 def gate_summary(gdf: pd.DataFrame, *, S: int, D: int, and_counts, few_collateral: float) -> dict:
     """The fan-in gate sweep at layer 2 (the gate outputs; `gdf` with its collateral column).
     Per seed and number of AND gates: flips (wrong-side rate), aon (active (1 − α̂)²) and ax
@@ -864,6 +882,7 @@ def capacity_table(cdf: pd.DataFrame) -> pd.DataFrame:
     return cap
 
 
+@checked
 def capacity_summary(cdf: pd.DataFrame, cap: pd.DataFrame, *, working_x: float, S: int, L: int) -> dict:
     """The capacity runs in the working regime: few (the rows with |E|(d/D)² ≤ working_x, with
     ris_T, RiS's T-based prediction of the last layer's active error), tdd (T(d/D)² of every
@@ -889,6 +908,7 @@ def capacity_summary(cdf: pd.DataFrame, cap: pd.DataFrame, *, working_x: float, 
     return {"few": few, "tdd": tdd, "styled": styled, "glue": glue}
 
 
+@checked
 def parameter_glue(*, S: int, L: int, working_x: float, gate_D: int, gate_P: int, cap_tol1: float, cap_tol2: float,
                    D_list, z_list, n_seeds: int, cap_D, block_D, k_list) -> dict:
     """The run's parameters as text for the prose, keyed "cross-<name>" (a rerun with other

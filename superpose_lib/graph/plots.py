@@ -6,6 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..core.checks import checked
 from ..plots import MAX_WIDTH, axes_or_new, color, figure, label, legend_outside, marker, tidy_log_axis
 from .correction import graph_correction_summary
 
@@ -27,6 +28,7 @@ __all__ = [
 _FAMILY_MARKER = {"chain": "o", "random": "s", "gate": "^"}
 
 
+@checked
 def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)²: measured (markers by family, colour
     by z) and predicted (the per-sample theory, black bars). df: tidy rows of `graph_rows`
@@ -50,6 +52,7 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     return ax
 
 
+@checked
 def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
     """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
     (markers by family, colour by z). Returns the axes."""
@@ -119,6 +122,7 @@ def plot_edge_capacity(df, ax=None, *, legend: bool = True):
 _SCHEME_MARKER = {"baseline": "o", "E1": "s", "E5": "D"}
 
 
+@checked
 def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int | None = None, z: int | None = None,
                           D: int | None = None, floor: float = 1e-5, legend: bool = True, labels: dict | None = None):
     """`quantity` at one layer (default: the last) against T(d/D)², one line per scheme name
@@ -147,6 +151,7 @@ def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int
     return ax
 
 
+@checked
 def plot_graph_correction_grid(df, z_list, *, D: int, on_rate: float, axes=None):
     """One row per z at width D: the last-layer false-on rate (left, dotted: the budget
     `on_rate`) and the worst active |δx| (right, drawn from 10⁻²) against the load, one

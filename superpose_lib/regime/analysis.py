@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..core.checks import checked
 from .measure import MEANS, inactive_on_layer1, large_d_grid
 from .spurious import boundary_theory
 
@@ -106,6 +107,7 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     return float(np.exp(cx[k] + t * (cx[k + 1] - cx[k])))
 
 
+@checked
 def boundary_table(
     df: pd.DataFrame, quantity: str = "active_x", levels=(1.5, 2.0), *, n_boot: int = 200, n_bins: int = 8,
     seed: int = 0, ci: float = 0.95,
@@ -205,6 +207,7 @@ def _first_crossing(x, r, level: float) -> float:
     return float(math.exp(math.log(x[k - 1]) + t * (math.log(x[k]) - math.log(x[k - 1]))))
 
 
+@checked
 def per_d_boundary(df: pd.DataFrame, *, layer: int, quantity: str = "active_x", level: float = 2.0,
                    against: str = "theory", n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
     """Boundary x* per D and z (never pooled over D): the smallest T(d/D)² where the median
@@ -274,6 +277,7 @@ def boundary_word(v: float) -> str:
     return f"{v:.4f}" if np.isfinite(v) else "not reached"
 
 
+@checked
 def ratio_summary(ris: pd.DataFrame, bounds: pd.DataFrame, *, L: int) -> dict:
     """Where theory and measurement part, on the RiS grid (`ris` with the regime columns,
     `bounds` from `boundary_table` on active_x). Returns low_med (median ratio per z and
@@ -315,6 +319,7 @@ def boundary_words(bounds: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@checked
 def inactive_summary(ris: pd.DataFrame, bounds_in: pd.DataFrame, *, S: int, L: int) -> dict:
     """The inactive on-indicators on the RiS grid (`bounds_in`: `boundary_table` on
     inactive_on). Returns l1 (per z at layer 1: min/median/max over configurations and
@@ -334,6 +339,7 @@ def inactive_summary(ris: pd.DataFrame, bounds_in: pd.DataFrame, *, S: int, L: i
     return {"l1": l1, "xin": xin, "glue": glue}
 
 
+@checked
 def tail_summary(ris: pd.DataFrame, tail: pd.DataFrame, *, S: int, L: int, d: int = 4) -> dict:
     """The worst active circuits (`tail` from `tail_table` with x_split = 0.002). Returns
     tb (the fraction below the split, per z and layer), z_many (the z ≥ 2), worst_l1 (tb at
@@ -379,6 +385,7 @@ def spurious_summary(large: pd.DataFrame, *, x_show: float, z_show: int) -> dict
     return {"med": med, "sig": sig, "table": table, "r2": r2, "r3": r3, "f": f, "Ds": Ds, "glue": glue}
 
 
+@checked
 def terms_summary(large_r: pd.DataFrame, *, L: int) -> dict:
     """RiS's four quantities at layers ≥ 2 against RiS ("ris" = measured/theory) and RiS +
     the spurious neurons' term ("total" = measured/theory_total). Returns table (median of
@@ -395,6 +402,7 @@ def terms_summary(large_r: pd.DataFrame, *, L: int) -> dict:
             "glue": {"regime-gap-ris": float(np.exp(gap_ris)), "regime-gap-tot": float(np.exp(gap_tot))}}
 
 
+@checked
 def boundary_summary(bnd: pd.DataFrame, D_large, z_large, *, L: int, d: int = 4) -> dict:
     """The per-D boundary (`bnd` from `per_d_boundary`) against the neuron-level theory's.
     Returns bth (the theory's x* per D and z, `boundary_theory`), expo (`scaling_exponent`
@@ -441,6 +449,7 @@ def _boundary_text(show: pd.DataFrame, expo: pd.DataFrame, expo_th: pd.DataFrame
     return pd.DataFrame(rows).set_index(["z", "D"])
 
 
+@checked
 def onset_summary(large: pd.DataFrame, *, L: int) -> dict:
     """Seizure onsets of the large-D sweep: a network seizes at layer l when its spurious
     fraction exceeds 2 × the floor + 1/M (M = D/d = D/4: the background's excess over the
@@ -456,6 +465,7 @@ def onset_summary(large: pd.DataFrame, *, L: int) -> dict:
     return {"onset": onset, "first": first, "sx": sx, "table": table}
 
 
+@checked
 def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: int, n_seeds: int, S: int,
                    L: int, d: int = 4) -> dict:
     """The causal checks (rows of `fixed_x_sweep` with a `variant` column: baseline, oracle,

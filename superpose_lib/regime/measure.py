@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from ..core.assignment import max_circuits
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..core.experiment import rotation_run, seeded_experiment, variant_experiment
 from ..core.theory import (  # ris_pairs: the one home of the 41 RiS pairs
     rotation_theory,
@@ -61,6 +61,7 @@ MEANS = ("active_x", "inactive_x", "active_on", "inactive_on")
 QUANTILES = {"q50": 0.5, "q90": 0.9, "q99": 0.99, "max": 1.0}
 
 
+@checked
 def large_d_grid(Ds, xs, *, d: int = 4, S: int = 6) -> list[tuple[int, int]]:
     """(D, T) with T = round(x·(D/d)²) for each D and each x = T(d/D)²; raises ValueError
     when a T exceeds the embedding's capacity max_circuits(D/d, S)."""
@@ -78,6 +79,7 @@ def large_d_grid(Ds, xs, *, d: int = 4, S: int = 6) -> list[tuple[int, int]]:
     return out
 
 
+@checked
 def regime_rows(
     D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d=4, thresholds=(0.01, 0.1, 1.0),
     seizure_factor: float = 2.0,
@@ -110,6 +112,7 @@ def regime_rows(
     return rows
 
 
+@checked
 def inactive_on_layer1(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> float:
     """E α̂² of an inactive circuit at layer 1 to second order in ε.
 
@@ -130,6 +133,7 @@ def inactive_on_layer1(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) ->
 LARGE_QUANTITIES = MEANS + ("spurious_on",)
 
 
+@checked
 def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, variant="baseline",
                theta_lo: float = 0.4) -> list[dict]:
     """Tidy rows for one network at scale: per layer 1..L and quantity (the four RiS means
@@ -151,6 +155,7 @@ def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, var
              "floor": floor} for l in range(1, L + 1) for q in LARGE_QUANTITIES]
 
 
+@checked
 def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float = 2.0, d=4, device="cpu",
                   variant="baseline", **sweep_kw) -> pd.DataFrame:
     """`sweep(large_rows, ...)` over D × x × z × seeds, x = T(d/D)² in ascending order, with

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from ..core.checks import checked
 from ..plots import LABELS, tidy_log_axis
 from .analysis import add_regime_columns, binned_medians, seed_summary, seizure_onset
 
@@ -165,6 +166,7 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
     return axes
 
 
+@checked
 def plot_large_d(df: pd.DataFrame, quantity: str = "active_x", layer: int = 4, axes=None):
     """Ratio measured/theory against T(d/D)² at fixed-x grid points, one line per D
     (median over seeds, error bars min–max), one panel per z, at `layer`."""
@@ -245,6 +247,7 @@ def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     return axes
 
 
+@checked
 def plot_seizure(df: pd.DataFrame, z: int, axes=None):
     """Left: fraction of neurons switched on (solid) vs the fraction the z active
     circuits use (dashed) per layer, for every configuration at this z (colour = x, log);
@@ -277,6 +280,7 @@ def plot_seizure(df: pd.DataFrame, z: int, axes=None):
     return axes
 
 
+@checked
 def plot_spurious_layers(df: pd.DataFrame, x: float, z: int, layers=(2, 3, 4), axes=None, Ds=None):
     """Spurious-on fraction against D at one T(d/D)² and z, one panel per layer: every seed
     (dots), the median (line), the neuron-level theory (dashed); D ticks at every other of
@@ -302,6 +306,7 @@ def plot_spurious_layers(df: pd.DataFrame, x: float, z: int, layers=(2, 3, 4), a
     return axes
 
 
+@checked
 def plot_error_terms(df: pd.DataFrame, quantity: str, layer: int, axes=None, Ds=None):
     """measured/RiS (open) and measured/(RiS + spurious terms) (filled) against D, one
     panel per z, colour = T(d/D)² (median over seeds); D ticks at every other of `Ds` if
@@ -356,6 +361,7 @@ def plot_boundary_scaling(bounds: pd.DataFrame, theory: pd.DataFrame | None = No
     return ax
 
 
+@checked
 def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=None):
     """The active error at `layer` against D for each variant (median over seeds, bars
     min–max): baseline, oracle, E1 (column `variant`)."""
@@ -373,6 +379,7 @@ def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=Non
     return ax
 
 
+@checked
 def plot_causal_checks(df: pd.DataFrame, layer: int, Ds=None, axes=None):
     """The causal checks side by side: left the active error, right the spurious-on
     fraction (symlog, linear below 10⁻⁴), at `layer` against D per variant (`plot_causal`);
@@ -412,6 +419,7 @@ def plot_spurious_all(med: pd.DataFrame, layers, Ds, axes=None):
     return axes
 
 
+@checked
 def plot_onset(onset: pd.DataFrame, zs, L: int, axes=None):
     """Median seizure onset over seeds (`onset` from `onset_summary`; L + 1 = none within
     the network) against T(d/D)², one line per D (viridis in the order of D), one panel

@@ -71,7 +71,7 @@ import math
 import numpy as np
 
 from ..core.assignment import max_circuits
-from ..core.checks import check_int
+from ..core.checks import check_int, checked
 from ..core.config import CiSConfig
 from ..core.theory import rotation_theory
 
@@ -117,6 +117,7 @@ def _sizes(M, T, S, z):
     return E, q, lam, U, N_c, chi
 
 
+@checked
 def layer2_threshold(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> int:
     """Smallest number K of connected active-circuit neurons that switches an unused
     on-indicator neuron on at layer 2: K·(1/S + χ) − χ·U > 1/4 (U ≈ z·S active neurons)."""
@@ -219,6 +220,7 @@ def _power_pmf(pmf: np.ndarray, n: int) -> np.ndarray:
     return out / out.sum()
 
 
+@checked
 def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0.25, theta_hi: float = 0.75,
                      grid: int = 200, stop_above: float | None = None) -> dict:
     """The neuron-level recursion for an indicator group of its own: M neurons per block,
@@ -273,6 +275,7 @@ def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0
     return out
 
 
+@checked
 def spurious_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = 4, grid: int = 200) -> dict:
     """The neuron-level recursion (module docstring), per layer (index = layer, 0..L):
 
@@ -298,6 +301,7 @@ def spurious_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: in
     return out
 
 
+@checked
 def spurious_on_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d: int = 4) -> list[float]:
     """Predicted mean fraction of block-0 on-indicator neurons that are on while used by no
     active circuit, per layer (index = layer, 0..L; layers 0 and 1 are 0 by the layer-0
@@ -306,6 +310,7 @@ def spurious_on_theory(D: int, T: int, *, S: int = 6, L: int = 4, z: int = 1, d:
     return spurious_theory(D, T, S=S, L=L, z=z, d=d)["spurious_on"]
 
 
+@checked
 def seizure_floor(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> float:
     """The spurious-on fraction the z active circuits alone switch on: the layer-2
     prediction (no background yet). It converges to a constant at fixed T(d/D)² as D grows,
@@ -315,6 +320,7 @@ def seizure_floor(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> floa
     return spurious_on_theory(D, T, S=S, L=2, z=z, d=d)[2]
 
 
+@checked
 def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d: int = 4, kind: str = "active_x",
                     x_lo: float = 1e-5, x_hi: float = 0.02, tol: float = 0.01) -> float:
     """Predicted boundary x*(D, z, l) in T(d/D)² (T = round(x·(D/d)²)):

@@ -116,10 +116,12 @@ def test_bad_devices_are_one_value_error(device):
 # ---- sizes checked before allocating -------------------------------------------------------
 def test_huge_batch_is_refused_up_front_naming_the_estimate():
     t = time.perf_counter()
-    with pytest.raises(ValueError, match=r"batch=1000000000 needs about [\d.]+ GiB"):
-        sp.rotation_errors(1000, 557, batch=10**9)
+    with pytest.raises(ValueError, match=r"batch=1000000 needs about [\d.]+ GiB"):
+        sp.rotation_errors(10**6, 10**5, z=1000, batch=10**6)  # 4·10¹⁰ B of active sets and inputs
     with pytest.raises(ValueError, match=r"batch=.* needs about"):
-        rotation_error_rows(1000, 557, batch=10**8)
+        rotation_error_rows(1000, 557, batch=10**7)
+    with pytest.raises(ValueError, match=r"batch=1000000000 is out of range: allowed an integer 1 <= batch <= 16777216"):
+        sp.rotation_errors(1000, 557, batch=10**9)  # past the vocabulary's bound (`checks.DOMAINS`)
     assert time.perf_counter() - t < 2
 
 
