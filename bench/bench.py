@@ -289,6 +289,24 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
             "probe_bytes": nbytes}
 
 
+#: Trained-versus-constructed chapter: one network at D = 1024 must train its TRAIN_STEPS
+#: (the chapter's budget from a random init) within TRAIN_TARGET_S on the 2-core CPU.
+TRAIN_STEPS = 600
+TRAIN_TARGET_S = 120.0
+
+
+def bench_train(device, *, D=1024, T=256, z=2, L=3, steps=100, batch=256, seed=0):
+    """Adam steps per second of `train_superposed` (outlier loss, random init)."""
+    from superpose_lib.trained import train_superposed
+
+    t0 = time.perf_counter()
+    _, hist = train_superposed(D, T, z=z, L=L, init="random", steps=steps, batch=batch, seed=seed, device=device)
+    total = time.perf_counter() - t0
+    rate = steps / hist["seconds"][-1]
+    return {"D": D, "T": T, "steps": steps, "train_s": total, "steps_per_s": rate,
+            "projected_s": TRAIN_STEPS / rate}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -302,6 +320,7 @@ def main(argv=None):
     p.add_argument("--skip-regime", action="store_true", help="skip the regime chapter's largest CPU network")
     p.add_argument("--skip-probe", action="store_true", help="skip the error-correction chapter's capacity probe")
     p.add_argument("--skip-capacity", action="store_true", help="skip the scaling construction's capacity search")
+    p.add_argument("--skip-train", action="store_true", help="skip the trained chapter's training speed")
     p.add_argument("--capacity-large", action="store_true", help="also search the capacity at D=65536 (minutes on a CPU)")
     p.add_argument("--_large", nargs=6, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -376,6 +395,13 @@ def main(argv=None):
                          f"(each with its oracle), {c['capacity_s'] / c['probes']:.1f} s per probe, "
                          f"x*={c['x_max']:.5f} (floor: {c['probes']} probes at T={c['T']}, scheme only)"))
 
+    train = None
+    if not a.skip_train:
+        train = bench_train(dev)
+        rows.append((f"train D={train['D']}", train["train_s"], None,
+                     f"T={train['T']}, L=3, batch 256, Adam: {train['steps_per_s']:.1f} steps/s; "
+                     f"{TRAIN_STEPS} steps in {train['projected_s']:.0f} s (target <= {TRAIN_TARGET_S:.0f} s)"))
+
     dense = bench_dense(dev)
     f32 = dense["f32"]
     ratio = f32["dense_s"] / f32["structured_s"]
@@ -434,6 +460,8 @@ def main(argv=None):
             out[f"D{r['D']}_peak_gib"] = r["peak_gib"]
             if "cuda_peak_gib" in r:
                 out[f"D{r['D']}_cuda_peak_gib"] = r["cuda_peak_gib"]
+        if train:
+            out |= {"train_steps_per_s": train["steps_per_s"], "train_projected_s": train["projected_s"]}
         if probe:
             out |= {"probe_D": probe["D"], "probe_T": probe["T"], "probe_s": probe["probe_s"],
                     "probe_full_s": probe["probe_full_s"], "probe_cpu_s": probe["probe_cpu_s"],

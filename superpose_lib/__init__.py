@@ -11,7 +11,8 @@ The folder tree is the architecture:
     stats.py       t-intervals and Poisson tails        report.py  formatters for the prose
     plots.py       the book's table of colours and labels, shared axes helpers
     sweep.py       the cached, parallel sweep
-    construction/  regime/  correction/  graph/  gist/     one package per chapter
+    construction/  regime/  correction/  asymptotic/  graph/  gist/  trained/
+                   one package per chapter
     book/          the chapter runner and the `superpose` command line
 
 Each package imports only from the floors below it (core < shared modules < chapter
@@ -24,7 +25,7 @@ from ._version import __version__
 
 _guard_startup()
 
-from . import construction, core, correction, gist, graph, plots, regime, report, stats  # noqa: E402  # noqa: E402
+from . import construction, core, correction, gist, graph, plots, regime, report, stats, trained  # noqa: E402
 from .core.assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap  # noqa: E402
 from .core.circuits import (  # noqa: E402
     BIAS,
@@ -66,10 +67,11 @@ from .graph import (  # noqa: E402
 )
 from .regime import regime_rows, spurious_on_theory  # noqa: E402
 from .sweep import sweep  # noqa: E402
+from .trained import train_superposed  # noqa: E402
 
 __all__ = [
     "__version__",
-    "core", "stats", "report", "plots", "construction", "regime", "correction", "graph", "gist",
+    "core", "stats", "report", "plots", "construction", "regime", "correction", "graph", "gist", "trained",
     "works", "failures",
     "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "scheme_weights", "sample_thetas", "encode_input",
     "decode", "run_circuits",
@@ -78,7 +80,7 @@ __all__ = [
     "epsilon", "control_parameter", "T_at", "ris_pairs", "rotation_theory",
     "build_network", "seeded_experiment", "sample_active", "sample_unit_vectors", "rotation_run", "rotation_errors",
     "rotation_per_circuit", "rotation_error_rows", "balance_chi_dense", "with_chi", "shared_neurons", "rotation_rows",
-    "sweep",
+    "sweep", "train_superposed",
     "regime_rows", "spurious_on_theory",
     "BlockGroup", "CorrectedNetwork", "Scheme", "make_scheme", "scheme_run",
     "CircuitGraph", "GraphNetwork", "run_graph", "predict_graph_errors", "graph_chain_theory", "BlockNetwork", "block_cost",

@@ -79,6 +79,9 @@ COLORS: dict[str, dict] = {
     "scheme": {"baseline": PALETTE[6], "E1": PALETTE[0], "E2": PALETTE[4], "E3": PALETTE[3], "E4": PALETTE[2],
                "E5": PALETTE[1], "E5 affine": PALETTE[7], "baseline affine": PALETTE[9], "oracle": "#777777",
                "scaling": PALETTE[8]},
+    # recipes of the trained-versus-constructed chapter
+    "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
+               "dedicated": "#777777"},
     # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
     "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
            (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
@@ -104,6 +107,9 @@ LABELS: dict[str, dict] = {
                "E4": "E4 register", "E5": "E5 wide indicators", "E5 affine": "E5, affine assignment",
                "baseline affine": "baseline, affine assignment",
                "oracle": "oracle (bound)", "scaling": "scaling construction"},
+    "recipe": {"construction": "construction", "trained": "trained from random init",
+               "fine-tuned": "construction, fine-tuned", "trained, MSE": "trained, MSE loss",
+               "dedicated": "no superposition (D/d dedicated)"},
 }
 
 #: How a theory curve is drawn: the colour of its measurement, dashed and thin.

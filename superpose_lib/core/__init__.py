@@ -3,7 +3,7 @@ the rotation circuits, the assignments, the structured network, RiS's error theo
 experiment that runs and scores it. Imports nothing outside `core`.
 """
 
-from . import assignment, checks, circuits, config, criteria, experiment, network, theory
+from . import assignment, cache, checks, circuits, config, criteria, experiment, network, theory
 from .assignment import (  # noqa: F401
     DESIGNS,
     admissible_steps,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..core.cache import atomic_write, model_cache_dir
 from ..core.checks import check_int, checked
 from ..sweep import progress_bar
 from . import gpt2 as G
@@ -46,11 +46,6 @@ __all__ = [
 ]
 
 BOS = 50256
-
-
-def model_cache_dir() -> Path:
-    env = os.environ.get("SUPERPOSE_MODEL_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "superpose" / "models"
 
 
 def source_digest() -> str:
@@ -83,7 +78,7 @@ def tokenize_documents(docs: list[dict], *, cache: bool = True) -> list[list[int
     ids = [[BOS] + G.encode(d["text"]) for d in docs]
     if cache:
         offsets = np.cumsum([0] + [len(x) for x in ids])
-        _atomic(f, lambda p: np.savez(p, flat=np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]),
+        atomic_write(f, lambda p: np.savez(p, flat=np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]),
                                       offsets=offsets), suffix=".npz")
     return ids
 
@@ -217,18 +212,6 @@ def train_lm(train_local: list[torch.Tensor], vocab_size: int, cfg: LMConfig, *,
     return model.eval_mode(), losses
 
 
-def _atomic(path: Path, write, suffix=""):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".part" + suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # readers see the old file or the complete new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @checked
 def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, seed: int = 0,
               progress: bool = False, root: str | os.PathLike | None = None) -> tuple[BrownLM, dict]:
@@ -258,7 +241,7 @@ def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, s
     train_s = time.time() - t0
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta = {"key_parts": json.dumps(key_parts), "train_s": f"{train_s:.3f}", "losses": json.dumps(losses)}
-    _atomic(path, lambda p: save_file(sd, p, metadata=meta), suffix=".safetensors")
+    atomic_write(path, lambda p: save_file(sd, p, metadata=meta), suffix=".safetensors")
     return model, {"key": key, "path": path, "cached": False, "train_s": train_s, "losses": losses}
 
 
