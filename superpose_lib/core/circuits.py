@@ -67,12 +67,13 @@ def decode(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @checked
-def run_circuits(w: torch.Tensor, a0: torch.Tensor, L: int) -> torch.Tensor:
+def run_circuits(w: torch.Tensor, a0: torch.Tensor, L: int, bias: torch.Tensor | None = None) -> torch.Tensor:
     """Run small circuits directly: a^l = ReLU(w a^{l-1} + b) for l = 1..L (the ground truth).
 
-    w: [..., d, d] (per circuit), a0: [..., d]. Returns [L + 1, ..., d] with index = layer.
+    w: [..., d, d] (per circuit), a0: [..., d], bias: [d] (default RiS's b; a scheme with
+    another step passes its own). Returns [L + 1, ..., d] with index = layer.
     """
-    b = torch.tensor(BIAS, dtype=a0.dtype, device=a0.device)
+    b = torch.tensor(BIAS, dtype=a0.dtype, device=a0.device) if bias is None else bias.to(a0.device, a0.dtype)
     out = [a0]
     for _ in range(L):
         out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + b))

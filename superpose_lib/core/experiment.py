@@ -173,14 +173,6 @@ def _decode_matrix(d: int, dtype=torch.float64) -> torch.Tensor:
     return torch.stack([alpha, x[:, 0], x[:, 1]])
 
 
-def _truth(w, bias, a0, L):
-    """The small circuits with the network's own bias (`run_circuits` for RiS's b): [L+1, ..., d]."""
-    out = [a0]
-    for _ in range(L):
-        out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + bias))
-    return torch.stack(out)
-
-
 def oracle_layers(net: SuperposedNetwork, A0: torch.Tensor, active: torch.Tensor):
     """`net.layers_iter` with every neuron no active circuit uses switched off after each
     layer (the oracle bound of chapter "Error correction", `correction` scheme "oracle",
@@ -236,7 +228,7 @@ def rotation_run(
         act = active[lo : lo + chunk].to(device)
         b = act.shape[0]
         a0 = encode_input(torch.ones(b, z, dtype=torch.float64), x0[lo : lo + chunk]).to(device)
-        truth = _truth(net.w[act].double(), net.bias.double(), a0.double(), L)  # [L+1, b, z, d]
+        truth = run_circuits(net.w[act].double(), a0.double(), L, net.bias.double())  # [L+1, b, z, d]
         cols = torch.arange(b, device=device)[:, None].expand(b, z)
         A0 = net.embed(act, a0.to(dtype))
         layers = oracle_layers(net, A0, act) if oracle else net.layers_iter(A0)

@@ -69,6 +69,7 @@ from ..core.checks import check_d, check_int, checked
 from ..core.circuits import (
     decode,
     encode_input,
+    run_circuits,
     sample_thetas,
     scheme_weights,
 )
@@ -504,13 +505,6 @@ def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, 
     return net, theta
 
 
-def _truth(w, bias, a0, L):
-    out = [a0]
-    for _ in range(L):
-        out.append(torch.relu(torch.einsum("...ij,...j->...i", w, out[-1]) + bias))
-    return torch.stack(out)
-
-
 @checked
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
@@ -540,7 +534,7 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     active = sample_active(T, z, batch, g).to(device)
     x0 = sample_unit_vectors((batch, z), g)
     a0 = encode(torch.ones(batch, z, dtype=torch.float64), x0, scheme.d).to(device)
-    truth = _truth(net.w[active].double(), net.bias.double(), a0.double(), L)  # [L+1, B, z, 4]
+    truth = run_circuits(net.w[active].double(), a0.double(), L, net.bias.double())  # [L+1, B, z, 4]
     wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
     kw = dict(on_threshold=on_threshold, keep_alpha=keep_alpha, wanted=wanted)
     res = _run_stats(net, active, a0, truth, switch_off=None, **kw)

@@ -39,11 +39,10 @@ from torch import nn
 
 from ..core import cache
 from ..core.checks import CIRCUIT_WIDTH, check_device, check_dtype, check_int, check_real, checked
-from ..core.circuits import encode_input
+from ..core.circuits import encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.criteria import Q90_DX_MAX, failures
 from ..core.experiment import (
-    _truth,
     build_network,
     rotation_run,
     sample_active,
@@ -162,7 +161,7 @@ def _errors(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor) -> list[t
     circuits' targets are 0)."""
     B, z = active.shape
     a0 = encode_input(torch.ones(B, z, dtype=torch.float64), x0).to(net.w.dtype)
-    truth = _truth(net.w[active], net.bias, a0, net.L)  # [L+1, B, z, d]
+    truth = run_circuits(net.w[active], a0, net.L, net.bias)  # [L+1, B, z, d]
     A0 = net.embed(active, a0).permute(2, 1, 0).reshape(B, -1)
     rows = torch.arange(B, device=active.device)[:, None].expand(B, z)
     out = []

