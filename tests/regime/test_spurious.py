@@ -64,13 +64,14 @@ def test_fast_variants_match_the_dense_reference(variant):
     forward pass of the same weights (`forward_dense`), the oracle masking by hand: the
     active circuits' errors agree to float64 rounding; the oracle has no spurious neuron."""
     from superpose_lib.core.circuits import decode
-    from superpose_lib.core.experiment import _truth, variant_experiment
+    from superpose_lib.core.circuits import run_circuits
+    from superpose_lib.core.experiment import variant_experiment
 
     D, T, z, L, B = 400, 86, 3, 4, 10
     net, active, x0, oracle = variant_experiment(D, T, z=z, L=L, batch=B, seed=2, variant=variant, dtype=torch.float64)
     fast = rotation_run(net, active, x0, oracle=oracle).mse()
     a0 = encode_input(torch.ones(B, z, dtype=torch.float64), x0)
-    truth = _truth(net.w[active], net.bias, a0, L)
+    truth = run_circuits(net.w[active], a0, L, net.bias)
     A = flat(net.embed(active, a0))
     bias = net.bias.repeat_interleave(net.M)
     for l in range(1, L + 1):
