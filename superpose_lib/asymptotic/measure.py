@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..core.assignment import capacity
 from ..core.checks import checked
-from ..correction.scaling import S_ALPHA_MAX, predicted_boundary, scaling_design
+from ..correction.wide_rule import S_ALPHA_MAX, indicator_boundary, wide_rule_design
 from ..correction.schemes import make_scheme, scheme_run
 from ..regime.spurious import indicator_theory
 from ..stats import t_interval
@@ -42,13 +42,13 @@ def design_table(D_list, *, z: int, L: int, fixed_S=(4, 8, 12), theta: float = 0
     ("rule" / "fixed"), S_alpha, theta, x_star, capped."""
     rows = []
     for D in D_list:
-        d = scaling_design(D, z=z, L=L)
+        d = wide_rule_design(D, z=z, L=L)
         rows.append({"D": D, "M": d.M, "lnM": math.log(d.M), "kind": "rule", "S_alpha": d.S_alpha,
                      "theta": d.theta, "x_star": d.x_star, "capped": d.capped})
         for S in fixed_S:
             try:
                 cap = min(capacity(d.M, S, "affine"), capacity(d.M, 6, "affine")) / d.M**2
-                x = predicted_boundary(d.M, S, z, L, theta, 1e-3, cap)
+                x = indicator_boundary(d.M, S, z, L, theta, 1e-3, cap)
             except ValueError:
                 x = float("nan")
             rows.append({"D": D, "M": d.M, "lnM": math.log(d.M), "kind": "fixed", "S_alpha": S, "theta": theta,
@@ -84,7 +84,7 @@ def layout_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 128
     affine assignment at the same T and seed (`q90_ris_oracle`); `layout` =
     own oracle / RiS oracle (what reading α from other neurons than the payload's costs),
     `indicators` = q90 / own oracle (what the indicators add: criterion (b) asks ≤ 1.5)."""
-    scheme = make_scheme("scaling", D, z=z, L=L)
+    scheme = make_scheme("wide_rule", D, z=z, L=L)
     M = D // 4
     T = max(z + 1, int(round(x * M * M)))
     r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)

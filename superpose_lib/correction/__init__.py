@@ -2,7 +2,7 @@
 the design rule and capacity search at scale, and the plots.
 """
 
-from . import plots, scale, scaling, schemes
+from . import plots, scale, scaling, schemes, wide_rule
 from .plots import (  # noqa: F401
     SCHEME_STYLE,
     plot_capacity_vs_D,
@@ -34,13 +34,17 @@ from .scale import (  # noqa: F401
     tuning_rows,
 )
 from .scaling import (  # noqa: F401
-    S_ALPHA_MAX,
-    SHARE,
-    THETAS,
-    ScalingDesign,
-    predicted_boundary,
-    predicted_holds,
+    SwitchOffNetwork,
+    SwitchOffScheme,
+    gate_false_rate,
+    max_load,
+    noise_ratio,
+    scaling_boundary,
     scaling_design,
+    scaling_run,
+    simplex_code,
+    simplex_weights,
+    variance_ratio,
 )
 from .schemes import (  # noqa: F401
     SCHEMES,
@@ -54,6 +58,15 @@ from .schemes import (  # noqa: F401
     scheme_rows,
     scheme_run,
 )
+from .wide_rule import (  # noqa: F401
+    S_ALPHA_MAX,
+    SHARE,
+    THETAS,
+    WideRuleDesign,
+    indicator_boundary,
+    indicator_holds,
+    wide_rule_design,
+)
 
 __all__ = [
     "schemes",
@@ -61,13 +74,25 @@ __all__ = [
     "scaling",
     "scheme_capacity",
     "CAPACITY_CRITERIA",
-    "ScalingDesign",
-    "scaling_design",
-    "predicted_holds",
-    "predicted_boundary",
+    "wide_rule",
+    "WideRuleDesign",
+    "wide_rule_design",
+    "indicator_holds",
+    "indicator_boundary",
     "THETAS",
     "S_ALPHA_MAX",
     "SHARE",
+    "SwitchOffScheme",
+    "SwitchOffNetwork",
+    "scaling_design",
+    "scaling_boundary",
+    "scaling_run",
+    "max_load",
+    "gate_false_rate",
+    "noise_ratio",
+    "variance_ratio",
+    "simplex_code",
+    "simplex_weights",
     "plots",
     "BlockGroup",
     "Scheme",

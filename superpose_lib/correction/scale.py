@@ -45,8 +45,9 @@ from ..core.criteria import CRITERIA, STAT_KEYS, failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
-from .scaling import scaling_design
+from .scaling import max_load, scaling_boundary
 from .schemes import make_scheme, scheme_rows, scheme_run
+from .wide_rule import wide_rule_design
 
 __all__ = [
     "scheme_capacity",
@@ -583,10 +584,11 @@ _RUNS: dict = {}  # layer-L statistics of the probes made in this process, share
 def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: int, batch: int,
                  oracle: bool = False) -> tuple[dict, dict | None]:
     """Layer-L statistics of one probe, and with `oracle` those of the same network's own
-    oracle (`scheme_run(with_oracle=True)`), memoised in this process."""
+    oracle (`scheme_run(with_oracle=True)`), memoised in this process. The scaling
+    construction is designed for the probe's load (`make_scheme("scaling", ..., x=...)`)."""
     key = (kind, knobs, D, T, z, L, seed, batch)
     if key not in _RUNS or (oracle and _RUNS[key][1] is None):
-        scheme = make_scheme(kind, D, **dict(knobs))
+        scheme = _scheme_at(kind, dict(knobs), D, T, z, L)
         r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, layers=(L,), with_oracle=oracle)
         _RUNS[key] = ({k: r[k] for k in STAT_KEYS}, {k: r["oracle"][k] for k in STAT_KEYS} if oracle else None)
         if len(_RUNS) > 4096:
@@ -594,21 +596,40 @@ def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: 
     return _RUNS[key]
 
 
+def _scheme_at(kind: str, knobs: dict, D: int, T: int, z: int, L: int):
+    """The scheme a capacity probe with T circuits runs: the scaling construction is designed
+    for the load x = T(d/D)², every other scheme is fixed."""
+    if kind == "scaling":
+        return make_scheme("scaling", D, z=z, L=L, x=T * (4 / D) ** 2)
+    return make_scheme(kind, D, **({"z": z, "L": L} | knobs if kind == "wide_rule" else knobs))
+
+
+def _largest_load(kind: str, knobs: dict, D: int, z: int, L: int) -> float:
+    """The largest x = T(d/D)² the scheme's assignment holds (the scaling construction: the
+    largest any register of its rule holds)."""
+    if kind == "scaling":
+        return max_load(D)
+    return _scheme_at(kind, knobs, D, 1, z, L).max_T * (4 / D) ** 2
+
+
 @checked
 def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: str, batch: int = 128,
                     resolution: float = RESOLUTION, x0: float | None = None, x_min: float = 2e-5,
                     **knobs) -> list[dict]:
-    """The capacity of `make_scheme(kind, D, **knobs)` at depth L with z active circuits on
-    one criterion, for one seed (a row function for `sweep`): the largest x = T(d/D)² at
-    which the layer-L statistics pass, found by `capacity.bisect_capacity` from x0 (the
-    scaling rule's predicted boundary for kind "scaling", else 0.002).
+    """The capacity of the scheme `kind` at width D (knobs as `make_scheme`'s) at depth L
+    with z active circuits on one criterion, for one seed (a row function for `sweep`): the
+    largest x = T(d/D)² at which the layer-L statistics pass, found by
+    `capacity.bisect_capacity` from x0 (default: the theory's predicted boundary for the
+    scaling construction, the rule's for wide_rule, else 0.002).
 
     criterion "works": `core.criteria.works` (a); "indicators hold": (b), against the
     construction's own oracle: the same network and draw with every neuron that no active
     circuit uses switched off (for the baseline, RiS's oracle). The largest load tried is
-    the scheme's assignment capacity; passing there is censored "above".
+    the scheme's assignment capacity; passing there is censored "above". The scaling
+    construction is designed anew for every probe's load.
     Returns one row: x_max, x_fail, censor, probes, resolution, T_max, the failures at
-    x_fail (why it stops working), label, S_alpha (the scaling rule's, else NaN).
+    x_fail (why it stops working), label (at x_max), knob (the scheme's knob at x_max:
+    S_α of wide_rule, S_r of the scaling construction, else its own knob).
     """
     if criterion not in CAPACITY_CRITERIA:
         raise ValueError(f"criterion={criterion!r} is not allowed: one of {CAPACITY_CRITERIA}")
@@ -616,16 +637,13 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     z = check_int("z", z, 1)
     L = check_int("L", L, 2)
     batch = check_int("batch", batch, 1)
-    if kind == "scaling":
-        knobs = {"z": z, "L": L} | knobs
-    scheme = make_scheme(kind, D, **knobs)
-    M = D / 4
-    cap = scheme.max_T
     against_oracle = criterion == CRITERIA[1]
     if x0 is None:
-        x0 = scaling_design(D, z=z, L=L).x_star if kind == "scaling" else 0.002
+        x0 = {"scaling": lambda: scaling_boundary(D, z=z, L=L),
+              "wide_rule": lambda: wide_rule_design(D, z=z, L=L).x_star}.get(kind, lambda: 0.002)()
     frozen = tuple(sorted(knobs.items()))
-    T_of = lambda x: max(z, min(cap, int(round(x * M * M))))  # noqa: E731
+    x_top = _largest_load(kind, knobs, D, z, L)
+    T_of = lambda x: max(z, min(int(round(x * D * D / 16)), int(x_top * D * D / 16)))  # noqa: E731
     why = {}
 
     def passes(x):
@@ -635,8 +653,9 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z / M**2), x_max=cap / M**2, resolution=resolution)
+    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
-    return [res | {"T_max": T_of(res["x_max"]) if res["censor"] != "below" else 0, "label": scheme.label,
-                   "why": "; ".join(why.get(T_fail, [])) if T_fail is not None else "",
-                   "S_alpha": scheme.knob if kind == "scaling" else float("nan")}]
+    T_max = T_of(res["x_max"]) if res["censor"] != "below" else 0
+    at = _scheme_at(kind, knobs, D, max(T_max, z), z, L)
+    return [res | {"T_max": T_max, "label": at.label, "why": "; ".join(why.get(T_fail, [])) if T_fail is not None else "",
+                   "knob": float(at.knob)}]

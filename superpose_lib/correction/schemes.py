@@ -44,9 +44,12 @@ Schemes (`make_scheme`):
   group's at layer l+1, so indicator neuron n at layer l−1 is on iff a circuit using
   payload neuron n at layer l is on; payload neuron n gets the diagonal gate
   G·((a_0 − a_1)[n] − 1) from it (D/2 extra weights).
-* ``scaling`` the construction designed to keep working as D grows (`scaling`): E5's
-  layout with share 1/2, an affine assignment, and S_α and θ chosen by a rule from the
-  neuron-level recursion for the given (D, z, L).
+* ``wide_rule`` E5's layout with share 1/2, an affine assignment, and S_α and θ chosen by
+  a rule from the neuron-level recursion for the given (D, z, L) (`wide_rule`): the
+  indicator redundancy grown with D, a family whose boundary still falls like 1/ln² M.
+* ``scaling`` the switch-off construction (`scaling`, a network of its own): a static
+  register of the active set, a gate per payload position read from it, and a payload in
+  the simplex code with no mean-weight term, designed by rule for (D, z, L, x).
 * ``oracle`` the upper bound, NOT a construction: the baseline with every neuron that no
   active circuit uses switched off after each layer (it reads the active set).
 
@@ -75,7 +78,8 @@ from ..core.circuits import (
 )
 from ..core.experiment import sample_active, sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
-from .scaling import scaling_design
+from .scaling import SwitchOffScheme, scaling_design, scaling_run
+from .wide_rule import wide_rule_design
 
 __all__ = [
     "BlockGroup",
@@ -236,11 +240,13 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
                 x: float | None = None) -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
 
-    scaling: the construction designed by rule for z active circuits at depth L
-    (`scaling.scaling_design`: an indicator group of its own with S_α and θ chosen from
-    the neuron-level recursion, share 1/2, affine assignment; the other knobs are not
-    used). x: the load T(d/D)² it is meant for; a load above the rule's predicted
-    boundary is refused (ValueError naming x and the boundary).
+    scaling: the switch-off construction designed by rule for z active circuits at depth L
+    and the load x = T(d/D)² (`scaling.scaling_design`; a `SwitchOffScheme`, run by
+    `scheme_run` like every other scheme; the other knobs are not used). A load no
+    register can hold raises a ValueError naming x and the largest load that fits.
+
+    wide_rule: E5's layout with S_α and θ chosen by `wide_rule.wide_rule_design` for
+    (D, z, L); x, if given, must not exceed the rule's predicted boundary.
 
     sharp (E1): dead zone [theta, theta_hi] (RiS: [0.25, 0.75]).
     redundant (E2) / register (E4): an extra indicator pair (rows 4–5) gets `share` of D
@@ -268,18 +274,21 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     D = check_int("D", D, 4)
     if kind not in SCHEMES:
         raise ValueError(f"kind={kind!r} must be one of {SCHEMES}")
-    if kind == "scaling":
-        if z is None or L is None:
-            raise ValueError("kind='scaling' needs z and L (the design rule is a function of D, z and L)")
-        rule = scaling_design(D, z=z, L=L)
+    if kind in ("scaling", "wide_rule"):
+        if z is None or L is None or (kind == "scaling" and x is None):
+            need = "z, L and x" if kind == "scaling" else "z and L"
+            raise ValueError(f"kind={kind!r} needs {need} (the design rule is a function of D, {need})")
+        if kind == "scaling":
+            return scaling_design(D, z=z, L=L, x=x)
+        rule = wide_rule_design(D, z=z, L=L)
         if x is not None:
             x = float(x)
             if not (math.isfinite(x) and 0 < x <= rule.x_star):
-                raise ValueError(f"x={x!r} is out of range for the scaling construction at D={D}, z={z}, L={L}: "
+                raise ValueError(f"x={x!r} is out of range for the wide_rule construction at D={D}, z={z}, L={L}: "
                                  f"allowed 0 < x <= {rule.x_star:.3g} (the rule's predicted boundary)")
         sch = make_scheme("wide", D, **rule.knobs)
-        return Scheme("scaling", sch.groups, theta_lo=rule.theta, theta_hi=rule.theta_hi, knob=rule.S_alpha,
-                      label=f"scaling S_α={rule.S_alpha} θ={rule.theta:g}")
+        return Scheme("wide_rule", sch.groups, theta_lo=rule.theta, theta_hi=rule.theta_hi, knob=rule.S_alpha,
+                      label=f"E5 by rule S_α={rule.S_alpha} θ={rule.theta:g}")
     design = check_design(design)
     tag = "" if design == "prime_step" else f" {design}"
     if kind in ("baseline", "oracle", "sharp", "gated"):
@@ -325,7 +334,8 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
-SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated", "scaling")
+SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated", "wide_rule",
+           "scaling")
 
 
 def general_chi(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, n, m) -> float:
@@ -529,6 +539,9 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     T = check_int("T", T, 1, scheme.max_T)
     z = check_int("z", z, 1, T)
     batch = check_int("batch", batch, 1)
+    if isinstance(scheme, SwitchOffScheme):
+        return scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, dtype=dtype,
+                           on_threshold=on_threshold, layers=layers, with_oracle=with_oracle)
     g = torch.Generator().manual_seed(int(seed))
     net, _ = build_corrected(scheme, T, L, g, device=device, dtype=dtype)
     active = sample_active(T, z, batch, g).to(device)

@@ -74,11 +74,13 @@ def _no_overlap_scheme(kind, T):
     return make_scheme(kind, 4 * T, S=1)
 
 
-@pytest.mark.parametrize("kind", [k for k in SCHEMES if k != "scaling"])
+@pytest.mark.parametrize("kind", [k for k in SCHEMES if k not in ("scaling", "wide_rule")])
 def test_no_overlap_is_exact(kind):
     """S = 1 and one neuron per circuit and block (D = T·d): nothing is shared, so every
-    scheme computes every circuit exactly, active or not, at every layer. ("scaling" is
-    `wide`'s layout with the rule's S_α, which cannot be 1; `wide` covers it.)"""
+    scheme computes every circuit exactly, active or not, at every layer. ("wide_rule" is
+    `wide`'s layout with the rule's S_α, which cannot be 1; `wide` covers it. The scaling
+    construction's affine planes need S ≥ 2: tests/correction/test_scaling.py pins it to a
+    dense reference.)"""
     T = 24
     sch = _no_overlap_scheme(kind, T)
     assert sch.max_T >= T
@@ -91,7 +93,8 @@ def test_no_overlap_is_exact(kind):
 
 @pytest.mark.parametrize("kind", SCHEMES)
 def test_active_exact_at_layer_one_with_z1(kind):
-    kw = {"redundant": dict(share=0.2, S_alpha=4), "register": dict(share=0.2, S_alpha=4), "scaling": dict(z=1, L=2)}
+    kw = {"redundant": dict(share=0.2, S_alpha=4), "register": dict(share=0.2, S_alpha=4), "wide_rule": dict(z=1, L=2),
+          "scaling": dict(z=1, L=2, x=0.001)}
     sch = make_scheme(kind, 800, **kw.get(kind, {}))
     res = scheme_run(sch, min(60, sch.max_T), z=1, L=2, batch=30, seed=4, dtype=F64)
     assert res["worst_dx"][1] < 1e-12 and res["active_on"][1] < 1e-24
@@ -165,7 +168,7 @@ def test_determinism():
 
 def test_widths_and_parameters():
     for kind in SCHEMES:
-        s = make_scheme(kind, 1000, **({"z": 2, "L": 6} if kind == "scaling" else {}))
+        s = make_scheme(kind, 1000, **{"scaling": {"z": 2, "L": 6, "x": 0.002}, "wide_rule": {"z": 2, "L": 6}}.get(kind, {}))
         assert 996 < s.D <= 1000
     base = make_scheme("baseline", 1000)
     # 12 of the 16 block pairs are touched (indicator rows never read payload): 12·M² + D biases
