@@ -273,19 +273,21 @@ def bench_probe(D, device, *, x=0.001, L_probe=10, z=2, batch=32):
 
 
 def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
-    """One capacity of the scaling construction on criterion (b) (`correction.scheme_capacity`,
-    the book's capacity search from the rule's predicted boundary): probes and seconds, and
-    the bytes-moved floor of its largest probe (both groups: d = 2 rows each, S_α and 6)."""
+    """One capacity of the scaling (switch-off) construction on criterion (b)
+    (`correction.scheme_capacity`, the book's capacity search from the theory's predicted
+    boundary): probes and seconds, and the bytes-moved floor of its largest probe: every
+    layer reads and writes the payload buffer (3 blocks × M × batch) and the gate counts
+    once, for the network and its oracle."""
     from superpose_lib.correction import scale, scaling_design, scheme_capacity
 
     scale._RUNS.clear()
     t0, c0 = time.perf_counter(), time.process_time()
     r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="indicators hold", batch=batch)[0]
-    sa = scaling_design(D, z=z, L=L_cap).S_alpha
     T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
-    nbytes = floor_bytes(T, batch=batch, L=L_cap, S=6, d=2) + floor_bytes(T, batch=batch, L=L_cap, S=sa, d=2)
+    s = scaling_design(D, z=z, L=L_cap, x=T * 16 / D**2)
+    nbytes = 2 * L_cap * batch * (2 * 3 * s.M + s.M) * 4
     return {"D": D, "probes": r["probes"], "capacity_s": time.perf_counter() - t0,
-            "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": sa,
+            "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": s.S_r,
             "probe_bytes": nbytes}
 
 
@@ -391,7 +393,7 @@ def main(argv=None):
             c = bench_capacity(D, dev)
             caps.append(c)
             rows.append((f"capacity D={D}", c["capacity_s"], c["probe_bytes"] * c["probes"],
-                         f"scaling S_α={c['S_alpha']}, criterion (b), z=2, L=10, batch 128: {c['probes']} probes "
+                         f"scaling S_r={c['S_alpha']}, criterion (b), z=2, L=10, batch 128: {c['probes']} probes "
                          f"(each with its oracle), {c['capacity_s'] / c['probes']:.1f} s per probe, "
                          f"x*={c['x_max']:.5f} (floor: {c['probes']} probes at T={c['T']}, scheme only)"))
 

@@ -2,8 +2,10 @@
 passes a criterion, per seed, by bisection to a stated resolution.
 
 The search starts from a guess x0 (the theory's predicted boundary, so that a capacity
-costs a few probes rather than a grid), gallops in factors of 2 until it brackets the
-boundary, and bisects in log x until the bracket's ratio is at most 1 + resolution. The
+costs a few probes rather than a grid), gallops in factors of `step` until it brackets the
+boundary, and bisects in log x until the bracket's ratio is at most 1 + resolution. A small
+step suits a good guess: a probe far past the boundary is a seized network, the most
+expensive kind to run. The
 interval over seeds is then the real uncertainty; the resolution is stated beside it.
 Pass/fail is assumed monotone in x (one crossing).
 
@@ -36,7 +38,7 @@ def _check_x(name: str, value) -> float:
 
 @checked
 def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float, x_max: float,
-                    resolution: float = RESOLUTION, max_probes: int = 24) -> dict:
+                    resolution: float = RESOLUTION, max_probes: int = 24, step: float = 2.0) -> dict:
     """The largest x in [x_min, x_max] with passes(x) (module docstring). Returns x_max (the
     largest passing load found; x_min when censored below), x_fail (the smallest failing
     load found; inf when censored above), censor ("", "below", "above"), probes (calls of
@@ -48,6 +50,9 @@ def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float,
     res = float(resolution)
     if not 0.0 < res < 1.0:
         raise ValueError(f"resolution={resolution!r} is out of range: allowed 0 < resolution < 1")
+    step = float(step)
+    if not (math.isfinite(step) and step > 1.0 + res):
+        raise ValueError(f"step={step!r} is out of range: allowed step > 1 + resolution = {1 + res}")
     if int(max_probes) < 2:
         raise ValueError(f"max_probes={max_probes!r} is out of range: allowed max_probes >= 2")
     n = 0
@@ -63,14 +68,14 @@ def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float,
         while hi is None:
             if lo >= hi_b:
                 return out | {"x_max": lo, "x_fail": math.inf, "censor": "above", "probes": n}
-            v = min(2 * lo, hi_b)
+            v = min(step * lo, hi_b)
             lo, hi = (v, None) if probe(v) else (lo, v)
     else:
         lo, hi = None, x
         while lo is None:
             if hi <= lo_b:
                 return out | {"x_max": lo_b, "x_fail": lo_b, "censor": "below", "probes": n}
-            v = max(hi / 2, lo_b)
+            v = max(hi / step, lo_b)
             lo, hi = (v, hi) if probe(v) else (None, v)
     while hi / lo > 1 + res and n < max_probes:
         mid = math.sqrt(lo * hi)

@@ -26,8 +26,8 @@ import pandas as pd
 
 from ..core.assignment import capacity
 from ..core.checks import checked
-from ..correction.wide_rule import S_ALPHA_MAX, indicator_boundary, wide_rule_design
 from ..correction.schemes import make_scheme, scheme_run
+from ..correction.wide_rule import S_ALPHA_MAX, indicator_boundary, wide_rule_design
 from ..regime.spurious import indicator_theory
 from ..stats import t_interval
 

@@ -33,7 +33,7 @@ from .checks import check_int, check_real, checked
 
 __all__ = [
     "ON_THRESHOLD", "RATE_MAX", "Q90_DX_MAX", "WORST_DX_MAX", "ORACLE_FACTOR", "CRITERIA", "STAT_KEYS",
-    "failures", "works",
+    "failures", "works", "certain_failure",
 ]
 
 #: An on-indicator readout α̂ above 1/2 reads as on: halfway between off (0) and on (1), and
@@ -109,3 +109,20 @@ def works(stats: dict, layer: int, *, oracle: dict | None = None) -> bool:
     """Criterion (a) "works" at `layer`, or (b) "indicators hold" when the oracle's
     statistics of the same draw are given (see the module's docstring for both)."""
     return not failures(stats, layer, oracle=oracle)
+
+
+@checked
+def certain_failure(false_on: int, false_off: int, dx, *, n_inactive: int, n_active: int,
+                    oracle_q90: float | None = None) -> bool:
+    """Whether a network must fail the criterion ((a), or (b) given the oracle's q90_dx on the
+    full draw) once all n_inactive + n_active readouts are in, from a part of them: the
+    wrong-side counts so far (false_on, false_off) and the active circuits' |δx| so far (dx, a
+    1-d tensor). Counts only grow, and q90 of n values exceeds a bound once more than
+    0.1·n + 1 of them do (the quantile's interpolation points then both lie above it), so a
+    True here is the full run's verdict; a capacity probe stops there."""
+    if false_on > RATE_MAX * n_inactive or false_off > RATE_MAX * n_active:
+        return True
+    bound = Q90_DX_MAX if oracle_q90 is None else ORACLE_FACTOR * float(oracle_q90)
+    if int((dx > bound).sum()) > 0.1 * n_active + 1:
+        return True
+    return oracle_q90 is None and bool((dx >= WORST_DX_MAX).any())

@@ -46,7 +46,7 @@ from .checks import checked
 
 __all__ = [
     "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
-    "csr_users", "connectivity", "excess_pairs", "balance_chi",
+    "csr_users", "csr_expand", "connectivity", "excess_pairs", "balance_chi",
 ]
 
 
@@ -108,6 +108,18 @@ def csr_users(idx: torch.Tensor, M: int) -> tuple[torch.Tensor, torch.Tensor]:
     counts = torch.bincount(flat_idx, minlength=M)
     offsets = torch.cumsum(counts, 0) - counts
     return order // S, offsets
+
+
+def csr_expand(users: torch.Tensor, offsets: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every circuit using the neurons pos [N], from `csr_users`' lists: (row [K] into pos,
+    circuit [K]), the circuits of pos[0] first. The sparse forward passes' way from the
+    neurons that are on to the circuits that read them."""
+    total = torch.tensor([users.numel()], device=offsets.device)
+    counts = torch.diff(offsets, append=total)[pos]
+    row = torch.repeat_interleave(torch.arange(pos.numel(), device=pos.device), counts)
+    within = torch.arange(row.numel(), device=pos.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts,
+                                                                                      counts)
+    return row, users[offsets[pos][row] + within]
 
 
 def _sorted_pair_keys(cur: torch.Tensor, prev: torch.Tensor, M: int) -> torch.Tensor:

@@ -38,10 +38,11 @@ import math
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int, checked
-from ..core.criteria import CRITERIA, STAT_KEYS, failures
+from ..core.criteria import CRITERIA, STAT_KEYS, certain_failure, failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
@@ -583,14 +584,25 @@ _RUNS: dict = {}  # layer-L statistics of the probes made in this process, share
 
 def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: int, batch: int,
                  oracle: bool = False) -> tuple[dict, dict | None]:
-    """Layer-L statistics of one probe, and with `oracle` those of the same network's own
-    oracle (`scheme_run(with_oracle=True)`), memoised in this process. The scaling
-    construction is designed for the probe's load (`make_scheme("scaling", ..., x=...)`)."""
-    key = (kind, knobs, D, T, z, L, seed, batch)
-    if key not in _RUNS or (oracle and _RUNS[key][1] is None):
+    """Layer-L statistics of one probe, and with `oracle` (criterion (b)) those of the same
+    network's own oracle (`scheme_run(oracle_only=True)`: the same draw, unused neurons
+    off), memoised in this process per criterion. The oracle runs first; the network then
+    stops at the first chunk of samples after which its failure is certain
+    (`core.criteria.certain_failure`), so a seized probe costs a fraction of a full one. The
+    scaling construction is designed for the probe's load (`make_scheme("scaling", ..., x=...)`)."""
+    key = (kind, knobs, D, T, z, L, seed, batch, oracle)
+    if key not in _RUNS:
         scheme = _scheme_at(kind, dict(knobs), D, T, z, L)
-        r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, layers=(L,), with_oracle=oracle)
-        _RUNS[key] = ({k: r[k] for k in STAT_KEYS}, {k: r["oracle"][k] for k in STAT_KEYS} if oracle else None)
+        kw = dict(z=z, L=L, batch=batch, seed=seed, layers=(L,))
+        orc = scheme_run(scheme, T, oracle_only=True, **kw) if oracle else None
+        q_ref = orc["q90_dx"][L] if oracle else None
+
+        def stop(counts, dx, done):
+            return certain_failure(counts["false_on"][L], counts["false_off"][L], torch.cat(dx[L]),
+                                   n_inactive=batch * (T - z), n_active=batch * z, oracle_q90=q_ref)
+
+        r = scheme_run(scheme, T, stop=stop, **kw)
+        _RUNS[key] = ({k: r[k] for k in STAT_KEYS}, {k: orc[k] for k in STAT_KEYS} if oracle else None)
         if len(_RUNS) > 4096:
             _RUNS.pop(next(iter(_RUNS)))
     return _RUNS[key]
@@ -653,7 +665,9 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution)
+    step = 1.25 if kind == "scaling" else 2.0  # the scaling theory's start is within ~10 % (chapter)
+    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution,
+                          step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
     T_max = T_of(res["x_max"]) if res["censor"] != "below" else 0
     at = _scheme_at(kind, knobs, D, max(T_max, z), z, L)

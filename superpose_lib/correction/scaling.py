@@ -486,7 +486,7 @@ _KEYS = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive
 
 
 def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted: set, *, switch_off: bool,
-           on_threshold: float, chunk: int) -> dict:
+           on_threshold: float, chunk: int, stop=None) -> dict:
     """`correction.scheme_run`'s statistics (same keys and definitions) of the switch-off
     network, over the batch in chunks of `chunk` samples, sparse: a circuit with no register
     neuron on reads α̂ = 0, one with no open or non-zero position x̂ = 0, exactly.
@@ -494,7 +494,9 @@ def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted
     The on-indicator readout is the register's, α̂_t = (1/S_r)⟨e^R_t|R⟩ (the circuit's own
     on-indicator memory, the same at every layer); the gates' errors show in the payload,
     in spurious_on (gates open at positions no active circuit uses, a fraction of the
-    block) and open_on (inactive circuits with more than half of their positions open)."""
+    block) and open_on (inactive circuits with more than half of their positions open).
+    stop: as `correction.schemes._run_stats_sparse`'s (a run that stops early carries
+    "stopped_at", its statistics over the samples done)."""
     L, T, M, S_r = net.L, net.T, net.scheme.M, net.scheme.S_r
     batch, z = active.shape
     sums = {k: [0.0] * (L + 1) for k in ("active_x", "active_on", "inactive_on", "inactive_x")}
@@ -533,7 +535,11 @@ def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted
             counts["overlap2"][l] += int((used[flat].sum(1) >= 2).sum())
             counts["open_on"][l] += int((opened[flat].double().mean(1) > on_threshold).sum())
             counts["spurious"][l] += int((opened & ~used).sum())
-    n_in, n_act = batch * (T - z), batch * z
+        done = lo + B
+        if stop is not None and done < batch and stop(counts, dx_all, done):
+            break
+    done = min(done, batch)
+    n_in, n_act = done * (T - z), done * z
     res = {k: [0.0] * (L + 1) for k in _KEYS}
     for l in wanted:
         dx = torch.cat(dx_all[l])
@@ -546,18 +552,21 @@ def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted
             res[k][l] = sums[k][l] / n_in if n_in else 0.0
         for k in ("false_on", "leak", "overlap2", "open_on"):
             res[k][l] = counts[k][l] / n_in if n_in else 0.0
-        res["spurious_on"][l] = counts["spurious"][l] / (M * batch)
+        res["spurious_on"][l] = counts["spurious"][l] / (M * done)
+    if done < batch:
+        res["stopped_at"] = done
     return res
 
 
 @checked
 def scaling_run(scheme: SwitchOffScheme, T: int, *, z: int = 2, L: int = 10, batch: int = 128, seed: int = 0,
                   device="cpu", dtype=torch.float32, on_threshold: float = 0.5, layers=None,
-                  with_oracle: bool = False, chunk: int = 32) -> dict:
+                  with_oracle: bool = False, chunk: int = 32, stop=None, oracle_only: bool = False) -> dict:
     """One fresh switch-off network and `batch` random active sets of z circuits with unit
     payloads: per-layer statistics with `correction.scheme_run`'s keys (lists indexed by
     layer). spurious_on is the fraction of gates open at positions no active circuit uses.
-    with_oracle: also the construction's own oracle on the same draw, under "oracle"."""
+    with_oracle: also the construction's own oracle on the same draw, under "oracle";
+    oracle_only: the oracle's statistics alone. stop: see `_stats`."""
     T = check_int("T", T, 1, scheme.max_T)
     z = check_int("z", z, 1, T)
     chunk = check_int("chunk", chunk, 1)
@@ -567,7 +576,9 @@ def scaling_run(scheme: SwitchOffScheme, T: int, *, z: int = 2, L: int = 10, bat
     x0 = sample_unit_vectors((batch, z), g).to(device)
     wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
     kw = dict(on_threshold=on_threshold, chunk=chunk)
-    res = _stats(net, active, x0, wanted, switch_off=False, **kw)
-    if with_oracle:
+    if oracle_only:
+        return _stats(net, active, x0, wanted, switch_off=True, **kw)
+    res = _stats(net, active, x0, wanted, switch_off=False, stop=stop, **kw)
+    if with_oracle and "stopped_at" not in res:
         res["oracle"] = _stats(net, active, x0, wanted, switch_off=True, **kw)
     return res

@@ -77,7 +77,7 @@ from ..core.circuits import (
     scheme_weights,
 )
 from ..core.experiment import sample_active, sample_unit_vectors
-from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
+from ..core.network import connectivity, csr_expand, csr_users, gather_sum, scatter_sum
 from .scaling import SwitchOffScheme, scaling_design, scaling_run
 from .wide_rule import wide_rule_design
 
@@ -401,7 +401,8 @@ class CorrectedNetwork(nn.Module):
         self.idx = [x[:L].to(device) for x in idx]
         self.rows = [torch.tensor(g.rows, device=device) for g in self.groups]
         self.layer_pairs: list[list[_Pair]] = [[]]
-        self.users: list[list] = [[]]
+        # users[k][g]: CSR lists of the circuits using each neuron of group g at layer k + 1
+        self.users: list[list] = [[csr_users(self.idx[gi][0], self.Mg[gi]) for gi in range(len(self.groups))]]
         for l in range(1, L):
             pairs = []
             for gi, g in enumerate(self.groups):
@@ -476,6 +477,80 @@ class CorrectedNetwork(nn.Module):
             out.append(torch.relu(pre + self.bias[self.rows[gi]][None, :, None]))
         return out
 
+    def touched(self, l: int, flags: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each (circuit u, sample b) once for which one of u's neurons at layer l is flagged
+        in some group (flags[g]: [M_g, B] bool): the circuits whose readouts or gathers can be
+        non-zero. Sorted by u·B + b."""
+        B = flags[0].shape[1]
+        keys = []
+        for gi, f in enumerate(flags):
+            m, b = f.nonzero(as_tuple=True)
+            row, u = csr_expand(*self.users[l - 1][gi], m)
+            keys.append(u * B + b[row])
+        key = torch.unique(torch.cat(keys))
+        return key // B, key % B
+
+    def gathers(self, l: int, A: list, u: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
+        """G_g = Σ_{n ∈ e^{g,l}_u} A_g[n, :, b] for the pairs (u, b): per group [N, d_g]."""
+        return [a[self.idx[gi][l - 1][u], :, b[:, None]].sum(1) for gi, a in enumerate(A)]
+
+    def layer_sparse(self, l: int, A_prev: list) -> list[torch.Tensor]:
+        """`layer`, computed only through the circuits that read a non-zero neuron of layer
+        l − 1: a circuit whose gathers are all zero adds nothing to any pre-activation, and a
+        pair of the excess X^l whose source neuron is zero in every sample adds nothing."""
+        B = A_prev[0].shape[-1]
+        flags = [(a != 0).any(1) for a in A_prev]
+        u, b = self.touched(l - 1, flags)
+        G = self.gathers(l - 1, A_prev, u, b)
+        N = u.numel()
+        Y = [torch.zeros(N, len(g.rows), dtype=self.w.dtype, device=self.w.device) for g in self.groups]
+        for p in self.layer_pairs[l - 1]:
+            Y[p.g] += torch.bmm(p.V[u], G[p.h][:, :, None])[:, :, 0]
+        out = []
+        for gi in range(len(self.groups)):
+            dg, Mg = len(self.groups[gi].rows), self.Mg[gi]
+            pos = self.idx[gi][l - 1][u]  # [N, S_g]
+            pre_t = torch.zeros(Mg * B, dg, dtype=self.w.dtype, device=self.w.device)
+            pre_t.index_add_(0, (pos * B + b[:, None]).reshape(-1),
+                             Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg))
+            pre = pre_t.view(Mg, B, dg).permute(0, 2, 1).contiguous()
+            for p in self.layer_pairs[l - 1]:
+                if p.g != gi:
+                    continue
+                if p.excess_n.numel():
+                    on = flags[p.h].any(1)[p.excess_m]
+                    if on.any():
+                        U = torch.einsum("ij,njb->nib", p.w_bar, A_prev[p.h][p.excess_m[on]])
+                        pre.index_add_(0, p.excess_n[on], U * (-p.c * p.excess_k[on])[:, None, None])
+                pre -= p.chi * torch.einsum("ij,jb->ib", p.w_bar, A_prev[p.h].sum(0))[None]
+            if self.gate_pair is not None and gi == self.gate_pair[1]:
+                ind = A_prev[self.gate_pair[0]]
+                pre = pre + self.scheme.gate * (ind[:, 0:1, :] - ind[:, 1:2, :] - 1.0)
+            out.append(torch.relu(pre + self.bias[self.rows[gi]][None, :, None]))
+        return out
+
+    def sparse_layers(self, A0: list, active: torch.Tensor | None = None, *, switch_off: bool | None = None,
+                      dense_above: float = 0.1):
+        """Yield (l, A^l) for l = 1..L as `layers_iter` does, with `layer_sparse` while at most
+        a fraction `dense_above` of the previous layer's neurons are non-zero, else `layer`
+        (the same network: the two agree to float rounding)."""
+        switch_off = self.scheme.oracle if switch_off is None else bool(switch_off)
+        if switch_off and active is None:
+            raise ValueError("switching unused neurons off (the oracle) needs the active set")
+        A = None
+        for l in range(1, self.L + 1):
+            if l == 1:
+                A = [torch.relu(a + self.bias[r][None, :, None]) for a, r in zip(A0, self.rows)]
+            else:
+                frac = sum(float((a != 0).any(1).sum()) for a in A) / (sum(self.Mg) * A[0].shape[-1])
+                if frac > dense_above:
+                    A = self.layer(l, A, [gather_sum(a, self.idx[gi][l - 2]) for gi, a in enumerate(A)])
+                else:
+                    A = self.layer_sparse(l, A)
+            if switch_off:
+                A = [a * m for a, m in zip(A, self._mask(l, active))]
+            yield l, A
+
     def layers_iter(self, A0: list, active: torch.Tensor | None = None, readout_at=None, *,
                     switch_off: bool | None = None):
         """Yield (l, A^l, R^l) for l = 1..L; R^l [T, d, B] the readouts of every circuit,
@@ -518,7 +593,8 @@ def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, 
 @checked
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
-               layers=None, with_oracle: bool = False) -> dict:
+               layers=None, with_oracle: bool = False, sparse: bool | None = None, chunk: int = 32,
+               stop=None, oracle_only: bool = False) -> dict:
     """One fresh network of `scheme`, `batch` random active sets of z circuits: per-layer
     statistics (lists indexed by layer, 0 = input).
 
@@ -535,13 +611,19 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     with_oracle: also return, under "oracle", the same statistics of this construction's
     own oracle: the same network, active sets and inputs, with every neuron that no active
     circuit uses switched off after each layer (a paired reference for criterion (b)).
+    sparse (default: unless keep_alpha): compute only through the circuits that touch a
+    non-zero neuron, `chunk` samples at a time (`_run_stats_sparse`; the same statistics to
+    float rounding, at a cost that follows the network's activity instead of T). stop: see
+    `_run_stats_sparse` (the oracle then runs only if the network did not stop early).
+    oracle_only: return the own oracle's statistics alone (what with_oracle adds).
     """
     T = check_int("T", T, 1, scheme.max_T)
     z = check_int("z", z, 1, T)
     batch = check_int("batch", batch, 1)
     if isinstance(scheme, SwitchOffScheme):
         return scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, dtype=dtype,
-                           on_threshold=on_threshold, layers=layers, with_oracle=with_oracle)
+                           on_threshold=on_threshold, layers=layers, with_oracle=with_oracle, stop=stop,
+                           oracle_only=oracle_only, chunk=chunk)
     g = torch.Generator().manual_seed(int(seed))
     net, _ = build_corrected(scheme, T, L, g, device=device, dtype=dtype)
     active = sample_active(T, z, batch, g).to(device)
@@ -549,7 +631,21 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     a0 = encode(torch.ones(batch, z, dtype=torch.float64), x0, scheme.d).to(device)
     truth = run_circuits(net.w[active].double(), a0.double(), L, net.bias.double())  # [L+1, B, z, 4]
     wanted = set(range(1, L + 1)) if layers is None else {check_int("layers", l_, 1, L) for l_ in layers}
+    if sparse is None:
+        sparse = not keep_alpha
+    if sparse and keep_alpha:
+        raise ValueError("keep_alpha=True needs sparse=False (it keeps every inactive circuit's α̂)")
+    if sparse:
+        kw = dict(on_threshold=on_threshold, wanted=wanted, chunk=check_int("chunk", chunk, 1))
+        if oracle_only:
+            return _run_stats_sparse(net, active, a0, truth, switch_off=True, **kw)
+        res = _run_stats_sparse(net, active, a0, truth, switch_off=None, stop=stop, **kw)
+        if with_oracle and "stopped_at" not in res:
+            res["oracle"] = _run_stats_sparse(net, active, a0, truth, switch_off=True, **kw)
+        return res
     kw = dict(on_threshold=on_threshold, keep_alpha=keep_alpha, wanted=wanted)
+    if oracle_only:
+        return _run_stats(net, active, a0, truth, switch_off=True, **kw)
     res = _run_stats(net, active, a0, truth, switch_off=None, **kw)
     if with_oracle:
         res["oracle"] = _run_stats(net, active, a0, truth, switch_off=True, **kw)
@@ -592,12 +688,12 @@ def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_thres
         x1[active, cols] = 0.0
         res["inactive_on"][l] = float(alpha.pow(2).sum(dtype=f64) / n_in)
         res["inactive_x"][l] = float((x0.pow(2).sum(dtype=f64) + x1.pow(2).sum(dtype=f64)) / n_in)
-        res["false_on"][l] = float((alpha > on_threshold).sum() / n_in)
-        res["leak"][l] = float((alpha > 0.25).sum() / n_in)
+        res["false_on"][l] = int((alpha > on_threshold).sum()) / n_in
+        res["leak"][l] = int((alpha > 0.25).sum()) / n_in
         # overlaps with the active set: count of each circuit's indicator neurons used by an active circuit
         used = net._mask(l, active)[ind][:, 0, :]  # [M, B]
         shared = used[net.idx[ind][l - 1]].sum(1)  # [T, B]
-        res["overlap2"][l] = float(((shared >= 2).sum() - (shared[active, cols] >= 2).sum()) / n_in)
+        res["overlap2"][l] = int((shared >= 2).sum() - (shared[active, cols] >= 2).sum()) / n_in
         # neuron level: on-indicator neurons (row 0 of the indicator group, block 0) that are on
         # while no active circuit uses them, as a fraction of the block, batch-averaged
         # (the same definition as `experiment.rotation_errors`' spurious_on)
@@ -607,6 +703,91 @@ def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_thres
             inact = torch.ones_like(alpha, dtype=torch.bool)
             inact[active, cols] = False
             res.setdefault("alpha_inactive", [None] * (L + 1))[l] = (R[:, 0] - R[:, 1])[inact].float().cpu()
+    return res
+
+
+def _readouts(net: CorrectedNetwork, l: int, A: list, u: torch.Tensor, b: torch.Tensor):
+    """α̂ [N] and x̂ [N, 2] (`decode` of the readouts (1/S_g)⟨e^{g,l}_u|A_g⟩) of the pairs (u, b)."""
+    R = torch.empty(u.numel(), net.d, dtype=net.w.dtype, device=u.device)
+    for gi, G in enumerate(net.gathers(l, A, u, b)):
+        R[:, net.rows[gi]] = G / net.Sg[gi]
+    alpha = R[:, 0] - R[:, 1]
+    return alpha, R[:, 2:4] - alpha[:, None]
+
+
+_STAT_KEYS = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
+              "leak", "overlap2", "spurious_on")
+
+
+def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_threshold, wanted,
+                      chunk: int, stop=None) -> dict:
+    """`_run_stats`, computed sparsely over the batch in chunks of `chunk` samples: a circuit
+    none of whose neurons is non-zero reads α̂ = 0 and x̂ = 0 exactly and adds nothing to any
+    statistic, so only the circuits that `CorrectedNetwork.touched` lists are read.
+    stop(counts, done): called after each chunk with the running counts ("false_on",
+    "false_off", "dx_over" per layer: dx_list) and the samples done; True ends the run
+    early, and the result then carries "stopped_at" (its statistics cover only those
+    samples; a capacity probe uses it when the criterion already fails on them)."""
+    batch, z = active.shape
+    T, L = net.T, net.L
+    ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
+    row0 = list(net.groups[ind].rows).index(0)
+    sums = {k: [0.0] * (L + 1) for k in ("active_x", "active_on", "inactive_on", "inactive_x")}
+    counts = {k: [0] * (L + 1) for k in ("false_on", "false_off", "leak", "overlap2", "spurious")}
+    dx_all = {l: [] for l in wanted}
+    done = 0
+    for lo in range(0, batch, chunk):
+        act = active[lo:lo + chunk]
+        B = act.shape[0]
+        ab = torch.arange(B, device=act.device)[:, None].expand(B, z).reshape(-1)
+        au = act.reshape(-1)
+        akey = au * B + ab
+        A0 = net.embed(act, a0[lo:lo + chunk].to(net.w.dtype))
+        for l, A in net.sparse_layers(A0, act, switch_off=switch_off):
+            if l not in wanted:
+                continue
+            a_alpha, a_x = _readouts(net, l, A, au, ab)
+            t_alpha, t_x = decode(truth[l][lo:lo + chunk])
+            dx = ((a_x.double() - t_x.reshape(-1, 2)) ** 2).sum(-1)
+            sums["active_x"][l] += float(dx.sum())
+            dx_all[l].append(dx.sqrt().cpu())
+            sums["active_on"][l] += float(((a_alpha.double() - t_alpha.reshape(-1)) ** 2).sum())
+            counts["false_off"][l] += int((a_alpha < on_threshold).sum())
+            u, b = net.touched(l, [(a != 0).any(1) for a in A])
+            keep = ~torch.isin(u * B + b, akey)
+            u, b = u[keep], b[keep]
+            alpha, x = _readouts(net, l, A, u, b)
+            sums["inactive_on"][l] += float(alpha.double().pow(2).sum())
+            sums["inactive_x"][l] += float(x.double().pow(2).sum())
+            counts["false_on"][l] += int((alpha > on_threshold).sum())
+            counts["leak"][l] += int((alpha > 0.25).sum())
+            used = net._mask(l, act)[ind][:, 0, :]  # [M, B]
+            flags = [used > 0 if gi == ind else torch.zeros_like(a[:, 0, :], dtype=torch.bool)
+                     for gi, a in enumerate(A)]
+            u, b = net.touched(l, flags)
+            keep = ~torch.isin(u * B + b, akey)
+            shared = used[net.idx[ind][l - 1][u[keep]], b[keep][:, None]].sum(1)
+            counts["overlap2"][l] += int((shared >= 2).sum())
+            counts["spurious"][l] += int(((A[ind][:, row0, :] > 0) & (used == 0)).sum())
+        done += B
+        if stop is not None and done < batch and stop(counts, dx_all, done):
+            break
+    n_in, n_act = done * (T - z), done * z
+    res = {k: [0.0] * (L + 1) for k in _STAT_KEYS}
+    for l in wanted:
+        dx = torch.cat(dx_all[l])
+        res["active_x"][l] = sums["active_x"][l] / n_act
+        res["worst_dx"][l] = float(dx.max())
+        res["q90_dx"][l] = float(torch.quantile(dx, 0.9))
+        res["active_on"][l] = sums["active_on"][l] / n_act
+        res["false_off"][l] = counts["false_off"][l] / n_act
+        for k in ("inactive_on", "inactive_x"):
+            res[k][l] = sums[k][l] / n_in
+        for k in ("false_on", "leak", "overlap2"):
+            res[k][l] = counts[k][l] / n_in
+        res["spurious_on"][l] = counts["spurious"][l] / (net.Mg[ind] * done)
+    if done < batch:
+        res["stopped_at"] = done
     return res
 
 

@@ -460,3 +460,32 @@ def test_redundancy_rows_and_one_seed_format():
     assert r["T"] == int(round(0.002 * 256**2)) and r["M_alpha"] == int(round(0.6 * 1024 / 2))
     assert 0 <= r["spurious2"] <= 1 and 0 <= r["p_theory"] <= 1
     assert report.format_capacity(0.0014, 0.0014, 0.0014, "", n=1) == "0.0014 (one seed)"
+
+
+@pytest.mark.parametrize("kind,kw,T", [("baseline", {}, 300), ("baseline", {}, 1500), ("sharp", dict(theta=0.5), 900),
+                                       ("wide", dict(share=0.6, S_alpha=4, theta=0.55), 400),
+                                       ("redundant", dict(share=0.2, S_alpha=4), 300), ("gated", {}, 600),
+                                       ("oracle", {}, 1500)])
+def test_sparse_statistics_equal_the_dense_ones(kind, kw, T):
+    """The sparse forward and statistics (the default) against the dense ones, float64: the
+    same numbers to rounding, in working and in seized networks (T = 1500 at D = 1000 seizes),
+    including the own oracle. The threshold is moved off 1/2, where readouts of saturated
+    neurons tie exactly (3 of S = 6) and rounding in the order of the sums decides the side."""
+    sch = make_scheme(kind, 1000, **kw)
+    T = min(T, sch.max_T)
+    args = dict(z=2, L=5, batch=24, seed=9, dtype=F64, with_oracle=kind != "oracle", on_threshold=0.47)
+    d = scheme_run(sch, T, sparse=False, **args)
+    s = scheme_run(sch, T, sparse=True, chunk=7, **args)
+    for res_d, res_s in ([(d, s)] + ([(d["oracle"], s["oracle"])] if "oracle" in d else [])):
+        for k, v in res_d.items():
+            if k == "oracle":
+                continue
+            assert res_s[k] == pytest.approx(v, rel=1e-9, abs=1e-12), (kind, k)
+
+
+def test_sparse_run_stops_early_only_when_asked():
+    sch = make_scheme("baseline", 1000)
+    full = scheme_run(sch, 557, z=2, L=5, batch=64, seed=2, chunk=16)
+    part = scheme_run(sch, 557, z=2, L=5, batch=64, seed=2, chunk=16, stop=lambda c, dx, n: c["false_on"][5] > 0)
+    assert "stopped_at" not in full and part["stopped_at"] == 16
+    assert part["false_on"][5] > 0

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from superpose_lib.correction import make_scheme, scale, wide_rule_design, scheme_capacity, scheme_run
+from superpose_lib.correction import make_scheme, scale, scheme_capacity, scheme_run, wide_rule_design
 from superpose_lib.regime.spurious import _power_pmf, indicator_theory, spurious_theory
 
 
