@@ -1,7 +1,17 @@
-"""Chapter "Does it work asymptotically?": the scaling construction measured across D."""
+"""Chapter "Does it work asymptotically?": the constructions' boundaries across D, the
+switch-off construction's mechanism and payload."""
 
 from . import measure, plots
-from .measure import boundary_fraction, capacity_summary, design_table, layout_rows, mechanism_rows, slopes  # noqa: F401
-from .plots import plot_capacities, plot_design, plot_layout, plot_mechanism  # noqa: F401
+from .measure import (  # noqa: F401
+    boundary_fraction,
+    capacity_summary,
+    fit_summary,
+    headline,
+    mechanism_rows,
+    payload_rows,
+    slopes,
+    theory_table,
+)
+from .plots import plot_capacities, plot_gate_rate, plot_payload, plot_payload_ratio, plot_theory  # noqa: F401
 
 __all__ = ["measure", "plots", *measure.__all__, *plots.__all__]

@@ -1,20 +1,18 @@
-"""Chapter "Does it work asymptotically?": the scaling construction against the other
-schemes across D, the mechanism test, and the summaries the chapter states.
+"""Chapter "Does it work asymptotically?": the constructions' boundaries across D, the
+switch-off construction's mechanism and payload, and the summaries the chapter states.
 
-* `design_table`: the rule's choice (S_α, θ) and predicted boundary x* at every D, and the
-  predicted boundary of every fixed S_α (`correction.scaling`).
-* `mechanism_rows`: one network of the scaling layout (share 1/2, affine, dead zone θ)
-  with redundancy S_α at the load x = c/S_α², measured beside the recursion's prediction
-  (`regime.spurious.indicator_theory`): with x ∝ 1/S_α² the layer-2 spurious fraction
-  and the false-on rate should fall geometrically in S_α.
-* `layout_rows`: at one load, the payload's q90 |δx| of the scaling construction, of its
-  own oracle (same network, unused neurons off) and of RiS's oracle: what the untied
-  layout costs the payload, apart from what the indicators add.
-* `capacity_summary`: per scheme and D, the t-interval over seeds of the per-seed
-  capacities (`correction.scale.scheme_capacity`), censoring carried along.
-* `slopes`: d ln x*/d ln D per scheme, fitted per seed (seed k at every D is one
-  replicate of the curve), with the t-interval over seeds; censored capacities are kept
-  out of the fit.
+* `theory_table`: per D, the theories' predicted boundaries in T(d/D)² on criterion (b):
+  RiS's baseline and E1 (the neuron-level recursion of their indicators), the indicator
+  redundancy grown by rule (`correction.wide_rule`) and the switch-off construction
+  (`correction.scaling`, with the rule's register at its boundary).
+* `mechanism_rows`: one switch-off network with a given register (S_r, share) at a given
+  load: the measured false-gate rate and the payload's q90 against its own oracle, beside
+  the theory (`gate_false_rate`, `noise_ratio`, `variance_ratio`).
+* `payload_rows`: at one load, the q90 |δx| of the switch-off construction, of its own
+  oracle (perfect gates: the simplex payload's own noise) and of RiS's oracle.
+* `capacity_summary`, `slopes`, `boundary_fraction`: intervals over seeds of the per-seed
+  capacities of `correction.scheme_capacity`, with censoring carried along.
+* `headline`: every number the chapter's prose states, from those tables.
 """
 
 from __future__ import annotations
@@ -24,85 +22,97 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..core.assignment import capacity
-from ..core.checks import checked
+from ..core.checks import check_int, check_real, checked
+from ..correction.scale import theory_start
+from ..correction.scaling import (
+    SwitchOffScheme,
+    gate_false_rate,
+    noise_ratio,
+    scaling_boundary,
+    scaling_design,
+    scaling_run,
+    variance_ratio,
+)
 from ..correction.schemes import make_scheme, scheme_run
-from ..correction.wide_rule import S_ALPHA_MAX, indicator_boundary, wide_rule_design
-from ..regime.spurious import indicator_theory
+from ..correction.wide_rule import wide_rule_design
+from ..report import format_capacity
 from ..stats import t_interval
 
-__all__ = ["design_table", "mechanism_rows", "layout_rows", "capacity_summary", "slopes", "boundary_fraction"]
+__all__ = ["theory_table", "mechanism_rows", "payload_rows", "capacity_summary", "slopes", "boundary_fraction",
+           "fit_summary", "headline"]
 
 
 @checked
-def design_table(D_list, *, z: int, L: int, fixed_S=(4, 8, 12), theta: float = 0.65) -> pd.DataFrame:
-    """Per D: the rule's S_α, θ and predicted boundary x* ("rule"), and the predicted
-    boundary of the layout with a fixed S_α at dead zone θ (one row per (D, S_α); NaN where
-    the affine plane of that S_α does not fit the block). Columns D, M, lnM, kind
-    ("rule" / "fixed"), S_alpha, theta, x_star, capped."""
+def theory_table(D_list, *, z: int, L: int, E1_theta: float = 0.55) -> pd.DataFrame:
+    """Per D and construction, the theory's boundary x* in T(d/D)² on criterion (b): name
+    ("baseline", "E1", "wide_rule", "scaling"), D, lnM (M = D/4), x_star, and for the
+    rule-designed ones their setting at x* (S: S_α or S_r; share: the share of D that holds
+    on-indicator information: the indicator blocks, or the gate block and the register)."""
     rows = []
     for D in D_list:
-        d = wide_rule_design(D, z=z, L=L)
-        rows.append({"D": D, "M": d.M, "lnM": math.log(d.M), "kind": "rule", "S_alpha": d.S_alpha,
-                     "theta": d.theta, "x_star": d.x_star, "capped": d.capped})
-        for S in fixed_S:
-            try:
-                cap = min(capacity(d.M, S, "affine"), capacity(d.M, 6, "affine")) / d.M**2
-                x = indicator_boundary(d.M, S, z, L, theta, 1e-3, cap)
-            except ValueError:
-                x = float("nan")
-            rows.append({"D": D, "M": d.M, "lnM": math.log(d.M), "kind": "fixed", "S_alpha": S, "theta": theta,
-                         "x_star": x, "capped": False})
+        D = check_int("D", D, 64)
+        lnM = math.log(D / 4)
+        rows.append({"name": "baseline", "D": D, "lnM": lnM, "x_star": theory_start("baseline", D, z, L),
+                     "S": 6, "share": 0.5})
+        rows.append({"name": "E1", "D": D, "lnM": lnM, "x_star": theory_start("sharp", D, z, L, theta=E1_theta),
+                     "S": 6, "share": 0.5})
+        w = wide_rule_design(D, z=z, L=L)
+        rows.append({"name": "wide_rule", "D": D, "lnM": lnM, "x_star": w.x_star, "S": w.S_alpha, "share": w.share})
+        x = scaling_boundary(D, z=z, L=L)
+        s = scaling_design(D, z=z, L=L, x=x)
+        rows.append({"name": "scaling", "D": D, "lnM": lnM, "x_star": x, "S": s.S_r, "share": s.share,
+                     "register": s.M_r / D})
     return pd.DataFrame(rows)
 
 
 @checked
-def mechanism_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, c: float, theta: float = 0.65,
+def mechanism_rows(S_r: int, D: int, z: int, L: int, seed: int, *, x_M: float, share: float = 0.25,
                    batch: int = 128, device: str = "cpu") -> list[dict]:
-    """The scaling layout with redundancy S_alpha at x = c/S_alpha² (one row, for `sweep`):
-    measured spurious-on fraction at layers 2 and L, false-on and false-off rates at L,
-    beside the recursion's predictions of the same quantities."""
-    if not S_alpha <= S_ALPHA_MAX:
-        raise ValueError(f"S_alpha={S_alpha!r} is out of range: allowed S_alpha <= {S_ALPHA_MAX}")
-    scheme = make_scheme("wide", D, share=0.5, S_alpha=S_alpha, theta=theta, design="affine")
-    M = scheme.groups[0].M
-    x = c / S_alpha**2
-    T = int(round(x * M * M))
-    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(2, L))
-    th = indicator_theory(M, T, S=S_alpha, z=z, L=L, theta=theta)
-    return [{"x": x, "T": T, "M": M, "spurious2": r["spurious_on"][2], "spuriousL": r["spurious_on"][L],
-             "false_on": r["false_on"][L], "false_off": r["false_off"][L],
-             "spurious2_theory": th["spurious_on"][2], "spuriousL_theory": th["spurious_on"][L],
-             "false_on_theory": th["false_on"][L], "n_inactive": batch * (T - z)}]
+    """One switch-off network with a register of `share`·D neurons and redundancy S_r at the
+    payload load x_M = T/M² (one row, for `sweep`): the measured false-gate rate (gates open
+    at positions no active circuit uses, mean over layers 2..L) and the payload's layer-L
+    q90 |δx| over its own oracle's, beside the theory: p_g (`gate_false_rate`), y
+    (`noise_ratio`) and the predicted q90 ratio √`variance_ratio`(y, L)."""
+    share = check_real("share", share, 0.0, 0.9, open_low=True)
+    M_r = int(round(share * D))
+    M = (D - M_r) // 4
+    scheme = SwitchOffScheme(D, M, M_r, 2, S_r)
+    T = max(z, int(round(check_real("x_M", x_M, 0.0, open_low=True) * M * M)))
+    r = scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, with_oracle=True)
+    p = gate_false_rate(M, M_r, T, S=2, S_r=S_r, z=z)
+    y = noise_ratio(p, T, M)
+    return [{"x_M": x_M, "share": share, "T": T, "M": M, "M_r": M_r,
+             "p_gate": float(np.mean(r["spurious_on"][2:])), "p_gate_theory": p,
+             "q90": r["q90_dx"][L], "q90_oracle": r["oracle"]["q90_dx"][L],
+             "ratio": r["q90_dx"][L] / r["oracle"]["q90_dx"][L], "y": y,
+             "ratio_theory": math.sqrt(variance_ratio(y, L)) if y < 1 else math.inf,
+             "n_gates": (L - 1) * batch * M}]
 
 
 @checked
-def layout_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 128, device: str = "cpu") -> list[dict]:
+def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 128, device: str = "cpu") -> list[dict]:
     """At the load x = T(d/D)² (one row, for `sweep`): the layer-L payload q90 |δx| of the
-    scaling construction (`q90`), of the same network with every unused neuron switched
-    off (`q90_own_oracle`, criterion (b)'s reference) and of RiS's oracle with the same
-    affine assignment at the same T and seed (`q90_ris_oracle`); `layout` =
-    own oracle / RiS oracle (what reading α from other neurons than the payload's costs),
-    `indicators` = q90 / own oracle (what the indicators add: criterion (b) asks ≤ 1.5)."""
-    scheme = make_scheme("wide_rule", D, z=z, L=L)
-    M = D // 4
-    T = max(z + 1, int(round(x * M * M)))
-    r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
-    ris = scheme_run(make_scheme("oracle", D, design="affine"), T, z=z, L=L, batch=batch, seed=seed, device=device,
-                     layers=(L,))
-    q, own, ref = r["q90_dx"][L], r["oracle"]["q90_dx"][L], ris["q90_dx"][L]
-    return [{"x": x, "T": T, "q90": q, "q90_own_oracle": own, "q90_ris_oracle": ref, "layout": own / ref,
-             "indicators": q / own, "false_on": r["false_on"][L]}]
+    switch-off construction designed for x (`q90`), of its own oracle (`q90_own`: perfect
+    gates, the simplex payload's own noise) and of RiS's oracle at the same T and seed
+    (`q90_ris`: RiS's payload with every unused neuron switched off)."""
+    T = max(z + 1, int(round(x * D * D / 16)))
+    s = scaling_design(D, z=z, L=L, x=x)
+    r = scheme_run(s, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
+    ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
+    return [{"x": x, "T": T, "q90": r["q90_dx"][L], "q90_own": r["oracle"]["q90_dx"][L],
+             "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
 
 
 def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
-    """Per (name, D): mean x_max over seeds and its 95 % t-interval (`stats.t_interval`),
-    widened to at least the search's resolution on each side (seeds whose searches pass
-    and fail at the same probes return the same x_max: their spread is then below what
-    the search resolves, not zero), n seeds, censor ("" all measured, "above"/"below" all censored that way, "some-above"/
-    "some-below" mixed), the resolution of the search, and the most frequent failure."""
+    """Per (name, criterion, D): mean x_max over seeds and its 95 % t-interval
+    (`stats.t_interval`), widened to at least the search's resolution on each side (seeds
+    whose searches pass and fail at the same probes return the same x_max: their spread is
+    then below what the search resolves, not zero), n seeds, censor ("" all measured,
+    "above"/"below" all censored that way, "some-above"/"some-below" mixed), the resolution
+    and the most frequent failure."""
     rows = []
-    for (name, D), g in cap.groupby(["name", "D"], sort=False):
+    keys = ["name", "criterion", "D"] if "criterion" in cap else ["name", "D"]
+    for key, g in cap.groupby(keys, sort=False):
         m, lo, hi = t_interval(g["x_max"])
         res = float(g["resolution"].max())
         lo, hi = min(lo, m / (1 + res)), max(hi, m * (1 + res))
@@ -110,17 +120,21 @@ def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
         censor = "" if cens == {""} else (cens.pop() if len(cens) == 1 else
                                           ("some-above" if "above" in cens else "some-below"))
         why = g["why"].map(lambda w: w.split(" ")[0] if w else "").mode()
-        rows.append({"name": name, "D": int(D), "mean": m, "low": lo, "high": hi, "n": len(g), "censor": censor,
-                     "resolution": res, "why": why.iloc[0] if len(why) else ""})
+        rows.append(dict(zip(keys, key)) | {"D": int(key[-1]), "mean": m, "low": lo, "high": hi, "n": len(g),
+                                            "censor": censor, "resolution": res,
+                                            "why": why.iloc[0] if len(why) else ""})
     return pd.DataFrame(rows)
 
 
 def slopes(cap: pd.DataFrame) -> pd.DataFrame:
-    """d ln x_max / d ln D per scheme: a least-squares slope per seed over the D at which
-    that seed's capacity is measured (uncensored; at least 3 D), then the mean and 95 %
-    t-interval over seeds. Columns name, slope, low, high, n (seeds), D_min, D_max."""
+    """d ln x_max / d ln D per scheme (and criterion): a least-squares slope per seed over
+    the D at which that seed's capacity is measured (uncensored; at least 3 D), then the
+    mean and 95 % t-interval over seeds. Columns name, (criterion,) slope, low, high, n
+    (seeds), D_min, D_max."""
     rows = []
-    for name, g in cap.groupby("name", sort=False):
+    keys = ["name", "criterion"] if "criterion" in cap else ["name"]
+    for key, g in cap.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
         per_seed = []
         for _, h in g[g["censor"] == ""].groupby("seed"):
             if h["D"].nunique() >= 3:
@@ -129,8 +143,8 @@ def slopes(cap: pd.DataFrame) -> pd.DataFrame:
             continue
         m, lo, hi = t_interval(per_seed)
         ok = g[g["censor"] == ""]
-        rows.append({"name": name, "slope": m, "low": lo, "high": hi, "n": len(per_seed),
-                     "D_min": int(ok["D"].min()), "D_max": int(ok["D"].max())})
+        rows.append(dict(zip(keys, key)) | {"slope": m, "low": lo, "high": hi, "n": len(per_seed),
+                                            "D_min": int(ok["D"].min()), "D_max": int(ok["D"].max())})
     return pd.DataFrame(rows)
 
 
@@ -140,3 +154,66 @@ def boundary_fraction(summary: pd.DataFrame, name: str, ref: str) -> pd.DataFram
     b = summary[summary["name"] == ref].set_index("D")["mean"]
     both = a.index.intersection(b.index)
     return pd.DataFrame({"D": both, "ratio": (a[both] / b[both]).to_numpy()})
+
+
+def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:
+    """The measured slopes beside the theory's over the same widths: per (name, criterion)
+    row of `fits`, the slope of the theory's x* (`theory_table`, the same name; NaN where the
+    theory has none) between D_min and D_max of the fit."""
+    out = fits.copy()
+    th = []
+    for _, r in fits.iterrows():
+        t = theory[(theory["name"] == r["name"]) & theory["D"].between(r["D_min"], r["D_max"])]
+        th.append(float(np.polyfit(np.log(t["D"]), np.log(t["x_star"]), 1)[0]) if len(t) >= 2 else float("nan"))
+    out["theory"] = th
+    return out
+
+
+def _cap(r) -> str:
+    return format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"])
+
+
+def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *, criterion_b: str,
+             criterion_a: str) -> dict:
+    """The chapter's glued numbers (strings) from the capacity summary, the fitted slopes
+    (`fit_summary`) and the theory table: capacities of the scaling construction, the
+    baseline, E5 and the oracle at the smallest and largest D on both criteria, the slopes
+    with their intervals beside the theory's, the fractions of the oracle and of E5, and the
+    theory's boundary to the largest D of the table."""
+    out = {}
+    b = summary[summary["criterion"] == criterion_b]
+    a = summary[summary["criterion"] == criterion_a]
+    D0, D1 = int(b["D"].min()), int(b["D"].max())
+    out["D0"], out["D1"] = f"{D0}", f"{D1}"
+
+    def at(tab, name, D):
+        r = tab[(tab["name"] == name) & (tab["D"] == D)]
+        return r.iloc[0] if len(r) else None
+
+    for crit, tab in (("b", b), ("a", a)):
+        for name in ("scaling", "baseline", "E1", "E5", "oracle"):
+            for tag, D in (("0", D0), ("1", D1)):
+                r = at(tab, name, D)
+                out[f"{crit}-{name}-{tag}"] = _cap(r) if r is not None else "not measured"
+    for _, r in fits.iterrows():
+        crit = "b" if r["criterion"] == criterion_b else "a"
+        th = "" if math.isnan(r["theory"]) else f"; theory {r['theory']:.2f}"
+        out[f"slope-{crit}-{r['name']}"] = (f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
+                                            f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})")
+    sc1, e51, or_b = at(b, "scaling", D1), at(b, "E5", D1), b[b["name"] == "oracle"]
+    if sc1 is not None and e51 is not None and e51["censor"] != "below":
+        out["over-E5"] = f"{sc1['mean'] / e51['mean']:.0f}"
+    if len(or_b):
+        ref = or_b.sort_values("D").iloc[-1]
+        out["oracle-D"] = f"{int(ref['D'])}"
+        out["over-oracle"] = f"{sc1['mean'] / ref['mean']:.2f}" if sc1 is not None else "n/a"
+    sc0 = at(b, "scaling", D0)
+    out["fall"] = f"{sc0['mean'] / sc1['mean']:.1f}" if sc0 is not None and sc1 is not None else "n/a"
+    ts = theory[theory["name"] == "scaling"].sort_values("D")
+    out["theory-Dlast"] = f"{int(ts['D'].iloc[-1])}"
+    out["theory-xlast"] = f"{ts['x_star'].iloc[-1]:.4f}"
+    out["theory-x1"] = f"{float(ts[ts['D'] == D1]['x_star'].iloc[0]):.4f}" if (ts["D"] == D1).any() else "n/a"
+    if sc1 is not None:
+        out["TdD"] = f"{sc1['mean'] * D1 / 4:.0f}"  # T·d/D = x·D/d: circuits per dedicated slot
+        out["T1"] = f"{sc1['mean'] * D1**2 / 16:.2e}"
+    return out

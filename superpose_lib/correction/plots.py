@@ -23,7 +23,7 @@ __all__ = [
 # ---- plots -------------------------------------------------------------------------------
 # One colour and marker per scheme family, in every figure of the chapter.
 _MARK = {"baseline": "o", "E1": "s", "E2": "^", "E3": "P", "E4": "v", "E5": "D", "E5 affine": "d", "baseline affine": "h",
-         "oracle": "*", "scaling": "X"}
+         "oracle": "*", "scaling": "X", "wide_rule": "p"}
 
 
 #: (colour, marker) of every scheme family; the colours are the book's (`plots.COLORS["scheme"]`).

@@ -42,16 +42,17 @@ import torch
 
 from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int, checked
-from ..core.criteria import CRITERIA, STAT_KEYS, certain_failure, failures
+from ..core.criteria import CRITERIA, Q90_DX_MAX, RATE_MAX, STAT_KEYS, certain_failure, failures
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
 from .scaling import max_load, scaling_boundary
 from .schemes import make_scheme, scheme_rows, scheme_run
-from .wide_rule import wide_rule_design
+from .wide_rule import indicator_boundary, wide_rule_design
 
 __all__ = [
     "scheme_capacity",
+    "theory_start",
     "CAPACITY_CRITERIA",
     "indicator_redundancy",
     "capacity_rows",
@@ -608,6 +609,44 @@ def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: 
     return _RUNS[key]
 
 
+@checked
+def theory_start(kind: str, D: int, z: int, L: int, *, criterion: str = "indicators hold", **knobs) -> float:
+    """The theory's predicted boundary in T(d/D)², the capacity search's starting load.
+
+    Criterion (b): the false-gate theory for the scaling construction
+    (`scaling.scaling_boundary`), the rule's x* for wide_rule, and for the schemes that
+    recompute indicators through the mean weight (baseline, E1, E5, E2') the neuron-level
+    recursion of their indicator group (`wide_rule.indicator_boundary`: its M, S and dead
+    zone); others start at 0.002, the oracle at 0.005 (where RiS's χ shift (z − 1)·S²·x nears
+    the step's 1/4). Criterion (a) also caps the start at the payload's own limit: q90 |δx| ≤
+    1/4 means E|δx|² ≈ 2·(0.25/2.146)² for a 2-d Gaussian error, against (L − 1)·z·x_M for
+    the simplex payload (x_M = T/M²) and RiS's (L − 1)·x·(z + 8(z − 1)) + 9·L·(d/D)·(z − 1)."""
+    D = check_int("D", D, 16)
+    if criterion not in CAPACITY_CRITERIA:
+        raise ValueError(f"criterion={criterion!r} is not allowed: one of {CAPACITY_CRITERIA}")
+    if kind == "scaling":
+        x = scaling_boundary(D, z=z, L=L)
+    elif kind == "wide_rule":
+        x = wide_rule_design(D, z=z, L=L).x_star
+    elif kind == "oracle":
+        x = 0.005
+    elif kind in ("baseline", "sharp", "wide", "independent"):
+        scheme = make_scheme(kind, D, **knobs)
+        group = next(g for g in scheme.groups if 0 in g.rows)
+        M, S = group.M * group.copies, group.S * group.copies
+        x = max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5) * M**2 * 16 / D**2
+    else:
+        x = 0.002
+    if criterion == CRITERIA[1]:
+        return x
+    budget = 2 * (Q90_DX_MAX / 2.146) ** 2
+    if kind == "scaling":
+        payload = budget / ((L - 1) * z)
+    else:
+        payload = (budget - 9 * L * (4 / D) * (z - 1)) / ((L - 1) * (z + 8 * (z - 1)))
+    return max(min(x, payload), 2e-5)
+
+
 def _scheme_at(kind: str, knobs: dict, D: int, T: int, z: int, L: int):
     """The scheme a capacity probe with T circuits runs: the scaling construction is designed
     for the load x = T(d/D)², every other scheme is fixed."""
@@ -620,7 +659,7 @@ def _largest_load(kind: str, knobs: dict, D: int, z: int, L: int) -> float:
     """The largest x = T(d/D)² the scheme's assignment holds (the scaling construction: the
     largest any register of its rule holds)."""
     if kind == "scaling":
-        return max_load(D)
+        return max_load(D, z=z)
     return _scheme_at(kind, knobs, D, 1, z, L).max_T * (4 / D) ** 2
 
 
@@ -631,8 +670,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     """The capacity of the scheme `kind` at width D (knobs as `make_scheme`'s) at depth L
     with z active circuits on one criterion, for one seed (a row function for `sweep`): the
     largest x = T(d/D)² at which the layer-L statistics pass, found by
-    `capacity.bisect_capacity` from x0 (default: the theory's predicted boundary for the
-    scaling construction, the rule's for wide_rule, else 0.002).
+    `capacity.bisect_capacity` from x0 (default: `theory_start`, the theory's predicted
+    boundary).
 
     criterion "works": `core.criteria.works` (a); "indicators hold": (b), against the
     construction's own oracle: the same network and draw with every neuron that no active
@@ -651,8 +690,7 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     batch = check_int("batch", batch, 1)
     against_oracle = criterion == CRITERIA[1]
     if x0 is None:
-        x0 = {"scaling": lambda: scaling_boundary(D, z=z, L=L),
-              "wide_rule": lambda: wide_rule_design(D, z=z, L=L).x_star}.get(kind, lambda: 0.002)()
+        x0 = theory_start(kind, D, z, L, criterion=criterion, **knobs)
     frozen = tuple(sorted(knobs.items()))
     x_top = _largest_load(kind, knobs, D, z, L)
     T_of = lambda x: max(z, min(int(round(x * D * D / 16)), int(x_top * D * D / 16)))  # noqa: E731
@@ -665,7 +703,7 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    step = 1.25 if kind == "scaling" else 2.0  # the scaling theory's start is within ~10 % (chapter)
+    step = 1.1 if kind == "scaling" else 1.5  # the theories' starts are within ~5 % and ~2x (chapter)
     res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution,
                           step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None

@@ -40,9 +40,10 @@ payload as x̂_t = (2/3) Σ_k v_k (1/S)⟨e_t|H_k⟩. Width: D = 4M + M_r (three
 one gate block, the register).
 
 The theory (`gate_false_rate`, `noise_ratio`, `variance_ratio`). An unused position n is
-used by T/p circuits (p the payload plane's prime, ≈ M/S); each inactive one shares a
-register neuron with each active circuit with probability S_r/p_r (p_r ≈ M_r/S_r), so
-K_n ≈ Poisson(μ), μ = (T/p)·z·S_r/p_r, and the gate is falsely open with p_g = P(K ≥ S_r).
+used by n_c ≈ T/p circuits (p the payload plane's prime, ≈ M/S); each meets each active
+circuit's register line at most once, with probability S_r/p_r (p_r ≈ M_r/S_r), so
+K_n ~ Binomial(z·n_c, S_r/p_r), of mean μ = (T/p)·z·S_r/p_r, and the gate is falsely open
+with p_g = P(K ≥ S_r).
 A falsely open position carries the noise that the ≈ z·S³·T/M² circuits through it bring
 from active positions (variance z·S·x_M per position, x_M = T/M²) and passes it on as
 active positions do, so the extra variance of an active readout relative to its own
@@ -54,9 +55,10 @@ interference path carries 1/S and there are ∝ S² of them per position, averag
 while μ ∝ S: the rule takes S = 2, the smallest redundancy an affine plane allows.
 
 Scaling. At a fixed load x_M the false-gate rate p_g is fixed while the tolerated rate
-falls like 1/(x_M·M): the rule must raise S_r with M. p_g ≈ exp(−S_r·ln(S_r/(e·μ))) with
-μ ∝ S_r²·x_M/ρ (ρ = M_r/M), so S_r ∝ ln M and x_M ∝ ρ/ln M: T ∝ D²/ln D, the form of the
-parameter-counting bound (Adler & Shavit), not a power of D.
+falls like 1/(x_M·M): the rule must raise S_r with M. p_g ≈ exp(−S_r·ln(S_r/(e·μ))) (the
+binomial's tail is thinner still) with μ ∝ S_r²·x_M/ρ (ρ = M_r/M), so S_r ∝ ln M and
+x_M ∝ ρ/ln M: T ∝ D²/ln D, the form of the parameter-counting bound (Adler & Shavit), not a
+power of D.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ import torch
 from ..core.assignment import affine_capacity, affine_prime
 from ..core.checks import check_int, check_real, checked
 from ..core.circuits import sample_thetas
+from ..core.criteria import RATE_MAX
 from ..core.experiment import sample_active, sample_unit_vectors
-from ..stats import poisson_sf
 
 __all__ = [
     "SIMPLEX",
@@ -80,6 +82,7 @@ __all__ = [
     "SwitchOffNetwork",
     "gate_false_rate",
     "noise_ratio",
+    "register_false_on",
     "variance_ratio",
     "scaling_design",
     "scaling_boundary",
@@ -114,11 +117,9 @@ def simplex_code(x: torch.Tensor) -> torch.Tensor:
 
 def simplex_weights(theta: torch.Tensor) -> torch.Tensor:
     """W_t = (2/3) V R_θ Vᵀ for every circuit, [T, 3, 3]: W_t h = ⟨v, R_θ x⟩ for h the code
-    of x, and W_t 1 = 0."""
-    c, s = torch.cos(theta), torch.sin(theta)
-    R = torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
-    V = SIMPLEX.to(theta.dtype)
-    return (2.0 / 3.0) * torch.einsum("kp,tpq,jq->tkj", V, R, V)
+    of x, and W_t 1 = 0. Entry (k, j) is (2/3)⟨v_k, R_θ v_j⟩ = (2/3)·cos(θ + φ_j − φ_k), φ_k = 2πk/3."""
+    phi = _ANGLES.to(theta.dtype)
+    return (2.0 / 3.0) * torch.cos(theta[:, None, None] + (phi[None, :] - phi[:, None])[None])
 
 
 # ---- the scheme and its theory -----------------------------------------------------------
@@ -188,10 +189,51 @@ class SwitchOffScheme:
 @checked
 def gate_false_rate(M: int, M_r: int, T: int, *, S: int, S_r: int, z: int) -> float:
     """p_g: the probability that the gate of a position no active circuit uses is open
-    (module docstring): P(K ≥ S_r), K ~ Poisson((T/p)·z·S_r/p_r)."""
+    (module docstring): P(K ≥ S_r). The n_c ≈ T/p circuits through the position each meet
+    an active circuit's register line at most once (two lines of the plane meet once), in
+    one of its S_r columns with probability q = S_r/p_r, so K ~ Binomial(z·n_c, q), n_c
+    being ⌊T/p⌋ or ⌈T/p⌉ (the plane's last slope class covers a part of the points).
+    (With few circuits per position this tail is far thinner than the Poisson one of the
+    same mean.)"""
     p, p_r = affine_prime(M, S), affine_prime(M_r, S_r)
-    mu = (T / p) * z * S_r / p_r
-    return poisson_sf(mu, S_r - 1)
+    q = min(1.0, S_r / p_r)
+    lo, frac = divmod(T, p)
+    out = 0.0
+    for n_c, w in ((lo, 1 - frac / p), (lo + 1, frac / p)):
+        if w > 0:
+            out += w * _binomial_sf(z * n_c, q, S_r)
+    return out
+
+
+def _binomial_sf(n: int, q: float, k: int) -> float:
+    """P(Binomial(n, q) ≥ k), summed in log space from k up (terms past the mode fall)."""
+    if k <= 0:
+        return 1.0
+    if k > n or q <= 0.0:
+        return 0.0
+    if q >= 1.0:
+        return 1.0
+    lq, l1q = math.log(q), math.log1p(-q)
+    total, j = 0.0, k
+    while j <= n:
+        t = math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lq + (n - j) * l1q)
+        total += t
+        if t < total * 1e-17 and j > n * q:
+            break
+        j += 1
+    return min(1.0, total)
+
+
+@checked
+def register_false_on(M_r: int, S_r: int, z: int) -> float:
+    """The register's false-on rate: an inactive circuit reads α̂ = c/S_r, c the number of
+    its register neurons that active circuits use, and shares a neuron with each active
+    circuit of another slope with probability S_r/p_r (two lines of the plane meet once, in
+    one of its p_r columns), so c ~ Binomial(z, S_r/p_r) and it reads on when c > S_r/2."""
+    p_r = affine_prime(M_r, S_r)
+    q = min(1.0, S_r / p_r)
+    k0 = S_r // 2 + 1
+    return sum(math.comb(z, k) * q**k * (1 - q) ** (z - k) for k in range(k0, z + 1))
 
 
 def noise_ratio(p_g: float, T: int, M: int) -> float:
@@ -213,29 +255,25 @@ def variance_ratio(y: float, L: int) -> float:
     return 1.0 + extra / (L - 1)
 
 
-def _candidates(D: int, T: int):
-    """(S_r, M_r, M) of every feasible register: the payload plane and the register plane
-    hold T circuits."""
+def _registers(D: int, z: int):
+    """(S_r, M_r, M, capacity) of every register of the rule's grid at width D whose own
+    readout stays within RATE_MAX/4 (`register_false_on`); capacity: the circuits both
+    planes hold."""
     out = []
     for share in REGISTER_SHARES:
         M_r = int(round(share * D))
         M = (D - M_r) // 4
-        if M < 2 * S_PAYLOAD or M_r < 6:
-            continue
         try:
-            if affine_capacity(M, S_PAYLOAD) < T:
-                continue
+            cap_payload = affine_capacity(M, S_PAYLOAD)
         except ValueError:
             continue
         for S_r in S_R_RANGE:
-            if M_r < 2 * S_r:
-                break
             try:
-                if affine_capacity(M_r, S_r) < T:
-                    break  # capacity falls with S_r
+                cap = min(cap_payload, affine_capacity(M_r, S_r))
             except ValueError:
-                break
-            out.append((S_r, M_r, M))
+                break  # the plane of S_r no longer fits M_r
+            if register_false_on(M_r, S_r, z) <= RATE_MAX / 4:
+                out.append((S_r, M_r, M, cap))
     return out
 
 
@@ -246,20 +284,25 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
     whose planes hold T circuits, it takes the one that minimises the theory's payload
     variance at layer L, x_M·`variance_ratio`(y, L) with x_M = T/M² (the payload's own
     noise ∝ x_M, the false gates' excess from `gate_false_rate`); a wider register lowers
-    the false gates but raises x_M. A load no register can hold raises a ValueError naming
+    the false gates but raises x_M. Registers whose own readout would misread more than
+    RATE_MAX/4 of the inactive circuits (`register_false_on`) are not considered; past the
+    predicted boundary (y ≥ 1 everywhere) the register with the smallest y is taken. A load no register can hold raises a ValueError naming
     x and the largest load that fits."""
     D = check_int("D", D, 64)
     x = check_real("x", x, 0.0, open_low=True)
     T = max(z, int(round(x * D * D / 16)))
     best = None
-    for S_r, M_r, M in _candidates(D, T):
+    for S_r, M_r, M, cap in _registers(D, z):
+        if cap < T:
+            continue
         y = noise_ratio(gate_false_rate(M, M_r, T, S=S_PAYLOAD, S_r=S_r, z=z), T, M)
-        cost = (T / M**2) * (variance_ratio(y, L) if y < 1 else math.inf)
-        key = (cost, M_r, S_r)
+        # a design the theory expects to hold ranks by its payload variance; past the boundary
+        # (y ≥ 1, false positions feeding each other) by y itself
+        key = ((0, (T / M**2) * variance_ratio(y, L)) if y < 1 else (1, y)) + (M_r, S_r)
         if best is None or key < best[0]:
             best = (key, S_r, M_r, M)
     if best is None:
-        top = max_load(D)
+        top = max_load(D, z=z)
         raise ValueError(f"x={x!r} is out of range for the switch-off construction at D={D}: "
                          f"allowed 0 < x <= {top:.4g} (no register plane holds {T} circuits)")
     _, S_r, M_r, M = best
@@ -267,17 +310,9 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
 
 
 @checked
-def max_load(D: int) -> float:
-    """The largest T(d/D)² any register of the rule's grid can hold at width D."""
-    best = 0
-    for share in REGISTER_SHARES:
-        M_r = int(round(share * D))
-        M = (D - M_r) // 4
-        try:
-            best = max(best, min(affine_capacity(M, S_PAYLOAD), affine_capacity(M_r, S_R_RANGE[0])))
-        except ValueError:
-            continue
-    return best * 16 / D**2
+def max_load(D: int, *, z: int) -> float:
+    """The largest T(d/D)² any register of the rule's grid holds at width D for z active circuits."""
+    return max((cap for *_, cap in _registers(check_int("D", D, 64), z)), default=0) * 16 / D**2
 
 
 @checked
@@ -293,7 +328,7 @@ def scaling_boundary(D: int, *, z: int, L: int, factor: float = 1.5, tol: float 
         y = noise_ratio(gate_false_rate(s.M, s.M_r, T, S=s.S, S_r=s.S_r, z=z), T, s.M)
         return y < 1 and math.sqrt(variance_ratio(y, L)) <= factor
 
-    lo, hi = 1e-5, 0.9 * max_load(D)
+    lo, hi = 1e-5, 0.9 * max_load(D, z=z)
     if not holds(lo):
         return lo
     if holds(hi):
@@ -347,14 +382,17 @@ class SwitchOffNetwork:
         self.device, self.dtype = torch.device(device), dtype
         self.theta = sample_thetas(T, generator)
         self.W = simplex_weights(self.theta).to(device, dtype)
-        perms = [torch.randperm(T, generator=generator) for _ in range(L)]
-        self.perm = torch.stack(perms).to(device)  # [L, T]: layer l's line of circuit t is perm[l-1, t]
+        # int32: the same permutations as int64 draws (torch.randperm's sequence does not
+        # depend on the dtype), at half the memory and time
+        perms = [torch.randperm(T, generator=generator, dtype=torch.int32) for _ in range(L + 1)]
+        ids = torch.arange(T, dtype=torch.int32, device=device)
+        self.perm = torch.stack(perms[:L]).to(device)  # [L, T]: layer l's line of circuit t is perm[l-1, t]
         self.inv = torch.empty_like(self.perm)
-        self.inv.scatter_(1, self.perm, torch.arange(T, device=device).expand(L, T).contiguous())
-        pr = torch.randperm(T, generator=generator).to(device)
-        self.perm_r = pr
-        self.inv_r = torch.empty_like(pr)
-        self.inv_r[pr] = torch.arange(T, device=device)
+        for l in range(L):
+            self.inv[l][self.perm[l]] = ids
+        self.perm_r = perms[L].to(device)
+        self.inv_r = torch.empty_like(self.perm_r)
+        self.inv_r[self.perm_r] = ids
         self.plane = _Plane(scheme.M, scheme.S, T, device)
         self.plane_r = _Plane(scheme.M_r, scheme.S_r, T, device)
         self.V = SIMPLEX.to(device, dtype)

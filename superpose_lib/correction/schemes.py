@@ -782,9 +782,9 @@ def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, o
         res["active_on"][l] = sums["active_on"][l] / n_act
         res["false_off"][l] = counts["false_off"][l] / n_act
         for k in ("inactive_on", "inactive_x"):
-            res[k][l] = sums[k][l] / n_in
+            res[k][l] = sums[k][l] / n_in if n_in else 0.0  # T = z: no inactive circuit
         for k in ("false_on", "leak", "overlap2"):
-            res[k][l] = counts[k][l] / n_in
+            res[k][l] = counts[k][l] / n_in if n_in else 0.0
         res["spurious_on"][l] = counts["spurious"][l] / (net.Mg[ind] * done)
     if done < batch:
         res["stopped_at"] = done
