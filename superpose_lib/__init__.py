@@ -10,7 +10,7 @@ The folder tree is the architecture:
     core/          the construction and its measurement (torch only)
     stats.py       t-intervals and Poisson tails        report.py  formatters for the prose
     plots.py       the book's table of colours and labels, shared axes helpers
-    sweep.py       the cached, parallel sweep
+    sweep.py       the cached, parallel sweep          capacity.py  the one capacity search and its summaries
     construction/  regime/  correction/  asymptotic/  graph/  gist/  trained/
                    one package per chapter
     book/          the chapter runner and the `superpose` command line
@@ -25,7 +25,7 @@ from ._version import __version__
 
 _guard_startup()
 
-from . import construction, core, correction, gist, graph, plots, regime, report, stats, trained  # noqa: E402
+from . import asymptotic, capacity, construction, core, correction, gist, graph, plots, regime, report, stats, trained  # noqa: E402,E501
 from .core.assignment import admissible_steps, assign, layer_assignments, max_circuits, mean_squared_overlap  # noqa: E402
 from .core.circuits import (  # noqa: E402
     BIAS,
@@ -71,7 +71,8 @@ from .trained import train_superposed  # noqa: E402
 
 __all__ = [
     "__version__",
-    "core", "stats", "report", "plots", "construction", "regime", "correction", "graph", "gist", "trained",
+    "core", "stats", "report", "plots", "capacity", "construction", "regime", "correction", "asymptotic", "graph",
+    "gist", "trained",
     "works", "failures",
     "CiSConfig", "BIAS", "MEAN_WEIGHT", "rotation_weights", "scheme_weights", "sample_thetas", "encode_input",
     "decode", "run_circuits",

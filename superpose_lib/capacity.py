@@ -12,6 +12,10 @@ Pass/fail is assumed monotone in x (one crossing).
 Censoring is written at both ends: "below" when even x_min fails (the capacity is < x_min,
 x_max is then x_min as a bound), "above" when x_max passes (the capacity is ≥ x_max: for a
 scheme whose assignment holds no more circuits, x_max is that limit).
+
+The summaries of a table of per-seed capacities (one row per name, D, seed and, where
+several, criterion): `capacity_summary` (t-intervals over seeds, censoring carried along),
+`slopes` (d ln x_max / d ln D per seed, then over seeds) and `boundary_fraction`.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from .core.checks import checked
+import numpy as np
+import pandas as pd
 
-__all__ = ["bisect_capacity", "RESOLUTION"]
+from .core.checks import checked
+from .stats import t_interval
+
+__all__ = ["bisect_capacity", "RESOLUTION", "capacity_summary", "slopes", "boundary_fraction"]
 
 #: Default resolution of a capacity: the bracket [x_max, x_fail] is at most 5 % wide, a
 #: quarter of the seed-to-seed spread the book measures (≈ 20 %), so the interval over
@@ -81,3 +89,56 @@ def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float,
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if probe(mid) else (lo, mid)
     return out | {"x_max": lo, "x_fail": hi, "censor": "", "probes": n}
+
+
+def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
+    """Per (name, criterion, D): mean x_max over seeds and its 95 % t-interval
+    (`stats.t_interval`), widened to at least the search's resolution on each side (seeds
+    whose searches pass and fail at the same probes return the same x_max: their spread is
+    then below what the search resolves, not zero), n seeds, censor ("" all measured,
+    "above"/"below" all censored that way, "some-above"/"some-below" mixed), the resolution
+    and the most frequent failure."""
+    rows = []
+    keys = ["name", "criterion", "D"] if "criterion" in cap else ["name", "D"]
+    for key, g in cap.groupby(keys, sort=False):
+        m, lo, hi = t_interval(g["x_max"])
+        res = float(g["resolution"].max())
+        lo, hi = min(lo, m / (1 + res)), max(hi, m * (1 + res))
+        cens = set(g["censor"])
+        censor = "" if cens == {""} else (cens.pop() if len(cens) == 1 else
+                                          ("some-above" if "above" in cens else "some-below"))
+        why = g["why"].map(lambda w: w.split(" ")[0] if w else "").mode()
+        rows.append(dict(zip(keys, key)) | {"D": int(key[-1]), "mean": m, "low": lo, "high": hi, "n": len(g),
+                                            "censor": censor, "resolution": res,
+                                            "why": why.iloc[0] if len(why) else ""})
+    return pd.DataFrame(rows)
+
+
+def slopes(cap: pd.DataFrame) -> pd.DataFrame:
+    """d ln x_max / d ln D per scheme (and criterion): a least-squares slope per seed over
+    the D at which that seed's capacity is measured (uncensored; at least 3 D), then the
+    mean and 95 % t-interval over seeds. Columns name, (criterion,) slope, low, high, n
+    (seeds), D_min, D_max."""
+    rows = []
+    keys = ["name", "criterion"] if "criterion" in cap else ["name"]
+    for key, g in cap.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        per_seed = []
+        for _, h in g[g["censor"] == ""].groupby("seed"):
+            if h["D"].nunique() >= 3:
+                per_seed.append(float(np.polyfit(np.log(h["D"]), np.log(h["x_max"]), 1)[0]))
+        if not per_seed:
+            continue
+        m, lo, hi = t_interval(per_seed)
+        ok = g[g["censor"] == ""]
+        rows.append(dict(zip(keys, key)) | {"slope": m, "low": lo, "high": hi, "n": len(per_seed),
+                                            "D_min": int(ok["D"].min()), "D_max": int(ok["D"].max())})
+    return pd.DataFrame(rows)
+
+
+def boundary_fraction(summary: pd.DataFrame, name: str, ref: str) -> pd.DataFrame:
+    """Per D where both are measured: the mean capacity of `name` over that of `ref`."""
+    a = summary[summary["name"] == name].set_index("D")["mean"]
+    b = summary[summary["name"] == ref].set_index("D")["mean"]
+    both = a.index.intersection(b.index)
+    return pd.DataFrame({"D": both, "ratio": (a[both] / b[both]).to_numpy()})

@@ -10,8 +10,7 @@ switch-off construction's mechanism and payload, and the summaries the chapter s
   the theory (`gate_false_rate`, `noise_ratio`, `variance_ratio`).
 * `payload_rows`: at one load, the q90 |δx| of the switch-off construction, of its own
   oracle (perfect gates: the simplex payload's own noise) and of RiS's oracle.
-* `capacity_summary`, `slopes`, `boundary_fraction`: intervals over seeds of the per-seed
-  capacities of `correction.scheme_capacity`, with censoring carried along.
+* `fit_summary`: the measured slopes (`capacity.slopes`) beside the theory's.
 * `headline`: every number the chapter's prose states, from those tables.
 """
 
@@ -36,10 +35,8 @@ from ..correction.scaling import (
 from ..correction.schemes import make_scheme, scheme_run
 from ..correction.wide_rule import wide_rule_design
 from ..report import format_capacity
-from ..stats import t_interval
 
-__all__ = ["theory_table", "mechanism_rows", "payload_rows", "capacity_summary", "slopes", "boundary_fraction",
-           "fit_summary", "headline"]
+__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline"]
 
 
 @checked
@@ -101,59 +98,6 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
     ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
     return [{"x": x, "T": T, "q90": r["q90_dx"][L], "q90_own": r["oracle"]["q90_dx"][L],
              "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
-
-
-def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
-    """Per (name, criterion, D): mean x_max over seeds and its 95 % t-interval
-    (`stats.t_interval`), widened to at least the search's resolution on each side (seeds
-    whose searches pass and fail at the same probes return the same x_max: their spread is
-    then below what the search resolves, not zero), n seeds, censor ("" all measured,
-    "above"/"below" all censored that way, "some-above"/"some-below" mixed), the resolution
-    and the most frequent failure."""
-    rows = []
-    keys = ["name", "criterion", "D"] if "criterion" in cap else ["name", "D"]
-    for key, g in cap.groupby(keys, sort=False):
-        m, lo, hi = t_interval(g["x_max"])
-        res = float(g["resolution"].max())
-        lo, hi = min(lo, m / (1 + res)), max(hi, m * (1 + res))
-        cens = set(g["censor"])
-        censor = "" if cens == {""} else (cens.pop() if len(cens) == 1 else
-                                          ("some-above" if "above" in cens else "some-below"))
-        why = g["why"].map(lambda w: w.split(" ")[0] if w else "").mode()
-        rows.append(dict(zip(keys, key)) | {"D": int(key[-1]), "mean": m, "low": lo, "high": hi, "n": len(g),
-                                            "censor": censor, "resolution": res,
-                                            "why": why.iloc[0] if len(why) else ""})
-    return pd.DataFrame(rows)
-
-
-def slopes(cap: pd.DataFrame) -> pd.DataFrame:
-    """d ln x_max / d ln D per scheme (and criterion): a least-squares slope per seed over
-    the D at which that seed's capacity is measured (uncensored; at least 3 D), then the
-    mean and 95 % t-interval over seeds. Columns name, (criterion,) slope, low, high, n
-    (seeds), D_min, D_max."""
-    rows = []
-    keys = ["name", "criterion"] if "criterion" in cap else ["name"]
-    for key, g in cap.groupby(keys, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        per_seed = []
-        for _, h in g[g["censor"] == ""].groupby("seed"):
-            if h["D"].nunique() >= 3:
-                per_seed.append(float(np.polyfit(np.log(h["D"]), np.log(h["x_max"]), 1)[0]))
-        if not per_seed:
-            continue
-        m, lo, hi = t_interval(per_seed)
-        ok = g[g["censor"] == ""]
-        rows.append(dict(zip(keys, key)) | {"slope": m, "low": lo, "high": hi, "n": len(per_seed),
-                                            "D_min": int(ok["D"].min()), "D_max": int(ok["D"].max())})
-    return pd.DataFrame(rows)
-
-
-def boundary_fraction(summary: pd.DataFrame, name: str, ref: str) -> pd.DataFrame:
-    """Per D where both are measured: the mean capacity of `name` over that of `ref`."""
-    a = summary[summary["name"] == name].set_index("D")["mean"]
-    b = summary[summary["name"] == ref].set_index("D")["mean"]
-    both = a.index.intersection(b.index)
-    return pd.DataFrame({"D": both, "ratio": (a[both] / b[both]).to_numpy()})
 
 
 def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:

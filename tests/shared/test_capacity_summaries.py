@@ -1,10 +1,10 @@
-"""Summaries of the chapter "Does it work asymptotically?" on tables with known answers."""
+"""The capacity summaries (`superpose_lib.capacity`) on tables with known answers."""
 
 import math
 
 import pandas as pd
 
-from superpose_lib.asymptotic import boundary_fraction, capacity_summary, slopes
+from superpose_lib.capacity import boundary_fraction, capacity_summary, slopes
 
 
 def _table(slope=-0.4, seeds=(0, 1, 2), jitter=0.03):
@@ -44,12 +44,3 @@ def test_boundary_fraction():
     s = pd.DataFrame({"name": ["a", "b", "a"], "D": [1024, 1024, 2048], "mean": [1.0, 4.0, 2.0]})
     f = boundary_fraction(s, "a", "b")
     assert list(f["D"]) == [1024] and list(f["ratio"]) == [0.25]
-
-
-def test_layout_rows_pair_the_construction_with_its_own_oracle():
-    from superpose_lib.asymptotic import layout_rows
-
-    r = layout_rows(1024, 2, 4, 0, x=0.002, batch=16)[0]
-    assert math.isclose(r["layout"], r["q90_own_oracle"] / r["q90_ris_oracle"])
-    assert math.isclose(r["indicators"], r["q90"] / r["q90_own_oracle"])
-    assert r["T"] == round(0.002 * 256**2) and r == layout_rows(1024, 2, 4, 0, x=0.002, batch=16)[0]
