@@ -28,8 +28,9 @@ Tidy rows (`regime_rows`): one per layer and quantity, with `measured` and `theo
 
 At scale (`large_rows`, `fixed_x_sweep`): the four means and the spurious-on fraction with
 RiS's theory, RiS + the neuron-level term (`spurious.spurious_theory`) and the seizure
-floor; the boundary per D with a bootstrap over seeds (`per_d_boundary`), its exponent
-(`scaling_exponent`) and the seizure onset against the floor (`seizure_table`).
+floor, and the seizure onset against the floor (`analysis.seizure_table`). The working
+boundary per D is the book's capacity on criterion (b) (`correction.scheme_capacity`,
+summarised by `analysis.boundary_capacity`).
 """
 
 from __future__ import annotations
