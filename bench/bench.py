@@ -309,12 +309,13 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
 
 #: Trained-versus-constructed chapter: one network at D = 1024 must train its TRAIN_STEPS
 #: (the chapter's budget from a random init) within TRAIN_TARGET_S on the 2-core CPU.
-TRAIN_STEPS = 600
+TRAIN_STEPS = 1500
 TRAIN_TARGET_S = 120.0
 
 
-def bench_train(device, *, D=1024, T=256, z=2, L=3, steps=100, batch=256, seed=0):
-    """Adam steps per second of `train_superposed` (outlier loss, random init)."""
+def bench_train(device, *, D=1024, T=588, z=2, L=3, steps=100, batch=256, seed=0):
+    """Adam steps per second of `train_superposed` (hinge loss, random init, bfloat16
+    products), at the most circuits the interface holds at D = 1024 (the slowest probe)."""
     from superpose_lib.trained import train_superposed
 
     t0 = time.perf_counter()
@@ -417,7 +418,7 @@ def main(argv=None):
     if not a.skip_train:
         train = bench_train(dev)
         rows.append((f"train D={train['D']}", train["train_s"], None,
-                     f"T={train['T']}, L=3, batch 256, Adam: {train['steps_per_s']:.1f} steps/s; "
+                     f"T={train['T']}, L=3, batch 256, Adam, bf16 products: {train['steps_per_s']:.1f} steps/s; "
                      f"{TRAIN_STEPS} steps in {train['projected_s']:.0f} s (target <= {TRAIN_TARGET_S:.0f} s)"))
 
     dense = bench_dense(dev)
