@@ -81,7 +81,8 @@ COLORS: dict[str, dict] = {
                "scaling": PALETTE[8], "wide_rule": PALETTE[5]},
     # recipes of the trained-versus-constructed chapter
     "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
-               "dedicated": "#777777"},
+               "dedicated": "#777777", "switch-off": PALETTE[8], "noisy": PALETTE[3], "code": PALETTE[2],
+               "linear": PALETTE[7], "trained, outlier": PALETTE[9]},
     # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
     "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
            (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
@@ -108,9 +109,11 @@ LABELS: dict[str, dict] = {
                "baseline affine": "baseline, affine assignment",
                "oracle": "oracle (bound)", "scaling": "switch-off construction",
                "wide_rule": "E5, S_α grown by rule"},
-    "recipe": {"construction": "construction", "trained": "trained from random init",
+    "recipe": {"construction": "construction (RiS)", "trained": "trained from random init",
                "fine-tuned": "construction, fine-tuned", "trained, MSE": "trained, MSE loss",
-               "dedicated": "no superposition (D/d dedicated)"},
+               "dedicated": "no superposition (D/d dedicated)", "switch-off": "switch-off construction",
+               "noisy": "construction + noise, fine-tuned", "code": "trained, code learned too",
+               "linear": "linear model, trained", "trained, outlier": "trained, outlier loss"},
 }
 
 #: How a theory curve is drawn: the colour of its measurement, dashed and thin.

@@ -26,6 +26,10 @@ __all__ = [
     "capacity_text",
     "first_passing_step",
     "loss_summary",
+    "loss_facts",
+    "capacity_facts",
+    "transfer_verdict",
+    "mechanism_facts",
 ]
 
 #: The statistics at layer L that a row carries (criterion (a) reads the first four).
@@ -75,6 +79,7 @@ def trained_rows(D: int, T: int, z: int, L: int, seed: int, *, init: str = "rand
 @checked
 def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | None = None,
                           T_min: int | None = None, resolution: float = 0.5, step: float = 2.0,
+                          max_probes: int = 24,
                           init: str = "random", loss: str = "hinge", variant: str = "dense", steps: int = 1500,
                           batch: int = 256, lr: float = 3e-3, noise: float = 0.5, eval_batch: int = 2000,
                           device="cpu", root: str | os.PathLike | None = None) -> list[dict]:
@@ -84,9 +89,11 @@ def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | N
     D/d, where dedicated neurons run out), gallops by `step` and bisects to `resolution`;
     the largest T tried is what the interface holds (`max_trainable_T`: passing there is
     censored "above"), the smallest T_min (default D/(8d): failing there is censored
-    "below"). Returns one row per probe (its `trained_rows` row and its order), each with
-    the seed's result: x_max, x_fail, censor, probes, resolution, T_max (0 when censored
-    below), T_fail (-1 when censored above) and why (the failures at T_fail)."""
+    "below"); at most `max_probes` trainings (2: the start and one gallop, where a probe is
+    costly). Returns one row per probe (its `trained_rows` row and its order), each with
+    the seed's result: x_max, x_fail, censor, probes, resolution (the bracket actually
+    reached, x_fail/x_max − 1, where both ends are measured), T_max (0 when censored
+    below), T_fail (-1 when censored above) and why_fail (the failures at T_fail)."""
     M = D // CIRCUIT_WIDTH
     cap = max_trainable_T(D)
     T_min = check_int("T_min", T_min if T_min is not None else max(z, M // 8), z, cap)
@@ -106,10 +113,11 @@ def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | N
         return probes[T]["works"]
 
     r = bisect_capacity(passes, x0=control_parameter(D, T_start), x_min=control_parameter(D, T_min),
-                        x_max=control_parameter(D, cap), resolution=resolution, step=step)
+                        x_max=control_parameter(D, cap), resolution=resolution, step=step, max_probes=max_probes)
     T_fail = T_of(r["x_fail"]) if math.isfinite(r["x_fail"]) else -1
+    reached = r["x_fail"] / r["x_max"] - 1 if r["censor"] == "" else r["resolution"]
     res = {"x_max": r["x_max"], "x_fail": r["x_fail"] if math.isfinite(r["x_fail"]) else -1.0,
-           "censor": r["censor"], "probes": r["probes"], "resolution": r["resolution"],
+           "censor": r["censor"], "probes": r["probes"], "resolution": max(reached, r["resolution"]),
            "T_max": T_of(r["x_max"]) if r["censor"] != "below" else 0, "T_fail": T_fail,
            "why_fail": probes[T_fail]["why"] if T_fail in probes else ""}
     return [row | res for row in probes.values()]
@@ -189,3 +197,96 @@ def loss_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.groupby(["loss", "T"]).agg(works=("works", "mean"), q90_dx=("q90_dx", "mean"),
                                            false_off=("false_off", "mean"), inactive_x=("inactive_x", "mean"),
                                            n=("seed", "nunique")).reset_index()
+
+
+def _mean_ci(values) -> str:
+    from ..stats import t_interval
+
+    v = [float(x) for x in values]
+    if len(v) == 1:
+        return f"{v[0]:.2f} (one seed)"
+    m, lo, hi = t_interval(v)
+    return f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def loss_facts(rows: pd.DataFrame) -> dict:
+    """The section "Which loss trains" as glue strings (rows: `trained_rows` of the three
+    losses at one (D, T, z)): per loss, "k of n" seeds that work, q90 |δx| (mean and 95 %
+    t-interval over seeds), the inactive circuits' rms payload readout; and the names of
+    the losses that train (every seed works) and of those that do not (no seed works)."""
+    out = {}
+    for loss, g in rows.groupby("loss", sort=False):
+        out[f"works-{loss}"] = f"{int(g.works.sum())} of {len(g)}"
+        out[f"q90-{loss}"] = _mean_ci(g.q90_dx)
+        out[f"inactive-{loss}"] = f"{g.inactive_x.mean():.2f}"
+    ok = rows.groupby("loss", sort=False).works.agg(["all", "any"])
+    out["trains"] = ", ".join(ok.index[ok["all"]]) or "none"
+    out["fails"] = ", ".join(ok.index[~ok["any"]]) or "none"
+    return out
+
+
+def capacity_facts(table: pd.DataFrame) -> dict:
+    """The capacities as glue strings (`capacity_table` rows): "cap-{name}-{z}-{D}" the
+    capacity's text, "ratio-{z}-{D}" the trained networks' mean over the construction's
+    (RiS) as "≥ 3.1" when the trained one is censored above, and "beyond-{z}" the widths at
+    which trained networks hold more than D/d circuits on every seed ("none" if none)."""
+    out = {}
+    for _, r in table.iterrows():
+        out[f"cap-{r['name']}-{r['z']}-{r['D']}"] = r["text"]
+    t = table.set_index(["name", "z", "D"])
+    for (name, z, D), r in t.iterrows():
+        if name != "trained" or ("construction", z, D) not in t.index:
+            continue
+        c = t.loc[("construction", z, D)]
+        ratio = r["T_mean"] / c["T_mean"] if c["censor"] != "below" else math.inf
+        pre = "≥ " if r["censor"] in ("above", "some-above") or c["censor"] in ("below", "some-below") else ""
+        out[f"ratio-{z}-{D}"] = f"{pre}{ratio:.1f}" if math.isfinite(ratio) else "unbounded (the construction holds none)"
+    for z, g in table[table["name"] == "trained"].groupby("z"):
+        beyond = [int(r["D"]) for _, r in g.iterrows() if r["T_low"] > r["D"] / CIRCUIT_WIDTH
+                  or (r["censor"] == "above" and r["T_mean"] > r["D"] / CIRCUIT_WIDTH)]
+        out[f"beyond-{z}"] = ", ".join(f"D = {D}" for D in beyond) if beyond else "none"
+    return out
+
+
+def transfer_verdict(levels, values) -> str:
+    """What an on-indicator transfer curve (`measure.indicator_transfer`) is, in words: "a
+    step" when inputs at s ≤ 0.2 come out below 0.1 and inputs at s ≥ 0.8 above 0.9 (noise
+    near off and on is removed, as by RiS's step), "close to the identity" when every output
+    is within 0.1 of its input, else "a ramp, not a step" (noise is passed on in part)."""
+    pairs = list(zip([float(s) for s in levels], [float(v) for v in values]))
+    if not pairs:
+        raise ValueError("levels is empty: allowed a list of on-levels in [0, 1]")
+    low = [v for s, v in pairs if s <= 0.2]
+    high = [v for s, v in pairs if s >= 0.8]
+    if low and high and max(low) < 0.1 and min(high) > 0.9:
+        return "a step"
+    if all(abs(v - s) <= 0.1 for s, v in pairs):
+        return "close to the identity"
+    return "a ramp, not a step"
+
+
+def mechanism_facts(trained: pd.DataFrame, construction: pd.DataFrame) -> dict:
+    """The mechanism measures (`measure.mechanism` columns of `trained_rows`) as glue
+    strings: mean span share, participation, fraction of unused neurons on and inactive
+    payload readout of the trained networks and of the construction (same cells), the
+    chance span share (T + 1)/M² of a Gaussian matrix, the largest excess of circuits served
+    over D/d among working networks with T > D/d, and the share of working networks with a
+    positive on-indicator gap. A verdict on silence: "silent" when under 1 % of the unused
+    neurons are on, else "not silent"."""
+    w = trained[trained["works"]]
+    beyond = w[w["T"] > w["D"] / CIRCUIT_WIDTH]
+    out = {
+        "span-trained": f"{trained['span'].mean():.3f}", "span-cons": f"{construction['span'].mean():.2f}",
+        "span-chance": f"{((trained['T'] + 1) / (trained['D'] / CIRCUIT_WIDTH) ** 2).mean():.4f}",
+        "part-trained": f"{trained['participation'].mean():.2f}",
+        "part-cons": f"{construction['participation'].mean():.2f}",
+        "outside-trained": f"{trained['outside_on'].mean():.2f}",
+        "outside-cons": f"{construction['outside_on'].mean():.2f}",
+        "inactive-trained": f"{trained['inactive_x'].mean():.2f}",
+        "inactive-cons": f"{construction['inactive_x'].mean():.2f}",
+        "served-max": f"{int((beyond['served'] - beyond['dedicated']).max())}" if len(beyond) else "none",
+        "n-beyond": f"{len(beyond)}",
+        "gap-share": f"{100 * (w['on_gap'] > 0).mean():.0f}" if len(w) else "–",
+        "silent": "silent" if trained["outside_on"].mean() < 0.01 else "not silent",
+    }
+    return out

@@ -254,6 +254,11 @@ def test_capacity_search_brackets_and_censors(monkeypatch):
     r = rows[0]
     assert r["censor"] == "" and r["T_max"] <= 300 < r["T_fail"] <= 1.25 * r["T_max"] + 1
     assert sorted(x["probe"] for x in rows) == list(range(len(rows))) and r["why_fail"] == "q90_dx"
+    # the coarse search of the chapter's largest widths: the start and one gallop by 2, a
+    # bracket of 2 reported as its resolution
+    rows = an.trained_capacity_rows(1024, 2, 3, 0, step=2.0, max_probes=2)
+    assert [x["T"] for x in rows] == [256, 512] and (rows[0]["T_max"], rows[0]["T_fail"]) == (256, 512)
+    assert rows[0]["resolution"] == pytest.approx(1.0, rel=0.01)
     fake.T_true = 10**6
     r = an.trained_capacity_rows(1024, 2, 3, 0)[0]
     assert r["censor"] == "above" and r["T_max"] == 588 and r["T_fail"] == -1  # the interface's 588
@@ -277,3 +282,76 @@ def test_capacity_table_in_circuits():
     assert t.loc[(2, 512), "T_mean"] == pytest.approx(0.007 * 128**2)  # x·(D/d)²
     assert t.loc[(2, 512), "T_low"] < t.loc[(2, 512), "T_mean"] < t.loc[(2, 512), "T_high"]
     assert t.loc[(1, 512), "text"] == "≥ 140" and t.loc[(1, 512), "censor"] == "above"
+
+
+def test_loss_and_capacity_facts():
+    import pandas as pd
+
+    from superpose_lib.trained import capacity_facts, loss_facts
+
+    rows = pd.DataFrame([{"loss": loss, "T": 32, "seed": s, "works": loss == "hinge", "q90_dx": q + 0.01 * s,
+                          "false_off": 0.0, "inactive_x": ix}
+                         for loss, q, ix in (("mse", 0.5, 0.2), ("hinge", 0.2, 1.9)) for s in range(3)])
+    f = loss_facts(rows)
+    assert f["works-hinge"] == "3 of 3" and f["works-mse"] == "0 of 3" and f["trains"] == "hinge"
+    assert f["fails"] == "mse" and f["q90-hinge"].startswith("0.21 [") and f["inactive-hinge"] == "1.90"
+    table = pd.DataFrame([
+        {"name": "trained", "z": 2, "D": 512, "T_mean": 100.0, "T_low": 90.0, "T_high": 110.0, "censor": "",
+         "text": "100 [90, 110]"},
+        {"name": "construction", "z": 2, "D": 512, "T_mean": 25.0, "T_low": 24.0, "T_high": 26.0, "censor": "",
+         "text": "25 [24, 26]"},
+        {"name": "trained", "z": 1, "D": 512, "T_mean": 140.0, "T_low": 140.0, "T_high": 140.0, "censor": "above",
+         "text": "≥ 140"},
+        {"name": "construction", "z": 1, "D": 512, "T_mean": 110.0, "T_low": 100.0, "T_high": 120.0, "censor": "",
+         "text": "110 [100, 120]"},
+    ])
+    c = capacity_facts(table)
+    assert c["cap-trained-2-512"] == "100 [90, 110]" and c["ratio-2-512"] == "4.0"
+    assert c["ratio-1-512"] == "≥ 1.3"  # a lower bound: the trained capacity is censored above
+    assert c["beyond-1"] == "D = 512" and c["beyond-2"] == "none"  # 140 > D/d = 128; 100 < 128
+
+
+def test_plots_draw_the_chapter_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from superpose_lib.trained import plots as tp
+
+    table = pd.DataFrame([{"name": n, "z": 2, "D": D, "T_mean": m, "T_low": m * 0.9, "T_high": m * 1.1,
+                           "censor": c} for n, c in (("trained", "above"), ("construction", "")) for D, m in
+                          ((256, 32.0), (512, 64.0))])
+    ax = tp.plot_capacity_vs_D(table, z=2)
+    assert len(ax.get_lines()) >= 3 and ax.get_xscale() == "log"
+    err = pd.DataFrame([{"D": 256, "z": 2, "T_over_dedicated": f, "q90_dx": q, "works": q < 0.25,
+                         "recipe": "trained"} for f, q in ((0.25, 0.1), (0.5, 0.4))])
+    ax = tp.plot_error_against_T(err, err.drop(columns="recipe").assign(q90_dx=1e-7), D=256, z=2)
+    assert ax.get_ylim()[0] < 0.01 < ax.get_ylim()[1]  # an exact construction sits at the floor
+    curves = pd.DataFrame([{"D": 256, "T": 32, "seed": s, "step": st, "q90": 1 / st, "works": st > 50}
+                           for s in range(2) for st in (25, 50, 100)])
+    assert len(tp.plot_training(curves).get_lines()) == 2  # the curve and the bound
+    assert len(tp.plot_transfer([0, 0.5, 1], {"trained": [0, 0.5, 1]}).get_lines()) == 2
+    plt.close("all")
+
+
+def test_transfer_verdict_and_mechanism_facts():
+    import pandas as pd
+
+    from superpose_lib.trained import mechanism_facts, transfer_verdict
+
+    levels = [i / 10 for i in range(11)]
+    step = [min(1.0, max(0.0, 2 * s - 0.5)) for s in levels]  # RiS's step
+    assert transfer_verdict(levels, step) == "a step"
+    assert transfer_verdict(levels, levels) == "close to the identity"
+    assert transfer_verdict(levels, [s**0.5 for s in levels]) == "a ramp, not a step"
+    with pytest.raises(ValueError, match="levels"):
+        transfer_verdict([], [])
+    rows = pd.DataFrame([{"D": 512, "T": T, "works": w, "span": 0.01, "participation": 0.6, "outside_on": 0.3,
+                          "inactive_x": 1.5, "served": srv, "dedicated": 128, "on_gap": g}
+                         for T, w, srv, g in ((140, True, 139, 0.2), (64, True, 64, -0.1), (140, False, 90, -0.5))])
+    cons = rows.assign(span=0.9, outside_on=0.0, inactive_x=0.1)
+    f = mechanism_facts(rows, cons)
+    assert f["served-max"] == "11" and f["n-beyond"] == "1" and f["gap-share"] == "50"
+    assert f["silent"] == "not silent" and f["span-chance"] == f"{(rows['T'] + 1).div(128**2).mean():.4f}"
