@@ -14,6 +14,7 @@ from .analysis import (  # noqa: F401
     trained_capacity_rows,
     trained_rows,
     transfer_verdict,
+    width_lr,
 )
 from .measure import dedicated_errors, indicator_transfer, mechanism, span_share  # noqa: F401
 from .train import (  # noqa: F401

@@ -306,9 +306,9 @@ def test_loss_and_capacity_facts():
          "text": "110 [100, 120]"},
     ])
     c = capacity_facts(table)
-    assert c["cap-trained-2-512"] == "100 [90, 110]" and c["ratio-2-512"] == "4.0"
-    assert c["ratio-1-512"] == "≥ 1.3"  # a lower bound: the trained capacity is censored above
-    assert c["beyond-1"] == "D = 512" and c["beyond-2"] == "none"  # 140 > D/d = 128; 100 < 128
+    assert c["cap-trained-2"] == "100 [90, 110] at D = 512" and c["ratio-2"] == "4.0 at D = 512"
+    assert c["ratio-1"] == "≥ 1.3 at D = 512"  # a lower bound: the trained capacity is censored above
+    assert c["beyond-1"] == "D = 512" and c["beyond-2"] == "at no width"  # 140 > D/d = 128; 100 < 128
 
 
 def test_plots_draw_the_chapter_figures():
