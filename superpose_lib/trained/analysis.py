@@ -178,13 +178,22 @@ def capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
     """Per (name, z, D): the capacity as `capacity.capacity_summary` gives it (mean x_max over
     seeds, 95 % t-interval widened to the resolution, censoring), in circuits T (mean, low,
     high), as a multiple of D/d, and as text ("≥ 140", "87 [71, 104]"). `cap` has one row per
-    (name, z, D, seed) with x_max, resolution, censor and why (the failures at x_fail)."""
+    (name, z, D, seed) with x_max, x_fail (≤ 0 or inf: censored above), resolution, censor
+    and why. Each seed's capacity lies in [T at x_max, T at x_fail), so the interval is
+    clipped to the union of the seeds' brackets: a t-interval over three coarse brackets can
+    reach below 0, the brackets cannot."""
     rows = []
     for z, g in cap.groupby("z", sort=True):
-        s = capacity_summary(g.drop(columns="z"))
+        s = capacity_summary(g.drop(columns=[c for c in ("z", "x_fail") if c in g]))
         for _, r in s.iterrows():
             D = int(r["D"])
-            T = {k: r[k] * D * D / CIRCUIT_WIDTH**2 for k in ("mean", "low", "high")}
+            scale = D * D / CIRCUIT_WIDTH**2
+            T = {k: r[k] * scale for k in ("mean", "low", "high")}
+            seeds = g[(g["name"] == r["name"]) & (g["D"] == D)]
+            if "x_fail" in seeds and r["censor"] == "":
+                top = seeds["x_fail"].where((seeds["x_fail"] > 0) & (seeds["x_fail"] < math.inf), seeds["x_max"])
+                T["low"] = max(T["low"], seeds["x_max"].min() * scale)
+                T["high"] = min(T["high"], top.max() * scale)
             rows.append({"name": r["name"], "z": int(z), "D": D, **{f"T_{k}": v for k, v in T.items()},
                          "over_dedicated": T["mean"] / (D // CIRCUIT_WIDTH), "censor": r["censor"], "n": r["n"],
                          "text": capacity_text(T["mean"], T["low"], T["high"], r["censor"], r["n"]),

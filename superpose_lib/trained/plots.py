@@ -8,9 +8,13 @@ import pandas as pd
 
 from ..core.checks import checked
 from ..core.criteria import Q90_DX_MAX
-from ..plots import axes_or_new, color, label, marker, sequential, tidy_log_axis
+from ..plots import axes_or_new, color, label, sequential, tidy_log_axis
 
-__all__ = ["plot_capacity_vs_D", "plot_error_against_T", "plot_training", "plot_transfer"]
+__all__ = ["MARKERS", "plot_capacity_vs_D", "plot_error_against_T", "plot_training", "plot_transfer"]
+
+#: One marker per recipe, the same in every figure of the chapter.
+MARKERS = {"trained": "o", "linear": "s", "construction": "^", "switch-off": "D", "code": "P",
+           "fine-tuned": "v", "noisy": "X"}
 
 
 @checked
@@ -20,10 +24,10 @@ def plot_capacity_vs_D(table: pd.DataFrame, *, z: int, ax=None):
     (▲ above: a lower bound at the interface's limit, ▼ below), and D/d dotted."""
     ax = axes_or_new(ax)
     t = table[table.z == z]
-    for i, (name, g) in enumerate(t.groupby("name", sort=False)):
+    for name, g in t.groupby("name", sort=False):
         g = g.sort_values("D")
         c = color("recipe", name)
-        ax.plot(g.D, g.T_mean, color=c, marker=marker(i), label=label("recipe", name), ms=5)
+        ax.plot(g.D, g.T_mean, color=c, marker=MARKERS.get(name, "o"), label=label("recipe", name), ms=5)
         ok = g[g.censor == ""]
         ax.errorbar(ok.D, ok.T_mean, yerr=[ok.T_mean - ok.T_low, ok.T_high - ok.T_mean], fmt="none", ecolor=c,
                     capsize=3)
@@ -51,16 +55,17 @@ def plot_error_against_T(trained: pd.DataFrame, construction: pd.DataFrame, *, D
     (the construction is exact while no neuron is shared) are drawn at the floor."""
     ax = axes_or_new(ax)
     c = construction[(construction.D == D) & (construction.z == z)].groupby("T_over_dedicated").q90_dx.mean()
-    ax.plot(c.index, c.clip(lower=floor).values, color=color("recipe", "construction"), marker=marker(1), ms=4,
+    ax.plot(c.index, c.clip(lower=floor).values, color=color("recipe", "construction"), marker=MARKERS["construction"],
+            ms=4,
             label=label("recipe", "construction"))
     for name, g in trained[(trained.D == D) & (trained.z == z)].groupby("recipe", sort=False):
         col = color("recipe", name)
         ok = g[g.works]
         ax.scatter(ok.T_over_dedicated, ok.q90_dx.clip(lower=floor), color=col, s=22, label=label("recipe", name),
-                   zorder=3)
+                   marker=MARKERS.get(name, "o"), zorder=3)
         bad = g[~g.works]
         ax.scatter(bad.T_over_dedicated, bad.q90_dx.clip(lower=floor), facecolor="white", edgecolor=col, s=22,
-                   zorder=3)
+                   marker=MARKERS.get(name, "o"), zorder=3)
     ax.set_ylim(floor / 1.3, 3.0)
     ax.axhline(Q90_DX_MAX, color="0.4", lw=0.8, ls="--")
     ax.axvline(1.0, color="0.75", lw=0.8)
@@ -98,8 +103,9 @@ def plot_transfer(levels, curves: dict, *, ax=None):
     (`measure.indicator_transfer`): one line per recipe ({recipe: α̂ values}), the identity
     dotted."""
     ax = axes_or_new(ax)
-    for i, (name, vals) in enumerate(curves.items()):
-        ax.plot(levels, vals, color=color("recipe", name), marker=marker(i), ms=4, label=label("recipe", name))
+    for name, vals in curves.items():
+        ax.plot(levels, vals, color=color("recipe", name), marker=MARKERS.get(name, "o"), ms=4,
+                label=label("recipe", name))
     ax.plot([0, 1], [0, 1], ls=":", color="0.6", lw=0.8)
     ax.set_xlabel(r"on-level $s$ of the layer-1 state")
     ax.set_ylabel(r"$\hat\alpha$ after layer 2")

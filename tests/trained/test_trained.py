@@ -282,6 +282,15 @@ def test_capacity_table_in_circuits():
     assert t.loc[(2, 512), "T_mean"] == pytest.approx(0.007 * 128**2)  # x·(D/d)²
     assert t.loc[(2, 512), "T_low"] < t.loc[(2, 512), "T_mean"] < t.loc[(2, 512), "T_high"]
     assert t.loc[(1, 512), "text"] == "≥ 140" and t.loc[(1, 512), "censor"] == "above"
+    # coarse brackets [256, 512), [512, 588), [256, 512): the t-interval reaches below 0, the
+    # interval given is clipped to the seeds' brackets
+    sc = 256**2
+    coarse = pd.DataFrame([{"name": "linear", "z": 1, "D": 1024, "seed": s, "x_max": lo / sc, "x_fail": hi / sc,
+                            "resolution": 0.5, "censor": "", "why": ""}
+                           for s, (lo, hi) in enumerate([(256, 512), (512, 588), (256, 512)])])
+    c = capacity_table(coarse).iloc[0]
+    assert c["T_low"] == pytest.approx(256) and c["T_high"] == pytest.approx(588)
+    assert c["text"] == "341 [256, 588]"
 
 
 def test_loss_and_capacity_facts():
