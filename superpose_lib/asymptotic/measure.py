@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.checks import check_int, check_real, checked
+from ..core.theory import T_at
 from ..correction.scale import theory_start
 from ..correction.scaling import (
     SwitchOffScheme,
@@ -92,7 +93,7 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
     switch-off construction designed for x (`q90`), of its own oracle (`q90_own`: perfect
     gates, the simplex payload's own noise) and of RiS's oracle at the same T and seed
     (`q90_ris`: RiS's payload with every unused neuron switched off)."""
-    T = max(z + 1, int(round(x * D * D / 16)))
+    T = max(z + 1, T_at(x, D))
     s = scaling_design(D, z=z, L=L, x=x)
     r = scheme_run(s, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
     ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))

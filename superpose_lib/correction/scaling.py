@@ -73,6 +73,7 @@ from ..core.checks import check_int, check_real, checked
 from ..core.circuits import sample_thetas
 from ..core.criteria import RATE_MAX
 from ..core.experiment import sample_active, sample_unit_vectors
+from ..core.theory import T_at, control_parameter
 
 __all__ = [
     "SIMPLEX",
@@ -280,7 +281,7 @@ def _registers(D: int, z: int):
 @checked
 def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
     """The rule: the switch-off construction for width D, z active circuits, depth L and
-    load x = T(d/D)² (T = x·D²/16). Among the registers of `REGISTER_SHARES` × `S_R_RANGE`
+    load x = T(d/D)² (T = `core.theory.T_at`(x, D)). Among the registers of `REGISTER_SHARES` × `S_R_RANGE`
     whose planes hold T circuits, it takes the one that minimises the theory's payload
     variance at layer L, x_M·`variance_ratio`(y, L) with x_M = T/M² (the payload's own
     noise ∝ x_M, the false gates' excess from `gate_false_rate`); a wider register lowers
@@ -290,7 +291,7 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
     x and the largest load that fits."""
     D = check_int("D", D, 64)
     x = check_real("x", x, 0.0, open_low=True)
-    T = max(z, int(round(x * D * D / 16)))
+    T = max(z, T_at(x, D))
     best = None
     for S_r, M_r, M, cap in _registers(D, z):
         if cap < T:
@@ -312,7 +313,8 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
 @checked
 def max_load(D: int, *, z: int) -> float:
     """The largest T(d/D)² any register of the rule's grid holds at width D for z active circuits."""
-    return max((cap for *_, cap in _registers(check_int("D", D, 64), z)), default=0) * 16 / D**2
+    cap = max((cap for *_, cap in _registers(check_int("D", D, 64), z)), default=0)
+    return control_parameter(D, cap) if cap else 0.0
 
 
 @checked
@@ -324,7 +326,7 @@ def scaling_boundary(D: int, *, z: int, L: int, factor: float = 1.5, tol: float 
 
     def holds(x):
         s = scaling_design(D, z=z, L=L, x=x)
-        T = max(z, int(round(x * D * D / 16)))
+        T = max(z, T_at(x, D))
         y = noise_ratio(gate_false_rate(s.M, s.M_r, T, S=s.S, S_r=s.S_r, z=z), T, s.M)
         return y < 1 and math.sqrt(variance_ratio(y, L)) <= factor
 
