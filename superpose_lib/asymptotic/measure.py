@@ -21,6 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..capacity import capacity_summary
 from ..core.checks import check_int, check_real, checked
 from ..core.theory import T_at
 from ..correction.scale import theory_start
@@ -37,7 +38,7 @@ from ..correction.schemes import make_scheme, scheme_run
 from ..correction.wide_rule import wide_rule_design
 from ..report import format_capacity
 
-__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline"]
+__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline", "z_table"]
 
 
 @checked
@@ -160,5 +161,36 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     out["theory-x1"] = f"{float(ts[ts['D'] == D1]['x_star'].iloc[0]):.4f}" if (ts["D"] == D1).any() else "n/a"
     if sc1 is not None:
         out["TdD"] = f"{sc1['mean'] * D1 / 4:.0f}"  # T·d/D = x·D/d: circuits per dedicated slot
-        out["T1"] = f"{sc1['mean'] * D1**2 / 16:.2e}"
+        out["T1"] = f"{T_at(sc1['mean'], D1):.2e}"
+    # the parameter-counting bound's form: T·ln D / D² = x·ln D / d², flat if T ∝ D²/ln D
+    for tag, r, D in (("0", sc0, D0), ("1", sc1, D1)):
+        if r is not None:
+            out[f"bound-{tag}"] = f"{r['mean'] * math.log(D) / 16:.4f}"
+    last = ts[ts["D"] <= D1].iloc[-1]
+    out["share-1"] = f"{last['register']:.0%}"
+    out["payload-1"] = f"{(1 - last['register']) / 4:.3f}"  # M/D of the payload's blocks (RiS: 0.25)
+    out["Sr-1"] = f"{int(last['S'])}"
+    out["Sr-0"] = f"{int(ts.iloc[0]['S'])}"
     return out
+
+
+@checked
+def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
+    """Capacities on one criterion at another z (`cap`: scheme_capacity rows with a name
+    column): the summary per (name, D) with the theory's boundary for the switch-off
+    construction (`scaling_boundary`) and for the baseline (`correction.scale.theory_start`),
+    a table in words and the glue (as-z4-*: the switch-off construction at the smallest and
+    largest D, its theory and the baseline at the largest)."""
+    summary = capacity_summary(cap)
+    th = {("scaling", D): scaling_boundary(D, z=z, L=L) for D in summary.D.unique()}
+    th |= {("baseline", D): theory_start("baseline", D, z, L) for D in summary.D.unique()}
+    summary["theory"] = [th.get((r.name, r.D), float("nan")) for r in summary.itertuples()]
+    fmt = lambda r: format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"], x_min=r["mean"])  # noqa: E731
+    table = summary.assign(capacity=summary.apply(fmt, axis=1), theory=summary.theory.map(lambda v: f"{v:.5f}"))
+    table = table.pivot_table(index="D", columns="name", values=["capacity", "theory"], aggfunc="first")
+    sc = summary[summary.name == "scaling"].sort_values("D")
+    ba = summary[summary.name == "baseline"].sort_values("D")
+    glue = {"as-z4-D0": f"{int(sc.D.iloc[0])}", "as-z4-D1": f"{int(sc.D.iloc[-1])}",
+            "as-z4-sc-0": fmt(sc.iloc[0]), "as-z4-sc-1": fmt(sc.iloc[-1]),
+            "as-z4-th-1": f"{sc.theory.iloc[-1]:.4f}", "as-z4-ba-1": fmt(ba.iloc[-1]) if len(ba) else "not measured"}
+    return {"summary": summary, "table": table, "glue": glue}
