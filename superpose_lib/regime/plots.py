@@ -261,6 +261,14 @@ def plot_capacity_by_z(summary: pd.DataFrame, ax=None, Ds=None):
     return ax
 
 
+def _variant_colour(variant: str) -> str:
+    """The book's scheme colour of a causal-check variant, by its name or its label."""
+    for key, scheme in (("baseline", "baseline"), ("oracle", "oracle"), ("sharp", "E1"), ("E1", "E1")):
+        if variant.startswith(key):
+            return COLORS["scheme"][scheme]
+    return "#777777"
+
+
 @checked
 def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=None):
     """The active error at `layer` against D for each variant (median over seeds, bars
@@ -269,10 +277,10 @@ def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=Non
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.2))
     g = df[(df["quantity"] == quantity) & (df["layer"] == layer)]
-    for i, (v, h) in enumerate(g.groupby("variant", sort=False)):
+    for v, h in g.groupby("variant", sort=False):
         s = h.groupby("D")["measured"].agg(["median", "min", "max"])
         ax.errorbar(s.index, s["median"], yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
-                    marker="o", ms=3, capsize=2, color=f"C{i}", label=v)
+                    marker="o", ms=3, capsize=2, color=_variant_colour(v), label=v)
     ax.set(xscale="log", yscale="log", xlabel="D", ylabel=f"{LABELS['quantity'].get(quantity, quantity)}, layer {layer}")
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=8)
