@@ -119,13 +119,16 @@ def _cap(r) -> str:
     return format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"])
 
 
+@checked
 def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *, criterion_b: str,
-             criterion_a: str) -> dict:
+             criterion_a: str, z: int, L: int) -> dict:
     """The chapter's glued numbers (strings) from the capacity summary, the fitted slopes
     (`fit_summary`) and the theory table: capacities of the scaling construction, the
     baseline, E5 and the oracle at the smallest and largest D on both criteria, the slopes
-    with their intervals beside the theory's, the fractions of the oracle and of E5, and the
-    theory's boundary to the largest D of the table."""
+    with their intervals beside the theory's, the fractions of the oracle and of E5, the
+    theory's boundary to the largest D of the table, and the price: the register's share,
+    the payload's blocks, S_r, T·ln D/D² and the non-zero weights of the network at the
+    largest D's boundary (`SwitchOffScheme.weights`) as a fraction of a dense layer's D²."""
     out = {}
     b = summary[summary["criterion"] == criterion_b]
     a = summary[summary["criterion"] == criterion_a]
@@ -166,6 +169,9 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     for tag, r, D in (("0", sc0, D0), ("1", sc1, D1)):
         if r is not None:
             out[f"bound-{tag}"] = f"{r['mean'] * math.log(D) / 16:.4f}"
+    if sc1 is not None:  # the rule's network at the boundary: its non-zero weights per layer, of D²
+        s1 = scaling_design(D1, z=z, L=L, x=sc1["mean"])
+        out["weights-1"] = f"{s1.weights(T_at(sc1['mean'], D1)) / D1**2:.1%}"
     last = ts[ts["D"] <= D1].iloc[-1]
     out["share-1"] = f"{last['register']:.0%}"
     out["payload-1"] = f"{(1 - last['register']) / 4:.3f}"  # M/D of the payload's blocks (RiS: 0.25)

@@ -177,14 +177,13 @@ class SwitchOffScheme:
         """The share of D that carries on-indicator information: the gate block and the register."""
         return (self.M + self.M_r) / self.D
 
-    def parameters(self, L: int) -> int:
-        """Non-zero weights and biases of the equivalent dense network (T-independent part
-        excluded): per layer l ≥ 2 the payload's 3 × 3 blocks on every connected pair, the
-        gate's diagonal, the register's identity and the gate's reading of the register, plus
-        D biases. Returned per layer count × (L − 1) for the T-free part only; see
-        `SwitchOffNetwork.parameters` for the count with the circuits."""
-        L = check_int("L", L, 1)
-        return (L - 1) * (3 * self.M + self.M_r) + L * self.width
+    def weights(self, T: int) -> int:
+        """Non-zero weights of one layer l ≥ 2 with T circuits, at most (a neuron pair that
+        two circuits connect is counted twice): 9 per (circuit, payload position pair), one
+        per (circuit, position, register neuron) for the gates, the gates' diagonal into the
+        three payload blocks and the register's identity. A dense layer has D² weights."""
+        T = check_int("T", T, 1, self.max_T)
+        return 9 * T * self.S**2 + T * self.S * self.S_r + 3 * self.M + self.M_r
 
 
 @checked
@@ -407,16 +406,6 @@ class SwitchOffNetwork:
         """(row into pos, circuit u, column of pos in u's line) for every circuit using pos at layer l."""
         row, k, col = self.plane.lines_through(pos)
         return row, self.inv[l - 1][k], col
-
-    def parameters(self, L: int | None = None) -> int:
-        """Non-zero weights and biases of the dense equivalent: per layer l ≥ 2, 9 per
-        (circuit, position pair) of the payload, S·S_r per circuit for the gate's reading
-        of the register, the gate's diagonal (3 per position), the register's identity,
-        and a bias per neuron."""
-        L = self.L if L is None else check_int("L", L, 1)
-        s = self.scheme
-        per_layer = 9 * self.T * s.S**2 + self.T * s.S * s.S_r + 3 * s.M + s.M_r
-        return (L - 1) * per_layer + L * s.width
 
     # ---- one batch ------------------------------------------------------------------------
     def register_hits(self, active: torch.Tensor):

@@ -801,7 +801,8 @@ def scheme_rows(kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int
     if T > scheme.max_T:
         return []  # the scheme's assignment cannot hold T circuits at this width
     res = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device)
-    meta = {"label": scheme.label, "width": scheme.D, "params": scheme.parameters(2) - scheme.parameters(1),
+    params = scheme.parameters(2) - scheme.parameters(1) if isinstance(scheme, Scheme) else float("nan")
+    meta = {"label": scheme.label, "width": scheme.D, "params": params,
             "knob": scheme.knob, "max_T": scheme.max_T, "superposition": T * (4 / D) ** 2}
     return [{"layer": l, **meta, **{k: v[l] for k, v in res.items()}} for l in range(1, L + 1)]
 

@@ -57,13 +57,14 @@ def test_headline_from_known_tables():
     theory = pd.DataFrame([{"name": "scaling", "D": D, "x_star": 0.01 * (D / 1024) ** -0.2, "S": 3 + i,
                             "register": 0.3 + 0.02 * i} for i, D in enumerate((1024, 4096, 16384, 65536))])
     fits = asymptotic.fit_summary(slopes(cap), theory)
-    h = asymptotic.headline(summary, fits, theory, criterion_b="b", criterion_a="a")
+    h = asymptotic.headline(summary, fits, theory, criterion_b="b", criterion_a="a", z=2, L=10)
     assert h["D0"] == "1024" and h["D1"] == "16384"
     assert h["slope-b-scaling"].startswith("-0.20 [") and "theory -0.20" in h["slope-b-scaling"]
     assert h["over-E5"] == f"{16 ** 0.7:.0f}"  # 16^(-0.2) / 16^(-0.9)
     assert h["oracle-D"] == "4096" and h["a-baseline-1"] == "not measured"
     assert h["share-1"] == "34%" and h["Sr-0"] == "3" and h["Sr-1"] == "5"
     assert h["bound-0"] == f"{0.01 * 1.01 * math.log(1024) / 16:.4f}"
+    assert h["weights-1"].endswith("%") and float(h["weights-1"][:-1]) < 100
 
 
 def test_z_table():

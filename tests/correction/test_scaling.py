@@ -225,3 +225,14 @@ def test_scheme_validates():
         so.SwitchOffScheme(1000, 240, 100)
     with pytest.raises(ValueError, match="S_r"):
         so.SwitchOffScheme(1000, 200, 100, 2, 1)
+
+
+def test_weights_count_the_sparse_layer():
+    s = _scheme()
+    T = 100
+    assert s.weights(T) == 9 * T * 4 + T * 2 * 3 + 3 * s.M + s.M_r
+    net = so.SwitchOffNetwork(s, T, 3, torch.Generator().manual_seed(0), dtype=torch.float64)
+    # the dense layer's non-zero payload entries: at most 9 per (circuit, pair), fewer where pairs repeat
+    e2, e1 = net.positions(2, torch.arange(T)), net.positions(1, torch.arange(T))
+    pairs = {(int(n), int(m)) for t in range(T) for n in e2[t] for m in e1[t]}
+    assert 0 < len(pairs) <= T * 4 and 9 * len(pairs) + T * 2 * 3 + 3 * s.M + s.M_r <= s.weights(T)
