@@ -73,6 +73,7 @@ from ..core.checks import check_int, check_real, checked
 from ..core.circuits import sample_thetas
 from ..core.criteria import RATE_MAX
 from ..core.experiment import sample_active, sample_unit_vectors
+from ..core.network import scatter_rows
 from ..core.theory import T_at, control_parameter
 
 __all__ = [
@@ -430,9 +431,8 @@ class SwitchOffNetwork:
         b, u, c = hits
         M, S = self.scheme.M, self.scheme.S
         pos = self.positions(l, u)  # [N, S]
-        K = torch.zeros(B * M, dtype=self.dtype, device=c.device)
-        K.index_add_(0, (b[:, None] * M + pos).reshape(-1), c[:, None].expand(-1, S).reshape(-1))
-        return K
+        idx = (b[:, None] * M + pos).reshape(-1)
+        return torch.bincount(idx, weights=c[:, None].expand(-1, S).reshape(-1), minlength=B * M).to(self.dtype)
 
     def _used(self, l: int, active: torch.Tensor) -> torch.Tensor:
         """[B·M] bool: positions some active circuit uses at layer l."""
@@ -463,9 +463,8 @@ class SwitchOffNetwork:
         G = H[b[:, None] * M + pos].sum(1)  # [N, 3]
         Y = torch.bmm(self.W[u], G[:, :, None])[:, :, 0] / S
         nxt = self.positions(l, u)
-        P = torch.zeros_like(H)
-        P.index_add_(0, (b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3))
-        return P
+        return scatter_rows((b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3),
+                            H.shape[0])
 
     def layers(self, active: torch.Tensor, x0: torch.Tensor, *, switch_off: bool = False, hits=None):
         """Yield (l, H^l [B·M, 3], open^l [B·M] bool, used^l [B·M] bool) for l = 1..L.

@@ -65,6 +65,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..core.assignment import capacity, check_design, layer_assignments
@@ -77,7 +78,7 @@ from ..core.circuits import (
     scheme_weights,
 )
 from ..core.experiment import sample_active, sample_unit_vectors
-from ..core.network import connectivity, csr_expand, csr_users, gather_sum, scatter_sum
+from ..core.network import chi_from_excess, csr_expand, csr_users, excess_pairs, gather_sum, scatter_rows, scatter_sum
 from .scaling import SwitchOffScheme, scaling_design, scaling_run
 from .wide_rule import wide_rule_design
 
@@ -412,14 +413,13 @@ class CorrectedNetwork(nn.Module):
                     if wb.abs().sum() == 0 and dw.abs().sum() == 0:
                         continue  # h → g carries nothing (indicator rows never read payload)
                     cur, prev = self.idx[gi][l], self.idx[hi][l - 1]
-                    n, m, k = connectivity(cur, prev, self.Mg[hi])
-                    chi = general_chi(cur, prev, self.Mg[gi], self.Mg[hi], n, m)
+                    n, m, k = excess_pairs(cur, prev, self.Mg[hi])  # the pairs several circuits connect
+                    chi = chi_from_excess(cur, prev, self.Mg[gi], self.Mg[hi], n, m, k)
                     c = 1.0 / self.Sg[hi] + chi
-                    many = k > 1
-                    pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many],
-                                       (k[many] - 1).to(dtype)))
+                    pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n, m, (k - 1).to(dtype)))
             self.layer_pairs.append(pairs)
             self.users.append([csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
+        self._excess_csr: dict = {}  # (layer, g, h) -> the excess pairs listed by source neuron
         # E3 gate: payload group p reads the indicator group i (lead = p) neuron by neuron
         self.gate_pair = None
         if scheme.gate > 0:
@@ -491,8 +491,26 @@ class CorrectedNetwork(nn.Module):
         return key // B, key % B
 
     def gathers(self, l: int, A: list, u: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
-        """G_g = Σ_{n ∈ e^{g,l}_u} A_g[n, :, b] for the pairs (u, b): per group [N, d_g]."""
-        return [a[self.idx[gi][l - 1][u], :, b[:, None]].sum(1) for gi, a in enumerate(A)]
+        """G_g = Σ_{n ∈ e^{g,l}_u} A_g[n, :, b] for the pairs (u, b): per group [N, d_g]. The
+        activations are read as rows n·B + b of a [M·B, d] copy (one contiguous row per
+        gathered neuron, not d numbers B apart), by embedding_bag's fused gather-sum."""
+        out = []
+        for gi, a in enumerate(A):
+            M, d, B = a.shape
+            rows = a.permute(0, 2, 1).reshape(M * B, d)
+            out.append(F.embedding_bag(self.idx[gi][l - 1][u] * B + b[:, None], rows, mode="sum"))
+        return out
+
+    def _excess_by_m(self, l: int, p: _Pair):
+        """The excess pairs of `p` at layer l listed by source neuron m (CSR: entries into
+        p.excess_*, offsets per m), built once."""
+        key = (l, p.g, p.h)
+        cache = self._excess_csr
+        if key not in cache:
+            order = torch.argsort(p.excess_m, stable=True)
+            counts = torch.bincount(p.excess_m, minlength=self.Mg[p.h])
+            cache[key] = (order, torch.cumsum(counts, 0) - counts)
+        return cache[key]
 
     def layer_sparse(self, l: int, A_prev: list) -> list[torch.Tensor]:
         """`layer`, computed only through the circuits that read a non-zero neuron of layer
@@ -510,18 +528,22 @@ class CorrectedNetwork(nn.Module):
         for gi in range(len(self.groups)):
             dg, Mg = len(self.groups[gi].rows), self.Mg[gi]
             pos = self.idx[gi][l - 1][u]  # [N, S_g]
-            pre_t = torch.zeros(Mg * B, dg, dtype=self.w.dtype, device=self.w.device)
-            pre_t.index_add_(0, (pos * B + b[:, None]).reshape(-1),
-                             Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg))
+            pre_t = scatter_rows((pos * B + b[:, None]).reshape(-1),
+                                 Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg), Mg * B).contiguous()
+            for p in self.layer_pairs[l - 1]:
+                if p.g != gi:
+                    continue
+                if p.excess_n.numel():  # the excess pairs whose source neuron is on, sample by sample
+                    m, bb = flags[p.h].nonzero(as_tuple=True)
+                    row, e = csr_expand(*self._excess_by_m(l, p), m)
+                    if e.numel():
+                        src = A_prev[p.h][m[row], :, bb[row]]  # [K, d_h]
+                        U = (src @ p.w_bar.T) * (-p.c * p.excess_k[e])[:, None]
+                        pre_t.index_add_(0, p.excess_n[e] * B + bb[row], U)
             pre = pre_t.view(Mg, B, dg).permute(0, 2, 1).contiguous()
             for p in self.layer_pairs[l - 1]:
                 if p.g != gi:
                     continue
-                if p.excess_n.numel():
-                    on = flags[p.h].any(1)[p.excess_m]
-                    if on.any():
-                        U = torch.einsum("ij,njb->nib", p.w_bar, A_prev[p.h][p.excess_m[on]])
-                        pre.index_add_(0, p.excess_n[on], U * (-p.c * p.excess_k[on])[:, None, None])
                 pre -= p.chi * torch.einsum("ij,jb->ib", p.w_bar, A_prev[p.h].sum(0))[None]
             if self.gate_pair is not None and gi == self.gate_pair[1]:
                 ind = A_prev[self.gate_pair[0]]
