@@ -238,7 +238,7 @@ def edge_capacity_summary(cap: pd.DataFrame, independent: pd.DataFrame | None = 
         tag = "a" if crit == CRITERIA[0] else "b"
         glue[f"cross-cap-{tag}-z{int(z)}"] = "; ".join(
             f"D = {int(r.D)}: {fmt(r.mean, r.low, r.high, r.censor, r.n, r.z * (_D_CIRCUIT / r.D) ** 2)}"
-            + ("" if r.censor == "below" else f" ({r.edges:,.0f} edges)") for r in g.itertuples())
+            + ("" if r.censor == "below" else f", {r.edges:,.0f} edges") for r in g.itertuples())
     fit = s[s.censor != "below"]
     glue["cross-cap-TdD"] = f"{s.x_T.min():.4f}–{s.x_T.max():.4f}" if s.x_T.nunique() > 1 else f"{s.x_T.iloc[0]:.4f}"
     glue["cross-cap-frac"] = f"{fit.share.max():.4f}" if len(fit) else "none"

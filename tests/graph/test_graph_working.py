@@ -126,7 +126,7 @@ def test_edge_capacity_summary_and_plot():
     assert t.loc[(CRITERIA[0], 2, 1024), "theory"] == "none"
     assert t.loc[(CRITERIA[1], 2, 1024), "fails first on"] == "false on"
     g = out["glue"]
-    assert g["cross-cap-b-z1"].startswith("D = 1024: 0.0021 [") and g["cross-cap-b-z1"].endswith("(138 edges)")
+    assert g["cross-cap-b-z1"].startswith("D = 1024: 0.0021 [") and g["cross-cap-b-z1"].endswith("], 138 edges")
     assert g["cross-cap-a-z2"] == "D = 1024: < 3.1e-05 (|ℰ| = z fails)"
     assert g["cross-cap-TdD"] == "0.0089" and g["cross-cap-why-b"] == "the false-on rate at z = 1 and the false-on rate at z = 2"
     assert g["cross-cap-vs-indep"] == "0.26–0.52"
