@@ -10,7 +10,7 @@ from ..core.checks import checked
 from ..core.criteria import CRITERIA
 from ..plots import MAX_WIDTH, axes_or_new, color, figure, label, legend_outside, marker, tidy_log_axis
 from .correction import graph_correction_summary
-from .working import _THEORY_FLOOR
+from .working import THEORY_FLOOR
 
 __all__ = [
     "plot_edges_pair",
@@ -116,7 +116,7 @@ def plot_edge_capacity(summary, ax=None, *, legend: bool = True):
                     marker=m, ls="none", ms=5, capsize=2, label=f"z = {z}, {crit}")
         if "indep" in g:
             ax.scatter(g.indep, yy, marker=m, facecolors="none", edgecolors=c, s=40, zorder=3)
-        th = g.theory > _THEORY_FLOOR
+        th = g.theory > THEORY_FLOOR
         ax.scatter(g.theory[th], yy[th.to_numpy()], marker="|", color="k", s=80, zorder=4)
     if "indep" in rows:
         ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="independent circuits")

@@ -46,7 +46,7 @@ from ..report import format_capacity
 from .network import build_graph_network, graph_errors, random_graph, sample_inputs, surviving_inputs
 
 __all__ = ["working_x", "regime_T", "neuron_factor", "coincidences", "edge_summary", "edge_stats",
-           "edge_capacity_rows", "edge_capacity_summary"]
+           "edge_capacity_rows", "edge_capacity_summary", "MIN_COINCIDENCES", "EDGE_ROUNDING", "THEORY_FLOOR"]
 
 _D_CIRCUIT = 4  # d: the rotation circuits' width
 
@@ -227,7 +227,7 @@ def edge_capacity_summary(cap: pd.DataFrame, independent: pd.DataFrame | None = 
         text = fmt(r.mean, r.low, r.high, r.censor, r.n, x_min)
         row = {"criterion": r.criterion, "z": int(r.z), "D": int(r.D), "|ℰ|(d/D)² [95 % interval]": text,
                "edges per layer": "none" if r.censor == "below" else f"{r.edges:,.0f}",
-               "theory": f"{r.theory:.4f}" if r.theory > max(2 * x_min, _THEORY_FLOOR) else "none",
+               "theory": f"{r.theory:.4f}" if r.theory > max(2 * x_min, THEORY_FLOOR) else "none",
                "graphs' T(d/D)²": f"{r.x_T:.4f}"}
         if independent is not None:
             row["independent circuits, T(d/D)²"] = ("–" if not np.isfinite(r.indep) else
@@ -257,7 +257,7 @@ _WHY = {"false_on": "the false-on rate", "false_off": "the false-off rate",
 
 #: `correction.scale.theory_start`'s floor: the start it returns when the linear payload
 #: limit of criterion (a) is already passed at no load (the first-order term alone).
-_THEORY_FLOOR = 2.1e-5
+THEORY_FLOOR = 2.1e-5
 
 
 @checked
