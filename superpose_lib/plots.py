@@ -82,9 +82,6 @@ COLORS: dict[str, dict] = {
     # recipes of the trained-versus-constructed chapter
     "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
                "dedicated": "#777777"},
-    # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
-    "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
-           (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
 }
 
 #: Labels of named things, by kind (mathtext).

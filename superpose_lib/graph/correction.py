@@ -383,7 +383,8 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     false_on  fraction of inactive *computed* circuits (readers of ℰ^l; every circuit at
               layer 1) whose α̂ > on_threshold — parents without readers are not counted;
     false_off fraction of active circuits with α̂ < on_threshold;
-    worst_dx  max |x̂ − x| over active circuits and rows; active_x ⟨|δx|²⟩ over them;
+    worst_dx  max |x̂ − x| over active circuits and rows, q90_dx its 90th percentile (the
+              statistics `core.criteria.works` reads); active_x ⟨|δx|²⟩ over them;
     spurious_on fraction of the indicator group's on-neurons (row 0, a_0 > 0) that no active
     circuit uses, batch-averaged (`correction.scheme_run`'s definition);
     n_active  mean number of active circuits per row.
@@ -414,7 +415,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     a0 = encode_input(torch.ones(batch, z, dtype=torch.float64), x0)
     # the ground truth of the scheme's own (stepped) circuits, in float64
     truth = sparse_truth(stepped_graph(graph, scheme.theta_lo, scheme.theta_hi), inputs, a0)
-    keys = ("false_on", "false_off", "worst_dx", "active_x", "spurious_on", "n_active")
+    keys = ("false_on", "false_off", "worst_dx", "q90_dx", "active_x", "spurious_on", "n_active")
     res = {k: [0.0] * (L + 1) for k in keys}
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
     row0 = list(net.groups[ind].rows).index(0)
@@ -432,6 +433,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
         n_act = int(act.sum())
         res["n_active"][l] = n_act / batch
         res["worst_dx"][l] = float(dx2[act].max().sqrt()) if n_act else float("nan")
+        res["q90_dx"][l] = float(torch.quantile(dx2[act].sqrt(), 0.9)) if n_act else float("nan")
         res["active_x"][l] = float(dx2[act].mean()) if n_act else float("nan")
         res["false_off"][l] = float((a_hat[act] < on_threshold).double().mean()) if n_act else float("nan")
         if l >= 2:
@@ -464,7 +466,7 @@ def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None,
                                device=device, **knobs)
     T = res["T"]
     meta = {"T": T, "x": T * (4 / D) ** 2, "x_edges": P * (4 / D) ** 2, "label": res["label"]}
-    keys = ("false_on", "false_off", "worst_dx", "active_x", "spurious_on", "n_active")
+    keys = ("false_on", "false_off", "worst_dx", "q90_dx", "active_x", "spurious_on", "n_active")
     return [{"layer": l, **meta, **{k: res[k][l] for k in keys}} for l in range(1, L + 1)]
 
 

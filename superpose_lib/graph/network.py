@@ -29,7 +29,6 @@ tensor [E, d, d]; the forward pass is gather (sources) → bmm (edges) → scatt
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +45,7 @@ from ..core.circuits import (
     rotation_weights,
     sample_thetas,
 )
+from ..core.criteria import ON_THRESHOLD, STAT_KEYS
 from ..core.experiment import sample_unit_vectors
 from ..core.network import (
     StructuredNetwork,
@@ -56,7 +56,7 @@ from ..core.network import (
     gather_sum,
     scatter_sum,
 )
-from ..core.theory import epsilon, rotation_theory
+from ..core.theory import epsilon
 
 __all__ = [
     "CircuitGraph",
@@ -73,18 +73,15 @@ __all__ = [
     "build_graph_network",
     "layer0_states",
     "graph_errors",
+    "computed_circuits",
+    "oracle_mask",
     "predict_graph_errors",
     "graph_chain_theory",
-    "edge_capacity",
     "graph_rows",
-    "edge_capacity_rows",
     "D_X",
     "D_ALPHA",
     "exactness_checks",
-    "edge_summary",
     "gate_summary",
-    "capacity_table",
-    "capacity_summary",
     "parameter_glue",
 ]
 
@@ -518,31 +515,84 @@ def layer0_states(graph: CircuitGraph, inputs: torch.Tensor, x0: torch.Tensor, d
     return a0, a_in
 
 
-def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True) -> dict:
-    """Run the network and the circuit graph on the same inputs; per-layer MSEs (index =
-    layer) of active ⟨|δx|²⟩, ⟨δα²⟩ and inactive ⟨|x̂|²⟩, ⟨α̂²⟩, the indicator error rate
-    (fraction of circuits whose α̂ is on the wrong side of ½), the number of active circuits,
-    and (theory=True) the predictions of `predict_graph_errors` averaged the same way.
-    Active = the ground truth's α^l > ½."""
+@checked
+def computed_circuits(graph: CircuitGraph, l: int) -> torch.Tensor:
+    """The circuits with an output at layer l ([T] bool): the readers of ℰ^l for l ≥ 2, every
+    circuit at layer 1 (each applies its own layer-1 weight). Only these can be read later,
+    so the on-indicator rates count only them (an idle circuit's readout is never read)."""
+    if l == 1:
+        return torch.ones(graph.T, dtype=torch.bool)
+    out = torch.zeros(graph.T, dtype=torch.bool)
+    out[graph.readers[l - 2]] = True
+    return out
+
+
+@checked
+def oracle_mask(idx_l: torch.Tensor, act: torch.Tensor, M: int) -> torch.Tensor:
+    """[M, B] 1.0 on the neurons some active circuit uses at one layer (∪_{u active} e_u^l,
+    per batch row), 0.0 elsewhere: idx_l [T, S] the layer's positions, act [T, B] the
+    ground truth's active circuits."""
+    u, b = act.nonzero(as_tuple=True)
+    keep = torch.zeros(M, act.shape[1], dtype=torch.float64, device=idx_l.device)
+    n = idx_l[u.to(idx_l.device)]  # [k, S]
+    keep[n, b.to(idx_l.device)[:, None].expand_as(n)] = 1.0
+    return keep
+
+
+def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True,
+                 oracle: bool = False) -> dict:
+    """Run the network and the circuit graph on the same inputs: per-layer statistics (index =
+    layer). Active = the ground truth's α^l > ½.
+
+    MSEs: active ⟨|δx|²⟩ and ⟨δα²⟩, inactive ⟨|x̂|²⟩ and ⟨α̂²⟩ (over every inactive circuit);
+    flip_rate, the fraction of all circuits whose α̂ is on the wrong side of ½; n_active, the
+    active circuits per row. The statistics `core.criteria.works` reads (as
+    `rotation_errors` defines them, with the circuits that have an output at the layer,
+    `computed_circuits`, in place of all T): false_on, the fraction of inactive computed
+    circuits with α̂ > ON_THRESHOLD; false_off, the fraction of active circuits with α̂ <
+    ON_THRESHOLD; q90_dx and worst_dx, the 90th percentile and the maximum of |δx| over the
+    active circuits. With self-edges only every circuit is computed and these are
+    `rotation_errors`' statistics of the same network.
+
+    oracle=True: the network's own oracle, every neuron that no active circuit uses switched
+    off after each layer (the reference of criterion (b)). theory=True (not with oracle):
+    also the predictions of `predict_graph_errors`, averaged the same way ("theory_<key>")."""
+    if oracle and theory:
+        raise ValueError("theory=True is for the network itself: pass theory=False with oracle=True")
     graph = net.graph
     dev, dtype = net.idx.device, net.w.dtype
     a0, a_in = layer0_states(graph, inputs, x0, torch.float64)
     truth, pre = run_graph(graph, a0, pre=True)
     A0 = net.embed(inputs.to(dev), a_in.to(dev, dtype))
-    out = {k: [0.0] * (graph.L + 1) for k in ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active")}
-    for l, A, G in net.layers_iter(A0):
-        R = (G / net.S).double().cpu()  # [T, d, B]
-        al, x = decode(R.permute(0, 2, 1))  # [T, B], [T, B, 2]
-        ta, tx = decode(truth[l].permute(0, 2, 1))
+    keys = ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active") + STAT_KEYS
+    out = {k: [0.0] * (graph.L + 1) for k in keys}
+    A, G = A0, None
+    for l in range(1, graph.L + 1):
+        A = net.layer(l, A, G)
+        ta, tx = decode(truth[l].permute(0, 2, 1))  # [T, B], [T, B, 2]
         act = ta > 0.5
+        if oracle:
+            A = A * oracle_mask(net.idx[l - 1], act, net.M).to(dtype)[:, None, :]
+        G = gather_sum(A, net.idx[l - 1])
+        al, x = decode((G / net.S).double().cpu().permute(0, 2, 1))
         ex = ((x - tx) ** 2).sum(-1)
         ea = (al - ta) ** 2
-        out["active_x"][l] = float(ex[act].mean()) if act.any() else float("nan")
-        out["active_on"][l] = float(ea[act].mean()) if act.any() else float("nan")
+        off = ~act & computed_circuits(graph, l)[:, None]
         out["inactive_x"][l] = float(ex[~act].mean())
         out["inactive_on"][l] = float(ea[~act].mean())
         out["flip_rate"][l] = float(((al > 0.5) != act).double().mean())
         out["n_active"][l] = float(act.sum(0).double().mean())
+        out["false_on"][l] = float((al[off] > ON_THRESHOLD).double().mean()) if off.any() else 0.0
+        if act.any():
+            dx = ex[act].sqrt()
+            out["active_x"][l] = float(ex[act].mean())
+            out["active_on"][l] = float(ea[act].mean())
+            out["false_off"][l] = float((al[act] < ON_THRESHOLD).double().mean())
+            out["q90_dx"][l] = float(torch.quantile(dx, 0.9))
+            out["worst_dx"][l] = float(dx.max())
+        else:
+            for k in ("active_x", "active_on", "false_off", "q90_dx", "worst_dx"):
+                out[k][l] = float("nan")
     if theory:
         eps = epsilon(net.d * net.M, graph.T, net.S, net.d)
         out.update({f"theory_{k}": v for k, v in predict_graph_errors(graph, truth, pre, eps).items()})
@@ -600,10 +650,13 @@ def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Te
             cols = torch.arange(B)[:, None].expand(B, kz)
             q_r = (p + sh[:, :, None])[r_idx, :, cols] + b[0, :, 0]  # [B, kz, d] full pre of r
             a_r = a[r_idx, :, cols]
-            loud = ((p != 0).any(1) | (sh != 0).any(1)[:, None])  # [T, B] circuits writing anything
-            pu = (p + sh[:, :, None]).permute(2, 0, 1)  # [B, T, d]
-            err = torch.relu(q_r[:, :, None, :] + pu[:, None, :, :]) - a_r[:, :, None, :]  # [B, kz, T, d]
-            mask = loud.T[:, None, :] & (torch.arange(T)[None, None, :] != r_idx[:, :, None])
+            # the circuits writing anything (a non-zero pre-activation or a shift), per sample,
+            # padded to the most in any sample: the others add exactly nothing
+            loud = ((p != 0).any(1) | (sh != 0).any(1)[:, None])  # [T, B]
+            lv, u_idx = loud.T.double().topk(max(int(loud.sum(0).max()), 1), dim=1)  # [B, kl]
+            pu = (p + sh[:, :, None])[u_idx, :, torch.arange(B)[:, None].expand_as(u_idx)]  # [B, kl, d]
+            err = torch.relu(q_r[:, :, None, :] + pu[:, None, :, :]) - a_r[:, :, None, :]  # [B, kz, kl, d]
+            mask = (lv > 0.5)[:, None, :] & (u_idx[:, None, :] != r_idx[:, :, None])
             err = err * mask[..., None]
             f1x = eps * ((err @ Dx.T) ** 2).sum((-1, -2))  # [B, kz]
             f1a = eps * ((err @ Da.T) ** 2).sum((-1, -2))
@@ -702,29 +755,16 @@ def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: in
     return out
 
 
-@checked
-def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S: int = 6, d: int = 4) -> int:
-    """Largest |ℰ| per layer whose predicted final-layer active ⟨|δx|²⟩ (`graph_chain_theory`)
-    stays ≤ tol at width D, depth L, z active circuits (0 if the first-order z-term alone
-    exceeds tol). T defaults to the assignment's capacity max_circuits(D/d, S)."""
-    D, d = check_int("D", D, 1), check_d(d)
-    M = D // d
-    T = T or max_circuits(M, S)
-    eps = epsilon(D, T, S, d)
-    room = tol - 9 * L * eps * (z - 1)
-    if room <= 0 or L < 2:
-        return 0
-    return int(math.floor(room / ((L - 1) * eps**2 * (z + 8 * (z - 1)))))
-
-
 # ---- experiments as tidy rows -------------------------------------------------------------
 @checked
 def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
-               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu") -> list[dict]:
+               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu",
+               circuits: str = "") -> list[dict]:
     """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain
     (kind="chain", depth k), a random graph ("random", n_edges lanes) or fan-in gates ("gate",
     P gates of which n_and are AND; T is then the graph's and the argument is ignored).
-    Columns: edges = mean |ℰ^l|, x = edges·(d/D)²."""
+    Columns: edges = mean |ℰ^l|, x = edges·(d/D)². circuits: the name of the set of
+    configurations this one belongs to (a column of the sweep's grid; not used here)."""
     if kind not in ("chain", "random", "gate"):
         raise ValueError(f"kind={kind!r} is out of range: allowed 'chain', 'random', 'gate'")
     if kind != "gate":
@@ -754,27 +794,6 @@ def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges:
             rows.append({"layer": l, "quantity": q, "measured": e[q][l], "theory": e.get(f"theory_{q}", [np.nan] * (L + 1))[l],
                          "edges": edges, "x": edges * (d / D) ** 2, "eps": epsilon(D, T, S, d), "T_graph": T})
     return rows
-
-
-@checked
-def edge_capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_grid=(32, 64, 128, 256, 512, 1024),
-                  batch: int = 200, seed: int = 0, device="cpu") -> list[dict]:
-    """Edges that fit: random graphs on T = max_circuits(D/d, S) circuits with n_edges lanes per
-    layer from `n_grid`; rows (n_edges, measured final-layer active ⟨|δx|²⟩, theory, passes =
-    measured ≤ tol, predicted capacity `edge_capacity`)."""
-    T = max_circuits(D // 4, S)
-    cap = edge_capacity(D, L, z, tol, T=T, S=S)
-    rows = []
-    for n in n_grid:
-        if n > T // 2:
-            continue
-        r = [row for row in graph_rows("random", D, T, z, L=L, n_edges=n, S=S, batch=batch, seed=seed, device=device)
-             if row["quantity"] == "active_x" and row["layer"] == L][0]
-        rows.append({"n_edges": n, "T": T, "measured": r["measured"], "theory": r["theory"],
-                     "passes": bool(r["measured"] <= tol), "capacity_theory": cap, "tol": tol})
-    return rows
-
-
 
 
 # ---- the chapter's checks and summaries: the numbers its claims test and its prose glues -----
@@ -809,30 +828,6 @@ def exactness_checks(seed: int, L: int) -> dict:
         rejected = str(err)
     glue = {"cross-max-s1": _exact_text(max_s1), "cross-max-dense": _exact_text(max_dense), "cross-rejected": rejected}
     return {"max_s1": max_s1, "max_dense": max_dense, "rejected": rejected, "glue": glue}
-
-
-def edge_summary(last: pd.DataFrame, *, working_x: float, k_list) -> dict:
-    """The chain and random-graph sweep at the last layer (`last`: its active_x rows with a
-    ratio column measured/theory). Per configuration (kind, z, D, edges, x), averaged over
-    seeds: conf; work (x ≤ working_x) with ratio_lo / ratio_hi; out (x > 4·working_x) and sup
-    (its z = 1 ratios); single (the per-seed ratios in the working regime); gain (per D, the
-    z = 1 chain error at depth min(k_list) over that at max(k_list)); and "glue"."""
-    conf = last.groupby(["kind", "z", "D", "edges", "x"], as_index=False)[["measured", "theory"]].mean()
-    conf["ratio"] = conf.measured / conf.theory
-    work = conf[conf.x <= working_x]
-    out = conf[conf.x > 4 * working_x]
-    ratio_lo, ratio_hi = float(work.ratio.min()), float(work.ratio.max())
-    single = last[last.x <= working_x].ratio
-    ch = last[(last.kind == "chain") & (last.z == 1)].groupby(["D", "k"]).measured.mean().unstack()
-    gain = ch[min(k_list)] / ch[max(k_list)]
-    sup = out[out.z == 1].ratio
-    glue = {"cross-ratio-lo": f"{ratio_lo:.2f}", "cross-ratio-hi": f"{ratio_hi:.2f}", "cross-n-work": len(work),
-            "cross-single-range": f"{single.min():.2f}–{single.max():.2f}",
-            "cross-chain-gain": f"{float(gain.min()):.1f}",
-            "cross-ratio-out": (f"{float(sup.median()):.1f}× the prediction" if len(sup) else
-                                "not measured (no configuration of the grid lies beyond 4× the working regime)")}
-    return {"conf": conf, "work": work, "out": out, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi, "single": single,
-            "gain": gain, "sup": sup, "glue": glue}
 
 
 @checked
@@ -872,49 +867,13 @@ def gate_summary(gdf: pd.DataFrame, *, S: int, D: int, and_counts, few_collatera
             "table": table, "glue": glue}
 
 
-def capacity_table(cdf: pd.DataFrame) -> pd.DataFrame:
-    """Per (D, z) of the capacity runs (`edge_capacity_rows`): the most edges per layer that
-    passed, the linear theory's capacity, and the share of D² those edges' weights take."""
-    by = cdf.groupby(["D", "z"])
-    cap = pd.DataFrame({"edges that fit (measured)": cdf[cdf.passes].groupby(["D", "z"]).n_edges.max(),
-                        "edges (linear theory)": by.capacity_theory.first()})
-    cap["params in edges / D²"] = cap["edges that fit (measured)"] * 16 / cap.index.get_level_values("D") ** 2
-    return cap
-
-
 @checked
-def capacity_summary(cdf: pd.DataFrame, cap: pd.DataFrame, *, working_x: float, S: int, L: int) -> dict:
-    """The capacity runs in the working regime: few (the rows with |E|(d/D)² ≤ working_x, with
-    ris_T, RiS's T-based prediction of the last layer's active error), tdd (T(d/D)² of every
-    run), styled (the capacity table and the table of `few`, formatted) and "glue" (the
-    largest share of D² in edges, the range of T(d/D)², the edges that fit per (D, z))."""
-    x = cdf.n_edges * (4 / cdf.D) ** 2
-    few = cdf.assign(x=x)[x <= working_x].copy()
-    few["ris_T"] = [rotation_theory(int(r.D), int(r["T"]), S=S, L=L, z=int(r.z))["active_x"][L]
-                    for _, r in few.iterrows()]
-    tdd = cdf["T"] * (4 / cdf.D) ** 2
-    lo, hi = f"{tdd.min():.3f}", f"{tdd.max():.3f}"
-    fit = cap["edges that fit (measured)"]
-    glue = {"cross-cap-frac": f"{float(cap['params in edges / D²'].max()):.4f}",
-            "cross-cap-TdD": lo if lo == hi else f"{lo}–{hi}",
-            "cross-fit": "; ".join(f"D = {D}, z = {z}: {int(n)}" for (D, z), n in fit.dropna().items())}
-    styled = [cap.style.format({"edges that fit (measured)": "{:,.0f}", "edges (linear theory)": "{:,.0f}",
-                                "params in edges / D²": "{:.4f}"}, na_rep="none"),
-              few[["D", "z", "n_edges", "measured", "theory", "ris_T"]]
-              .rename(columns={"n_edges": "edges", "theory": "theory (|E|)", "ris_T": "RiS (T)"})
-              .style.hide(axis="index").format({"measured": "{:.2e}", "theory (|E|)": "{:.2e}", "RiS (T)": "{:.2e}"})
-              .set_caption("Working-regime capacity runs: measured against the edge-based and the circuit-based "
-                           "predictions")]
-    return {"few": few, "tdd": tdd, "styled": styled, "glue": glue}
-
-
-@checked
-def parameter_glue(*, S: int, L: int, working_x: float, gate_D: int, gate_P: int, cap_tol1: float, cap_tol2: float,
-                   D_list, z_list, n_seeds: int, cap_D, block_D, k_list) -> dict:
+def parameter_glue(*, S: int, L: int, gate_D: int, gate_P: int, D_list, z_list, n_seeds: int, cap_D, block_D, k_list,
+                   batch_cap: int, n_cap_seeds: int) -> dict:
     """The run's parameters as text for the prose, keyed "cross-<name>" (a rerun with other
     values reads correctly)."""
-    params = {"S": S, "L": L, "working-x": f"{working_x:.1e}", "gate-D": gate_D, "gate-P": gate_P,
-              "tol1": f"{cap_tol1:.0%}", "tol2": f"{cap_tol2:.0%}", "Ds": ", ".join(map(str, D_list)),
+    params = {"S": S, "L": L, "gate-D": gate_D, "gate-P": gate_P, "Ds": ", ".join(map(str, D_list)),
               "zs": ", ".join(map(str, z_list)), "nseeds": n_seeds, "cap-D": ", ".join(map(str, cap_D)),
-              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list)}
+              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list),
+              "kratio": max(k_list) // min(k_list), "batch-cap": batch_cap, "ncapseeds": n_cap_seeds}
     return {f"cross-{key}": value for key, value in params.items()}

@@ -29,7 +29,6 @@ from superpose_lib.graph import blocks
         lambda: theory.control_parameter(1000, 100, d=8),
         lambda: theory.T_at(0.004, 1000, d=8),
         lambda: graph.graph_chain_theory([10, 10, 10], D=1000, T=100, d=8),
-        lambda: graph.edge_capacity(1000, 4, 2, 0.1, d=8),
         lambda: blocks.block_cost(1000, d=8),
         lambda: correction.encode(torch.ones(2, 1), torch.ones(2, 1, 2), d=8),
     ],
