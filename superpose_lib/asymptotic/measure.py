@@ -124,7 +124,8 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
              criterion_a: str, z: int, L: int) -> dict:
     """The chapter's glued numbers (strings) from the capacity summary, the fitted slopes
     (`fit_summary`) and the theory table: capacities of the scaling construction, the
-    baseline, E5 and the oracle at the smallest and largest D on both criteria, the slopes
+    baseline, E1, E5 and the oracle at the smallest and largest D and at the comparison
+    width Dc (the largest D at which the baseline is measured) on both criteria, the slopes
     with their intervals beside the theory's, the fractions of the oracle and of E5, the
     theory's boundary to the largest D of the table, and the price: the register's share,
     the payload's blocks, S_r, T·ln D/D² and the non-zero weights of the network at the
@@ -139,9 +140,12 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
         r = tab[(tab["name"] == name) & (tab["D"] == D)]
         return r.iloc[0] if len(r) else None
 
+    # the comparison width: the largest D at which the baseline is measured on (b)
+    Dc = int(b[b["name"] == "baseline"]["D"].max()) if (b["name"] == "baseline").any() else D1
+    out["Dc"] = f"{Dc}"
     for crit, tab in (("b", b), ("a", a)):
         for name in ("scaling", "baseline", "E1", "E5", "oracle"):
-            for tag, D in (("0", D0), ("1", D1)):
+            for tag, D in (("0", D0), ("1", D1), ("c", Dc)):
                 r = at(tab, name, D)
                 out[f"{crit}-{name}-{tag}"] = _cap(r) if r is not None else "not measured"
     for _, r in fits.iterrows():
@@ -149,9 +153,9 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
         th = "" if math.isnan(r["theory"]) else f"; theory {r['theory']:.2f}"
         out[f"slope-{crit}-{r['name']}"] = (f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
                                             f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})")
-    sc1, e51, or_b = at(b, "scaling", D1), at(b, "E5", D1), b[b["name"] == "oracle"]
-    if sc1 is not None and e51 is not None and e51["censor"] != "below":
-        out["over-E5"] = f"{sc1['mean'] / e51['mean']:.0f}"
+    sc1, scc, e5c, or_b = at(b, "scaling", D1), at(b, "scaling", Dc), at(b, "E5", Dc), b[b["name"] == "oracle"]
+    if scc is not None and e5c is not None and e5c["censor"] != "below":
+        out["over-E5"] = f"{scc['mean'] / e5c['mean']:.0f}"
     if len(or_b):
         ref = or_b.sort_values("D").iloc[-1]
         out["oracle-D"] = f"{int(ref['D'])}"

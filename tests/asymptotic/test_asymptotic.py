@@ -61,7 +61,7 @@ def test_headline_from_known_tables():
     assert h["D0"] == "1024" and h["D1"] == "16384"
     assert h["slope-b-scaling"].startswith("-0.20 [") and "theory -0.20" in h["slope-b-scaling"]
     assert h["over-E5"] == f"{16 ** 0.7:.0f}"  # 16^(-0.2) / 16^(-0.9)
-    assert h["oracle-D"] == "4096" and h["a-baseline-1"] == "not measured"
+    assert h["oracle-D"] == "4096" and h["a-baseline-1"] == "not measured" and h["Dc"] == "16384"
     assert h["share-1"] == "34%" and h["Sr-0"] == "3" and h["Sr-1"] == "5"
     assert h["bound-0"] == f"{0.01 * 1.01 * math.log(1024) / 16:.4f}"
     assert h["weights-1"].endswith("%") and float(h["weights-1"][:-1]) < 100
