@@ -102,13 +102,17 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
              "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
 
 
-def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:
+def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame, *, criterion: str | None = None) -> pd.DataFrame:
     """The measured slopes beside the theory's over the same widths: per (name, criterion)
     row of `fits`, the slope of the theory's x* (`theory_table`, the same name; NaN where the
-    theory has none) between D_min and D_max of the fit."""
+    theory has none, and on criteria other than `criterion`, the one the theory predicts)
+    between D_min and D_max of the fit."""
     out = fits.copy()
     th = []
     for _, r in fits.iterrows():
+        if criterion is not None and r.get("criterion", criterion) != criterion:
+            th.append(float("nan"))
+            continue
         t = theory[(theory["name"] == r["name"]) & theory["D"].between(r["D_min"], r["D_max"])]
         th.append(float(np.polyfit(np.log(t["D"]), np.log(t["x_star"]), 1)[0]) if len(t) >= 2 else float("nan"))
     out["theory"] = th
