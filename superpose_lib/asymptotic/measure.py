@@ -139,6 +139,9 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     a = summary[summary["criterion"] == criterion_a]
     D0, D1 = int(b["D"].min()), int(b["D"].max())
     out["D0"], out["D1"] = f"{D0}", f"{D1}"
+    Ds = sorted(b["D"].unique())
+    Dm = 16384 if 16384 in Ds else int(Ds[len(Ds) // 2])  # a middle width for the (a) curve
+    out["Dm"] = f"{Dm}"
 
     def at(tab, name, D):
         r = tab[(tab["name"] == name) & (tab["D"] == D)]
@@ -149,9 +152,12 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     out["Dc"] = f"{Dc}"
     for crit, tab in (("b", b), ("a", a)):
         for name in ("scaling", "baseline", "E1", "E5", "oracle"):
-            for tag, D in (("0", D0), ("1", D1), ("c", Dc)):
+            for tag, D in (("0", D0), ("1", D1), ("c", Dc), ("m", Dm)):
                 r = at(tab, name, D)
                 out[f"{crit}-{name}-{tag}"] = _cap(r) if r is not None else "not measured"
+    for crit in ("b", "a"):
+        for name in ("scaling", "baseline", "E1", "E5", "oracle", "wide_rule"):
+            out[f"slope-{crit}-{name}"] = "not fitted (fewer than 3 widths with an uncensored capacity)"
     for _, r in fits.iterrows():
         crit = "b" if r["criterion"] == criterion_b else "a"
         th = "" if math.isnan(r["theory"]) else f"; theory {r['theory']:.2f}"
