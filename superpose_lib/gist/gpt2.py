@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..core.checks import check_int, checked
+from ..core.checks import check_fits, check_int, check_real, checked
 
 __all__ = [
     "transformers_class",
@@ -182,10 +182,7 @@ def _config(folder: Path | None, n_layer: int | None):
 
     kw = {}
     if folder is not None and (folder / "config.json").is_file():
-        raw = json.loads((folder / "config.json").read_text())
-        keys = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
-                "activation_function", "layer_norm_epsilon")
-        kw = {k: raw[k] for k in keys if k in raw}
+        kw = _read_config(folder / "config.json")
     cfg = GPT2Config(**kw)  # defaults: GPT-2 Small (12 layers, 12 heads, 768 dims)
     if n_layer is not None:
         cfg.n_layer = check_int("n_layer", n_layer, 1, cfg.n_layer)
@@ -193,8 +190,58 @@ def _config(folder: Path | None, n_layer: int | None):
     return cfg
 
 
+_CONFIG_INTS = {"vocab_size": 2**24, "n_positions": 2**20, "n_embd": 2**16, "n_layer": 1024, "n_head": 1024}
+
+
+def _read_config(path: Path) -> dict:
+    """The architecture of a GPT-2 `config.json`, each field checked: a malformed file is a
+    ValueError naming it and what is wrong, never a bare JSONDecodeError."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a GPT-2 config.json (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a GPT-2 config.json (invalid JSON: {e.msg} at line {e.lineno}, "
+                         f"column {e.colno})") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a GPT-2 config.json (a JSON object is expected, got {type(raw).__name__})")
+    kw = {}
+    try:
+        for key, high in _CONFIG_INTS.items():
+            if key in raw:
+                kw[key] = check_int(key, raw[key], 1, high)
+        if raw.get("n_inner") is not None:
+            kw["n_inner"] = check_int("n_inner", raw["n_inner"], 1, 2**18)
+        if "layer_norm_epsilon" in raw:
+            kw["layer_norm_epsilon"] = check_real("layer_norm_epsilon", raw["layer_norm_epsilon"], 0.0, 1.0,
+                                                  open_low=True)
+        if "activation_function" in raw:
+            if not isinstance(raw["activation_function"], str):
+                raise ValueError(f"activation_function={raw['activation_function']!r} is not a name")
+            kw["activation_function"] = raw["activation_function"]
+    except ValueError as e:
+        raise ValueError(f"{path}: not a usable GPT-2 config.json ({e})") from None
+    n_embd, n_head = kw.get("n_embd", 768), kw.get("n_head", 12)
+    if n_embd % n_head:
+        raise ValueError(f"{path}: not a usable GPT-2 config.json (n_embd={n_embd} is not a multiple of "
+                         f"n_head={n_head})")
+    return kw
+
+
 def _model(cfg, device, dtype):
     GPT2Model = transformers_class("GPT2Model")
+
+    # weights of the token and position embeddings and of n_layer blocks (12·n_embd² each, with
+    # a 4·n_embd MLP), float32 while built: refused before allocating when they cannot fit
+    def need(n_layer, n_embd, vocab_size):
+        inner = cfg.n_inner or 4 * n_embd
+        return 4 * ((vocab_size + cfg.n_positions) * n_embd + n_layer * (4 * n_embd**2 + 2 * n_embd * inner)) * 2
+
+    check_fits("the GPT-2 model's weights", need,
+               {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "vocab_size": cfg.vocab_size},
+               {"n_layer": 1, "n_embd": 1, "vocab_size": 1}, "cpu")
 
     cfg._attn_implementation = "eager"  # eager attention returns the attention weights
     m = GPT2Model(cfg)
@@ -300,6 +347,7 @@ class Layer0Cache:
 
 
 @torch.no_grad()
+@checked
 def run_layer0(model, ids: torch.Tensor, *, mid_layer: int | None = None) -> Layer0Cache:
     """Forward `ids` [B, N] and capture block 0 with plain torch forward hooks."""
     got = {}
@@ -395,6 +443,7 @@ def replacement_effect(model, ids: torch.Tensor, queries: torch.Tensor, ks: torc
 
 
 # ----------------------------------------------------------------------------- kernels
+@checked
 def attention_by_distance(pattern: torch.Tensor, window: int) -> torch.Tensor:
     """Mean attention from a query to the key `k` tokens back, k = 0..window, per head.
 
@@ -410,6 +459,7 @@ def attention_by_distance(pattern: torch.Tensor, window: int) -> torch.Tensor:
     return vals.mean(dim=(0, 2))
 
 
+@checked
 def fit_decay_length(kernel: torch.Tensor, kmin: int = 1, kmax: int | None = None) -> torch.Tensor:
     """Decay length ℓ of an exponential kernel a(k) ∝ exp(−k/ℓ), per row: least squares of
     log a(k) on k over kmin..kmax. ℓ = −1/slope (inf where the kernel does not decay)."""
@@ -422,6 +472,7 @@ def fit_decay_length(kernel: torch.Tensor, kmin: int = 1, kmax: int | None = Non
     return torch.where(slope < 0, -1.0 / slope, torch.full_like(slope, math.inf))
 
 
+@checked
 def contextual_heads(kernel: torch.Tensor, near: int = 3, threshold: float = 0.5) -> torch.Tensor:
     """Heads whose attention mass beyond the `near` closest tokens (k > near) exceeds
     `threshold` of their mass inside the window: broad, "contextual" heads. -> bool [H]."""
@@ -430,6 +481,7 @@ def contextual_heads(kernel: torch.Tensor, near: int = 3, threshold: float = 0.5
 
 
 # ----------------------------------------------------------------------------- features
+@checked
 def window_bow(ids: torch.Tensor, positions: torch.Tensor, window: int, vocab: torch.Tensor) -> torch.Tensor:
     """Bag of words of the `window` tokens ending at each position (inclusive), over the
     token types `vocab` (others dropped), normalised to frequencies: [P, |vocab|].
@@ -531,6 +583,7 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
 
 # ----------------------------------------------------------------------------- experiments
 @torch.no_grad()
+@checked
 def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256, *, per_piece: bool = False,
                       max_pieces: int | None = None) -> torch.Tensor:
     """Positional kernels of the layer-0 heads on running text: the documents are joined

@@ -283,6 +283,7 @@ def filter_influence_by_distance(lang: ToyLanguage, tokens: torch.Tensor, ks, ge
     return torch.stack(out)
 
 
+@checked
 def neuron_gating(feat: dict, n_topics: int) -> dict:
     """η² (variance explained by the current topic) of every MLP0 neuron, with attention
     (the real activations) and without (attention's output removed from the residual), and

@@ -79,6 +79,7 @@ KINDS = ("baseline", "sharp", "wide")
 
 
 # ---- the circuits: RiS's step -> the dead-zone step ----------------------------------------
+@checked
 def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float = 0.75) -> CircuitGraph:
     """The same circuit graph with the indicator step ReLU(k(s−θ_lo)) − ReLU(k(s−θ_hi)),
     k = 1/(θ_hi − θ_lo) (module docstring): indicator rows 0–1 of every weight (layer 1 and
@@ -115,6 +116,7 @@ def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float =
 
 
 # ---- χ per group pair --------------------------------------------------------------------
+@checked
 def chi_edges(cur: torch.Tensor, prev: torch.Tensor, n_edges: int, M_cur: int, M_prev: int, n, m) -> float:
     """χ_{gh} with Σ_{(u,t)∉ℰ} ⟨e^g_u|𝒲_{gh}|e^h_t⟩ = 0 (module docstring): cur [T, S_g] the
     reader group's assignment at layer l, prev [T, S_h] the source group's at l − 1, (n, m)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..core.checks import checked
+from ..core.checks import checked, measured
 from .measure import MEANS, inactive_on_layer1, large_d_grid
 from .spurious import boundary_theory
 
@@ -40,6 +40,7 @@ __all__ = [
 
 
 # ---- analysis ------------------------------------------------------------------------------
+@checked
 def add_regime_columns(df: pd.DataFrame, d: int = 4) -> pd.DataFrame:
     """Copy of `df` with x = T(d/D)², superposition T·d/D (circuit neurons per network
     neuron), eps = d/D − 1/(ST), and ratio = measured/theory (NaN where the theory is 0 or
@@ -67,6 +68,7 @@ def seed_summary(df: pd.DataFrame, by=("D", "T", "z", "layer", "quantity")) -> p
     return s.reset_index()
 
 
+@checked
 def binned_medians(x, ratio, n_bins: int):
     """Median x and median ratio of the points in each of n_bins equal bins of log x
     (empty bins dropped); medians of logs, returned exponentiated."""
@@ -81,6 +83,7 @@ def binned_medians(x, ratio, n_bins: int):
     return (np.exp([np.median(lx[b == k]) for k in keep]), np.exp([np.median(lr[b == k]) for k in keep]))
 
 
+@checked
 def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     """T(d/D)² from which the median ratio stays ≥ `level`.
 
@@ -141,6 +144,7 @@ def boundary_table(
     return pd.DataFrame(out)
 
 
+@checked
 def large_d_boundaries(df: pd.DataFrame, quantity: str = "active_x", levels=(1.5, 2.0), d: int = 4) -> pd.DataFrame:
     """For each D, z and layer of a fixed-x grid: x* where the ratio passes each level,
     interpolated in log-log on the x grid (`crossing` with one bin per grid value), from
@@ -163,6 +167,7 @@ def large_d_boundaries(df: pd.DataFrame, quantity: str = "active_x", levels=(1.5
     return pd.DataFrame(out)
 
 
+@checked
 def seizure_onset(df: pd.DataFrame, majority: float = 0.5) -> pd.DataFrame:
     """Per configuration and seed, the first layer at which more than `majority` of the
     samples have more than `seizure_factor` times as many neurons switched on as their z
@@ -180,6 +185,7 @@ def seizure_onset(df: pd.DataFrame, majority: float = 0.5) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+@checked
 def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFrame:
     """Fraction of active circuits with |δx|² > threshold, per z and layer, averaged over
     the configurations below and above x = T(d/D)² = x_split (columns below, above)."""
@@ -235,6 +241,7 @@ def per_d_boundary(df: pd.DataFrame, *, layer: int, quantity: str = "active_x", 
     return pd.DataFrame(out)
 
 
+@checked
 def scaling_exponent(bounds: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
     """Per z: slope of log x* against log D (least squares over the D with a finite
     boundary) and its interval from the bootstrap replicates of `per_d_boundary` (the
@@ -258,6 +265,7 @@ def scaling_exponent(bounds: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+@checked
 def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
     """Per (D, x, z, seed): the seizure onset, the first layer l whose spurious-on fraction
     exceeds `factor` × the floor (the layer-2 prediction: what the active circuits alone
@@ -272,6 +280,7 @@ def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
 
 
 # ---- the chapter's summaries: the numbers its claims test and its prose glues ---------------
+@checked(v=measured())
 def boundary_word(v: float) -> str:
     """A boundary value in words where the grid never reached it (no inf shown)."""
     return f"{v:.4f}" if np.isfinite(v) else "not reached"
@@ -364,6 +373,7 @@ def tail_summary(ris: pd.DataFrame, tail: pd.DataFrame, *, S: int, L: int, d: in
     return out
 
 
+@checked
 def spurious_summary(large: pd.DataFrame, *, x_show: float, z_show: int) -> dict:
     """The spurious-on fraction of the large-D sweep against its theory. Returns med (per
     D, x, z and layer ≥ 2: median measured m over seeds, theory th, ratio m/th), sig (the
@@ -490,6 +500,7 @@ def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: 
     return {"D_lo": D_lo, "cm": cm, "excess": excess, "table": table, "glue": glue}
 
 
+@checked
 def run_note(t_total: float, parts: dict, *, workers: int) -> str:
     """The run's time and work in words: `parts` maps a name to (seconds, the sweep's rows
     or None); a sweep's `attrs["sweep"]` gives its networks computed and read from the

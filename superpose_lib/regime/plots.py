@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..core.checks import checked
+from ..core.checks import checked, integer
 from ..plots import LABELS, tidy_log_axis
 from .analysis import add_regime_columns, binned_medians, seed_summary, seizure_onset
 
@@ -56,6 +56,7 @@ def _d_colors(Ds):
     return {D: cmap(i / max(len(Ds) - 1, 1)) for i, D in enumerate(Ds)}
 
 
+@checked
 def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: int = 4):
     """RiS Figures 8–11 layout: rows layer 1..L, columns z. x = T(d/D)², y = the mean over
     seeds of `quantity` with error bars min–max over seeds; colour = D, marker o for
@@ -114,6 +115,7 @@ def _z_panels(g: pd.DataFrame, axes=None):
     return axes[0].figure, axes, zs, sorted(g["layer"].unique()), plt.get_cmap("plasma")
 
 
+@checked(n=integer(1, 64), cols=integer(1, 8))
 def z_axes(n: int, cols: int = 2):
     """`n` panels sharing their y axis, `cols` per row (figures at most 7.2 in wide);
     returns the first `n` axes as a flat array."""
@@ -132,6 +134,7 @@ def d_ticks(axes, Ds):
     return axes
 
 
+@checked
 def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
                n_bins: int = 8):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
@@ -194,6 +197,7 @@ def plot_large_d(df: pd.DataFrame, quantity: str = "active_x", layer: int = 4, a
     return axes
 
 
+@checked
 def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: int = 4, layers=None):
     """Left: boundary x* against D (per z and layer, `layers` only if given); right: the
     superposition it allows, T·d/D = x*·D/d circuit neurons per network neuron, with the
@@ -228,6 +232,7 @@ def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: i
     return axes
 
 
+@checked
 def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     """Fraction of active circuits with |δx|² > threshold against T(d/D)², one panel per z,
     colour = layer (mean over seeds per configuration)."""
