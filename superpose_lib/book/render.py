@@ -252,8 +252,8 @@ def build_page(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: st
         if log:
             Path(log).write_text(text)
         if proc.returncode != 0 or not (build / f"{name}.html").is_file():
-            raise PageBuildFailed(f"one-page build of {notebook} failed (exit {proc.returncode}): "
-                                  f"{_last_error_line(text)}", text)
+            raise PageBuildFailed(f"the one-page build of {out_dir / (name + '.html')} failed (Sphinx exit "
+                                  f"{proc.returncode}): {_last_error_line(text)}", text)
         for junk in (".doctrees", ".buildinfo", "objects.inv", "_sources", "genindex.html", "search.html",
                      "searchindex.js"):
             p = build / junk

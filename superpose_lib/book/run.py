@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.checks import DOMAINS, INT_MAX, check_int, check_real, integer, real
-from .render import build_page, kernel_env, stamp_run
+from .render import PageBuildFailed, build_page, kernel_env, stamp_run
 
 __all__ = [
     "Chapter",
@@ -483,6 +483,8 @@ def _cause(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     text = str(e).strip().splitlines()
+    if isinstance(e, PageBuildFailed):
+        return text[0]
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 

@@ -485,7 +485,12 @@ def balance_chi_dense(net: SuperposedNetwork, l: int, pairs: str = "ne") -> floa
 def with_chi(net: SuperposedNetwork, chis) -> SuperposedNetwork:
     """A copy of `net` sharing its tensors, with χ_l replaced by chis[l−2] for l = 2..L."""
 
-    chis = list(chis)
+    try:
+        chis = [float(c) for c in chis]
+    except (TypeError, ValueError):
+        raise ValueError(f"chis={chis!r} is not allowed: a list of L-1 = {net.L - 1} finite numbers") from None
+    if not all(math.isfinite(c) for c in chis):
+        raise ValueError(f"chis={chis!r} is not allowed: finite numbers (χ_l for l = 2..L)")
     if len(chis) != net.L - 1:
         raise ValueError(f"chis has {len(chis)} values: allowed exactly L-1 = {net.L - 1} (layers 2..L)")
     new = copy.copy(net)

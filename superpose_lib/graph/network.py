@@ -779,7 +779,7 @@ def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S
 
 
 # ---- experiments as tidy rows -------------------------------------------------------------
-@checked
+@checked(T=integer(0, 2**40))  # T = 0 allowed: gates ignore it (T = 3P)
 def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
                n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu") -> list[dict]:
     """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain

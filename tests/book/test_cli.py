@@ -55,6 +55,7 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 assert n > 0, "n must be positive"
+assert label != "fail", "label asks the chapter to fail"
 fig, ax = plt.subplots(figsize=(2, 2))
 ax.plot(range(n), [scale * i for i in range(n)])
 glue("tiny-line", fig, display=False)
@@ -174,17 +175,22 @@ def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written
     # A value that makes the chapter raise: one-line error, exit 1; the previous complete
     # notebook and figures stay as they were; the partial one is kept as tiny.failed.ipynb.
     before = nb_path.read_bytes()
-    bad = _superpose("--book", str(book), "run", "tiny", "-p", "n", "-3", "--no-progress", "--out", str(out))
+    bad = _superpose("--book", str(book), "run", "tiny", "-p", "label", "fail", "--no-progress", "--out", str(out))
     assert bad.returncode == 1
     last = bad.stderr.strip().splitlines()[-1]
-    assert last.startswith("superpose: error: chapter 'tiny' failed") and "n must be positive" in last, bad.stderr
+    assert last.startswith("superpose: error: chapter 'tiny' failed") and "asks the chapter to fail" in last, bad.stderr
     assert "Traceback" not in bad.stderr
     assert nb_path.read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny-html", "tiny.failed.ipynb", "tiny.ipynb"]
 
+    # A value outside the chapter's own checks (its n values are positive) never starts it.
+    refused = _superpose("--book", str(book), "run", "tiny", "-p", "n", "-3", "--no-progress", "--out", str(out))
+    _one_line_error(refused, "'n'", "n=-3")
+    assert nb_path.read_bytes() == before
+
     # A failure in a fresh folder leaves no tiny.ipynb at all.
     fresh = tmp_path / "fresh"
-    bad = _superpose("--book", str(book), "run", "tiny", "-p", "n", "0", "--no-progress", "--out", str(fresh))
+    bad = _superpose("--book", str(book), "run", "tiny", "-p", "label", "fail", "--no-progress", "--out", str(fresh))
     assert bad.returncode == 1
     assert sorted(p.name for p in fresh.iterdir()) == ["tiny.failed.ipynb"]
 

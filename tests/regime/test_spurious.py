@@ -63,8 +63,7 @@ def test_fast_variants_match_the_dense_reference(variant):
     """The oracle and E1 on the structured network (`variant_experiment`) against the dense
     forward pass of the same weights (`forward_dense`), the oracle masking by hand: the
     active circuits' errors agree to float64 rounding; the oracle has no spurious neuron."""
-    from superpose_lib.core.circuits import decode
-    from superpose_lib.core.circuits import run_circuits
+    from superpose_lib.core.circuits import decode, run_circuits
     from superpose_lib.core.experiment import variant_experiment
 
     D, T, z, L, B = 400, 86, 3, 4, 10
