@@ -1,6 +1,20 @@
 """Input checks shared by every entry point: one readable `ValueError` naming the parameter
 and the allowed range, never a wrong answer or an error from deep inside a tensor operation.
 
+One mechanism, the decorator `checked`, at the boundary of every public function:
+- a parameter named with a word of the book's notation takes that word's domain (`DOMAINS`:
+  D, T, M, S, S_alpha, z, L, layer, batch, n_boot, n_seeds, steps, d, seed, device, dtype,
+  generator, ...), the same in every function;
+- any other parameter annotated int or float is checked for its type (`GENERIC`);
+- a function narrows a range with `@checked(name=integer(low, high))`, `real(...)` or
+  `measured()` (NaN and inf allowed: a censored or missing value a formatter writes out).
+The chapters' parameters go through the same domains (`book.run.parameter_domain`).
+
+Sizes: every entry point that allocates estimates its peak memory from its sizes and calls
+`check_fits` before its first allocation, which compares with the smallest of the host's
+MemAvailable, the RLIMIT_AS / RLIMIT_DATA headroom and the memory cgroup's limit
+(`memory_limits`) and names the parameter that makes the size.
+
 Integers: any integral value of any integer type is accepted (Python int, NumPy integers,
 0-d integer tensors, integral floats such as 1000.0); bools, non-integral or non-finite
 floats, strings, None and values outside the allowed range (at most 2⁶³ − 1, the largest

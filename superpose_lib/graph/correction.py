@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import layer_assignments
-from ..core.checks import check_dtype, check_int, check_memory, check_real, check_seed, checked
+from ..core.checks import check_device, check_dtype, check_fits, check_int, check_real, check_seed, checked
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
@@ -405,8 +405,10 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     if T > scheme.max_T:
         raise ValueError(f"P={P} is out of range for {scheme.label} at D={D}: allowed 3P <= {scheme.max_T} "
                          "(the scheme's assignment capacity)")
-    check_memory("batch", batch, _estimate_bytes(T, batch, D, 2 * P, torch.finfo(dtype).bits // 8), device,
-                 f"the gate graph of T={T} circuits at D={D}")
+    itemsize = torch.finfo(dtype).bits // 8
+    check_fits(f"the gate graph's network at width {D}",
+               lambda D, P, batch: _estimate_bytes(3 * P, batch, D, 2 * P, itemsize),
+               {"D": D, "P": P, "batch": batch}, {"D": 16, "P": 1, "batch": 1}, check_device(device))
     g = torch.Generator().manual_seed(seed)
     graph = gate_graph(P, L, z, g, and_fraction=and_fraction, dtype=torch.float64)
     inputs = sample_gate_inputs(P, z, batch, g)
