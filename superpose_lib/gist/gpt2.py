@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..core.checks import check_fits, check_int, check_real, checked
+from ..core.checks import BATCH_MAX, check_fits, check_int, check_real, checked, integer
 
 __all__ = [
     "transformers_class",
@@ -47,6 +47,7 @@ __all__ = [
     "weights_sha256",
     "load_gpt2",
     "random_gpt2",
+    "transformer_bytes",
     "Layer0Cache",
     "run_layer0",
     "attn0_by_hand",
@@ -230,16 +231,29 @@ def _read_config(path: Path) -> dict:
     return kw
 
 
+@checked(batch=integer(0, BATCH_MAX))
+def transformer_bytes(vocab_size: int, n_ctx: int, d_model: int, n_layer: int, n_head: int, batch: int = 0, *,
+                      d_mlp: int | None = None, train: bool = False) -> int:
+    """Estimated peak memory (bytes, float32) of a GPT-2-architecture model: its weights (token
+    and position embeddings, per block 4·d² attention and 2·d·d_mlp MLP weights, d_mlp = 4d
+    by default), twice while it is built; with train=True four times (parameters, gradients,
+    Adam's two moments) plus one step on `batch` windows of n_ctx tokens kept for the backward
+    pass (per token and block about 16 d-vectors and 3 attention rows per head, and the
+    output layer's logits over at most 8192 classes), twice for their gradients. The GPT-2
+    loaders and the gist chapter's models refuse sizes with it before building."""
+    d_mlp = 4 * d_model if d_mlp is None else d_mlp
+    weights = (vocab_size + n_ctx) * d_model + n_layer * (4 * d_model**2 + 2 * d_model * d_mlp + 13 * d_model)
+    if not train:
+        return int(4 * 2 * weights)
+    per_token = n_layer * (16 * d_model + 3 * n_head * n_ctx) + 3 * min(vocab_size, 8192)
+    return int(4 * (4 * weights + 2 * batch * n_ctx * per_token))
+
+
 def _model(cfg, device, dtype):
     GPT2Model = transformers_class("GPT2Model")
-
-    # weights of the token and position embeddings and of n_layer blocks (12·n_embd² each, with
-    # a 4·n_embd MLP), float32 while built: refused before allocating when they cannot fit
-    def need(n_layer, n_embd, vocab_size):
-        inner = cfg.n_inner or 4 * n_embd
-        return 4 * ((vocab_size + cfg.n_positions) * n_embd + n_layer * (4 * n_embd**2 + 2 * n_embd * inner)) * 2
-
-    check_fits("the GPT-2 model's weights", need,
+    check_fits("the GPT-2 model's weights",
+               lambda n_layer, n_embd, vocab_size: transformer_bytes(vocab_size, cfg.n_positions, n_embd, n_layer,
+                                                                     cfg.n_head, d_mlp=cfg.n_inner),
                {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "vocab_size": cfg.vocab_size},
                {"n_layer": 1, "n_embd": 1, "vocab_size": 1}, "cpu")
 
