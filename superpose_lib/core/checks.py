@@ -404,7 +404,7 @@ DOMAINS = {
     "seed": _seed,
     "resolution": real(0.0, 1.0, open_low=True),
     "eps": real(None, None),  # ε of the theory (d/D − 1/(ST), either sign) or a tolerance
-    "tol": real(0.0, None, open_low=True),
+    "tol": real(1e-12, None),  # a tolerance or a search's relative precision: finer than 1e-12 no float bisection ends
     "rate": real(0.0, 1.0, open_low=True),
     "device": _as_is(check_device),
     "dtype": _as_is(check_dtype),

