@@ -24,6 +24,8 @@ import numpy as np
 from cycler import cycler
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from .core.checks import checked
+
 __all__ = [
     "MAX_WIDTH",
     "PALETTE",
@@ -149,6 +151,7 @@ def marker(i: int) -> str:
     return _MARKERS[i % len(_MARKERS)]
 
 
+@checked
 def sequential(values, cmap: str = "viridis", lo: float = 0.0, hi: float = 0.85) -> dict:
     """Colours for ordered values (a grid of D, layers, ...) from a sequential colour map
     cut at `hi`, so that its last colour stays visible on white (viridis' yellow end is not)."""
@@ -182,6 +185,7 @@ def book_style() -> None:
         pass
 
 
+@checked
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_height: float = 2.6, **kwargs):
     """`plt.subplots` at most `MAX_WIDTH` inches wide: `width` split over `ncols` panels,
     `panel_height` inches per row. Returns (fig, axes) as `plt.subplots` does."""
@@ -192,6 +196,7 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_he
     return plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), **kwargs)
 
 
+@checked
 def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = None, where: str = "bottom", **kwargs):
     """A legend outside the data: below the axes (`where="bottom"`) or right of them
     (`"right"`). Works on a figure (one legend for all panels) or on one axes."""
@@ -216,6 +221,7 @@ def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = N
     return target.legend(handles, labels, **opts)
 
 
+@checked
 def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
     """Readable ticks on log axes: no labels on minor ticks (they collide as "2×10¹ 3×10¹"),
     and on an axis spanning less than `short` (a factor) plain numbers at 1-2-5. Call after

@@ -7,6 +7,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..core.checks import checked
+
 __all__ = [
     "plot_kernels",
     "plot_probe_table",
@@ -20,6 +22,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- plots
+@checked
 def plot_kernels(kernels: dict, ax=None, *, max_heads: int | None = None):
     """Attention mass against distance, one line per head, one colour per model.
     kernels: {label: [H, K] tensor}."""

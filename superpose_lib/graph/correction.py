@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import layer_assignments
-from ..core.checks import check_dtype, check_int, check_memory, check_real, check_seed, checked
+from ..core.checks import check_device, check_dtype, check_fits, check_int, check_real, check_seed, checked
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
@@ -79,6 +79,7 @@ KINDS = ("baseline", "sharp", "wide")
 
 
 # ---- the circuits: RiS's step -> the dead-zone step ----------------------------------------
+@checked
 def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float = 0.75) -> CircuitGraph:
     """The same circuit graph with the indicator step ReLU(k(s−θ_lo)) − ReLU(k(s−θ_hi)),
     k = 1/(θ_hi − θ_lo) (module docstring): indicator rows 0–1 of every weight (layer 1 and
@@ -115,6 +116,7 @@ def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float =
 
 
 # ---- χ per group pair --------------------------------------------------------------------
+@checked
 def chi_edges(cur: torch.Tensor, prev: torch.Tensor, n_edges: int, M_cur: int, M_prev: int, n, m) -> float:
     """χ_{gh} with Σ_{(u,t)∉ℰ} ⟨e^g_u|𝒲_{gh}|e^h_t⟩ = 0 (module docstring): cur [T, S_g] the
     reader group's assignment at layer l, prev [T, S_h] the source group's at l − 1, (n, m)
@@ -404,8 +406,10 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     if T > scheme.max_T:
         raise ValueError(f"P={P} is out of range for {scheme.label} at D={D}: allowed 3P <= {scheme.max_T} "
                          "(the scheme's assignment capacity)")
-    check_memory("batch", batch, _estimate_bytes(T, batch, D, 2 * P, torch.finfo(dtype).bits // 8), device,
-                 f"the gate graph of T={T} circuits at D={D}")
+    itemsize = torch.finfo(dtype).bits // 8
+    check_fits(f"the gate graph's network at width {D}",
+               lambda D, P, batch: _estimate_bytes(3 * P, batch, D, 2 * P, itemsize),
+               {"D": D, "P": P, "batch": batch}, {"D": 16, "P": 1, "batch": 1}, check_device(device))
     g = torch.Generator().manual_seed(seed)
     graph = gate_graph(P, L, z, g, and_fraction=and_fraction, dtype=torch.float64)
     inputs = sample_gate_inputs(P, z, batch, g)

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.assignment import layer_assignments, max_circuits
-from ..core.checks import check_d, check_int, checked
+from ..core.assignment import assignment_bytes, layer_assignments, max_circuits
+from ..core.checks import BATCH_MAX, check_d, check_device, check_dtype, check_fits, check_int, checked, integer
 from ..core.circuits import (
     BIAS,
     MEAN_WEIGHT,
@@ -56,7 +56,7 @@ from ..core.network import (
     gather_sum,
     scatter_sum,
 )
-from ..core.theory import epsilon
+from ..core.theory import EPSILON, epsilon
 
 __all__ = [
     "CircuitGraph",
@@ -71,6 +71,7 @@ __all__ = [
     "sample_inputs",
     "sample_gate_inputs",
     "build_graph_network",
+    "graph_bytes",
     "layer0_states",
     "graph_errors",
     "computed_circuits",
@@ -369,6 +370,7 @@ def chain_graph(T: int, k: int, L: int, z: int, generator: torch.Generator, *, d
     Inputs: chain heads (circuits c·k).
     """
     T, k, L = check_int("T", T, 1), check_int("k", k, 1, T), check_int("L", L, 1)
+    check_fits("a chain graph", lambda T: _circuit_graph_bytes(T, L, T // k), {"T": T}, {"T": 1}, "cpu")
     theta = sample_thetas(T, generator)
     w = rotation_weights(theta).to(dtype)
     n = T // k
@@ -396,6 +398,7 @@ def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fracti
     P, L = check_int("P", P, 1), check_int("L", L, 2)
     if not 0.0 <= and_fraction <= 1.0:
         raise ValueError(f"and_fraction={and_fraction} is out of range: allowed 0 <= and_fraction <= 1")
+    check_fits("a gate graph", lambda P: _circuit_graph_bytes(3 * P, L, 2 * P), {"P": P}, {"P": 1}, "cpu")
     T = 3 * P
     theta = sample_thetas(T, generator)
     w = rotation_weights(theta).to(dtype)
@@ -429,6 +432,7 @@ def random_graph(T: int, L: int, z: int, n_edges: int, generator: torch.Generato
     """
     T, L = check_int("T", T, 1), check_int("L", L, 1)
     n_edges = check_int("n_edges", n_edges, 0, T // 2)
+    check_fits("a random graph", lambda T: _circuit_graph_bytes(T, L, n_edges) + 24 * T, {"T": T}, {"T": 1}, "cpu")
     w = rotation_weights(sample_thetas(T, generator)).to(dtype)
     holders = torch.randperm(T, generator=generator)[:n_edges]
     readers, sources, weights = [], [], []
@@ -481,6 +485,48 @@ def sample_gate_inputs(P: int, z: int, batch: int, generator: torch.Generator) -
     return torch.cat([both, single], 1)
 
 
+def _circuit_graph_bytes(T, L, n_edges, d=4):
+    """A `CircuitGraph`'s own tensors (float64): the [T, d, d] layer-1 weights and their
+    angles, per layer ≥ 2 the edges' [E, d, d] weights, readers, sources and [T, d] shifts."""
+    return 8 * 4 * T * d * d + 8 * max(L - 1, 0) * (n_edges * (d * d * 2 + 4) + T * d)
+
+
+@checked(batch=integer(0, BATCH_MAX))
+def graph_bytes(D: int, T: int, S: int, L: int, n_edges: int, batch: int = 0, *, itemsize: int = 4, d: int = 4) -> int:
+    """Estimated peak memory (bytes) of a circuit graph's network (`build_graph_network`,
+    batch = 0) and of one batch through it (`graph_errors`), for refusing sizes before
+    anything is allocated. n_edges: the most edges of one layer.
+
+    Graph: its own tensors (`_circuit_graph_bytes`). Network: the [L, T, S] assignment
+    (`assignment.assignment_bytes`), per layer the n_edges·S² connected pairs (40 B each:
+    sorted keys and their (n, m, k)), the CSR lists, the [M, d] biases and the edges' weights.
+    Batch: the circuits' own truth and pre-activations [L+1, T, d, B] in float64 (two lists
+    stacked: four copies), the layer-0 states, the [T, d, B] readouts decoded in float64
+    (about eight copies), the [E, d, B] edge products and gathers, four [D, B] activations."""
+    M = D // d
+    net = assignment_bytes(T, M, S, L) + max(L - 1, 0) * (40 * n_edges * S * S + 16 * (n_edges * S + M)
+                                                          + 8 * M * d + 4 * 8 * n_edges * d * d)
+    run = 0
+    if batch:
+        run = 8 * batch * T * d * (4 * (L + 1) + 10) + itemsize * batch * (2 * n_edges * d + 2 * T * d + 4 * D)
+    return int(_circuit_graph_bytes(T, L, n_edges, d) + net + run)
+
+
+def _check_graph_fits(what, device, *, D, T, S, L, n_edges, batch=0, itemsize=4, names=None):
+    """`check_fits` for `graph_bytes`; names maps the sizes blamed to their values (default
+    D, T, batch), e.g. P for the gates (T = 3P, E = 2P)."""
+    sizes = names or {"D": D, "T": T, **({"batch": batch} if batch else {})}
+
+    def estimate(**kw):
+        args = {"D": D, "T": T, "n_edges": n_edges, "batch": batch, **kw}
+        if "P" in kw:
+            args.update(T=3 * kw["P"], n_edges=2 * kw["P"])
+        return graph_bytes(args["D"], args["T"], S, L, args["n_edges"], args["batch"], itemsize=itemsize)
+
+    smallest = {k: (4 if k == "D" else 1) for k in sizes}
+    check_fits(what, estimate, sizes, smallest, device)
+
+
 @checked
 def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Generator, *,
                         device="cpu", dtype=torch.float32) -> GraphNetwork:
@@ -490,6 +536,11 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
     if D % d:
         raise ValueError(f"D={D} must be a multiple of d={d}")
     M = D // d
+    S = check_int("S", S, 1, M)
+    E = max((int(r.numel()) for r in graph.readers), default=0)
+    itemsize = torch.empty((), dtype=check_dtype(dtype)).element_size()
+    _check_graph_fits(f"the network of a graph of {graph.T} circuits", check_device(device), D=D, T=graph.T, S=S,
+                      L=graph.L, n_edges=E, itemsize=itemsize)
     check_int("T", graph.T, 1, max_circuits(M, S))
     idx = layer_assignments(graph.T, M, S, graph.L, generator, device=device)
     g = _cast(graph, dtype)
@@ -561,6 +612,12 @@ def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, t
         raise ValueError("theory=True is for the network itself: pass theory=False with oracle=True")
     graph = net.graph
     dev, dtype = net.idx.device, net.w.dtype
+    E = max((int(r.numel()) for r in graph.readers), default=0)
+    B = int(inputs.shape[0])
+    run = lambda batch: graph_bytes(net.d * net.M, graph.T, net.S, graph.L, E, batch,  # noqa: E731
+                                    itemsize=net.w.element_size()) - graph_bytes(net.d * net.M, graph.T, net.S,
+                                                                                 graph.L, E, 0)
+    check_fits(f"a batch through the network of {graph.T} circuits", run, {"batch": B}, {"batch": 1}, dev)
     a0, a_in = layer0_states(graph, inputs, x0, torch.float64)
     truth, pre = run_graph(graph, a0, pre=True)
     A0 = net.embed(inputs.to(dev), a_in.to(dev, dtype))
@@ -600,7 +657,7 @@ def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, t
 
 
 # ---- theory ------------------------------------------------------------------------------
-@checked
+@checked(eps=EPSILON)
 def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Tensor, eps: float) -> dict:
     """Predicted per-layer MSEs of the graph network (the chapter's derivation, RiS §6 extended).
 
@@ -756,7 +813,7 @@ def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: in
 
 
 # ---- experiments as tidy rows -------------------------------------------------------------
-@checked
+@checked(T=integer(0, 2**40))  # T = 0 allowed: gates ignore it (T = 3P)
 def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
                n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu",
                circuits: str = "") -> list[dict]:
@@ -769,6 +826,15 @@ def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges:
         raise ValueError(f"kind={kind!r} is out of range: allowed 'chain', 'random', 'gate'")
     if kind != "gate":
         T = check_int("T", T, 1)
+        E = T // check_int("k", k, 1, T) if kind == "chain" else check_int("n_edges", n_edges, 0, T // 2)
+        names = None
+    else:
+        P = check_int("P", P, 1)
+        T, E, names = 3 * P, 2 * P, {"D": D, "P": P, "batch": batch}
+    if D % 4:
+        raise ValueError(f"D={D} must be a multiple of d=4")
+    _check_graph_fits(f"a {kind} graph's network and one batch", check_device(device), D=D, T=T,
+                      S=check_int("S", S, 1, D // 4), L=L, n_edges=E, batch=batch, names=names)
     g = torch.Generator().manual_seed(int(seed))
     if kind == "chain":
         gr = chain_graph(T, k, L, z, g)

@@ -79,6 +79,7 @@ def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = Tru
     return ax
 
 
+@checked
 def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
     against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
@@ -183,6 +184,7 @@ def plot_graph_correction_grid(df, z_list, *, D: int, on_rate: float, axes=None)
     return axes
 
 
+@checked
 def plot_edges_pair(df, *, axes=None):
     """Two panels of the chain and random-graph sweep: the last layer's active error against
     |E|(d/D)² (`plot_edges`) and measured/predicted against the load relative to the working

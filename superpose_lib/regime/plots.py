@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..core.checks import checked
+from ..core.checks import checked, integer
 from ..plots import COLORS, LABELS, tidy_log_axis
 from .analysis import add_regime_columns, binned_medians, seed_summary
 
@@ -53,6 +53,7 @@ def _d_colors(Ds):
     return {D: cmap(i / max(len(Ds) - 1, 1)) for i, D in enumerate(Ds)}
 
 
+@checked
 def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: int = 4):
     """RiS Figures 8–11 layout: rows layer 1..L, columns z. x = T(d/D)², y = the mean over
     seeds of `quantity` with error bars min–max over seeds; colour = D, marker o for
@@ -111,6 +112,7 @@ def _z_panels(g: pd.DataFrame, axes=None):
     return axes[0].figure, axes, zs, sorted(g["layer"].unique()), plt.get_cmap("plasma")
 
 
+@checked(n=integer(1, 64), cols=integer(1, 8))
 def z_axes(n: int, cols: int = 2):
     """`n` panels sharing their y axis, `cols` per row (figures at most 7.2 in wide);
     returns the first `n` axes as a flat array."""
@@ -129,6 +131,7 @@ def d_ticks(axes, Ds):
     return axes
 
 
+@checked
 def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
                n_bins: int = 8):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
