@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import checked
+from .checks import checked, integer
 
 __all__ = [
     "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
@@ -122,6 +122,7 @@ def csr_expand(users: torch.Tensor, offsets: torch.Tensor, pos: torch.Tensor) ->
     return row, users[offsets[pos][row] + within]
 
 
+@checked(n_rows=integer(0, 2**40))
 def scatter_rows(index: torch.Tensor, src: torch.Tensor, n_rows: int) -> torch.Tensor:
     """out[r] = Σ_{i : index[i] = r} src[i] for src [N, d] -> [n_rows, d] in src's dtype: one
     `torch.bincount` with weights per column (accumulated in float64; on the CPU several times

@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.assignment import affine_capacity, affine_prime
-from ..core.checks import check_int, check_real, checked
+from ..core.checks import check_int, check_real, checked, real
 from ..core.circuits import sample_thetas
 from ..core.criteria import RATE_MAX
 from ..core.experiment import sample_active, sample_unit_vectors
@@ -207,19 +207,23 @@ def gate_false_rate(M: int, M_r: int, T: int, *, S: int, S_r: int, z: int) -> fl
 
 
 def _binomial_sf(n: int, q: float, k: int) -> float:
-    """P(Binomial(n, q) ≥ k), summed in log space from k up (terms past the mode fall)."""
+    """P(Binomial(n, q) ≥ k) in O(k + a few) terms, in log space: below the mean as 1 minus
+    the k terms under it, above the mean as the falling terms from k up."""
     if k <= 0:
         return 1.0
     if k > n or q <= 0.0:
         return 0.0
     if q >= 1.0:
         return 1.0
-    lq, l1q = math.log(q), math.log1p(-q)
+    lq, l1q, lgn = math.log(q), math.log1p(-q), math.lgamma(n + 1)
+    pmf = lambda j: math.exp(lgn - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lq + (n - j) * l1q)  # noqa: E731
+    if k <= n * q:
+        return max(0.0, 1.0 - sum(pmf(j) for j in range(k)))
     total, j = 0.0, k
     while j <= n:
-        t = math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lq + (n - j) * l1q)
+        t = pmf(j)
         total += t
-        if t < total * 1e-17 and j > n * q:
+        if t < total * 1e-17:
             break
         j += 1
     return min(1.0, total)
@@ -232,17 +236,17 @@ def register_false_on(M_r: int, S_r: int, z: int) -> float:
     circuit of another slope with probability S_r/p_r (two lines of the plane meet once, in
     one of its p_r columns), so c ~ Binomial(z, S_r/p_r) and it reads on when c > S_r/2."""
     p_r = affine_prime(M_r, S_r)
-    q = min(1.0, S_r / p_r)
-    k0 = S_r // 2 + 1
-    return sum(math.comb(z, k) * q**k * (1 - q) ** (z - k) for k in range(k0, z + 1))
+    return _binomial_sf(z, min(1.0, S_r / p_r), S_r // 2 + 1)
 
 
+@checked(p_g=real(0.0, 1.0))
 def noise_ratio(p_g: float, T: int, M: int) -> float:
     """y = p_g·T/M: falsely open positions' contribution to an active readout's variance,
     per layer, relative to its own propagation noise (module docstring)."""
     return p_g * T / M
 
 
+@checked(y=real(0.0, None))
 def variance_ratio(y: float, L: int) -> float:
     """The payload variance at layer L relative to the construction's own oracle: layer 1 is
     exact, every later layer adds v of its own, a false position at layer l carries

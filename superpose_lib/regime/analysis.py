@@ -173,6 +173,7 @@ def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFra
     return s.pivot_table(index=["z", "layer"], columns="side", values="measured", aggfunc="mean").reset_index()
 
 
+@checked
 def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
     """Per (D, x, z, seed): the seizure onset, the first layer l whose spurious-on fraction
     exceeds `factor` × the floor (the layer-2 prediction: what the active circuits alone

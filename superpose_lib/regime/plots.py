@@ -166,6 +166,7 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
     return axes
 
 
+@checked
 def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     """Fraction of active circuits with |δx|² > threshold against T(d/D)², one panel per z,
     colour = layer (mean over seeds per configuration)."""
