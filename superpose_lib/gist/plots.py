@@ -8,6 +8,13 @@ import numpy as np
 import torch
 
 __all__ = [
+    "plot_lm_curves",
+    "plot_paired",
+    "plot_seed_kernels",
+    "plot_probe_rows",
+    "plot_context",
+    "plot_splice",
+    "plot_switch_off",
     "plot_kernels",
     "plot_probe_table",
     "plot_selectivity",
@@ -165,4 +172,158 @@ def plot_not_computed(why: str, ax=None):
     ax = ax or plt.subplots(figsize=(5, 1.2))[1]
     ax.axis("off")
     ax.text(0.5, 0.5, f"Not computed in this build: {why}", ha="center", va="center", fontsize=10, wrap=True)
+    return ax
+
+
+# ----------------------------------------------------------------------------- real text, several seeds
+def _row_color(key, i: int = 0):
+    """The fixed colour of a gist row (`plots.COLORS["gist row"]`), else a palette entry."""
+    from ..plots import COLORS, PALETTE
+
+    return COLORS["gist row"].get(key, PALETTE[i % len(PALETTE)])
+
+
+def _row_label(key) -> str:
+    from ..plots import LABELS
+
+    return LABELS["gist row"].get(key, str(key))
+
+
+def plot_lm_curves(infos: list, baselines: dict, ax=None):
+    """Held-out loss during training, one line per training seed (the training loss, a
+    60-step running mean, thin), against the held-out losses of the n-gram baselines
+    (horizontal lines). infos: `cached_lms`' info dicts; baselines: {label: nats}."""
+    from ..plots import PALETTE
+
+    ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
+    for i, info in enumerate(infos):
+        col = PALETTE[i % len(PALETTE)]
+        x = np.asarray(info["losses"], dtype=float)
+        if len(x) > 60:
+            ax.plot(np.arange(59, len(x)), np.convolve(x, np.ones(60) / 60, mode="valid"), color=col, lw=0.8, alpha=0.6,
+                    label=f"seed {i}: training loss" if i == 0 else None)
+        h = np.asarray(info["heldout"], dtype=float)
+        if len(h):
+            ax.plot(h[:, 0], h[:, 1], "-o", ms=3, color=col, label=f"seed {i}: held out" if i == 0 else None)
+    for (lab, v), ls in zip(baselines.items(), ("--", ":")):
+        ax.axhline(v, ls=ls, color="k", lw=1, label=lab)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("nats per token")
+    lo = min(baselines.values()) - 0.6
+    ax.set_ylim(lo, max(baselines.values()) + 0.4)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return ax
+
+
+def plot_paired(table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy"):
+    """One line per row: the mean over seeds with its interval over documents (thick) and over
+    training seeds (thin, offset below). table: `paired.paired_table`'s rows, `name` a key
+    of the gist rows (or any label)."""
+    ax = ax or plt.subplots(figsize=(6.5, 0.35 * len(table) + 0.8))[1]
+    for i, r in enumerate(table.itertuples()):
+        y = len(table) - 1 - i
+        col = _row_color(r.name, i)
+        ax.plot([r.doc_lo, r.doc_hi], [y + 0.1, y + 0.1], color=col, lw=3, solid_capstyle="butt")
+        ax.plot([r.seed_lo, r.seed_hi], [y - 0.15, y - 0.15], color=col, lw=1)
+        ax.plot(r.value, y + 0.1, "o", color=col, ms=5)
+    ax.set_yticks(range(len(table)), [_row_label(n) for n in table["name"]][::-1])
+    if chance is not None:
+        ax.axvline(chance, color="k", ls=":", lw=1)
+    ax.set_xlabel(xlabel)
+    return ax
+
+
+def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
+    """One panel per training seed: every layer-0 head's mean attention against distance k
+    (log scale; contextual heads solid, the others dotted), the seed's random-init heads in
+    grey, and the fitted exponential kernel exp(−k/ℓ) of its contextual heads (dashed)."""
+    k = kern["kernels"]
+    S = k.shape[0]
+    if axes is None:
+        from ..plots import figure
+
+        _, axes = figure(S, 1, width=min(7.5, 2.5 * S), panel_height=2.6, sharey=True)
+    axes = np.atleast_1d(axes)
+    ks = np.arange(k.shape[-1])
+    for s, ax in enumerate(axes):
+        if kern_init is not None:
+            for row in kern_init["kernels"][s]:
+                ax.plot(ks, row.numpy(), color="0.75", lw=0.8)
+        for h, row in enumerate(k[s]):
+            ctx = bool(kern["contextual"][s, h])
+            ax.plot(ks, row.numpy(), color=_row_color("gist"), lw=1, ls="-" if ctx else ":")
+        ell = kern["ell"][s]
+        if np.isfinite(ell):
+            mean = k[s][kern["contextual"][s]].mean(0) if kern["contextual"][s].any() else k[s].mean(0)
+            fit = np.exp(-ks / ell)
+            fit = fit * float(mean[1:].sum()) / fit[1:].sum()
+            ax.plot(ks[1:], fit[1:], "k--", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("distance k")
+        ax.set_title(f"seed {s}" + (f", ℓ = {ell:.1f}" if np.isfinite(ell) else ", no decay"))
+    axes[0].set_ylabel("mean attention")
+    return axes
+
+
+def plot_probe_rows(table, axes=None, *, chance: float | None = None):
+    """Left: every row's balanced accuracy (`plot_paired`); right: the paired differences
+    (kind "difference"), zero dotted."""
+    if axes is None:
+        from ..plots import figure
+
+        n = max((table.kind == "row").sum(), (table.kind == "difference").sum())
+        _, axes = figure(2, 1, width=7.5, panel_height=0.32 * n + 0.9)
+    rows, diffs = table[table.kind == "row"], table[table.kind == "difference"]
+    plot_paired(rows, axes[0], chance=chance)
+    plot_paired(diffs, axes[1], chance=0.0, xlabel="difference in balanced accuracy")
+    axes[1].yaxis.tick_right()
+    return axes
+
+
+def plot_context(ctx, ax=None, *, chance: float | None = None):
+    """Balanced accuracy against the context length a position can see (bins of q + 1), one
+    line per row with its document interval as a band."""
+    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    for i, (k, sub) in enumerate(ctx.groupby("row", sort=False)):
+        x = np.sqrt(sub.lo_len * sub.hi_len)
+        ax.plot(x, sub.bacc, "-o", ms=3, color=_row_color(k, i), label=_row_label(k))
+        ax.fill_between(x, sub.doc_lo, sub.doc_hi, color=_row_color(k, i), alpha=0.15, lw=0)
+    if chance is not None:
+        ax.axhline(chance, color="k", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("context attention can see, tokens")
+    ax.set_ylabel("balanced accuracy")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return ax
+
+
+def plot_splice(splice: dict, ax=None):
+    """Mean readout ℓ_new − ℓ_old around the splice (t = 0: the new document's first token),
+    mean over pieces and seeds, one line per row."""
+    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    before = splice["before"]
+    for i, (k, c) in enumerate(splice["curves"].items()):
+        m = torch.nanmean(c.mean(0), 0).numpy()
+        t = np.arange(len(m)) - before
+        ax.plot(t[1:], m[1:], color=_row_color(k, i), label=_row_label(k))
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axvline(0, color="k", ls=":", lw=0.8)
+    ax.set_xlabel("tokens since the splice")
+    ax.set_ylabel(r"readout $\ell_{new} - \ell_{old}$")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return ax
+
+
+def plot_switch_off(curve, budget: float, ax=None):
+    """Fraction of the other groups' circuits switched off against the wrongly-off rate (log
+    scale), one line per row; the budget dotted."""
+    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    for i, (k, sub) in enumerate(curve.groupby("row", sort=False)):
+        ax.plot(sub.rate, sub.switched_off, color=_row_color(k, i), label=_row_label(k))
+    ax.axvline(budget, color="k", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("needed circuits wrongly switched off")
+    ax.set_ylabel("other circuits switched off")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return ax

@@ -30,6 +30,9 @@ from ..core.experiment import build_network, sample_unit_vectors
 from .probes import fit_logistic
 
 __all__ = [
+    "cv_indicator_logits",
+    "switch_off_curve",
+    "budget_threshold",
     "IndicatorMap",
     "fit_indicator_map",
     "indicator_inputs",
@@ -79,7 +82,9 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
     run), false_off (fraction of tokens whose true circuit does not run), n_on (circuits running
     per token), phantom (non-candidate circuits with α̂ > ½, per token: superposition noise),
     and the mean squared errors active_x, active_on (the true circuit), inactive_x,
-    inactive_on (all T − 1 others)."""
+    inactive_on (all T − 1 others); q90_dx and worst_dx, the 90th percentile and the largest
+    |x̂ − x| of the true circuit (a dropped circuit has |δx| = 1: the book's criterion (a)
+    asks q90_dx ≤ 1/4 and worst_dx < 1)."""
 
     B, C = alpha_in.shape
     if (slot < 0).any() or (slot >= per_class).any():
@@ -111,6 +116,8 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
         "n_on": float(on.double().sum(1).mean()),
         "phantom": float(running.double().sum(0).mean()),
         "active_x": float(((a_x - t_x) ** 2).sum(-1).mean()),
+        "q90_dx": float(((a_x - t_x) ** 2).sum(-1).sqrt().quantile(0.9)),
+        "worst_dx": float(((a_x - t_x) ** 2).sum(-1).sqrt().max()),
         "active_on": float(((a_alpha - t_alpha) ** 2).mean()),
         "inactive_x": float(((x**2).sum() - (a_x**2).sum()) / n_in),
         "inactive_on": float(((alpha**2).sum() - (a_alpha**2).sum()) / n_in),
@@ -133,3 +140,51 @@ def routing_sweep(logits: dict, true_class: torch.Tensor, slot: torch.Tensor, pe
     return pd.DataFrame(rows)
 
 
+
+
+# ----------------------------------------------------------------------------- switching circuits off
+@checked
+def cv_indicator_logits(X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e-2,
+                        steps: int = 100) -> torch.Tensor:
+    """Out-of-fold one-vs-rest log-odds [n, C] (float64): at each position, the indicator
+    map (`fit_indicator_map`) fit on the other folds' documents. X dense [n, d] or a
+    `features.Bag`."""
+    out = torch.zeros(len(y), n_classes, dtype=torch.float64)
+    for tr, te in folds:
+        tr, te = torch.as_tensor(tr), torch.as_tensor(te)
+        Xtr = X[tr] if torch.is_tensor(X) else X.rows(tr.numpy())
+        Xte = X[te] if torch.is_tensor(X) else X.rows(te.numpy())
+        out[te] = fit_indicator_map(Xtr, y[tr], n_classes, l2=l2, steps=steps).logits(Xte)
+    return out
+
+
+def switch_off_curve(logits: torch.Tensor, y, taus) -> pd.DataFrame:
+    """Circuits switched off against circuits wrongly switched off, one row per threshold τ.
+
+    Group c's circuits are switched off at a position when its log-odds ℓ_c < τ; otherwise
+    they stay on (abstaining: a group the summary is unsure about keeps its circuits).
+    wrongly_off: fraction of positions whose own group is switched off (a needed circuit
+    lost); switched_off: fraction of the other C − 1 groups switched off (circuits saved);
+    on: groups left on per position (the z the superposed network must carry)."""
+    y = torch.as_tensor(y, dtype=torch.long)
+    C = logits.shape[1]
+    own = logits.gather(1, y[:, None])[:, 0]
+    other = logits.masked_fill(torch.nn.functional.one_hot(y, C).bool(), float("inf"))
+    rows = []
+    for tau in taus:
+        off = other < tau
+        rows.append({"tau": float(tau), "wrongly_off": float((own < tau).double().mean()),
+                     "switched_off": float(off.double().sum(1).mean() / (C - 1)),
+                     "on": float(C - off.double().sum(1).mean() - (own < tau).double().mean())})
+    return pd.DataFrame(rows)
+
+
+def budget_threshold(logits: torch.Tensor, y, budget: float) -> float:
+    """The largest τ whose wrongly-off rate on these positions is at most `budget`: the
+    ⌊budget·n⌋-th smallest log-odds of the positions' own groups (counting from 0): no more
+    than ⌊budget·n⌋ of them lie strictly below it."""
+    if not (0 < budget < 1):
+        raise ValueError(f"budget={budget} must lie in (0, 1)")
+    own = logits.gather(1, torch.as_tensor(y, dtype=torch.long)[:, None])[:, 0].sort().values
+    k = int(budget * len(own))
+    return float(own[k]) if k < len(own) else float("inf")

@@ -11,26 +11,25 @@ import numpy as np
 import pandas as pd
 
 from ..core.checks import checked
-from ..report import compare_phrase, fmt_length
+from ..report import fmt_length
 from . import brown as B
 from .gpt2 import weights_sha256
 from .probes import balanced_accuracy, bootstrap_ci
 
 __all__ = [
     "NOT_COMPUTED",
+    "ci_text",
     "genre_table",
     "corpus_summary",
     "gpt2_notice",
     "lm_summary",
-    "kernel_rows",
     "kernel_summary",
-    "probe_features",
     "probe_summary",
-    "reach_row",
-    "reach_summary",
-    "neuron_row",
-    "neuron_summary",
+    "context_summary",
+    "splice_summary",
     "route_summary",
+    "network_summary",
+    "closing_summary",
     "toy_training_line",
     "toy_probe_features",
     "filter_ceiling",
@@ -41,10 +40,6 @@ __all__ = [
 ]
 
 NOT_COMPUTED = "not computed (no corpus)"
-
-
-def _ci(r) -> str:
-    return f"{r.bacc:.2f} ({r.lo:.2f}–{r.hi:.2f})"
 
 
 # ----------------------------------------------------------------------------- the corpus
@@ -81,153 +76,302 @@ def gpt2_notice(folder) -> str:
     return f"**GPT-2 weights found:** {provenance}; the GPT-2 rows below use the same Brown documents."
 
 
-# ----------------------------------------------------------------------------- the language model
-@checked
-def lm_summary(loss_df, info, model, data, *, steps: int, batch: int, n_ctx: int) -> dict:
-    """The trained model's numbers: {"glue", "losses" (loss_df indexed by predictor),
-    "baselines" ({label: nats} for `plot_lm_training`)}. loss_df: `heldout_table`'s; info:
-    `cached_lm`'s; all None when the corpus is missing (the budget is still stated)."""
+# ----------------------------------------------------------------------------- intervals as text
+def ci_text(value, doc_lo, doc_hi, seed_lo=None, seed_hi=None, *, digits: int = 2, signed: bool = False) -> str:
+    """"0.53 (documents 0.50–0.56; seeds 0.51–0.55)": a mean over seeds with its 95 %
+    intervals over documents and over training seeds (the seed part is left out where the
+    quantity does not depend on the seed: its interval is a point). Signed: "+0.05 (documents
+    +0.03 to +0.07; ...)", for differences."""
+    f = (lambda v: f"{v:+.{digits}f}") if signed else (lambda v: f"{v:.{digits}f}")
+    sep = " to " if signed else "–"
+    out = f"{f(value)} (documents {f(doc_lo)}{sep}{f(doc_hi)}"
+    if seed_lo is not None and np.isfinite(seed_lo) and abs(seed_hi - seed_lo) > 10 ** -(digits + 2):
+        out += f"; seeds {f(seed_lo)}{sep}{f(seed_hi)}"
+    elif seed_lo is not None and not np.isfinite(seed_lo):
+        out += "; seeds: not resolved"
+    return out + ")"
+
+
+def _shown(df, name_col: str, names: dict | None = None, digits: int = 3) -> pd.DataFrame:
+    """A display table: name, value, the two intervals as "lo – hi", and the per-seed values."""
+    rows = []
+    for r in df.itertuples():
+        n = getattr(r, name_col)
+        rows.append({"": (names or {}).get(n, n), "mean over seeds": round(r.value, digits),
+                     "95 % over documents": f"{r.doc_lo:.{digits}f} – {r.doc_hi:.{digits}f}",
+                     "95 % over seeds": (f"{r.seed_lo:.{digits}f} – {r.seed_hi:.{digits}f}"
+                                         if np.isfinite(r.seed_lo) and r.seed_hi - r.seed_lo > 1e-9 else "—"),
+                     "per seed": ", ".join(f"{v:.{digits}f}" for v in r.per_seed)})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the language models
+def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
+    """{"glue", "table" (display), "losses" (loss_df indexed by predictor), "baselines"
+    ({label: nats} for `plot_lm_curves`)} from `experiment.lm_losses`' table and
+    `cached_lms`' (model, info) pairs; every glue key is set when loss_df is None."""
+    keys = ("gist-lm-loss", "gist-lm-bigram", "gist-lm-unigram", "gist-lm-vs-bigram", "gist-lm-train", "gist-lm-size",
+            "gist-lm-epochs", "gist-lm-gap", "gist-lm-curve-windows")
     if loss_df is None:
-        glue = {k: NOT_COMPUTED for k in ("gist-lm-loss", "gist-lm-bigram", "gist-lm-unigram", "gist-lm-vs-bigram",
-                                          "gist-lm-train", "gist-lm-size")}
-        return {"glue": glue | {"gist-lm-budget": f"{steps} steps of {batch} crops"}, "losses": None, "baselines": None}
+        return {"glue": dict.fromkeys(keys, NOT_COMPUTED), "table": None, "losses": None, "baselines": None}
     L_ = loss_df.set_index("predictor")
+    infos = [i for _, i in runs]
 
-    def fmt(r):
-        return f"{r['nats per token']:.2f} nats per token (95 % CI {r['lo']:.2f}–{r['hi']:.2f})"
+    def fmt(name, signed=False):
+        r = L_.loc[name]
+        return ci_text(r["nats per token"], r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=signed)
 
+    d = L_.loc["trained − bigram"]
+    if d.doc_hi < 0 and max(d.per_seed) < 0:
+        vs = f"every seed is below it, trained − bigram = {fmt('trained − bigram', True)} nats per token"
+    else:
+        vs = f"trained − bigram = {fmt('trained − bigram', True)} nats per token, not clearly below it"
+    model = runs[0][0]
     train_tokens = sum(len(t) for t in data.local(data.train))
-    glue = {"gist-lm-loss": fmt(L_.loc["trained model"]), "gist-lm-bigram": fmt(L_.loc["bigram (interpolated)"]),
-            "gist-lm-unigram": fmt(L_.loc["unigram"]),
-            "gist-lm-vs-bigram": compare_phrase(L_.loc["trained − bigram"], "the bigram model's", "nats per token"),
-            "gist-lm-train": (f"loaded from its cache (training had taken {info['train_s']:.0f} s)" if info["cached"]
-                              else f"trained in {info['train_s']:.0f} s"),
-            "gist-lm-size": f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters",
-            "gist-lm-budget": (f"{steps} steps of {batch} crops, about {steps * batch * (n_ctx + 1) / train_tokens:.1f} "
-                               "passes over the training tokens")}
-    baselines = {"held out: unigram": L_.loc["unigram", "nats per token"],
-                 "held out: bigram": L_.loc["bigram (interpolated)", "nats per token"],
-                 "held out: trained model": L_.loc["trained model", "nats per token"]}
-    return {"glue": glue, "losses": L_, "baselines": baselines}
+    secs = [i["train_s"] for i in infos]
+    fresh = [not i["cached"] for i in infos]
+    train = (f"trained here in {np.mean(secs):.0f} s of one CPU core per seed" if all(fresh) else
+             f"loaded from its cache (training had taken {np.nanmean(secs):.0f} s of one CPU core per seed)" if not any(fresh)
+             else f"trained or loaded ({sum(fresh)} of {len(fresh)} seeds trained in this build, "
+                  f"{np.nanmean(secs):.0f} s of one CPU core each)")
+    last = [i["heldout"][-1][1] for i in infos if i["heldout"]]
+    tail = [np.mean(i["losses"][-50:]) for i in infos if i["losses"]]
+    gap = (f"at the last step the training loss is {np.mean(tail):.2f} and the held-out loss {np.mean(last):.2f} nats "
+           f"per token (means over seeds), a gap of {np.mean(last) - np.mean(tail):.2f}") if last and tail else NOT_COMPUTED
+    glue = {"gist-lm-loss": fmt("trained model"), "gist-lm-bigram": fmt("bigram (interpolated)"),
+            "gist-lm-unigram": fmt("unigram"), "gist-lm-vs-bigram": vs, "gist-lm-train": train,
+            "gist-lm-size": (f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters "
+                             f"({sum(p.numel() for n, p in model.named_parameters() if 'wte' not in n and 'head' not in n) / 1e3:.0f} k "
+                             "outside the token embedding and the output layer)"),
+            "gist-lm-epochs": f"{cfg.steps * cfg.batch * (cfg.n_ctx + 1) / train_tokens:.1f}",
+            "gist-lm-gap": gap, "gist-lm-curve-windows": str(curve_windows)}
+    baselines = {"bigram, held out": L_.loc["bigram (interpolated)", "nats per token"],
+                 "unigram, held out": L_.loc["unigram", "nats per token"]}
+    return {"glue": glue, "table": _shown(loss_df.rename(columns={"nats per token": "value"}), "predictor").style.hide(axis="index"), "losses": L_,
+            "baselines": baselines}
 
 
 # ----------------------------------------------------------------------------- 1. kernels
-def kernel_rows(name: str, kernel, ci: dict, contextual) -> list[dict]:
-    """One row per head of a model's mean kernel [H, K] (k = 0..K-1): the mass beyond the 3
-    nearest tokens, whether it is contextual, and its decay length with the 95 % interval
-    (`decay_length_ci`'s ell, lo, hi; as numbers and as censored text)."""
-    rows = []
-    for h in range(kernel.shape[0]):
-        ell, lo, hi = float(ci["ell"][h]), float(ci["lo"][h]), float(ci["hi"][h])
-        rows.append({"model": name, "head": h, "mass beyond k=3": float(kernel[h, 4:].sum() / kernel[h].sum()),
-                     "contextual": bool(contextual[h]), "ell": ell, "lo": lo, "hi": hi,
-                     "decay length [95 % CI], tokens": fmt_length(ell, lo, hi)})
-    return rows
-
-
-def kernel_summary(kernel_df, window: int) -> dict:
-    """{"glue": {gist-heads, gist-uniform}, "shown" (the table without the random-init rows
-    and the raw ell/lo/hi columns), "uniform_far" (random-init mass beyond k = 3, mean over
-    heads), "uniform_expected" ((window - 3)/(window + 1): uniform causal attention)}."""
+def kernel_summary(kern, kern_init, window: int) -> dict:
+    """{"glue": {gist-heads, gist-ell, gist-uniform}, "uniform_far", "uniform_expected"} from
+    `experiment.seed_kernels` of the trained models and of their random initialisations."""
     expected = (window - 3) / (window + 1)
-    if kernel_df is None:
-        return {"glue": {"gist-heads": NOT_COMPUTED, "gist-uniform": NOT_COMPUTED}, "shown": None,
-                "uniform_far": None, "uniform_expected": expected}
-    shown = kernel_df[(kernel_df.model != "random init") & (kernel_df.contextual | (kernel_df.model == "trained"))]
-    kt = kernel_df[kernel_df.model == "trained"]
-    ctx_t = kt[kt.contextual]
-    resolved = ctx_t[np.isfinite(ctx_t["hi"]) & (ctx_t["hi"] < 1000)]
-    heads = (f"{len(ctx_t)} of {len(kt)} layer-0 heads of the trained model are contextual"
-             + (f"; {len(resolved)} of them have a resolved decay length, "
-                + ", ".join(resolved["decay length [95 % CI], tokens"]) + " tokens" if len(resolved)
-                else "; none has a decay length resolved within the window"))
-    uniform_far = float(kernel_df[kernel_df.model == "random init"]["mass beyond k=3"].mean())
-    return {"glue": {"gist-heads": heads, "gist-uniform": f"{uniform_far:.2f} (uniform attention: {expected:.2f})"},
-            "shown": shown.drop(columns=["ell", "lo", "hi"]), "uniform_far": uniform_far, "uniform_expected": expected}
+    if kern is None:
+        return {"glue": dict.fromkeys(("gist-heads", "gist-ell", "gist-uniform"), NOT_COMPUTED), "uniform_far": None,
+                "uniform_expected": expected}
+    k = kern["kernels"]
+    n_ctx = kern["contextual"].sum(1).tolist()
+    H = k.shape[1]
+    heads = (f"In the trained models {', '.join(map(str, n_ctx))} of the {H} layer-0 heads (per seed) are contextual")
+    ells = kern["ell"]
+    ell = (", ".join(fmt_length(e) for e in ells) + " (seeds " + ", ".join(str(i) for i in range(len(ells))) + ")")
+    ki = kern_init["kernels"]
+    far = float((ki[..., 4:].sum(-1) / ki.sum(-1)).mean())
+    return {"glue": {"gist-heads": heads, "gist-ell": ell,
+                     "gist-uniform": f"{far:.2f} (uniform attention: {expected:.2f})"},
+            "uniform_far": far, "uniform_expected": expected}
 
 
 # ----------------------------------------------------------------------------- 2. probes
-def probe_features(f: dict, fr: dict, f2: dict | None = None, *, window: int, last_layer: int, mid_layer: int) -> dict:
-    """The rows of the probe comparison, {name: feature matrix}, from `layer0_features` of the
-    trained model (f), the random-init model (fr) and GPT-2 (f2, or None)."""
-    rows = {"current token": f["resid_pre"], f"bag of words, last {window}": f["bow"],
-            "after attn 0, random init": fr["resid_mid"], "after attn 0, trained": f["resid_mid"],
-            f"layer {last_layer} (last), trained: ceiling": f["resid_layer"]}
-    if f2 is not None:
-        rows |= {"after attn 0, GPT-2": f2["resid_mid"], f"layer {mid_layer}, GPT-2: ceiling": f2["resid_layer"]}
-    return rows
+def _label(key: str, long_window: int | None = None) -> str:
+    from ..plots import LABELS
+
+    lab = LABELS["gist row"].get(key, key)
+    return lab.replace("longer window", f"last {long_window} tokens") if long_window else lab
 
 
-def probe_summary(probes: dict | None, *, window: int, last_layer: int) -> dict:
-    """{"glue"}: balanced accuracies with intervals, "0.62 (0.58–0.66)", of the four-group
-    rows (gist-p4-*) and three 15-letter rows (gist-p15-*). probes: {task: {row: ProbeResult}}."""
-    if probes is None:
-        return {"glue": {f"gist-p4-{k}": NOT_COMPUTED for k in ("tok", "bow", "rand", "gist", "ceil")}
-                | {f"gist-p15-{k}": NOT_COMPUTED for k in ("gist", "rand", "tok")}}
-    r4, r15 = probes["genre (4 groups)"], probes["genre (15 letters)"]
-    glue = {f"gist-p4-{k}": _ci(r4[n]) for k, n in (("tok", "current token"), ("bow", f"bag of words, last {window}"),
-                                                    ("rand", "after attn 0, random init"),
-                                                    ("gist", "after attn 0, trained"),
-                                                    ("ceil", f"layer {last_layer} (last), trained: ceiling"))}
-    glue |= {"gist-p15-gist": _ci(r15["after attn 0, trained"]), "gist-p15-rand": _ci(r15["after attn 0, random init"]),
-             "gist-p15-tok": _ci(r15["current token"])}
-    return {"glue": glue}
+def probe_summary(tab, extra, long_window: int) -> dict:
+    """{"glue": {gist-probe-text, gist-p-<row>, gist-d-<pair>}, "table"} from
+    `paired.paired_table` of the gist rows (rows and the `PAIRS` differences)."""
+    from .experiment import PAIRS
+
+    if tab is None:
+        return {"glue": {"gist-probe-text": f"Not computed in this build ({NOT_COMPUTED})."}, "table": None}
+    t = tab.set_index("name")
+
+    def row(k):
+        r = t.loc[k]
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi)
+
+    def diff(name):
+        r = t.loc[name]
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+
+    def verdict(name):
+        r = t.loc[name]
+        if r.doc_lo > 0 and (not np.isfinite(r.seed_lo) or r.seed_lo > 0 or r.seed_hi - r.seed_lo < 1e-9):
+            return "above"
+        if r.doc_hi < 0 and (not np.isfinite(r.seed_hi) or r.seed_hi < 0 or r.seed_hi - r.seed_lo < 1e-9):
+            return "below"
+        return "not distinguishable from"
+
+    rows = {k: row(k) for k in t.index if t.loc[k, "kind"] == "row"}
+    g = {f"gist-p-{k}": v for k, v in rows.items()}
+    g |= {f"gist-d-{a}-{b}": diff(n) for n, (a, b) in PAIRS.items() if n in t.index}
+    text = (f"After attention 0 the trained models decode the four genre groups at {rows['gist']}. "
+            f"A bag of words of the same window over every word type gives {rows['bow']}, and with the fitted "
+            f"exponential kernel {rows['ewbow']}: the layer-0 summary is {verdict('gist − bag of words, attention' + chr(39) + 's window')} "
+            f"the matched bag of words (paired difference {diff('gist − bag of words, attention' + chr(39) + 's window')}) and "
+            f"{verdict('gist − bag of words, fitted kernel')} the kernel-weighted one ({diff('gist − bag of words, fitted kernel')}). "
+            f"Making attention 0 uniform gives {rows['unif']} (difference {diff('gist − uniform attention 0')}); the random "
+            f"initialisation with attention rescaled (by a factor of {np.mean(extra['rescale']):.0f} on average) gives "
+            f"{rows['rand']}, and the current token alone {rows['tok']}. The last layer reaches {rows['last']}.")
+    if "gpt2" in rows:
+        text += f" GPT-2 Small after attention 0: {rows['gpt2']}; at layer {{mid}}: {rows['gpt2 mid']}."
+    return {"glue": g | {"gist-probe-text": text}, "table": _shown(tab, "name", {k: _label(k, long_window) for k in rows}).style.hide(axis="index")}
 
 
-# ----------------------------------------------------------------------------- 3. reach
-def reach_row(name: str, c: dict, ell: float, lo: float, hi: float, far_k: int) -> dict:
-    """One model's row of the reach table from `far_influence` (c) and `reach_ci`."""
-    return {"model": name, "documents": c["n"], "Δresid at k=1": float(c["resid"][1]),
-            f"Δresid at k={far_k}": float(c["resid"][-1]), "ell": ell, "lo": lo, "hi": hi,
-            "reach of the probe readout [95 % CI], tokens": fmt_length(ell, lo, hi)}
+# ----------------------------------------------------------------------------- 3. context
+def context_summary(ctx_tab, tab, long_window: int) -> dict:
+    """{"glue": {gist-context-text, gist-long}} from `experiment.context_table` and the paired
+    table (the longer window's and the concatenation's differences)."""
+    if ctx_tab is None:
+        return {"glue": {"gist-context-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-long": str(long_window)}}
+    t = tab.set_index("name")
+    c = ctx_tab.pivot(index="hi_len", columns="row", values="bacc")
+    first, last = c.index.min(), c.index.max()
+
+    def d(name):
+        r = t.loc[name]
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+
+    text = (f"Accuracy grows with the context every row can see: after attention 0 from {c.loc[first, 'gist']:.2f} with at "
+            f"most {first} tokens to {c.loc[last, 'gist']:.2f} with {last}; the last layer from {c.loc[first, 'last']:.2f} to "
+            f"{c.loc[last, 'last']:.2f}; the matched bag of words from {c.loc[first, 'bow']:.2f} to {c.loc[last, 'bow']:.2f}. "
+            f"A bag of the last {long_window} tokens reaches {t.loc['long', 'value']:.2f} "
+            f"({d('longer window − attention' + chr(39) + 's window')} over the matched bag). The two layers read "
+            f"side by side add {d('both − gist')} over attention 0 alone, and the last layer alone differs from "
+            f"attention 0 by {d('last layer − gist')}.")
+    return {"glue": {"gist-context-text": text, "gist-long": str(long_window)}}
 
 
-def reach_summary(reach_df) -> dict:
-    """{"glue": {gist-reach-trained, gist-reach-rand}, "shown": the table without ell/lo/hi}."""
-    if reach_df is None:
-        return {"glue": {"gist-reach-trained": NOT_COMPUTED, "gist-reach-rand": NOT_COMPUTED}, "shown": None}
-    rr = reach_df.set_index("model")
-    col = "reach of the probe readout [95 % CI], tokens"
-    return {"glue": {"gist-reach-trained": rr.loc["trained", col], "gist-reach-rand": rr.loc["random init", col]},
-            "shown": reach_df.drop(columns=["ell", "lo", "hi"])}
+# ----------------------------------------------------------------------------- 4. splices
+def splice_summary(switch_tab, splice, ells) -> dict:
+    """{"glue": {gist-splice-text, gist-splice-n}} from `experiment.switch_times`."""
+    if switch_tab is None:
+        return {"glue": {"gist-splice-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-splice-n": NOT_COMPUTED}}
+    t = switch_tab.set_index("row")
+    n_after = next(iter(splice["curves"].values())).shape[-1] - splice["before"]
 
+    def st(k):
+        r = t.loc[k]
+        if not np.isfinite(r.switch):
+            return f"not within the {n_after} tokens after the splice"
+        doc = f"documents {r.doc_lo:.0f}–{r.doc_hi:.0f}" if np.isfinite(r.doc_hi) else f"documents {r.doc_lo:.0f} to not resolved"
+        seeds = (f"; seeds {r.seed_lo:.0f}–{r.seed_hi:.0f}" if np.isfinite(r.seed_hi) and r.seed_hi - r.seed_lo > 1e-9
+                 else "; seeds: not resolved" if not np.isfinite(r.seed_hi) else "")
+        return f"{r.switch:.0f} tokens ({doc}{seeds})"
 
-# ----------------------------------------------------------------------------- 4. context neurons
-def neuron_row(name: str, with_attn, without) -> dict:
-    """One model's row of the context-neuron table from the η² of every MLP0 neuron with and
-    without attention 0's output; the top 10 are chosen by η² with attention."""
-    top = with_attn.topk(10).indices
-    return {"model": name, "neurons": len(with_attn), "η²>0.1 with attn": int((with_attn > 0.1).sum()),
-            "η²>0.1 without": int((without > 0.1).sum()), "top-10 mean η² with": float(with_attn[top].mean()),
-            "same neurons without": float(without[top].mean())}
-
-
-def neuron_summary(neuron_df) -> dict:
-    """{"glue": {gist-neurons-text}} from the trained model's row of the neuron table."""
-    if neuron_df is None:
-        return {"glue": {"gist-neurons-text": NOT_COMPUTED}}
-    nt = neuron_df.set_index("model").loc["trained"]
-    return {"glue": {"gist-neurons-text": (f"the ten most genre-selective MLP0 neurons of the trained model have mean "
-                                           f"η² {nt['top-10 mean η² with']:.2f} with attention 0 and "
-                                           f"{nt['same neurons without']:.2f} without it")}}
+    ell = np.mean([e for e in ells if np.isfinite(e)]) if any(np.isfinite(e) for e in ells) else float("nan")
+    text = (f"The summary after attention 0 switches to the new genre after {st('gist')}; the matched bag of words "
+            f"after {st('bow')} and the bag with the fitted kernel after {st('ewbow')} (ℓ ln 2 = {ell * np.log(2):.0f} "
+            f"tokens); attention 0 made uniform after {st('unif')}; the last layer after {st('last')}.")
+    return {"glue": {"gist-splice-text": text, "gist-splice-n": str(next(iter(splice["curves"].values())).shape[1])}}
 
 
 # ----------------------------------------------------------------------------- 5. routing
-def route_summary(route_df) -> dict:
-    """{"glue": {gist-route-gist, -tok, -err}, "gist", "token", "oracle": rows at τ = 0 (the
-    oracle has no threshold)} from `routing_sweep`'s table."""
-    if route_df is None:
-        return {"glue": {k: NOT_COMPUTED for k in ("gist-route-gist", "gist-route-tok", "gist-route-err")},
-                "gist": None, "token": None, "oracle": None}
-    at0 = route_df[(route_df.tau == 0.0) | route_df.tau.isna()].set_index("source")
-    gi, ct, orc = at0.loc["gist (after attn 0)"], at0.loc["current token"], at0.loc["oracle"]
-    glue = {"gist-route-gist": f"false-on {gi.false_on:.3f}, false-off {gi.false_off:.3f}, "
-                               f"{gi.n_on:.2f} circuits running per token",
-            "gist-route-tok": f"false-on {ct.false_on:.3f}, false-off {ct.false_off:.3f}, {ct.n_on:.2f} circuits per token",
-            "gist-route-err": (f"{gi.active_x:.3f} for the true circuit and {gi.inactive_x:.4f} for the others "
-                               f"(current token: {ct.active_x:.3f} and {ct.inactive_x:.4f}; oracle: {orc.active_x:.3f} "
-                               f"and {orc.inactive_x:.4f})")}
-    return {"glue": glue, "gist": gi, "token": ct, "oracle": orc}
+def route_summary(route_tab, honest, budget: float, n_positions: int) -> dict:
+    """{"glue": {gist-route-text, gist-budget}, "table"} from `experiment.switch_off_table`'s
+    table at the budget and the cross-fitted check (`cross_fit_rate` per row and seed)."""
+    if route_tab is None:
+        return {"glue": {"gist-route-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-budget": f"{budget:g}"},
+                "table": None}
+    t = route_tab.set_index("row")
+
+    def at(k):
+        r = t.loc[k]
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3)
+
+    h = {k: (np.mean([x["wrongly_off"] for x in v]), np.mean([x["switched_off"] for x in v])) for k, v in honest.items()}
+    best = max((k for k in t.index if k != "long"), key=lambda k: t.loc[k, "value"])
+    text = (f"At a wrongly-off rate of {budget:g} ({n_positions} positions, so about {budget * n_positions:.0f} of them "
+            f"may lose their circuits) the summary after attention 0 switches off {at('gist')} of the other groups' "
+            f"circuits; the matched bag of words {at('bow')}, the kernel-weighted bag {at('ewbow')}, uniform attention "
+            f"{at('unif')}, the random initialisation {at('rand')}, the current token {at('tok')} and the last layer "
+            f"{at('last')}. The best row is {_label(best)}. Choosing the threshold on half of the documents and "
+            f"applying it to the other half, the summary's realised wrongly-off rate is {h['gist'][0]:.4f} "
+            f"(switching off {h['gist'][1]:.3f}).")
+    return {"glue": {"gist-route-text": text, "gist-budget": f"{budget:g}"},
+            "table": _shown(route_tab, "row", {k: _label(k) for k in t.index})}
+
+
+def network_summary(net_tab, budget: float) -> dict:
+    """{"glue": {gist-net-text}, "table"} from `experiment.network_at_budget`'s rows."""
+    if net_tab is None:
+        return {"glue": {"gist-net-text": f"Not computed in this build ({NOT_COMPUTED})."}, "table": None}
+    cols = ["source", "seed", "n_on", "false_off", "false_on", "active_x", "inactive_x", "phantom"]
+    shown = net_tab[cols].rename(columns={"n_on": "circuits on per token", "false_off": "needed circuit off",
+                                          "false_on": "other candidates on", "active_x": "error, needed circuit",
+                                          "inactive_x": "error, the others", "phantom": "non-candidates on"})
+    g = net_tab[net_tab.source == "gist at budget"]
+    s = net_tab.set_index("source")
+    text = (f"With the summary's routing at the budget the network runs {g.n_on.mean():.2f} circuits per token "
+            f"(seeds {', '.join(f'{v:.2f}' for v in g.n_on)}), against {s.loc['all on', 'n_on']:.2f} without routing and "
+            f"{s.loc['oracle', 'n_on']:.2f} for the oracle; the needed circuit is off at "
+            f"{g.false_off.mean():.4f} of the tokens, and its squared error is {g.active_x.mean():.4f} against "
+            f"{s.loc['all on', 'active_x']:.4f} without routing and {s.loc['oracle', 'active_x']:.4f} for the oracle.")
+    return {"glue": {"gist-net-text": text}, "table": shown.round(4).style.hide(axis="index")}
+
+
+# ----------------------------------------------------------------------------- conclusions
+def _verdict(r) -> str:
+    """"above", "below" or "not distinguishable from" for a paired difference row: decided
+    only when both intervals (documents and seeds) exclude 0."""
+    seed_ok = lambda v: not np.isfinite(v) or r.seed_hi - r.seed_lo < 1e-9  # noqa: E731
+    if r.doc_lo > 0 and (r.seed_lo > 0 or seed_ok(r.seed_lo)):
+        return "above"
+    if r.doc_hi < 0 and (r.seed_hi < 0 or seed_ok(r.seed_hi)):
+        return "below"
+    return "not distinguishable from"
+
+
+def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, net_tab) -> dict:
+    """The closing note's texts: gist-runtime (with the machine, from `platform`), and one
+    sentence per finding (gist-close-probes, -context, -splice, -route)."""
+    import os
+    import platform
+
+    import torch
+
+    machine = f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), torch {torch.__version__}"
+    out = {"gist-runtime": f"{seconds:.0f} s on {machine}, training included when the models were not cached"}
+    if probe_tab is None:
+        return out | dict.fromkeys(("gist-close-probes", "gist-close-context", "gist-close-splice", "gist-close-route"),
+                                   NOT_COMPUTED)
+    t = probe_tab.set_index("name")
+
+    def d(name):
+        r = t.loc[name]
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+
+    bow, ew = t.loc["gist − bag of words, attention's window"], t.loc["gist − bag of words, fitted kernel"]
+    out["gist-close-probes"] = (
+        f"After attention 0 the four genre groups are decoded at balanced accuracy {t.loc['gist', 'value']:.2f}; "
+        f"that is {_verdict(bow)} a bag of words of the same window over every word type (paired difference "
+        f"{d('gist − bag of words, attention' + chr(39) + 's window')}) and {_verdict(ew)} the bag weighted by the "
+        f"kernel fitted to the heads ({d('gist − bag of words, fitted kernel')}). Uniform attention 0 differs by "
+        f"{d('gist − uniform attention 0')}, the rescaled random initialisation by {d('gist − random init, rescaled')}.")
+    out["gist-close-context"] = (
+        f"The last layer differs from attention 0 by {d('last layer − gist')} and adds {d('both − gist')} when read "
+        f"beside it; a bag of words that sees further back than the model gains {d('longer window − attention' + chr(39) + 's window')} "
+        "over the matched one: the context window, not the layer, limits the probes.")
+    s = switch_tab.set_index("row")
+
+    def sw(k):
+        v = s.loc[k, "switch"]
+        return f"{v:.0f}" if np.isfinite(v) else "more than the piece allows"
+
+    out["gist-close-splice"] = (f"After a splice of two documents the summary's genre readout switches after {sw('gist')} "
+                                f"tokens (matched bag of words {sw('bow')}, fitted-kernel bag {sw('ewbow')}, last layer "
+                                f"{sw('last')}).")
+    r = route_tab.set_index("row")
+    g = net_tab[net_tab.source == "gist at budget"]
+    out["gist-close-route"] = (
+        f"Within the budget the summary switches off {r.loc['gist', 'value']:.3f} of the circuits not needed "
+        f"(documents {r.loc['gist', 'doc_lo']:.3f}–{r.loc['gist', 'doc_hi']:.3f}); run inside the superposed network "
+        f"the routing leaves {g.n_on.mean():.2f} of the 4 candidate circuits on per token, so it buys "
+        f"{'almost no' if g.n_on.mean() > 3.5 else 'some'} superposition room at the book's budget.")
+    return out
 
 
 # ----------------------------------------------------------------------------- 6. the toy model
