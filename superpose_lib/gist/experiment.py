@@ -39,7 +39,7 @@ from .probes import fit_logistic, probe_logits
 
 __all__ = ["ROWS", "PAIRS", "heldout_windows", "lm_losses", "seed_kernels", "gist_rows", "gpt2_rows", "fit_rows",
            "rows_logits", "context_bins", "context_table", "doc_folds", "splice_curves", "switch_times",
-           "own_and_other", "switched_off_at", "switch_off_table", "cross_fit_rate", "network_at_budget"]
+           "own_and_other", "switched_off_at", "switch_off_table", "cross_fit_rate", "network_capacity", "capacities"]
 
 ROWS = tuple(k for k in LABELS["gist row"] if not k.startswith("gpt2"))
 
@@ -239,25 +239,30 @@ def own_and_other(scores: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
 
 def switched_off_at(scores: torch.Tensor, y, rates, weights=None) -> np.ndarray:
     """For each wrongly-off rate r in `rates`: the fraction of the other groups' circuits
-    switched off by the threshold τ that switches off a fraction r of the needed ones
-    (τ: the r-quantile of the own-group scores; positions weighted by `weights`, e.g. bootstrap
-    multiplicities of their documents). Scores: log-probabilities of the groups."""
+    switched off by the threshold τ that switches off a fraction r of the needed ones (τ: the
+    r-quantile of the own-group scores; with `weights`, positions weighted, e.g. by bootstrap
+    multiplicities of their documents). Scores: log-probabilities of the groups [n, C].
+    weights None -> [len(rates)]; weights [B, n] -> [B, len(rates)] (one row per weighting)."""
+    if weights is not None and np.ndim(weights) == 2 and len(weights) > 32:  # bound the memory: 32 weightings at a time
+        return np.vstack([switched_off_at(scores, y, rates, weights[i : i + 32]) for i in range(0, len(weights), 32)])
     own, other = own_and_other(scores, y)
-    w = torch.ones(len(own), dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    order = own.argsort()
-    cw = w[order].cumsum(0) / w.sum()
-    # sort the others' scores once; the fraction below τ is a weighted rank
-    oth = other.reshape(-1)
-    ow = w.repeat_interleave(other.shape[1])
-    o_order = oth.argsort()
-    oth_sorted, ocw = oth[o_order], ow[o_order].cumsum(0) / ow.sum()
-    out = []
-    for r in np.atleast_1d(rates):
-        k = int(torch.searchsorted(cw, torch.tensor(float(r), dtype=torch.float64), right=True))
-        tau = own[order][k] if k < len(own) else torch.tensor(float("inf"), dtype=own.dtype)
-        j = int(torch.searchsorted(oth_sorted, tau))  # others strictly below τ
-        out.append(float(ocw[j - 1]) if j > 0 else 0.0)
-    return np.array(out)
+    C1 = other.shape[1]
+    Wt = np.ones((1, len(own))) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+    o_ord = np.argsort(own.numpy(), kind="stable")
+    own_s = own.numpy()[o_ord]
+    cw = np.cumsum(Wt[:, o_ord], 1) / Wt.sum(1, keepdims=True)  # [B, n]
+    oth = other.reshape(-1).numpy()
+    t_ord = np.argsort(oth, kind="stable")
+    oth_s = oth[t_ord]
+    ocw = np.cumsum(np.repeat(Wt, C1, axis=1)[:, t_ord], 1) / (C1 * Wt.sum(1, keepdims=True))
+    out = np.zeros((len(Wt), len(np.atleast_1d(rates))))
+    rows = np.arange(len(Wt))
+    for i, r in enumerate(np.atleast_1d(rates)):
+        k = (cw <= r + 1e-12).sum(1)  # positions (weighted) strictly below τ = own_s[k]
+        tau = np.where(k < len(own_s), own_s[np.minimum(k, len(own_s) - 1)], np.inf)
+        j = np.searchsorted(oth_s, tau)  # others strictly below τ
+        out[:, i] = np.where(j > 0, ocw[rows, np.maximum(j - 1, 0)], 0.0)
+    return out[0] if weights is None or np.ndim(weights) == 1 else out
 
 
 @checked
@@ -274,7 +279,7 @@ def switch_off_table(scores: dict, y, doc, rates, *, budget: float = 1e-3, gener
     for k, per_seed in scores.items():
         c = np.mean([switched_off_at(s, y, rates) for s in per_seed], 0)
         curve += [{"row": k, "rate": float(r), "switched_off": float(v)} for r, v in zip(rates, c)]
-        at = np.array([[switched_off_at(s, y, [budget], w)[0] for s in per_seed] for w in W])  # [B + 1, seeds]
+        at = np.stack([switched_off_at(s, y, [budget], W)[:, 0] for s in per_seed], 1)  # [B + 1, seeds]
         mean_b = at.mean(1)
         _, slo, shi = t_interval(at[0])
         table.append({"row": k, "value": float(mean_b[0]), "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
@@ -303,34 +308,61 @@ def cross_fit_rate(scores: torch.Tensor, y, doc, budget: float) -> dict:
 
 
 @checked
-def network_at_budget(lin_logits: list, y, pick, slot, per_class: int, *, budget: float = 1e-3, width: float = 4.0,
-                      D: int = 1000, L: int = 4, seed: int = 0, device="cpu") -> pd.DataFrame:
-    """The superposed network with its on-indicators computed from the summary: for each seed's
-    one-vs-rest log-odds [n, C] at every probe position (`routing.cv_indicator_logits`,
-    computed inside the network by a linear map), the threshold τ* that switches off at most
-    `budget` of the needed circuits over all n positions (`routing.budget_threshold`); the
-    network then runs the positions `pick` [B] with slots `slot` [B], the indicator ramp placed so that a
-    group is fully on exactly when ℓ ≥ τ* (α = ½ + (ℓ − τ* + w/4)/w reaches ¾ there, where the
-    circuits' step saturates). Rows: "oracle" (only the needed circuit on: z = 1), "all on"
-    (every group's candidate on: z = C, no routing) and one row per seed; the measures of
-    `routing.routed_circuits_errors` at layer L."""
+def network_capacity(lin_logits: list, y, token, pick, per_class_grid, *, budget: float = 1e-3, width: float = 4.0,
+                     D: int = 1000, L: int = 4, seed: int = 0, device="cpu") -> pd.DataFrame:
+    """The superposed network with its on-indicators computed from the summary, at every size
+    of `per_class_grid` (circuits per genre group; T = C·per_class).
+
+    Routers: "oracle" (only the needed circuit on: z = 1), "all on" (every group's candidate
+    on: z = C, no routing), and per seed "gist at budget": the one-vs-rest log-odds [n, C] at
+    every probe position (`routing.cv_indicator_logits`, a linear map of the residual), the
+    threshold τ* that switches off at most `budget` of the needed groups over all n positions
+    (`routing.budget_threshold`), and the indicator ramp placed so that a group is fully on
+    exactly where ℓ ≥ τ* (α = ½ + (ℓ − τ* + w/4)/w reaches ¾ there, where the circuits' step
+    saturates). The network runs the positions `pick`, the current token naming the slot
+    (token mod per_class). Each row: the measures of `routing.routed_circuits_errors` at
+    layer L, the rate of non-candidate circuits read as on (`phantom_rate`), and `passes`:
+    the book's rates and payload criterion, needed circuits off ≤ RATE_MAX (the router's own
+    wrongly-off included), phantom_rate ≤ RATE_MAX and q90_dx ≤ Q90_DX_MAX."""
+    from ..core.criteria import Q90_DX_MAX, RATE_MAX
     from .routing import budget_threshold, indicator_inputs, routed_circuits_errors
 
     y_all = torch.as_tensor(y, dtype=torch.long)
     pick = torch.as_tensor(pick, dtype=torch.long)
-    y = y_all[pick]
+    yp, tok = y_all[pick], torch.as_tensor(token)[pick]
     C = lin_logits[0].shape[1]
-    kw = dict(D=D, L=L, seed=seed, device=device)
-    rows = [{"source": "oracle", "seed": None, "tau": float("nan"),
-             **routed_circuits_errors(torch.nn.functional.one_hot(y, C).double(), y, slot, per_class, **kw)},
-            {"source": "all on", "seed": None, "tau": float("nan"),
-             **routed_circuits_errors(torch.ones(len(y), C, dtype=torch.float64), y, slot, per_class, **kw)}]
+    sources = [("oracle", None, float("nan"), torch.nn.functional.one_hot(yp, C).double()),
+               ("all on", None, float("nan"), torch.ones(len(yp), C, dtype=torch.float64))]
     for s, lg in enumerate(lin_logits):
         tau = budget_threshold(lg, y_all, budget)
-        alpha = indicator_inputs(lg[pick], tau - width / 4, width)
-        rows.append({"source": "gist at budget", "seed": s, "tau": tau,
-                     **routed_circuits_errors(alpha, y, slot, per_class, **kw)})
+        sources.append(("gist at budget", s, tau, indicator_inputs(lg[pick], tau - width / 4, width)))
+    rows = []
+    for per in per_class_grid:
+        per = check_int("per_class", per, 1)
+        for name, s, tau, alpha in sources:
+            r = routed_circuits_errors(alpha, yp, tok % per, per, D=D, L=L, seed=seed, device=device)
+            r["phantom_rate"] = r["phantom"] / max(1, C * per - C)
+            r["passes"] = bool(r["false_off"] <= RATE_MAX and r["phantom_rate"] <= RATE_MAX and r["q90_dx"] <= Q90_DX_MAX)
+            rows.append({"source": name, "seed": s, "tau": tau, "per_class": per, "T": C * per, **r})
     return pd.DataFrame(rows)
+
+
+def capacities(net: pd.DataFrame) -> pd.DataFrame:
+    """The largest T of the grid at which each router (and seed) passes, with every smaller T of
+    the grid passing too; censored at the grid's ends ("≥ T" when the largest passes, "< T"
+    when the smallest fails)."""
+    out = []
+    for (name, s), sub in net.groupby(["source", net.seed.fillna(-1)], sort=False):
+        sub = sub.sort_values("T")
+        ok = sub.passes.to_numpy()
+        n = int(np.argmin(ok)) if not ok.all() else len(ok)
+        T = sub["T"].to_numpy()
+        text = f"≥ {T[-1]}" if n == len(ok) else f"< {T[0]}" if n == 0 else f"{T[n - 1]}"
+        out.append({"source": name, "seed": None if s < 0 else int(s), "capacity": int(T[n - 1]) if n else 0,
+                    "text": text, "z": float(sub.n_on.mean())})
+    return pd.DataFrame(out)
+
+
 
 
 # ----------------------------------------------------------------------------- helpers of the chapter

@@ -190,43 +190,54 @@ def _row_label(key) -> str:
 
 
 def plot_lm_curves(infos: list, baselines: dict, ax=None):
-    """Held-out loss during training, one line per training seed (the training loss, a
-    60-step running mean, thin), against the held-out losses of the n-gram baselines
-    (horizontal lines). infos: `cached_lms`' info dicts; baselines: {label: nats}."""
+    """Held-out loss during training (dots), one colour per training seed, with the training
+    loss (thin, a 60-step running mean), against the held-out losses of the n-gram baselines
+    (black lines). infos: `cached_lms`' info dicts; baselines: {label: nats}."""
+    from matplotlib.lines import Line2D
+
     from ..plots import PALETTE
 
     ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
+    lows = []
     for i, info in enumerate(infos):
         col = PALETTE[i % len(PALETTE)]
         x = np.asarray(info["losses"], dtype=float)
         if len(x) > 60:
-            ax.plot(np.arange(59, len(x)), np.convolve(x, np.ones(60) / 60, mode="valid"), color=col, lw=0.8, alpha=0.6,
-                    label=f"seed {i}: training loss" if i == 0 else None)
+            sm = np.convolve(x, np.ones(60) / 60, mode="valid")
+            ax.plot(np.arange(59, len(x)), sm, color=col, lw=0.8, alpha=0.7)
+            lows.append(sm.min())
         h = np.asarray(info["heldout"], dtype=float)
         if len(h):
-            ax.plot(h[:, 0], h[:, 1], "-o", ms=3, color=col, label=f"seed {i}: held out" if i == 0 else None)
-    for (lab, v), ls in zip(baselines.items(), ("--", ":")):
-        ax.axhline(v, ls=ls, color="k", lw=1, label=lab)
+            ax.plot(h[:, 0], h[:, 1], "-o", ms=3, color=col)
+    styles = dict(zip(baselines, ("--", ":")))
+    for lab, v in baselines.items():
+        ax.axhline(v, ls=styles[lab], color="k", lw=1)
+    handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)], lw=2, label=f"seed {i}") for i in range(len(infos))]
+    handles += [Line2D([], [], color="0.3", marker="o", ms=3, label="held out"),
+                Line2D([], [], color="0.3", lw=0.8, label="training (60-step mean)")]
+    handles += [Line2D([], [], color="k", ls=styles[lab], lw=1, label=lab) for lab in baselines]
     ax.set_xlabel("training step")
     ax.set_ylabel("nats per token")
-    lo = min(baselines.values()) - 0.6
-    ax.set_ylim(lo, max(baselines.values()) + 0.4)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_ylim(min(lows + [min(baselines.values())]) - 0.15, max(baselines.values()) + 0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return ax
 
 
-def plot_paired(table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy"):
+def plot_paired(table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy", colors=None,
+                labels=None):
     """One line per row: the mean over seeds with its interval over documents (thick) and over
-    training seeds (thin, offset below). table: `paired.paired_table`'s rows, `name` a key
-    of the gist rows (or any label)."""
+    training seeds (thin, below it; none where the row does not depend on the seed). table:
+    `paired.paired_table`'s rows; `colors`, `labels`: {name: ...} (default: the gist rows')."""
     ax = ax or plt.subplots(figsize=(6.5, 0.35 * len(table) + 0.8))[1]
     for i, r in enumerate(table.itertuples()):
         y = len(table) - 1 - i
-        col = _row_color(r.name, i)
-        ax.plot([r.doc_lo, r.doc_hi], [y + 0.1, y + 0.1], color=col, lw=3, solid_capstyle="butt")
-        ax.plot([r.seed_lo, r.seed_hi], [y - 0.15, y - 0.15], color=col, lw=1)
-        ax.plot(r.value, y + 0.1, "o", color=col, ms=5)
-    ax.set_yticks(range(len(table)), [_row_label(n) for n in table["name"]][::-1])
+        col = (colors or {}).get(r.name) or _row_color(r.name, i)
+        ax.plot([r.doc_lo, r.doc_hi], [y + 0.1, y + 0.1], color=col, lw=4, solid_capstyle="butt")
+        if np.isfinite(r.seed_lo) and r.seed_hi - r.seed_lo > 1e-9:
+            ax.plot([r.seed_lo, r.seed_hi], [y - 0.22, y - 0.22], color=col, lw=1.2)
+        ax.plot(r.value, y + 0.1, "o", color=col, ms=5, mec="white", mew=0.6)
+    ax.set_yticks(range(len(table)), [(labels or {}).get(n) or _row_label(n) for n in table["name"]][::-1])
+    ax.set_ylim(-0.7, len(table) - 0.3)
     if chance is not None:
         ax.axvline(chance, color="k", ls=":", lw=1)
     ax.set_xlabel(xlabel)
@@ -260,37 +271,47 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
             ax.plot(ks[1:], fit[1:], "k--", lw=1)
         ax.set_yscale("log")
         ax.set_xlabel("distance k")
-        ax.set_title(f"seed {s}" + (f", ℓ = {ell:.1f}" if np.isfinite(ell) else ", no decay"))
+        ax.set_title(f"seed {s}: ℓ = " + (f"{ell:.0f}" if np.isfinite(ell) and ell < 1000 else "> 1000"))
     axes[0].set_ylabel("mean attention")
+    from ..plots import tidy_log_axis
+
+    for ax in axes:
+        tidy_log_axis(ax, "y")
     return axes
 
 
-def plot_probe_rows(table, axes=None, *, chance: float | None = None):
-    """Left: every row's balanced accuracy (`plot_paired`); right: the paired differences
-    (kind "difference"), zero dotted."""
+def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dict | None = None, long_window=None):
+    """Top: every row's balanced accuracy (`plot_paired`); bottom: the paired differences
+    (kind "difference"), zero dotted, each in the colour of its first row (`pairs`: {name:
+    (row a, row b)})."""
+    rows, diffs = table[table.kind == "row"], table[table.kind == "difference"]
     if axes is None:
         from ..plots import figure
 
-        n = max((table.kind == "row").sum(), (table.kind == "difference").sum())
-        _, axes = figure(2, 1, width=7.5, panel_height=0.32 * n + 0.9)
-    rows, diffs = table[table.kind == "row"], table[table.kind == "difference"]
-    plot_paired(rows, axes[0], chance=chance)
-    plot_paired(diffs, axes[1], chance=0.0, xlabel="difference in balanced accuracy")
-    axes[1].yaxis.tick_right()
+        _, axes = figure(1, 2, width=7.0, panel_height=1.0, height_ratios=[len(rows), len(diffs)])
+        axes[0].figure.set_size_inches(7.0, 0.3 * (len(rows) + len(diffs)) + 1.4)
+    labels = {"long": _row_label("long").replace("longer window", f"last {long_window} tokens")} if long_window else None
+    plot_paired(rows, axes[0], chance=chance, labels=labels)
+    colors = {n: _row_color(a) for n, (a, _) in (pairs or {}).items()}
+    plot_paired(diffs, axes[1], chance=0.0, xlabel="paired difference in balanced accuracy", colors=colors)
     return axes
 
 
-def plot_context(ctx, ax=None, *, chance: float | None = None):
+def plot_context(ctx, ax=None, *, chance: float | None = None, long_window=None):
     """Balanced accuracy against the context length a position can see (bins of q + 1), one
     line per row with its document interval as a band."""
+    from ..plots import tidy_log_axis
+
     ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
     for i, (k, sub) in enumerate(ctx.groupby("row", sort=False)):
         x = np.sqrt(sub.lo_len * sub.hi_len)
-        ax.plot(x, sub.bacc, "-o", ms=3, color=_row_color(k, i), label=_row_label(k))
+        lab = _row_label(k).replace("longer window", f"last {long_window} tokens") if long_window else _row_label(k)
+        ax.plot(x, sub.bacc, "-o", ms=3, color=_row_color(k, i), label=lab)
         ax.fill_between(x, sub.doc_lo, sub.doc_hi, color=_row_color(k, i), alpha=0.15, lw=0)
     if chance is not None:
         ax.axhline(chance, color="k", ls=":", lw=1)
     ax.set_xscale("log")
+    tidy_log_axis(ax, "x")
     ax.set_xlabel("context attention can see, tokens")
     ax.set_ylabel("balanced accuracy")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
@@ -299,17 +320,20 @@ def plot_context(ctx, ax=None, *, chance: float | None = None):
 
 def plot_splice(splice: dict, ax=None):
     """Mean readout ℓ_new − ℓ_old around the splice (t = 0: the new document's first token),
-    mean over pieces and seeds, one line per row."""
+    mean over pieces and seeds, one line per row, each divided by the size of its own mean
+    readout before the splice (so that rows of different scales share one axis: −1 before,
+    crossing 0 where the readout switches)."""
     ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
     before = splice["before"]
     for i, (k, c) in enumerate(splice["curves"].items()):
         m = torch.nanmean(c.mean(0), 0).numpy()
+        pre = abs(np.nanmean(m[min(8, before - 1) : before]))
         t = np.arange(len(m)) - before
-        ax.plot(t[1:], m[1:], color=_row_color(k, i), label=_row_label(k))
+        ax.plot(t[1:], m[1:] / pre, color=_row_color(k, i), label=_row_label(k))
     ax.axhline(0, color="k", lw=0.8)
     ax.axvline(0, color="k", ls=":", lw=0.8)
     ax.set_xlabel("tokens since the splice")
-    ax.set_ylabel(r"readout $\ell_{new} - \ell_{old}$")
+    ax.set_ylabel("readout / its size before")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return ax
 

@@ -82,7 +82,7 @@ def ci_text(value, doc_lo, doc_hi, seed_lo=None, seed_hi=None, *, digits: int = 
     intervals over documents and over training seeds (the seed part is left out where the
     quantity does not depend on the seed: its interval is a point). Signed: "+0.05 (documents
     +0.03 to +0.07; ...)", for differences."""
-    f = (lambda v: f"{v:+.{digits}f}") if signed else (lambda v: f"{v:.{digits}f}")
+    f = (lambda v: f"{v:+.{digits}f}".replace("-", "−")) if signed else (lambda v: f"{v:.{digits}f}".replace("-", "−"))
     sep = " to " if signed else "–"
     out = f"{f(value)} (documents {f(doc_lo)}{sep}{f(doc_hi)}"
     if seed_lo is not None and np.isfinite(seed_lo) and abs(seed_hi - seed_lo) > 10 ** -(digits + 2):
@@ -164,9 +164,15 @@ def kernel_summary(kern, kern_init, window: int) -> dict:
     H = k.shape[1]
     heads = (f"In the trained models {', '.join(map(str, n_ctx))} of the {H} layer-0 heads (per seed) are contextual")
     ells = kern["ell"]
-    ell = (", ".join(fmt_length(e) for e in ells) + " (seeds " + ", ".join(str(i) for i in range(len(ells))) + ")")
+    ell = (", ".join(fmt_length(e) for e in ells) + " tokens (seeds " + ", ".join(str(i) for i in range(len(ells))) + ")")
     ki = kern_init["kernels"]
     far = float((ki[..., 4:].sum(-1) / ki.sum(-1)).mean())
+    flat = sum(1 for e in ells if not np.isfinite(e) or e > 2 * window)
+    if flat == len(ells):
+        ell += (f": every fit is longer than twice the window of {window} tokens, so within the window these "
+                "heads attend almost uniformly, unlike the decaying kernels of GPT-2 Small")
+    elif flat:
+        ell += f": {flat} of the {len(ells)} fits are longer than twice the window of {window} tokens (nearly flat)"
     return {"glue": {"gist-heads": heads, "gist-ell": ell,
                      "gist-uniform": f"{far:.2f} (uniform attention: {expected:.2f})"},
             "uniform_far": far, "uniform_expected": expected}
@@ -180,13 +186,14 @@ def _label(key: str, long_window: int | None = None) -> str:
     return lab.replace("longer window", f"last {long_window} tokens") if long_window else lab
 
 
-def probe_summary(tab, extra, long_window: int) -> dict:
+def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
     """{"glue": {gist-probe-text, gist-p-<row>, gist-d-<pair>}, "table"} from
     `paired.paired_table` of the gist rows (rows and the `PAIRS` differences)."""
     from .experiment import PAIRS
 
     if tab is None:
-        return {"glue": {"gist-probe-text": f"Not computed in this build ({NOT_COMPUTED})."}, "table": None}
+        return {"glue": {"gist-probe-text": f"Not computed in this build ({NOT_COMPUTED}).",
+                         "gist-d-last-gist": NOT_COMPUTED}, "table": None}
     t = tab.set_index("name")
 
     def row(k):
@@ -195,7 +202,7 @@ def probe_summary(tab, extra, long_window: int) -> dict:
 
     def diff(name):
         r = t.loc[name]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
 
     def verdict(name):
         r = t.loc[name]
@@ -213,11 +220,16 @@ def probe_summary(tab, extra, long_window: int) -> dict:
             f"exponential kernel {rows['ewbow']}: the layer-0 summary is {verdict('gist − bag of words, attention' + chr(39) + 's window')} "
             f"the matched bag of words (paired difference {diff('gist − bag of words, attention' + chr(39) + 's window')}) and "
             f"{verdict('gist − bag of words, fitted kernel')} the kernel-weighted one ({diff('gist − bag of words, fitted kernel')}). "
-            f"Making attention 0 uniform gives {rows['unif']} (difference {diff('gist − uniform attention 0')}); the random "
+            f"Making attention 0 uniform gives {rows['unif']} (difference {diff('gist − uniform attention 0')}): "
+            + ("what the trained summary adds to the bag of words is in the token vectors that attention averages, "
+               "not in where it looks. " if verdict('gist − uniform attention 0') != "above" else
+               "the trained pattern adds to the average of its token vectors. ")
+            + f"The random "
             f"initialisation with attention rescaled (by a factor of {np.mean(extra['rescale']):.0f} on average) gives "
             f"{rows['rand']}, and the current token alone {rows['tok']}. The last layer reaches {rows['last']}.")
     if "gpt2" in rows:
-        text += f" GPT-2 Small after attention 0: {rows['gpt2']}; at layer {{mid}}: {rows['gpt2 mid']}."
+        text += (f" GPT-2 Small, on the same positions: {rows['gpt2']} after attention 0 and {rows['gpt2 mid']} at layer "
+                 f"{mid_layer}.")
     return {"glue": g | {"gist-probe-text": text}, "table": _shown(tab, "name", {k: _label(k, long_window) for k in rows}).style.hide(axis="index")}
 
 
@@ -233,7 +245,7 @@ def context_summary(ctx_tab, tab, long_window: int) -> dict:
 
     def d(name):
         r = t.loc[name]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
 
     text = (f"Accuracy grows with the context every row can see: after attention 0 from {c.loc[first, 'gist']:.2f} with at "
             f"most {first} tokens to {c.loc[last, 'gist']:.2f} with {last}; the last layer from {c.loc[first, 'last']:.2f} to "
@@ -262,15 +274,17 @@ def splice_summary(switch_tab, splice, ells) -> dict:
                  else "; seeds: not resolved" if not np.isfinite(r.seed_hi) else "")
         return f"{r.switch:.0f} tokens ({doc}{seeds})"
 
-    ell = np.mean([e for e in ells if np.isfinite(e)]) if any(np.isfinite(e) for e in ells) else float("nan")
+    short = [e for e in ells if np.isfinite(e) and e < n_after]
+    kern = (f" (ℓ ln 2 = {', '.join(f'{e * np.log(2):.0f}' for e in short)} tokens for the seeds whose kernel decays "
+            "within the piece)" if short else "")
     text = (f"The summary after attention 0 switches to the new genre after {st('gist')}; the matched bag of words "
-            f"after {st('bow')} and the bag with the fitted kernel after {st('ewbow')} (ℓ ln 2 = {ell * np.log(2):.0f} "
-            f"tokens); attention 0 made uniform after {st('unif')}; the last layer after {st('last')}.")
+            f"after {st('bow')} and the bag with the fitted kernel after {st('ewbow')}{kern}; attention 0 made uniform "
+            f"after {st('unif')}; the last layer after {st('last')}.")
     return {"glue": {"gist-splice-text": text, "gist-splice-n": str(next(iter(splice["curves"].values())).shape[1])}}
 
 
 # ----------------------------------------------------------------------------- 5. routing
-def route_summary(route_tab, honest, budget: float, n_positions: int) -> dict:
+def route_summary(route_tab, honest, budget: float, n_positions: int, long_window: int = 512) -> dict:
     """{"glue": {gist-route-text, gist-budget}, "table"} from `experiment.switch_off_table`'s
     table at the budget and the cross-fitted check (`cross_fit_rate` per row and seed)."""
     if route_tab is None:
@@ -283,34 +297,43 @@ def route_summary(route_tab, honest, budget: float, n_positions: int) -> dict:
         return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3)
 
     h = {k: (np.mean([x["wrongly_off"] for x in v]), np.mean([x["switched_off"] for x in v])) for k, v in honest.items()}
+    long = long_window
     best = max((k for k in t.index if k != "long"), key=lambda k: t.loc[k, "value"])
     text = (f"At a wrongly-off rate of {budget:g} ({n_positions} positions, so about {budget * n_positions:.0f} of them "
             f"may lose their circuits) the summary after attention 0 switches off {at('gist')} of the other groups' "
             f"circuits; the matched bag of words {at('bow')}, the kernel-weighted bag {at('ewbow')}, uniform attention "
             f"{at('unif')}, the random initialisation {at('rand')}, the current token {at('tok')} and the last layer "
-            f"{at('last')}. The best row is {_label(best)}. Choosing the threshold on half of the documents and "
-            f"applying it to the other half, the summary's realised wrongly-off rate is {h['gist'][0]:.4f} "
-            f"(switching off {h['gist'][1]:.3f}).")
+            f"{at('last')}; the bag of the last {long} tokens, which sees further back than the model, "
+            f"{at('long')}. Of the rows limited to the model's context, {_label(best)} switches off most. Chosen on half "
+            f"of the documents and applied to the other half, the summary's threshold wrongly switches off "
+            f"{h['gist'][0]:.4f} of the needed circuits ({'within' if h['gist'][0] <= budget else 'above'} the budget: "
+            f"a threshold set on some documents transfers to others only roughly) and switches off {h['gist'][1]:.3f}.")
     return {"glue": {"gist-route-text": text, "gist-budget": f"{budget:g}"},
             "table": _shown(route_tab, "row", {k: _label(k) for k in t.index})}
 
 
-def network_summary(net_tab, budget: float) -> dict:
-    """{"glue": {gist-net-text}, "table"} from `experiment.network_at_budget`'s rows."""
-    if net_tab is None:
-        return {"glue": {"gist-net-text": f"Not computed in this build ({NOT_COMPUTED})."}, "table": None}
-    cols = ["source", "seed", "n_on", "false_off", "false_on", "active_x", "inactive_x", "phantom"]
-    shown = net_tab[cols].rename(columns={"n_on": "circuits on per token", "false_off": "needed circuit off",
-                                          "false_on": "other candidates on", "active_x": "error, needed circuit",
-                                          "inactive_x": "error, the others", "phantom": "non-candidates on"})
-    g = net_tab[net_tab.source == "gist at budget"]
-    s = net_tab.set_index("source")
-    text = (f"With the summary's routing at the budget the network runs {g.n_on.mean():.2f} circuits per token "
-            f"(seeds {', '.join(f'{v:.2f}' for v in g.n_on)}), against {s.loc['all on', 'n_on']:.2f} without routing and "
-            f"{s.loc['oracle', 'n_on']:.2f} for the oracle; the needed circuit is off at "
-            f"{g.false_off.mean():.4f} of the tokens, and its squared error is {g.active_x.mean():.4f} against "
-            f"{s.loc['all on', 'active_x']:.4f} without routing and {s.loc['oracle', 'active_x']:.4f} for the oracle.")
-    return {"glue": {"gist-net-text": text}, "table": shown.round(4).style.hide(axis="index")}
+def network_summary(net, caps, route_tab, budget: float) -> dict:
+    """{"glue": {gist-net-text, gist-net-D}, "table"} from `experiment.network_capacity`'s rows
+    and `experiment.capacities`, with the switch-off table for the summary's fraction."""
+    if net is None:
+        return {"glue": {"gist-net-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-net-T": NOT_COMPUTED},
+                "table": None}
+    c = caps.copy()
+    tab = c.groupby("source", sort=False).agg(z=("z", "mean"), capacity=("text", lambda v: ", ".join(v))).reset_index()
+    tab.columns = ["router", "circuits on per token (mean over T)", "largest T that passes (per seed)"]
+    g = c[c.source == "gist at budget"]
+    s = c.set_index("source")
+    T_all, T_orc = s.loc["all on", "text"], s.loc["oracle", "text"]
+    frac = route_tab.set_index("row").loc["gist", "value"]
+    same = (g.capacity == s.loc["all on", "capacity"]).all()
+    text = (f"Switching off {frac:.3f} of the other groups' circuits leaves {g.z.mean():.2f} of the 4 candidates on "
+            f"per token (no routing: {s.loc['all on', 'z']:.2f}; the oracle: {s.loc['oracle', 'z']:.2f}). The largest "
+            f"T at which the network meets the book's rates and payload criterion is {T_all} without routing, "
+            f"{', '.join(g.text)} with the summary's routing (one per seed) and {T_orc} with the oracle's. "
+            + ("The summary's routing buys no superposition room at this budget: the network carries the same "
+               "circuits as without it." if same else
+               "The summary's routing changes the capacity; see the table."))
+    return {"glue": {"gist-net-text": text}, "table": tab.style.hide(axis="index")}
 
 
 # ----------------------------------------------------------------------------- conclusions
@@ -325,7 +348,7 @@ def _verdict(r) -> str:
     return "not distinguishable from"
 
 
-def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, net_tab) -> dict:
+def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, caps) -> dict:
     """The closing note's texts: gist-runtime (with the machine, from `platform`), and one
     sentence per finding (gist-close-probes, -context, -splice, -route)."""
     import os
@@ -342,7 +365,7 @@ def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, net_tab) -
 
     def d(name):
         r = t.loc[name]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, signed=True)
+        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
 
     bow, ew = t.loc["gist − bag of words, attention's window"], t.loc["gist − bag of words, fitted kernel"]
     out["gist-close-probes"] = (
@@ -365,12 +388,14 @@ def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, net_tab) -
                                 f"tokens (matched bag of words {sw('bow')}, fitted-kernel bag {sw('ewbow')}, last layer "
                                 f"{sw('last')}).")
     r = route_tab.set_index("row")
-    g = net_tab[net_tab.source == "gist at budget"]
+    g = caps[caps.source == "gist at budget"]
+    a = caps[caps.source == "all on"]
+    same = set(g.capacity) == set(a.capacity)
     out["gist-close-route"] = (
-        f"Within the budget the summary switches off {r.loc['gist', 'value']:.3f} of the circuits not needed "
-        f"(documents {r.loc['gist', 'doc_lo']:.3f}–{r.loc['gist', 'doc_hi']:.3f}); run inside the superposed network "
-        f"the routing leaves {g.n_on.mean():.2f} of the 4 candidate circuits on per token, so it buys "
-        f"{'almost no' if g.n_on.mean() > 3.5 else 'some'} superposition room at the book's budget.")
+        f"Within the budget the summary switches off {ci_text(r.loc['gist', 'value'], r.loc['gist', 'doc_lo'], r.loc['gist', 'doc_hi'], r.loc['gist', 'seed_lo'], r.loc['gist', 'seed_hi'], digits=3)} "
+        f"of the circuits not needed; run inside the superposed network the routing leaves {g.z.mean():.2f} of the 4 "
+        f"candidate circuits on per token, and the largest T the network carries is "
+        f"{'the same as without routing: the summary buys no superposition room at the book' + chr(39) + 's budget' if same else 'changed: ' + ', '.join(g.text)}.")
     return out
 
 

@@ -150,7 +150,7 @@ def test_ci_text_and_summaries_without_corpus():
     assert G.ci_text(0.5, 0.4, 0.6, -math.inf, math.inf) == "0.50 (documents 0.40–0.60; seeds: not resolved)"
     for s in (G.lm_summary(None, None, None, None), G.kernel_summary(None, None, 50), G.probe_summary(None, None, 512),
               G.context_summary(None, None, 512), G.splice_summary(None, None, None), G.route_summary(None, None, 1e-3, 0),
-              G.network_summary(None, 1e-3)):
+              G.network_summary(None, None, None, 1e-3)):
         assert s["glue"] and all(isinstance(v, str) for v in s["glue"].values())
 
 
@@ -173,3 +173,62 @@ def test_trained_seeds_have_curves_and_one_cache_entry_each(tmp_path, monkeypatc
     fresh, _ = LM.train_lm(train, len(vocab), LM.LMConfig(**{**cfg.__dict__, "steps": 0}), seed=1)
     assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), fresh.state_dict().values()))
     del g
+
+
+def test_switched_off_at_many_weightings_equals_one_at_a_time():
+    g = torch.Generator().manual_seed(3)
+    n, C = 500, 4
+    y = torch.randint(C, (n,), generator=g)
+    s = torch.randn(n, C, generator=g, dtype=torch.float64).log_softmax(1)
+    W = P.bootstrap_weights(50, 40, g)[:, np.arange(n) // 10]  # 50 documents of 10 positions
+    many = E.switched_off_at(s, y, [0.01, 0.1], W)
+    one = np.stack([E.switched_off_at(s, y, [0.01, 0.1], w) for w in W])
+    np.testing.assert_allclose(many, one)
+    np.testing.assert_allclose(many[0], E.switched_off_at(s, y, [0.01, 0.1]))  # row 0: the sample itself
+
+
+def test_network_capacity_oracle_beats_all_on_and_censoring():
+    g = torch.Generator().manual_seed(0)
+    n, C = 600, 4
+    y = torch.randint(C, (n,), generator=g)
+    lin = [torch.randn(n, C, generator=g, dtype=torch.float64) + 8 * torch.nn.functional.one_hot(y, C)]
+    token = torch.randint(1000, (n,), generator=g)
+    net = E.network_capacity(lin, y, token, torch.arange(400), [4, 8, 16], budget=1e-3, D=400, L=3)
+    assert set(net.source) == {"oracle", "all on", "gist at budget"} and len(net) == 9
+    assert (net[net.source == "oracle"].false_off == 0).all()
+    caps = E.capacities(net).set_index("source")
+    assert caps.loc["oracle", "capacity"] >= caps.loc["all on", "capacity"]
+    # a clean router (the own group 8 log-odds above the others) switches every other group off
+    gist = net[net.source == "gist at budget"]
+    assert (gist.n_on < 1.1).all() and (gist.false_off == 0).all()
+    fake = net.assign(passes=True)
+    assert set(E.capacities(fake).text) == {"≥ 64"}
+    assert set(E.capacities(net.assign(passes=False)).text) == {"< 16"}
+
+
+def test_gpt2_rows_read_the_same_positions_through_the_vocabulary_map():
+    m = G.random_gpt2(0, n_layer=2)
+    gpt2_ids = torch.arange(5000, 5100)  # local id j is GPT-2 id 5000 + j
+    docs = [{"ids": torch.randint(100, (150,), generator=torch.Generator().manual_seed(i)).tolist(), "y": i % 2,
+             "group": f"d{i}"} for i in range(3)]
+    where = Fz.sample_positions(docs, 64, 3, torch.Generator().manual_seed(0))
+    rows = E.gpt2_rows(m, docs, where, 64, gpt2_ids, mid_layer=1)
+    i = 4
+    piece = gpt2_ids[torch.tensor(docs[where["doc"][i]]["ids"])[where["offset"][i]:][:64]][None]
+    c = G.run_layer0(m, piece, mid_layer=1)
+    torch.testing.assert_close(rows["gpt2"][0][i], c.resid_mid[0, int(where["q"][i])], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rows["gpt2 mid"][0][i], c.resid_layer[0, int(where["q"][i])], atol=1e-5, rtol=1e-5)
+
+
+def test_seeds_train_in_worker_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SUPERPOSE_MODEL_CACHE", str(tmp_path))
+    from superpose_lib.gist import brown_lm as LM
+
+    docs = [[0] + (torch.arange(120) % 5 + 1).tolist() for _ in range(4)]
+    vocab = LM.build_vocab(docs, docs)
+    train = [vocab.to_local(d) for d in docs]
+    cfg = LM.LMConfig(n_ctx=16, d_model=16, n_layer=1, n_head=2, steps=5, batch=4, lr=1e-2, cutoffs=(4,))
+    par = LM.cached_lms(train, vocab, cfg, [0, 1], workers=2)
+    assert [i["cached"] for _, i in par] == [False, False]
+    ser = LM.train_lm(train, len(vocab), cfg, seed=1)[0]  # the same weights as the worker's
+    assert all(torch.equal(a, b) for a, b in zip(par[1][0].state_dict().values(), ser.state_dict().values()))

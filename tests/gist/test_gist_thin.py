@@ -67,8 +67,8 @@ def test_lm_summary_texts():
     g = s["glue"]
     assert g["gist-lm-loss"] == "4.00 (documents 3.90–4.10; seeds 3.95–4.05)"
     assert g["gist-lm-unigram"] == "6.00 (documents 5.90–6.10)"  # no seed spread: a baseline has one value
-    assert g["gist-lm-vs-bigram"] == ("every seed is below it, trained − bigram = -0.50 (documents -0.60 to -0.40; "
-                                      "seeds -0.55 to -0.45) nats per token")
+    assert g["gist-lm-vs-bigram"] == ("every seed is below it, trained − bigram = −0.50 (documents −0.60 to −0.40; "
+                                      "seeds −0.55 to −0.45) nats per token")
     assert g["gist-lm-train"] == "trained here in 12 s of one CPU core per seed"
     assert g["gist-lm-size"].startswith("1.0 M parameters")
     assert g["gist-lm-epochs"] == "2.0"  # 3 steps · 2 crops · 3 tokens / 9
@@ -88,7 +88,8 @@ def test_kernel_summary_counts_contextual_heads():
     s = gist.kernel_summary(kern, init, window=5)
     assert s["uniform_expected"] == pytest.approx(2 / 6) and s["uniform_far"] == pytest.approx(3 / 7)
     assert s["glue"]["gist-heads"] == "In the trained models 1, 2 of the 2 layer-0 heads (per seed) are contextual"
-    assert s["glue"]["gist-ell"] == "10.0, > 1000 (seeds 0, 1)"
+    assert s["glue"]["gist-ell"] == ("10.0, > 1000 tokens (seeds 0, 1): 1 of the 2 fits are longer than twice the window of 5 "
+                                     "tokens (nearly flat)")
     assert s["glue"]["gist-uniform"] == "0.43 (uniform attention: 0.33)"
 
 
@@ -104,7 +105,9 @@ def test_probe_context_and_closing_summaries():
     tab = pd.DataFrame(_paired(rows) + diffs)
     g = gist.probe_summary(tab, {"rescale": [10.0, 30.0]}, 512)["glue"]
     assert g["gist-p-gist"] == "0.55 (documents 0.45–0.60; seeds 0.48–0.52)"
-    assert "is above the matched bag of words (paired difference +0.05 (documents +0.03 to +0.07; seeds +0.02 to +0.08))" in g["gist-probe-text"]
+    assert ("is above the matched bag of words (paired difference +0.050 (documents +0.030 to +0.070; seeds +0.020 to "
+            "+0.080))") in g["gist-probe-text"]
+    assert "not in where it looks" in g["gist-probe-text"]  # uniform attention: not distinguishable
     assert "below the kernel-weighted one" in g["gist-probe-text"] and "factor of 20" in g["gist-probe-text"]
     ctx = pd.DataFrame([{"row": r, "lo_len": lo, "hi_len": hi, "bacc": b, "doc_lo": 0, "doc_hi": 1}
                         for r in ("gist", "last", "bow") for lo, hi, b in ((1, 8, 0.3), (65, 128, 0.5))])
@@ -121,13 +124,14 @@ def test_probe_context_and_closing_summaries():
                         "per_seed": [0.1]} for k in rows])
     honest = {"gist": [{"wrongly_off": 0.002, "switched_off": 0.1}]}
     r = gist.route_summary(rt, honest, 1e-3, 20000)["glue"]
-    assert "about 20 of them" in r["gist-route-text"] and "realised wrongly-off rate is 0.0020" in r["gist-route-text"]
-    net = pd.DataFrame([{"source": s, "seed": None, "tau": 0.0, "n_on": n, "false_off": 0.0, "false_on": 0.0,
-                         "active_x": 0.01, "inactive_x": 0.0, "phantom": 0.0}
-                        for s, n in (("oracle", 1.0), ("all on", 4.0), ("gist at budget", 3.9))])
-    assert "runs 3.90 circuits per token" in gist.network_summary(net, 1e-3)["glue"]["gist-net-text"]
-    close = gist.closing_summary(100.0, tab, sw, rt, net)
-    assert close["gist-runtime"].startswith("100 s on ") and "almost no superposition room" in close["gist-close-route"]
+    assert "about 20 of them" in r["gist-route-text"] and "threshold wrongly switches off 0.0020 of the needed circuits (above the budget" in r["gist-route-text"]
+    caps = pd.DataFrame([{"source": s, "seed": seed, "capacity": c, "text": t, "z": z}
+                         for s, seed, c, t, z in (("oracle", None, 96, "≥ 96", 1.0), ("all on", None, 48, "48", 4.0),
+                                                  ("gist at budget", 0, 48, "48", 3.9), ("gist at budget", 1, 48, "48", 3.88))])
+    ns = gist.network_summary(caps, caps, rt, 1e-3)["glue"]["gist-net-text"]
+    assert "leaves 3.89 of the 4 candidates on" in ns and "48 without routing, 48, 48 with" in ns and "no superposition room" in ns
+    close = gist.closing_summary(100.0, tab, sw, rt, caps)
+    assert close["gist-runtime"].startswith("100 s on ") and "buys no superposition room" in close["gist-close-route"]
     assert "switches after 20 tokens" in close["gist-close-splice"] and "more than the piece allows" in close["gist-close-splice"]
 
 
@@ -183,7 +187,7 @@ def test_every_glue_key_of_the_chapter_is_set_without_the_corpus():
     used = set(re.findall(r"\{glue:text\}`([\w-]+)`", text))
     set_ = set(gist.corpus_summary(None, "x")["glue"]) | set(gist.lm_summary(None, None, None, None)["glue"])
     for s in (gist.kernel_summary(None, None, 50), gist.probe_summary(None, None, 512), gist.context_summary(None, None, 512),
-              gist.splice_summary(None, None, None), gist.route_summary(None, None, 1e-3, 0), gist.network_summary(None, 1e-3)):
+              gist.splice_summary(None, None, None), gist.route_summary(None, None, 1e-3, 0), gist.network_summary(None, None, None, 1e-3)):
         set_ |= set(s["glue"])
     set_ |= set(gist.closing_summary(1.0, None, None, None, None))
     # the toy model always runs; its keys come from its summaries on real inputs (checked above)
