@@ -90,16 +90,12 @@ from .gpt2 import (  # noqa: F401
 from .paired import cv_logits, folds_for, paired_table  # noqa: F401
 from .plots import (  # noqa: F401
     plot_context,
-    plot_gating_errors,
     plot_influence,
-    plot_kernels,
     plot_lm_curves,
-    plot_lm_training,
     plot_not_computed,
     plot_paired,
     plot_probe_rows,
     plot_probe_table,
-    plot_routing,
     plot_seed_kernels,
     plot_selectivity,
     plot_splice,
@@ -119,7 +115,7 @@ from .probes import (  # noqa: F401
     probe_table,
     topic_selectivity,
 )
-from .real import TASK_LABELS, BrownData, heldout_table, prepare, task_docs  # noqa: F401
+from .real import TASK_LABELS, BrownData, prepare, task_docs  # noqa: F401
 from .routing import (  # noqa: F401
     IndicatorMap,
     budget_threshold,
@@ -127,7 +123,6 @@ from .routing import (  # noqa: F401
     fit_indicator_map,
     indicator_inputs,
     routed_circuits_errors,
-    routing_sweep,
     switch_off_curve,
 )
 from .summary import (  # noqa: F401
@@ -286,19 +281,13 @@ __all__ = [
     "prepare",
     "task_docs",
     "TASK_LABELS",
-    "heldout_table",
     "IndicatorMap",
     "fit_indicator_map",
     "indicator_inputs",
     "routed_circuits_errors",
-    "routing_sweep",
-    "plot_kernels",
     "plot_probe_table",
     "plot_selectivity",
-    "plot_gating_errors",
-    "plot_routing",
     "plot_influence",
-    "plot_lm_training",
     "plot_not_computed",
     "NOT_COMPUTED",
     "ci_text",

@@ -24,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -324,9 +326,6 @@ def cached_lms(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, see
                     ".safetensors").is_file()]
     fresh = {}
     if todo and workers > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
             args = [(train_local, vocab, cfg, s, heldout, eval_every, root) for s in todo]
             fresh = dict(zip(todo, ex.map(_train_one, args)))

@@ -29,13 +29,16 @@ import pandas as pd
 import torch
 
 from ..core.checks import check_int, checked
+from ..core.criteria import Q90_DX_MAX, RATE_MAX
 from ..plots import LABELS
 from ..stats import t_interval
 from . import brown_lm as LM
 from .features import model_features, rescale_attention, window_bags
 from .gpt2 import contextual_heads, fit_decay_length, kernels_from_docs
-from .paired import bootstrap_weights
+from .paired import bootstrap_weights, paired_table
 from .probes import fit_logistic, probe_logits
+from .routing import budget_threshold, indicator_inputs, routed_circuits_errors
+from .splice import readout_curves, splice_docs, switch_time
 
 __all__ = ["ROWS", "PAIRS", "heldout_windows", "lm_losses", "seed_kernels", "gist_rows", "gpt2_rows", "fit_rows",
            "rows_logits", "context_bins", "context_table", "doc_folds", "splice_curves", "switch_times",
@@ -189,8 +192,6 @@ def splice_curves(models: list, docs: list[dict], doc_fold, probes: dict, ells: 
     """Readout curves d(t) = ℓ_new − ℓ_old of spliced held-out documents (`splice.splice_docs`)
     for the rows `keys`, each piece read by the probes of its documents' fold: {"curves":
     {key: [seeds, pieces, before + after]}, "pair": pair index per piece, "before": before}."""
-    from .splice import readout_curves, splice_docs
-
     pieces, fold_of, pair_of = splice_docs(docs, doc_fold, before, after, per_fold, generator)
     n = before + after
     q = torch.arange(1, n)
@@ -209,8 +210,6 @@ def switch_times(curves: dict, pair, before: int, *, generator: torch.Generator,
     """Switch time of each row (`splice.switch_time` of the mean curve over pieces and seeds),
     with intervals over documents (bootstrap of spliced pairs, both orders together) and over
     training seeds (t-interval of the per-seed switch times; inf where one never switches)."""
-    from .splice import switch_time
-
     pair = np.asarray(pair)
     ids = np.unique(pair)
     members = [np.flatnonzero(pair == p) for p in ids]
@@ -324,9 +323,6 @@ def network_capacity(lin_logits: list, y, token, pick, per_class_grid, *, budget
     layer L, the rate of non-candidate circuits read as on (`phantom_rate`), and `passes`:
     the book's rates and payload criterion, needed circuits off ≤ RATE_MAX (the router's own
     wrongly-off included), phantom_rate ≤ RATE_MAX and q90_dx ≤ Q90_DX_MAX."""
-    from ..core.criteria import Q90_DX_MAX, RATE_MAX
-    from .routing import budget_threshold, indicator_inputs, routed_circuits_errors
-
     y_all = torch.as_tensor(y, dtype=torch.long)
     pick = torch.as_tensor(pick, dtype=torch.long)
     yp, tok = y_all[pick], torch.as_tensor(token)[pick]
@@ -403,8 +399,6 @@ def context_table(logits: dict, where: dict, edges, *, keys=("bow", "gist", "las
     """Balanced accuracy of the rows `keys` by context length (`context_bins` of q + 1, the
     tokens attention can see), mean over seeds with the document interval:
     columns row, lo_len, hi_len (the bin's context lengths), bacc, doc_lo, doc_hi."""
-    from .paired import paired_table
-
     b = context_bins(where["q"], edges)
     y, doc = np.asarray(where["y"]), np.asarray(where["doc"])
     C = next(iter(logits.values()))[0].shape[1]

@@ -102,6 +102,7 @@ def paired_table(preds: dict, y, doc, n_classes: int, *, pairs: dict | None = No
     return pd.DataFrame(rows)
 
 
+@checked
 def folds_for(groups, n_folds: int, seed: int) -> list:
     """The document-grouped folds every row shares (`probes.group_folds`, seeded)."""
     return group_folds(groups, n_folds, torch.Generator().manual_seed(int(seed)))

@@ -6,6 +6,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.lines import Line2D
+
+from ..plots import COLORS, LABELS, PALETTE, figure, tidy_log_axis
 
 __all__ = [
     "plot_lm_curves",
@@ -15,35 +18,14 @@ __all__ = [
     "plot_context",
     "plot_splice",
     "plot_switch_off",
-    "plot_kernels",
     "plot_probe_table",
     "plot_selectivity",
-    "plot_gating_errors",
-    "plot_routing",
     "plot_influence",
-    "plot_lm_training",
     "plot_not_computed",
 ]
 
 
 # ----------------------------------------------------------------------------- plots
-def plot_kernels(kernels: dict, ax=None, *, max_heads: int | None = None):
-    """Attention mass against distance, one line per head, one colour per model.
-    kernels: {label: [H, K] tensor}."""
-
-    ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
-    for (label, ker), color in zip(kernels.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
-        ker = torch.as_tensor(ker)[: max_heads]
-        k = np.arange(ker.shape[1])
-        for h, row in enumerate(ker):
-            ax.plot(k, row.numpy(), color=color, alpha=0.6, lw=1, label=label if h == 0 else None)
-    ax.set_yscale("log")
-    ax.set_xlabel("distance k (tokens back)")
-    ax.set_ylabel("mean attention")
-    ax.legend(frameon=False)
-    return ax
-
-
 def plot_probe_table(df, ax=None, *, value="bacc", lo="lo", hi="hi", row="features", col="task", chance=None):
     """Grouped bars of probe balanced accuracy with CI whiskers: df has one row per
     (features, task)."""
@@ -84,49 +66,6 @@ def plot_selectivity(pairs: dict, ax=None, *, what: str = "topic"):
     return ax
 
 
-def plot_gating_errors(df, ax=None, *, source="source", quantities=("active_x", "active_on", "inactive_x")):
-    """Grouped bars: layer-L errors of a topic-gated superposed network for each source of
-    on-indicators (one row of df per source)."""
-
-    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
-    width = 0.8 / len(quantities)
-    x = np.arange(len(df))
-    for i, qn in enumerate(quantities):
-        ax.bar(x + (i - (len(quantities) - 1) / 2) * width, df[qn], width, label=qn)
-    ax.set_xticks(x, df[source], rotation=15)
-    ax.set_ylabel("mean squared error at the last layer")
-    ax.legend(frameon=False, fontsize=8)
-    return ax
-
-
-def plot_routing(df, axes=None):
-    """Two panels against the circuits running per token (n_on): the false-on and false-off
-    rates (left) and the last-layer errors of the true circuit and of the others (right), one
-    line per indicator source, one point per threshold τ; the oracle as a marker."""
-
-    if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(7.5, 3.3), constrained_layout=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, sub) in enumerate(df.groupby("source", sort=False)):
-        sub = sub.sort_values("n_on")
-        col = colors[i % len(colors)]
-        if name == "oracle":
-            axes[1].plot(sub["n_on"], sub["active_x"], "k*", ms=9, label="oracle: true circuit")
-            continue
-        axes[0].plot(sub["n_on"], sub["false_on"], "-o", ms=3, color=col, label=f"{name}: false-on")
-        axes[0].plot(sub["n_on"], sub["false_off"], "--s", ms=3, color=col, label=f"{name}: false-off")
-        axes[1].plot(sub["n_on"], sub["active_x"], "-o", ms=3, color=col, label=f"{name}: true circuit")
-        axes[1].plot(sub["n_on"], sub["inactive_x"], "--s", ms=3, color=col, label=f"{name}: others")
-    axes[0].set_xlabel("circuits running per token")
-    axes[0].set_ylabel("rate")
-    axes[1].set_xlabel("circuits running per token")
-    axes[1].set_ylabel("mean squared error, layer L")
-    axes[1].set_yscale("log")
-    for ax in axes:
-        ax.legend(frameon=False, fontsize=7)
-    return axes
-
-
 def plot_influence(curves: dict, ax=None, *, ylabel="mean |Δ readout| (normalised)", outside: bool = False):
     """Influence of the token k back on a summary, one line per label; each curve is
     normalised to its value at k = 1. curves: {label: (ks, values)}. `outside`: the legend
@@ -146,25 +85,6 @@ def plot_influence(curves: dict, ax=None, *, ylabel="mean |Δ readout| (normalis
     return ax
 
 
-def plot_lm_training(losses, baselines: dict, ax=None):
-    """Training loss per step (a running mean over 10 steps) with the held-out losses of the
-    baselines and of the trained model as horizontal lines. baselines: {label: nats}."""
-
-    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
-    x = np.asarray(losses, dtype=float)
-    if len(x):
-        k = min(10, len(x))
-        sm = np.convolve(x, np.ones(k) / k, mode="valid")
-        ax.plot(np.arange(k - 1, len(x)), sm, color="0.2", lw=1.2, label="training loss (10-step mean)")
-    styles = ["--", ":", "-."]
-    for i, (label, v) in enumerate(baselines.items()):
-        ax.axhline(v, ls=styles[i % 3], color=f"C{i}", lw=1.2, label=label)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("nats per token")
-    ax.legend(frameon=False, fontsize=8, loc="upper right")
-    return ax
-
-
 def plot_not_computed(why: str, ax=None):
     """A placeholder panel that states plainly what a build could not compute ("Not computed
     in this build: <why>"), so that a glued figure exists in every build."""
@@ -178,14 +98,10 @@ def plot_not_computed(why: str, ax=None):
 # ----------------------------------------------------------------------------- real text, several seeds
 def _row_color(key, i: int = 0):
     """The fixed colour of a gist row (`plots.COLORS["gist row"]`), else a palette entry."""
-    from ..plots import COLORS, PALETTE
-
     return COLORS["gist row"].get(key, PALETTE[i % len(PALETTE)])
 
 
 def _row_label(key) -> str:
-    from ..plots import LABELS
-
     return LABELS["gist row"].get(key, str(key))
 
 
@@ -193,10 +109,6 @@ def plot_lm_curves(infos: list, baselines: dict, ax=None):
     """Held-out loss during training (dots), one colour per training seed, with the training
     loss (thin, a 60-step running mean), against the held-out losses of the n-gram baselines
     (black lines). infos: `cached_lms`' info dicts; baselines: {label: nats}."""
-    from matplotlib.lines import Line2D
-
-    from ..plots import PALETTE
-
     ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
     lows = []
     for i, info in enumerate(infos):
@@ -251,8 +163,6 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
     k = kern["kernels"]
     S = k.shape[0]
     if axes is None:
-        from ..plots import figure
-
         _, axes = figure(S, 1, width=min(7.5, 2.5 * S), panel_height=2.6, sharey=True)
     axes = np.atleast_1d(axes)
     ks = np.arange(k.shape[-1])
@@ -273,8 +183,6 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
         ax.set_xlabel("distance k")
         ax.set_title(f"seed {s}: ℓ = " + (f"{ell:.0f}" if np.isfinite(ell) and ell < 1000 else "> 1000"))
     axes[0].set_ylabel("mean attention")
-    from ..plots import tidy_log_axis
-
     for ax in axes:
         tidy_log_axis(ax, "y")
     return axes
@@ -286,8 +194,6 @@ def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dic
     (row a, row b)})."""
     rows, diffs = table[table.kind == "row"], table[table.kind == "difference"]
     if axes is None:
-        from ..plots import figure
-
         _, axes = figure(1, 2, width=7.0, panel_height=1.0, height_ratios=[len(rows), len(diffs)])
         axes[0].figure.set_size_inches(7.0, 0.3 * (len(rows) + len(diffs)) + 1.4)
     labels = {"long": _row_label("long").replace("longer window", f"last {long_window} tokens")} if long_window else None
@@ -300,8 +206,6 @@ def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dic
 def plot_context(ctx, ax=None, *, chance: float | None = None, long_window=None):
     """Balanced accuracy against the context length a position can see (bins of q + 1), one
     line per row with its document interval as a band."""
-    from ..plots import tidy_log_axis
-
     ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
     for i, (k, sub) in enumerate(ctx.groupby("row", sort=False)):
         x = np.sqrt(sub.lo_len * sub.hi_len)

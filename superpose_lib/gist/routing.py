@@ -6,7 +6,7 @@ Set-up. C context classes (genres) own ``per_class`` RiS rotation circuits each,
 T = C·per_class; circuit c·per_class + s belongs to class c. At a token, slot s (from the
 current token) names one candidate circuit per class, and all C candidates receive the token's
 payload x. Their on-indicator inputs come from the residual r (after attention 0) through one
-linear map fit on training documents,
+linear map fit on other documents than the ones routed (`cv_indicator_logits`),
 
     ℓ_c = U_c · r + b_c          (one-vs-rest logistic regression: ℓ_c is the log-odds of class c)
     α_c = clip(½ + (ℓ_c − τ)/w, 0, 1)      (the indicator neuron: ReLU(u) − ReLU(u − 1))
@@ -15,7 +15,12 @@ and the circuits' own first-layer step ReLU(2α − 0.5) − ReLU(2α − 1.5) t
 them run: a candidate is on when its layer-L readout α̂ exceeds ½. τ moves the threshold (and
 so how many circuits run per token, the z the network must carry), w is the width in
 log-odds of the ramp. The target is what the true class's circuit computes; every other
-circuit should output 0. Errors are those of `toy_gist.topic_circuits_errors` (layer L).
+circuit should output 0. Errors are those of `toy.topic_circuits_errors` (layer L).
+
+Switching circuits off, the question of the comment thread: a class's circuits are switched
+off where ℓ_c < τ and otherwise kept on (abstaining when unsure); `switch_off_curve` gives the
+trade-off between circuits saved and needed circuits lost, `budget_threshold` the τ at which
+at most a given fraction of the needed ones is lost.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ __all__ = [
     "fit_indicator_map",
     "indicator_inputs",
     "routed_circuits_errors",
-    "routing_sweep",
 ]
 
 
@@ -122,24 +126,6 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
         "inactive_x": float(((x**2).sum() - (a_x**2).sum()) / n_in),
         "inactive_on": float(((alpha**2).sum() - (a_alpha**2).sum()) / n_in),
     }
-
-
-def routing_sweep(logits: dict, true_class: torch.Tensor, slot: torch.Tensor, per_class: int, taus, *,
-                  width: float = 4.0, **kw):
-    """`routed_circuits_errors` for each named source of log-odds [B, C] (e.g. the gist map,
-    the current-token map) and each threshold τ, plus the oracle (α = 1 for the true class,
-    0 otherwise). A tidy DataFrame: source, tau, and the measured quantities."""
-
-    C = next(iter(logits.values())).shape[1]
-    rows = [{"source": "oracle", "tau": float("nan"),
-             **routed_circuits_errors(torch.nn.functional.one_hot(true_class, C).double(), true_class, slot, per_class, **kw)}]
-    for name, lg in logits.items():
-        for tau in taus:
-            rows.append({"source": name, "tau": float(tau),
-                         **routed_circuits_errors(indicator_inputs(lg, tau, width), true_class, slot, per_class, **kw)})
-    return pd.DataFrame(rows)
-
-
 
 
 # ----------------------------------------------------------------------------- switching circuits off

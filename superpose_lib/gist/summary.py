@@ -7,12 +7,18 @@ text is `NOT_COMPUTED`. The row builders turn one model's measurements into tabl
 
 from __future__ import annotations
 
+import os
+import platform
+
 import numpy as np
 import pandas as pd
+import torch
 
 from ..core.checks import checked
+from ..plots import LABELS
 from ..report import fmt_length
 from . import brown as B
+from .experiment import PAIRS
 from .gpt2 import weights_sha256
 from .probes import balanced_accuracy, bootstrap_ci
 
@@ -180,8 +186,6 @@ def kernel_summary(kern, kern_init, window: int) -> dict:
 
 # ----------------------------------------------------------------------------- 2. probes
 def _label(key: str, long_window: int | None = None) -> str:
-    from ..plots import LABELS
-
     lab = LABELS["gist row"].get(key, key)
     return lab.replace("longer window", f"last {long_window} tokens") if long_window else lab
 
@@ -189,8 +193,6 @@ def _label(key: str, long_window: int | None = None) -> str:
 def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
     """{"glue": {gist-probe-text, gist-p-<row>, gist-d-<pair>}, "table"} from
     `paired.paired_table` of the gist rows (rows and the `PAIRS` differences)."""
-    from .experiment import PAIRS
-
     if tab is None:
         return {"glue": {"gist-probe-text": f"Not computed in this build ({NOT_COMPUTED}).",
                          "gist-d-last-gist": NOT_COMPUTED}, "table": None}
@@ -351,11 +353,6 @@ def _verdict(r) -> str:
 def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, caps) -> dict:
     """The closing note's texts: gist-runtime (with the machine, from `platform`), and one
     sentence per finding (gist-close-probes, -context, -splice, -route)."""
-    import os
-    import platform
-
-    import torch
-
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), torch {torch.__version__}"
     out = {"gist-runtime": f"{seconds:.0f} s on {machine}, training included when the models were not cached"}
     if probe_tab is None:
