@@ -15,8 +15,9 @@ unigram and bigram baselines on the same vocabulary (`ngram_losses`).
 Training is seeded (initialisation from ``torch.manual_seed(seed)``, batches from a
 ``torch.Generator``) and cached as safetensors under ``$SUPERPOSE_MODEL_CACHE`` (default
 ``~/.cache/superpose/models``), keyed by the training tokens, the vocabulary, the
-configuration, the seed and the source of the modules that define them, so a rebuild loads the
-checkpoint instead of training again.
+configuration, the seed, the source of the modules that define them and the held-out windows
+of the learning curve, so a rebuild loads the checkpoint instead of training again.
+`cached_lms` trains several seeds, in worker processes when asked.
 """
 
 from __future__ import annotations

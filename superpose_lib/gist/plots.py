@@ -30,7 +30,7 @@ def plot_probe_table(df, ax=None, *, value="bacc", lo="lo", hi="hi", row="featur
     """Grouped bars of probe balanced accuracy with CI whiskers: df has one row per
     (features, task)."""
 
-    ax = ax or plt.subplots(figsize=(7.5, 3.8))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.4))[1]
     rows, cols = list(dict.fromkeys(df[row])), list(dict.fromkeys(df[col]))
     width = 0.8 / len(rows)
     for i, r in enumerate(rows):
@@ -71,7 +71,7 @@ def plot_influence(curves: dict, ax=None, *, ylabel="mean |Δ readout| (normalis
     normalised to its value at k = 1. curves: {label: (ks, values)}. `outside`: the legend
     right of the axes (for many curves)."""
 
-    ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.2) if outside else (6.5, 3.5))[1]
     for label, (ks, vals) in curves.items():
         vals = torch.as_tensor(vals, dtype=torch.float64)
         ax.plot(np.asarray(ks), (vals / vals[0]).numpy(), marker=".", label=label)
@@ -109,7 +109,7 @@ def plot_lm_curves(infos: list, baselines: dict, ax=None):
     """Held-out loss during training (dots), one colour per training seed, with the training
     loss (thin, a 60-step running mean), against the held-out losses of the n-gram baselines
     (black lines). infos: `cached_lms`' info dicts; baselines: {label: nats}."""
-    ax = ax or plt.subplots(figsize=(6.5, 3.4))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
     lows = []
     for i, info in enumerate(infos):
         col = PALETTE[i % len(PALETTE)]
@@ -163,7 +163,7 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
     k = kern["kernels"]
     S = k.shape[0]
     if axes is None:
-        _, axes = figure(S, 1, width=min(7.5, 2.5 * S), panel_height=2.6, sharey=True)
+        _, axes = figure(S, 1, width=min(7.2, 2.4 * S), panel_height=2.6, sharey=True)
     axes = np.atleast_1d(axes)
     ks = np.arange(k.shape[-1])
     for s, ax in enumerate(axes):
@@ -206,7 +206,7 @@ def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dic
 def plot_context(ctx, ax=None, *, chance: float | None = None, long_window=None):
     """Balanced accuracy against the context length a position can see (bins of q + 1), one
     line per row with its document interval as a band."""
-    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
     for i, (k, sub) in enumerate(ctx.groupby("row", sort=False)):
         x = np.sqrt(sub.lo_len * sub.hi_len)
         lab = _row_label(k).replace("longer window", f"last {long_window} tokens") if long_window else _row_label(k)
@@ -227,7 +227,7 @@ def plot_splice(splice: dict, ax=None):
     mean over pieces and seeds, one line per row, each divided by the size of its own mean
     readout before the splice (so that rows of different scales share one axis: −1 before,
     crossing 0 where the readout switches)."""
-    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
     before = splice["before"]
     for i, (k, c) in enumerate(splice["curves"].items()):
         m = torch.nanmean(c.mean(0), 0).numpy()
@@ -245,7 +245,7 @@ def plot_splice(splice: dict, ax=None):
 def plot_switch_off(curve, budget: float, ax=None):
     """Fraction of the other groups' circuits switched off against the wrongly-off rate (log
     scale), one line per row; the budget dotted."""
-    ax = ax or plt.subplots(figsize=(6.0, 3.4))[1]
+    ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
     for i, (k, sub) in enumerate(curve.groupby("row", sort=False)):
         ax.plot(sub.rate, sub.switched_off, color=_row_color(k, i), label=_row_label(k))
     ax.axvline(budget, color="k", ls=":", lw=1)

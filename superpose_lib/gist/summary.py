@@ -117,7 +117,7 @@ def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
     ({label: nats} for `plot_lm_curves`)} from `experiment.lm_losses`' table and
     `cached_lms`' (model, info) pairs; every glue key is set when loss_df is None."""
     keys = ("gist-lm-loss", "gist-lm-bigram", "gist-lm-unigram", "gist-lm-vs-bigram", "gist-lm-train", "gist-lm-size",
-            "gist-lm-epochs", "gist-lm-gap", "gist-lm-curve-windows")
+            "gist-lm-epochs", "gist-lm-gap", "gist-lm-curve-windows", "gist-lm-tokens")
     if loss_df is None:
         return {"glue": dict.fromkeys(keys, NOT_COMPUTED), "table": None, "losses": None, "baselines": None}
     L_ = loss_df.set_index("predictor")
@@ -150,7 +150,8 @@ def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
                              f"({sum(p.numel() for n, p in model.named_parameters() if 'wte' not in n and 'head' not in n) / 1e3:.0f} k "
                              "outside the token embedding and the output layer)"),
             "gist-lm-epochs": f"{cfg.steps * cfg.batch * (cfg.n_ctx + 1) / train_tokens:.1f}",
-            "gist-lm-gap": gap, "gist-lm-curve-windows": str(curve_windows)}
+            "gist-lm-gap": gap, "gist-lm-curve-windows": str(curve_windows),
+            "gist-lm-tokens": f"{train_tokens / 1e3:.0f} k"}
     baselines = {"bigram, held out": L_.loc["bigram (interpolated)", "nats per token"],
                  "unigram, held out": L_.loc["unigram", "nats per token"]}
     return {"glue": glue, "table": _shown(loss_df.rename(columns={"nats per token": "value"}), "predictor").style.hide(axis="index"), "losses": L_,
