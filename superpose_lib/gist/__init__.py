@@ -127,6 +127,8 @@ from .routing import (  # noqa: F401
 )
 from .summary import (  # noqa: F401
     NOT_COMPUTED,
+    PROBE_ROWS,
+    ROUTE_ROWS,
     ci_text,
     closing_summary,
     context_summary,
@@ -146,6 +148,7 @@ from .summary import (  # noqa: F401
     toy_probe_summary,
     toy_reach_summary,
     toy_training_line,
+    verdict,
 )
 from .toy import (  # noqa: F401
     ToyConfig,
@@ -292,6 +295,9 @@ __all__ = [
     "NOT_COMPUTED",
     "ci_text",
     "closing_summary",
+    "verdict",
+    "PROBE_ROWS",
+    "ROUTE_ROWS",
     "context_summary",
     "splice_summary",
     "network_summary",

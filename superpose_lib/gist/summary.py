@@ -36,6 +36,9 @@ __all__ = [
     "route_summary",
     "network_summary",
     "closing_summary",
+    "verdict",
+    "PROBE_ROWS",
+    "ROUTE_ROWS",
     "toy_training_line",
     "toy_probe_features",
     "filter_ceiling",
@@ -191,12 +194,33 @@ def _label(key: str, long_window: int | None = None) -> str:
     return lab.replace("longer window", f"last {long_window} tokens") if long_window else lab
 
 
+#: The rows and differences whose numbers the prose quotes (glue keys gist-p-<row>, gist-d-<a>-<b>).
+PROBE_ROWS = ("tok", "rand", "bow", "ewbow", "unif", "gist", "last", "long", "both")
+
+
+def verdict(r) -> str:
+    """"above", "below" or "not distinguishable from" for a paired difference row (columns
+    doc_lo, doc_hi, seed_lo, seed_hi): decided only when both intervals exclude 0 (a
+    difference that does not depend on the seed has a point seed interval and is decided by
+    the documents alone)."""
+    point = not np.isfinite(r.seed_lo) or r.seed_hi - r.seed_lo < 1e-9
+    if r.doc_lo > 0 and (point or r.seed_lo > 0):
+        return "above"
+    if r.doc_hi < 0 and (point or r.seed_hi < 0):
+        return "below"
+    return "not distinguishable from"
+
+
 def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
-    """{"glue": {gist-probe-text, gist-p-<row>, gist-d-<pair>}, "table"} from
-    `paired.paired_table` of the gist rows (rows and the `PAIRS` differences)."""
+    """{"glue", "table"} from `paired.paired_table` of the gist rows and the `PAIRS`
+    differences: gist-p-<row> (balanced accuracy with both intervals), gist-d-<a>-<b> (paired
+    differences), gist-v-bow / gist-v-ewbow / gist-v-unif (verdicts of the summary against
+    the bags and uniform attention), gist-unif-reading (what the uniform-attention row
+    means), gist-rescale (the random control's factor) and gist-gpt2-text."""
+    keys = ([f"gist-p-{k}" for k in PROBE_ROWS] + [f"gist-d-{a}-{b}" for a, b in PAIRS.values()]
+            + ["gist-v-bow", "gist-v-ewbow", "gist-v-unif", "gist-unif-reading", "gist-rescale", "gist-gpt2-text"])
     if tab is None:
-        return {"glue": {"gist-probe-text": f"Not computed in this build ({NOT_COMPUTED}).",
-                         "gist-d-last-gist": NOT_COMPUTED}, "table": None}
+        return {"glue": dict.fromkeys(keys, NOT_COMPUTED), "table": None}
     t = tab.set_index("name")
 
     def row(k):
@@ -207,194 +231,134 @@ def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
         r = t.loc[name]
         return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
 
-    def verdict(name):
-        r = t.loc[name]
-        if r.doc_lo > 0 and (not np.isfinite(r.seed_lo) or r.seed_lo > 0 or r.seed_hi - r.seed_lo < 1e-9):
-            return "above"
-        if r.doc_hi < 0 and (not np.isfinite(r.seed_hi) or r.seed_hi < 0 or r.seed_hi - r.seed_lo < 1e-9):
-            return "below"
-        return "not distinguishable from"
-
-    rows = {k: row(k) for k in t.index if t.loc[k, "kind"] == "row"}
-    g = {f"gist-p-{k}": v for k, v in rows.items()}
+    inv = {v: n for n, v in PAIRS.items()}
+    g = {f"gist-p-{k}": row(k) for k in t.index if t.loc[k, "kind"] == "row"}
     g |= {f"gist-d-{a}-{b}": diff(n) for n, (a, b) in PAIRS.items() if n in t.index}
-    text = (f"After attention 0 the trained models decode the four genre groups at {rows['gist']}. "
-            f"A bag of words of the same window over every word type gives {rows['bow']}, and with the fitted "
-            f"exponential kernel {rows['ewbow']}: the layer-0 summary is {verdict('gist − bag of words, attention' + chr(39) + 's window')} "
-            f"the matched bag of words (paired difference {diff('gist − bag of words, attention' + chr(39) + 's window')}) and "
-            f"{verdict('gist − bag of words, fitted kernel')} the kernel-weighted one ({diff('gist − bag of words, fitted kernel')}). "
-            f"Making attention 0 uniform gives {rows['unif']} (difference {diff('gist − uniform attention 0')}): "
-            + ("what the trained summary adds to the bag of words is in the token vectors that attention averages, "
-               "not in where it looks. " if verdict('gist − uniform attention 0') != "above" else
-               "the trained pattern adds to the average of its token vectors. ")
-            + f"The random "
-            f"initialisation with attention rescaled (by a factor of {np.mean(extra['rescale']):.0f} on average) gives "
-            f"{rows['rand']}, and the current token alone {rows['tok']}. The last layer reaches {rows['last']}.")
-    if "gpt2" in rows:
-        text += (f" GPT-2 Small, on the same positions: {rows['gpt2']} after attention 0 and {rows['gpt2 mid']} at layer "
-                 f"{mid_layer}.")
-    return {"glue": g | {"gist-probe-text": text}, "table": _shown(tab, "name", {k: _label(k, long_window) for k in rows}).style.hide(axis="index")}
+    v = {k: verdict(t.loc[inv[("gist", k)]]) for k in ("bow", "ewbow", "unif")}
+    g |= {"gist-v-bow": v["bow"], "gist-v-ewbow": v["ewbow"], "gist-v-unif": v["unif"],
+          "gist-unif-reading": ("what the trained summary adds to the bags of words lies in the token vectors that attention "
+                                "averages, not in where it looks" if v["unif"] != "above" else
+                                "the trained attention pattern adds to the average of its token vectors"),
+          "gist-rescale": f"{np.mean(extra['rescale']):.0f}",
+          "gist-gpt2-text": (f"GPT-2 Small, on the same positions, decodes them at {row('gpt2')} after attention 0 and "
+                             f"{row('gpt2 mid')} at layer {mid_layer}." if "gpt2" in t.index else
+                             "GPT-2 Small was not run in this build.")}
+    shown = _shown(tab, "name", {k: _label(k, long_window) for k in t.index})
+    return {"glue": g, "table": shown.style.hide(axis="index")}
 
 
 # ----------------------------------------------------------------------------- 3. context
 def context_summary(ctx_tab, tab, long_window: int) -> dict:
-    """{"glue": {gist-context-text, gist-long}} from `experiment.context_table` and the paired
-    table (the longer window's and the concatenation's differences)."""
+    """{"glue": {gist-ctx-growth, gist-ctx-reading, gist-long}} from `experiment.context_table`
+    and the paired table: how accuracy grows with context, and what limits the probes."""
     if ctx_tab is None:
-        return {"glue": {"gist-context-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-long": str(long_window)}}
+        return {"glue": {"gist-ctx-growth": NOT_COMPUTED, "gist-ctx-reading": NOT_COMPUTED, "gist-long": str(long_window)}}
     t = tab.set_index("name")
     c = ctx_tab.pivot(index="hi_len", columns="row", values="bacc")
+    lo = ctx_tab.groupby("hi_len").lo_len.first()
     first, last = c.index.min(), c.index.max()
-
-    def d(name):
-        r = t.loc[name]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
-
-    text = (f"Accuracy grows with the context every row can see: after attention 0 from {c.loc[first, 'gist']:.2f} with at "
-            f"most {first} tokens to {c.loc[last, 'gist']:.2f} with {last}; the last layer from {c.loc[first, 'last']:.2f} to "
-            f"{c.loc[last, 'last']:.2f}; the matched bag of words from {c.loc[first, 'bow']:.2f} to {c.loc[last, 'bow']:.2f}. "
-            f"A bag of the last {long_window} tokens reaches {t.loc['long', 'value']:.2f} "
-            f"({d('longer window − attention' + chr(39) + 's window')} over the matched bag). The two layers read "
-            f"side by side add {d('both − gist')} over attention 0 alone, and the last layer alone differs from "
-            f"attention 0 by {d('last layer − gist')}.")
-    return {"glue": {"gist-context-text": text, "gist-long": str(long_window)}}
+    growth = (f"from {c.loc[first, 'gist']:.2f} (at most {first} tokens of context) to {c.loc[last, 'gist']:.2f} "
+              f"({lo[last]}–{last} tokens) after attention 0, from {c.loc[first, 'last']:.2f} to {c.loc[last, 'last']:.2f} "
+              f"at the last layer and from {c.loc[first, 'bow']:.2f} to {c.loc[last, 'bow']:.2f} for the matched bag of words")
+    longer = verdict(t.loc["longer window − attention's window"])
+    both = verdict(t.loc["both − gist"])
+    if longer == "above" and both != "above":
+        reading = ("the context the model can see, not the layer, limits the probes: the last layer adds nothing "
+                   "linear to attention 0, and more context would")
+    elif longer == "above":
+        reading = ("more context helps more than a later layer: the last layer adds little beside attention 0, while "
+                   "a longer window adds much more")
+    else:
+        reading = "a longer window does not help either: the probes are limited by the label, not the context"
+    return {"glue": {"gist-ctx-growth": growth, "gist-ctx-reading": reading, "gist-long": str(long_window)}}
 
 
 # ----------------------------------------------------------------------------- 4. splices
 def splice_summary(switch_tab, splice, ells) -> dict:
-    """{"glue": {gist-splice-text, gist-splice-n}} from `experiment.switch_times`."""
+    """{"glue": {gist-sw-<row>, gist-sw-short-<row>, gist-sw-kernel, gist-splice-n}} from
+    `experiment.switch_times`: switch times with both intervals (censored where the readout
+    never switches within the piece)."""
+    rows = ("gist", "bow", "ewbow", "unif", "last")
     if switch_tab is None:
-        return {"glue": {"gist-splice-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-splice-n": NOT_COMPUTED}}
+        return {"glue": {f"gist-sw-{k}": NOT_COMPUTED for k in rows} | {f"gist-sw-short-{k}": NOT_COMPUTED for k in rows}
+                | {"gist-sw-kernel": "", "gist-splice-n": NOT_COMPUTED}}
     t = switch_tab.set_index("row")
     n_after = next(iter(splice["curves"].values())).shape[-1] - splice["before"]
 
     def st(k):
         r = t.loc[k]
         if not np.isfinite(r.switch):
-            return f"not within the {n_after} tokens after the splice"
+            return f"more than {n_after} tokens (it does not switch within the piece)"
         doc = f"documents {r.doc_lo:.0f}–{r.doc_hi:.0f}" if np.isfinite(r.doc_hi) else f"documents {r.doc_lo:.0f} to not resolved"
         seeds = (f"; seeds {r.seed_lo:.0f}–{r.seed_hi:.0f}" if np.isfinite(r.seed_hi) and r.seed_hi - r.seed_lo > 1e-9
                  else "; seeds: not resolved" if not np.isfinite(r.seed_hi) else "")
         return f"{r.switch:.0f} tokens ({doc}{seeds})"
 
-    short = [e for e in ells if np.isfinite(e) and e < n_after]
-    kern = (f" (ℓ ln 2 = {', '.join(f'{e * np.log(2):.0f}' for e in short)} tokens for the seeds whose kernel decays "
-            "within the piece)" if short else "")
-    text = (f"The summary after attention 0 switches to the new genre after {st('gist')}; the matched bag of words "
-            f"after {st('bow')} and the bag with the fitted kernel after {st('ewbow')}{kern}; attention 0 made uniform "
-            f"after {st('unif')}; the last layer after {st('last')}.")
-    return {"glue": {"gist-splice-text": text, "gist-splice-n": str(next(iter(splice["curves"].values())).shape[1])}}
+    def short(k):
+        v = t.loc[k, "switch"]
+        return f"{v:.0f}" if np.isfinite(v) else f"> {n_after}"
+
+    fast = [e for e in ells if np.isfinite(e) and e < n_after]
+    kern = (f" (ℓ ln 2 = {', '.join(f'{e * np.log(2):.0f}' for e in fast)} tokens for the seeds whose kernel decays "
+            "within the piece)" if fast else " (the fitted kernels barely decay within the piece)")
+    return {"glue": {f"gist-sw-{k}": st(k) for k in rows} | {f"gist-sw-short-{k}": short(k) for k in rows}
+            | {"gist-sw-kernel": kern, "gist-splice-n": str(next(iter(splice["curves"].values())).shape[1])}}
 
 
 # ----------------------------------------------------------------------------- 5. routing
+ROUTE_ROWS = ("tok", "rand", "bow", "ewbow", "unif", "gist", "last", "long")
+
+
 def route_summary(route_tab, honest, budget: float, n_positions: int, long_window: int = 512) -> dict:
-    """{"glue": {gist-route-text, gist-budget}, "table"} from `experiment.switch_off_table`'s
-    table at the budget and the cross-fitted check (`cross_fit_rate` per row and seed)."""
+    """{"glue": {gist-off-<row>, gist-route-n, gist-route-k, gist-honest-*, gist-budget},
+    "table"} from `experiment.switch_off_table`'s table at the budget and the out-of-sample
+    check (`experiment.cross_fit_rate` per row and seed)."""
+    keys = [f"gist-off-{k}" for k in ROUTE_ROWS] + ["gist-route-n", "gist-route-k", "gist-honest-wrong",
+                                                    "gist-honest-verdict", "gist-honest-off"]
     if route_tab is None:
-        return {"glue": {"gist-route-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-budget": f"{budget:g}"},
-                "table": None}
+        return {"glue": dict.fromkeys(keys, NOT_COMPUTED) | {"gist-budget": f"{budget:g}"}, "table": None}
     t = route_tab.set_index("row")
-
-    def at(k):
-        r = t.loc[k]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3)
-
-    h = {k: (np.mean([x["wrongly_off"] for x in v]), np.mean([x["switched_off"] for x in v])) for k, v in honest.items()}
-    long = long_window
-    best = max((k for k in t.index if k != "long"), key=lambda k: t.loc[k, "value"])
-    text = (f"At a wrongly-off rate of {budget:g} ({n_positions} positions, so about {budget * n_positions:.0f} of them "
-            f"may lose their circuits) the summary after attention 0 switches off {at('gist')} of the other groups' "
-            f"circuits; the matched bag of words {at('bow')}, the kernel-weighted bag {at('ewbow')}, uniform attention "
-            f"{at('unif')}, the random initialisation {at('rand')}, the current token {at('tok')} and the last layer "
-            f"{at('last')}; the bag of the last {long} tokens, which sees further back than the model, "
-            f"{at('long')}. Of the rows limited to the model's context, {_label(best)} switches off most. Chosen on half "
-            f"of the documents and applied to the other half, the summary's threshold wrongly switches off "
-            f"{h['gist'][0]:.4f} of the needed circuits ({'within' if h['gist'][0] <= budget else 'above'} the budget: "
-            f"a threshold set on some documents transfers to others only roughly) and switches off {h['gist'][1]:.3f}.")
-    return {"glue": {"gist-route-text": text, "gist-budget": f"{budget:g}"},
-            "table": _shown(route_tab, "row", {k: _label(k) for k in t.index})}
+    g = {f"gist-off-{k}": ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3) for k, r in t.iterrows()}
+    wrong = float(np.mean([x["wrongly_off"] for x in honest["gist"]]))
+    off = float(np.mean([x["switched_off"] for x in honest["gist"]]))
+    g |= {"gist-route-n": f"{n_positions}", "gist-route-k": f"{budget * n_positions:.0f}",
+          "gist-honest-wrong": f"{wrong:.4f}", "gist-honest-off": f"{off:.3f}",
+          "gist-honest-verdict": ("within the budget" if wrong <= budget else
+                                  "above the budget: a threshold set on some documents transfers to others only roughly"),
+          "gist-budget": f"{budget:g}"}
+    return {"glue": g, "table": _shown(route_tab, "row", {k: _label(k, long_window) for k in t.index})}
 
 
 def network_summary(net, caps, route_tab, budget: float) -> dict:
-    """{"glue": {gist-net-text, gist-net-D}, "table"} from `experiment.network_capacity`'s rows
-    and `experiment.capacities`, with the switch-off table for the summary's fraction."""
+    """{"glue": {gist-net-z, gist-net-z-all, gist-net-z-oracle, gist-net-all, gist-net-gist,
+    gist-net-oracle, gist-net-verdict}, "table"} from `experiment.network_capacity`'s rows and
+    `experiment.capacities`."""
+    keys = ("gist-net-z", "gist-net-z-all", "gist-net-z-oracle", "gist-net-all", "gist-net-gist", "gist-net-oracle",
+            "gist-net-verdict")
     if net is None:
-        return {"glue": {"gist-net-text": f"Not computed in this build ({NOT_COMPUTED}).", "gist-net-T": NOT_COMPUTED},
-                "table": None}
-    c = caps.copy()
-    tab = c.groupby("source", sort=False).agg(z=("z", "mean"), capacity=("text", lambda v: ", ".join(v))).reset_index()
+        return {"glue": dict.fromkeys(keys, NOT_COMPUTED), "table": None}
+    tab = caps.groupby("source", sort=False).agg(z=("z", "mean"), capacity=("text", lambda v: ", ".join(v))).reset_index()
     tab.columns = ["router", "circuits on per token (mean over T)", "largest T that passes (per seed)"]
-    g = c[c.source == "gist at budget"]
-    s = c.set_index("source")
-    T_all, T_orc = s.loc["all on", "text"], s.loc["oracle", "text"]
-    frac = route_tab.set_index("row").loc["gist", "value"]
-    same = (g.capacity == s.loc["all on", "capacity"]).all()
-    text = (f"Switching off {frac:.3f} of the other groups' circuits leaves {g.z.mean():.2f} of the 4 candidates on "
-            f"per token (no routing: {s.loc['all on', 'z']:.2f}; the oracle: {s.loc['oracle', 'z']:.2f}). The largest "
-            f"T at which the network meets the book's rates and payload criterion is {T_all} without routing, "
-            f"{', '.join(g.text)} with the summary's routing (one per seed) and {T_orc} with the oracle's. "
-            + ("The summary's routing buys no superposition room at this budget: the network carries the same "
-               "circuits as without it." if same else
-               "The summary's routing changes the capacity; see the table."))
-    return {"glue": {"gist-net-text": text}, "table": tab.style.hide(axis="index")}
+    g = caps[caps.source == "gist at budget"]
+    s = caps.set_index("source")
+    a = caps[caps.source == "all on"]
+    if set(g.capacity) == set(a.capacity):
+        verd = "the summary's routing buys no superposition room at the book's budget"
+    elif g.capacity.min() > a.capacity.max():
+        verd = "the summary's routing lets the network carry more circuits at the book's budget"
+    else:
+        verd = "the summary's routing lets the network carry fewer circuits (its own mistakes cost more than it saves)"
+    glue = {"gist-net-z": f"{g.z.mean():.2f}", "gist-net-z-all": f"{s.loc['all on', 'z']:.2f}",
+            "gist-net-z-oracle": f"{s.loc['oracle', 'z']:.2f}", "gist-net-all": str(s.loc["all on", "text"]),
+            "gist-net-gist": ", ".join(g.text), "gist-net-oracle": str(s.loc["oracle", "text"]), "gist-net-verdict": verd}
+    return {"glue": glue, "table": tab.style.hide(axis="index")}
 
 
 # ----------------------------------------------------------------------------- conclusions
-def _verdict(r) -> str:
-    """"above", "below" or "not distinguishable from" for a paired difference row: decided
-    only when both intervals (documents and seeds) exclude 0."""
-    seed_ok = lambda v: not np.isfinite(v) or r.seed_hi - r.seed_lo < 1e-9  # noqa: E731
-    if r.doc_lo > 0 and (r.seed_lo > 0 or seed_ok(r.seed_lo)):
-        return "above"
-    if r.doc_hi < 0 and (r.seed_hi < 0 or seed_ok(r.seed_hi)):
-        return "below"
-    return "not distinguishable from"
-
-
-def closing_summary(seconds: float, probe_tab, switch_tab, route_tab, caps) -> dict:
-    """The closing note's texts: gist-runtime (with the machine, from `platform`), and one
-    sentence per finding (gist-close-probes, -context, -splice, -route)."""
+def closing_summary(seconds: float) -> dict:
+    """{gist-runtime}: the build's wall time, with the machine (from `os` and `platform`)."""
     machine = f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), torch {torch.__version__}"
-    out = {"gist-runtime": f"{seconds:.0f} s on {machine}, training included when the models were not cached"}
-    if probe_tab is None:
-        return out | dict.fromkeys(("gist-close-probes", "gist-close-context", "gist-close-splice", "gist-close-route"),
-                                   NOT_COMPUTED)
-    t = probe_tab.set_index("name")
-
-    def d(name):
-        r = t.loc[name]
-        return ci_text(r.value, r.doc_lo, r.doc_hi, r.seed_lo, r.seed_hi, digits=3, signed=True)
-
-    bow, ew = t.loc["gist − bag of words, attention's window"], t.loc["gist − bag of words, fitted kernel"]
-    out["gist-close-probes"] = (
-        f"After attention 0 the four genre groups are decoded at balanced accuracy {t.loc['gist', 'value']:.2f}; "
-        f"that is {_verdict(bow)} a bag of words of the same window over every word type (paired difference "
-        f"{d('gist − bag of words, attention' + chr(39) + 's window')}) and {_verdict(ew)} the bag weighted by the "
-        f"kernel fitted to the heads ({d('gist − bag of words, fitted kernel')}). Uniform attention 0 differs by "
-        f"{d('gist − uniform attention 0')}, the rescaled random initialisation by {d('gist − random init, rescaled')}.")
-    out["gist-close-context"] = (
-        f"The last layer differs from attention 0 by {d('last layer − gist')} and adds {d('both − gist')} when read "
-        f"beside it; a bag of words that sees further back than the model gains {d('longer window − attention' + chr(39) + 's window')} "
-        "over the matched one: the context window, not the layer, limits the probes.")
-    s = switch_tab.set_index("row")
-
-    def sw(k):
-        v = s.loc[k, "switch"]
-        return f"{v:.0f}" if np.isfinite(v) else "more than the piece allows"
-
-    out["gist-close-splice"] = (f"After a splice of two documents the summary's genre readout switches after {sw('gist')} "
-                                f"tokens (matched bag of words {sw('bow')}, fitted-kernel bag {sw('ewbow')}, last layer "
-                                f"{sw('last')}).")
-    r = route_tab.set_index("row")
-    g = caps[caps.source == "gist at budget"]
-    a = caps[caps.source == "all on"]
-    same = set(g.capacity) == set(a.capacity)
-    out["gist-close-route"] = (
-        f"Within the budget the summary switches off {ci_text(r.loc['gist', 'value'], r.loc['gist', 'doc_lo'], r.loc['gist', 'doc_hi'], r.loc['gist', 'seed_lo'], r.loc['gist', 'seed_hi'], digits=3)} "
-        f"of the circuits not needed; run inside the superposed network the routing leaves {g.z.mean():.2f} of the 4 "
-        f"candidate circuits on per token, and the largest T the network carries is "
-        f"{'the same as without routing: the summary buys no superposition room at the book' + chr(39) + 's budget' if same else 'changed: ' + ', '.join(g.text)}.")
-    return out
+    return {"gist-runtime": f"{seconds:.0f} s on {machine}, training included when the models were not cached"}
 
 
 # ----------------------------------------------------------------------------- 6. the toy model

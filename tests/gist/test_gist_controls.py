@@ -3,6 +3,7 @@ batched model features against the hooks, uniform attention by hand, the rescale
 control, paired intervals, switch-off thresholds, splices. No corpus needed."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -148,10 +149,9 @@ def test_ci_text_and_summaries_without_corpus():
     assert G.ci_text(0.531, 0.5, 0.56, 0.51, 0.55) == "0.53 (documents 0.50–0.56; seeds 0.51–0.55)"
     assert G.ci_text(0.05, 0.03, 0.07, 0.05, 0.05, signed=True) == "+0.05 (documents +0.03 to +0.07)"
     assert G.ci_text(0.5, 0.4, 0.6, -math.inf, math.inf) == "0.50 (documents 0.40–0.60; seeds: not resolved)"
-    for s in (G.lm_summary(None, None, None, None), G.kernel_summary(None, None, 50), G.probe_summary(None, None, 512),
-              G.context_summary(None, None, 512), G.splice_summary(None, None, None), G.route_summary(None, None, 1e-3, 0),
-              G.network_summary(None, None, None, 1e-3)):
-        assert s["glue"] and all(isinstance(v, str) for v in s["glue"].values())
+    assert G.verdict(SimpleNamespace(doc_lo=0.1, doc_hi=0.2, seed_lo=-0.1, seed_hi=0.3)) == "not distinguishable from"
+    assert G.verdict(SimpleNamespace(doc_lo=0.1, doc_hi=0.2, seed_lo=0.2, seed_hi=0.2)) == "above"  # no seed spread
+    assert G.verdict(SimpleNamespace(doc_lo=-0.2, doc_hi=-0.1, seed_lo=-0.3, seed_hi=-0.05)) == "below"
 
 
 def test_trained_seeds_have_curves_and_one_cache_entry_each(tmp_path, monkeypatch):
