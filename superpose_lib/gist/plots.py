@@ -181,7 +181,7 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
             ax.plot(ks[1:], fit[1:], "k--", lw=1)
         ax.set_yscale("log")
         ax.set_xlabel("distance k")
-        ax.set_title(f"seed {s}: ℓ = " + (f"{ell:.0f}" if np.isfinite(ell) and ell < 1000 else "> 1000"))
+        ax.set_title(f"seed {s}: " + (f"ℓ = {ell:.0f}" if np.isfinite(ell) and ell < 1000 else "ℓ > 1000"))
     axes[0].set_ylabel("mean attention")
     for ax in axes:
         tidy_log_axis(ax, "y")
@@ -242,12 +242,13 @@ def plot_splice(splice: dict, ax=None):
     return ax
 
 
-def plot_switch_off(curve, budget: float, ax=None):
+def plot_switch_off(curve, budget: float, ax=None, *, long_window=None):
     """Fraction of the other groups' circuits switched off against the wrongly-off rate (log
     scale), one line per row; the budget dotted."""
     ax = ax or plt.subplots(figsize=(5.0, 3.2))[1]
     for i, (k, sub) in enumerate(curve.groupby("row", sort=False)):
-        ax.plot(sub.rate, sub.switched_off, color=_row_color(k, i), label=_row_label(k))
+        lab = _row_label(k).replace("longer window", f"last {long_window} tokens") if long_window else _row_label(k)
+        ax.plot(sub.rate, sub.switched_off, color=_row_color(k, i), label=lab)
     ax.axvline(budget, color="k", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("needed circuits wrongly switched off")

@@ -137,8 +137,8 @@ def test_probe_context_splice_route_and_network_summaries():
 
 
 def test_toy_summaries():
-    assert gist.toy_training_line({("a", 0.1): [1.0] * 60 + [0.5] * 50}, 3.2, 110) == (
-        "trained 1 toy models × 110 steps in 3 s; final losses a, p=0.1: 0.500")
+    assert gist.toy_training_line({("a", 0.1): [1.0] * 60 + [0.5] * 50, ("b", 0.1): [0.7] * 50}, 3.2, 110) == (
+        "2 toy models × 110 steps in 3 s (final losses 0.50–0.70 nats)")
     rows = gist.toy_probe_features({"resid_pre": 1, "bow": 2, "resid_mid": 3}, {"resid_mid": 4}, {"resid_mid": 5},
                                    window=32)
     assert list(rows.values()) == [1, 2, 5, 3, 4]
@@ -196,5 +196,5 @@ def test_every_glue_key_of_the_chapter_is_set_without_the_corpus():
     # the toy model always runs; its keys come from its summaries on real inputs (checked above)
     toy = {"gist-toy-slope", "gist-toy-learned", "gist-toy-tok", "gist-toy-untrained", "gist-toy-filter", "gist-toy-plo",
            "gist-toy-phi", "gist-toy-ratio-slope", "gist-toy-ratio-learned", "gist-toy-reach-learned",
-           "gist-toy-reach-filter", "gist-toy-neurons-text"}
+           "gist-toy-reach-filter", "gist-toy-neurons-text", "gist-toy-train"}
     assert used <= set_ | toy, sorted(used - set_ - toy)
