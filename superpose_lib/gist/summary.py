@@ -162,13 +162,14 @@ def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- 1. kernels
-def kernel_summary(kern, kern_init, window: int) -> dict:
-    """{"glue": {gist-heads, gist-ell, gist-uniform}, "uniform_far", "uniform_expected"} from
-    `experiment.seed_kernels` of the trained models and of their random initialisations."""
+def kernel_summary(kern, kern_init, window: int, kern_gpt2=None) -> dict:
+    """{"glue": {gist-heads, gist-ell, gist-uniform, gist-gpt2-kernels}, "uniform_far",
+    "uniform_expected"} from `experiment.seed_kernels` of the trained models, of their random
+    initialisations and (when its weights are present) of GPT-2 Small."""
     expected = (window - 3) / (window + 1)
     if kern is None:
-        return {"glue": dict.fromkeys(("gist-heads", "gist-ell", "gist-uniform"), NOT_COMPUTED), "uniform_far": None,
-                "uniform_expected": expected}
+        return {"glue": dict.fromkeys(("gist-heads", "gist-ell", "gist-uniform", "gist-gpt2-kernels"), NOT_COMPUTED),
+                "uniform_far": None, "uniform_expected": expected}
     k = kern["kernels"]
     n_ctx = kern["contextual"].sum(1).tolist()
     H = k.shape[1]
@@ -183,7 +184,13 @@ def kernel_summary(kern, kern_init, window: int) -> dict:
                 "heads attend almost uniformly, unlike the decaying kernels of GPT-2 Small")
     elif flat:
         ell += f": {flat} of the {len(ells)} fits are longer than twice the window of {window} tokens (nearly flat)"
-    return {"glue": {"gist-heads": heads, "gist-ell": ell,
+    if kern_gpt2 is not None:
+        c = kern_gpt2["contextual"][0]
+        gpt2 = (f"In GPT-2 Small, on the same text, {int(c.sum())} of its {len(c)} layer-0 heads are contextual and the "
+                f"kernel fitted to them has ℓ = {fmt_length(kern_gpt2['ell'][0])} tokens.")
+    else:
+        gpt2 = "GPT-2 Small's kernels were not measured in this build (no weights)."
+    return {"glue": {"gist-heads": heads, "gist-ell": ell, "gist-gpt2-kernels": gpt2,
                      "gist-uniform": f"{far:.2f} (uniform attention: {expected:.2f})"},
             "uniform_far": far, "uniform_expected": expected}
 

@@ -91,6 +91,10 @@ def test_kernel_summary_counts_contextual_heads():
     assert s["glue"]["gist-ell"] == ("10.0, > 1000 tokens (seeds 0, 1): 1 of the 2 fits are longer than twice the window of 5 "
                                      "tokens (nearly flat)")
     assert s["glue"]["gist-uniform"] == "0.43 (uniform attention: 0.33)"
+    assert "not measured in this build" in s["glue"]["gist-gpt2-kernels"]
+    g2 = gist.kernel_summary(kern, init, 5, {"contextual": torch.tensor([[True, False, True]]), "ell": [42.0]})
+    assert g2["glue"]["gist-gpt2-kernels"] == ("In GPT-2 Small, on the same text, 2 of its 3 layer-0 heads are contextual "
+                                               "and the kernel fitted to them has ℓ = 42.0 tokens.")
 
 
 def _paired(names, kind="row"):
