@@ -84,6 +84,10 @@ COLORS: dict[str, dict] = {
     # recipes of the trained-versus-constructed chapter
     "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
                "dedicated": "#777777"},
+    # rows of the gist chapter: the trained model's layer-0 summary and its controls
+    "gist row": {"tok": "#777777", "rand": PALETTE[9], "bow": PALETTE[4], "ewbow": PALETTE[1], "unif": PALETTE[5],
+                 "gist": PALETTE[0], "last": PALETTE[6], "long": PALETTE[7], "both": PALETTE[2], "gpt2": PALETTE[3],
+                 "gpt2 mid": PALETTE[10]},
 }
 
 #: Labels of named things, by kind (mathtext).
@@ -107,6 +111,12 @@ LABELS: dict[str, dict] = {
                "baseline affine": "baseline, affine assignment",
                "oracle": "oracle (bound)", "scaling": "switch-off construction",
                "wide_rule": "E5, S_α grown by rule"},
+    "gist row": {"tok": "current token", "rand": "random init, attention rescaled",
+                 "bow": "bag of words, attention's window", "ewbow": "bag of words, fitted exponential kernel",
+                 "unif": "trained, uniform attention 0", "gist": "trained, after attention 0",
+                 "last": "trained, last layer", "long": "bag of words, longer window",
+                 "both": "after attention 0 and last layer", "gpt2": "GPT-2 Small, after attention 0",
+                 "gpt2 mid": "GPT-2 Small, middle layer"},
     "recipe": {"construction": "construction", "trained": "trained from random init",
                "fine-tuned": "construction, fine-tuned", "trained, MSE": "trained, MSE loss",
                "dedicated": "no superposition (D/d dedicated)"},
