@@ -39,10 +39,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core.cache import atomic_write, model_cache_dir
-from ..core.checks import check_int, checked
+from ..core.checks import check_fits, check_int, checked
 from ..sweep import progress_bar
 from . import gpt2 as G
-from .gpt2 import transformers_class
+from .gpt2 import transformer_bytes, transformers_class
 
 __all__ = [
     "LMConfig", "Vocab", "build_vocab", "tokenize_documents", "BrownLM", "train_lm", "initial_lm", "cached_lm", "cached_lms",
@@ -222,6 +222,10 @@ def train_lm(train_local: list[torch.Tensor], vocab_size: int, cfg: LMConfig, *,
     ([W, n_ctx + 1], `eval_windows`) and eval_every > 0, the held-out loss is measured every
     `eval_every` steps and at the end (it does not touch the training's random stream).
     Returns (model in eval mode, {"losses": per step, "heldout": [[step, nats], ...]})."""
+    check_fits("the language model and one training step",
+               lambda d_model, batch: transformer_bytes(vocab_size, cfg.n_ctx, d_model, cfg.n_layer, cfg.n_head,
+                                                        batch, train=True),
+               {"d_model": cfg.d_model, "batch": cfg.batch}, {"d_model": 8, "batch": 1}, "cpu")
     stream = torch.cat(train_local)
     if len(stream) <= cfg.n_ctx + 1:
         raise ValueError(f"train_local: {len(stream)} tokens, need more than n_ctx + 1 = {cfg.n_ctx + 1}")
@@ -340,6 +344,7 @@ def cached_lms(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, see
 
 
 # ----------------------------------------------------------------------------- evaluation
+@checked
 def eval_windows(docs_local: list[torch.Tensor], n: int) -> tuple[torch.Tensor, np.ndarray]:
     """Non-overlapping (n + 1)-token windows of each document (the model predicts tokens
     1..n of each window from the ones before it): ([W, n + 1], document index per window)."""
@@ -360,6 +365,7 @@ def heldout_loss(model: BrownLM, windows: torch.Tensor, batch: int = 64) -> torc
     return torch.cat([model.loss(windows[i : i + batch], reduction="none") for i in range(0, len(windows), batch)])
 
 
+@checked
 def ngram_losses(train_local: list[torch.Tensor], windows: torch.Tensor, vocab_size: int,
                  lambdas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
     """Per-target NLL [W, n] of the same targets as `heldout_loss` under two baselines fit on

@@ -163,6 +163,7 @@ def fit_rows(rows: dict, y: torch.Tensor, folds: list, n_classes: int, *, steps:
     return out
 
 
+@checked
 def rows_logits(rows: dict, probes: dict, folds: list, n: int) -> dict:
     """Out-of-fold logits {key: [per seed: [n, C]]}: each position read by the probe of its
     own fold (fit without its document)."""
@@ -287,6 +288,7 @@ def switch_off_table(scores: dict, y, doc, rates, *, budget: float = 1e-3, gener
     return pd.DataFrame(curve), pd.DataFrame(table)
 
 
+@checked
 def cross_fit_rate(scores: torch.Tensor, y, doc, budget: float) -> dict:
     """Honest check of the budget: documents split in two halves (even and odd index); τ is
     chosen on one half at the budget rate and applied to the other, both ways. Returns the
@@ -384,6 +386,7 @@ def gpt2_rows(model, docs: list[dict], where: dict, n_ctx: int, gpt2_ids, *, mid
     return {"gpt2": [f["resid_mid"]], "gpt2 mid": [f["resid_last"]]}
 
 
+@checked
 def doc_folds(folds: list, doc, n_docs: int) -> np.ndarray:
     """The fold of each document (every position of a document is in one fold)."""
     out = np.full(n_docs, -1)

@@ -112,6 +112,7 @@ class WindowBag:
         return self.rms
 
 
+@checked
 def pieces_of(ids, n_ctx: int) -> list[tuple[int, torch.Tensor]]:
     """(offset, piece) of a document cut into consecutive `n_ctx`-token pieces; a last piece
     shorter than 2 tokens is dropped."""

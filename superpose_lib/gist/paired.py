@@ -42,6 +42,7 @@ def cv_logits(X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e
     return out
 
 
+@checked
 def doc_counts(y, yhat, doc, n_docs: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Per document and class: correct predictions and positions, ([n_docs, C], [n_docs, C])."""
     y, yhat, doc = np.asarray(y), np.asarray(yhat), np.asarray(doc)

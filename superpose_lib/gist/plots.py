@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from matplotlib.lines import Line2D
 
+from ..core.checks import checked
 from ..plots import COLORS, LABELS, PALETTE, figure, tidy_log_axis
 
 __all__ = [
@@ -135,6 +136,7 @@ def plot_lm_curves(infos: list, baselines: dict, ax=None):
     return ax
 
 
+@checked
 def plot_paired(table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy", colors=None,
                 labels=None):
     """One line per row: the mean over seeds with its interval over documents (thick) and over
@@ -188,6 +190,7 @@ def plot_seed_kernels(kern: dict, kern_init: dict | None = None, axes=None):
     return axes
 
 
+@checked
 def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dict | None = None, long_window=None):
     """Top: every row's balanced accuracy (`plot_paired`); bottom: the paired differences
     (kind "difference"), zero dotted, each in the colour of its first row (`pairs`: {name:
@@ -203,6 +206,7 @@ def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dic
     return axes
 
 
+@checked
 def plot_context(ctx, ax=None, *, chance: float | None = None, long_window=None):
     """Balanced accuracy against the context length a position can see (bins of q + 1), one
     line per row with its document interval as a band."""
@@ -242,6 +246,7 @@ def plot_splice(splice: dict, ax=None):
     return ax
 
 
+@checked
 def plot_switch_off(curve, budget: float, ax=None, *, long_window=None):
     """Fraction of the other groups' circuits switched off against the wrongly-off rate (log
     scale), one line per row; the budget dotted."""

@@ -105,6 +105,7 @@ def predict_proba(probe: LogisticProbe, X) -> torch.Tensor:
     return probe_logits(probe, X).softmax(-1)
 
 
+@checked
 def balanced_accuracy(y, yhat, n_classes: int) -> float:
     """Mean over classes present in y of the per-class recall (chance = 1/n_classes)."""
     y, yhat = np.asarray(y), np.asarray(yhat)
@@ -155,6 +156,7 @@ def cross_val_probe(X, y, groups, n_classes: int, *, n_folds: int = 5, seed: int
     return ProbeResult(bacc, lo, hi, proba, y.numpy())
 
 
+@checked
 def gating_scores(proba: torch.Tensor, y, threshold: float = 0.5) -> dict:
     """Use a probe's class probabilities as on-indicators of class-specific circuits: circuit c
     is switched on where p_c > threshold. Returns macro precision and recall over classes
@@ -184,6 +186,7 @@ def topic_selectivity(acts: torch.Tensor, labels) -> torch.Tensor:
     return between / total
 
 
+@checked
 def probe_table(features: dict, y, groups, n_classes: int, task: str, **kw):
     """Cross-validated probes (`cross_val_probe`) for each named feature matrix on the same
     labels: a tidy DataFrame (task, features, bacc, lo, hi, chance) and the ProbeResults."""

@@ -72,6 +72,7 @@ def fit_indicator_map(X: torch.Tensor, y, n_classes: int, *, l2: float = 1e-2, s
     return IndicatorMap(torch.stack(Us, 1), torch.tensor(bs, dtype=torch.float64))
 
 
+@checked
 def indicator_inputs(logits: torch.Tensor, tau: float = 0.0, width: float = 4.0) -> torch.Tensor:
     """α_c = clip(½ + (ℓ_c − τ)/w, 0, 1): the indicator neuron's output (a ReLU pair)."""
     return (0.5 + (logits - tau) / width).clamp(0.0, 1.0)
@@ -165,6 +166,7 @@ def switch_off_curve(logits: torch.Tensor, y, taus) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@checked
 def budget_threshold(logits: torch.Tensor, y, budget: float) -> float:
     """The largest τ whose wrongly-off rate on these positions is at most `budget`: the
     ⌊budget·n⌋-th smallest log-odds of the positions' own groups (counting from 0): no more

@@ -65,6 +65,7 @@ def splice_docs(docs: list[dict], doc_fold, before: int, after: int, per_fold: i
     return out, np.array(fold_of), np.array(pair_of)
 
 
+@checked
 def readout_curves(logits: torch.Tensor, pieces: list[dict], where: dict, length: int) -> torch.Tensor:
     """d(q) = ℓ_new − ℓ_old at every position q of every piece: [pieces, length] from the logits
     [n, C] at the positions `where` (all positions 1..length − 1 of every piece; q = 0 is NaN)."""
@@ -77,6 +78,7 @@ def readout_curves(logits: torch.Tensor, pieces: list[dict], where: dict, length
     return out
 
 
+@checked
 def switch_time(curves: torch.Tensor, before: int) -> float:
     """The first t ≥ 0 (tokens since the splice) at which the mean readout over pieces
     prefers the new group; inf when it never does within the piece."""

@@ -7,12 +7,8 @@ text is `NOT_COMPUTED`. The row builders turn one model's measurements into tabl
 
 from __future__ import annotations
 
-import os
-import platform
-
 import numpy as np
 import pandas as pd
-import torch
 
 from ..core.checks import checked
 from ..plots import LABELS
@@ -86,6 +82,7 @@ def gpt2_notice(folder) -> str:
 
 
 # ----------------------------------------------------------------------------- intervals as text
+@checked
 def ci_text(value, doc_lo, doc_hi, seed_lo=None, seed_hi=None, *, digits: int = 2, signed: bool = False) -> str:
     """"0.53 (documents 0.50–0.56; seeds 0.51–0.55)": a mean over seeds with its 95 %
     intervals over documents and over training seeds (the seed part is left out where the
@@ -115,6 +112,7 @@ def _shown(df, name_col: str, names: dict | None = None, digits: int = 3) -> pd.
 
 
 # ----------------------------------------------------------------------------- the language models
+@checked
 def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
     """{"glue", "table" (display), "losses" (loss_df indexed by predictor), "baselines"
     ({label: nats} for `plot_lm_curves`)} from `experiment.lm_losses`' table and
@@ -162,6 +160,7 @@ def lm_summary(loss_df, runs, data, cfg, curve_windows: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- 1. kernels
+@checked
 def kernel_summary(kern, kern_init, window: int, kern_gpt2=None) -> dict:
     """{"glue": {gist-heads, gist-ell, gist-uniform, gist-gpt2-kernels}, "uniform_far",
     "uniform_expected"} from `experiment.seed_kernels` of the trained models, of their random
@@ -218,6 +217,7 @@ def verdict(r) -> str:
     return "not distinguishable from"
 
 
+@checked
 def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
     """{"glue", "table"} from `paired.paired_table` of the gist rows and the `PAIRS`
     differences: gist-p-<row> (balanced accuracy with both intervals), gist-d-<a>-<b> (paired
@@ -255,6 +255,7 @@ def probe_summary(tab, extra, long_window: int, mid_layer: int = 6) -> dict:
 
 
 # ----------------------------------------------------------------------------- 3. context
+@checked
 def context_summary(ctx_tab, tab, long_window: int) -> dict:
     """{"glue": {gist-ctx-growth, gist-ctx-reading, gist-long}} from `experiment.context_table`
     and the paired table: how accuracy grows with context, and what limits the probes."""
@@ -316,6 +317,7 @@ def splice_summary(switch_tab, splice, ells) -> dict:
 ROUTE_ROWS = ("tok", "rand", "bow", "ewbow", "unif", "gist", "last", "long")
 
 
+@checked
 def route_summary(route_tab, honest, budget: float, n_positions: int, long_window: int = 512) -> dict:
     """{"glue": {gist-off-<row>, gist-route-n, gist-route-k, gist-honest-*, gist-budget},
     "table"} from `experiment.switch_off_table`'s table at the budget and the out-of-sample
@@ -336,6 +338,7 @@ def route_summary(route_tab, honest, budget: float, n_positions: int, long_windo
     return {"glue": g, "table": _shown(route_tab, "row", {k: _label(k, long_window) for k in t.index})}
 
 
+@checked
 def network_summary(net, caps, route_tab, budget: float) -> dict:
     """{"glue": {gist-net-z, gist-net-z-all, gist-net-z-oracle, gist-net-all, gist-net-gist,
     gist-net-oracle, gist-net-verdict}, "table"} from `experiment.network_capacity`'s rows and
@@ -363,10 +366,11 @@ def network_summary(net, caps, route_tab, budget: float) -> dict:
 
 
 # ----------------------------------------------------------------------------- conclusions
+@checked
 def closing_summary(seconds: float) -> dict:
-    """{gist-runtime}: the build's wall time, with the machine (from `os` and `platform`)."""
-    machine = f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), torch {torch.__version__}"
-    return {"gist-runtime": f"{seconds:.0f} s on {machine}, training included when the models were not cached"}
+    """{gist-runtime}: the build's wall time (the book names no machine; the Execution page
+    lists every chapter's run)."""
+    return {"gist-runtime": f"{seconds:.0f} s, training included when the models were not cached"}
 
 
 # ----------------------------------------------------------------------------- 6. the toy model
@@ -379,6 +383,7 @@ def toy_training_line(losses: dict, seconds: float, steps: int) -> str:
             f"{max(final):.2f} nats)")
 
 
+@checked
 def toy_probe_features(f: dict, fl: dict, fu: dict, *, window: int) -> dict:
     """The rows of the toy probe comparison from `toy_features` of the recency-slope (f),
     learned-positions (fl) and untrained (fu) models on the same documents."""

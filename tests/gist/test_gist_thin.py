@@ -137,7 +137,7 @@ def test_probe_context_splice_route_and_network_summaries():
     n = gist.network_summary(caps, caps, rt, 1e-3)["glue"]
     assert (n["gist-net-z"], n["gist-net-all"], n["gist-net-gist"], n["gist-net-oracle"]) == ("3.89", "48", "48, 48", "≥ 96")
     assert "no superposition room" in n["gist-net-verdict"]
-    assert gist.closing_summary(100.0)["gist-runtime"].startswith("100 s on ")
+    assert gist.closing_summary(100.0)["gist-runtime"].startswith("100 s, ")
 
 
 def test_toy_summaries():

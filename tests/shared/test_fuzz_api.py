@@ -50,13 +50,6 @@ def _public_functions():
 
 PUBLIC = _public_functions()
 GUARDED = [(n, f) for n, f in PUBLIC if getattr(f, "__checked__", ())]
-#: Functions of the gist chapter's modules that another change is rewriting: they get their
-#: decorator there (a strict xfail: it fails as soon as one is guarded, to be removed then).
-PENDING = {f"superpose_lib.gist.{n}" for n in (
-    "brown_lm.eval_windows", "brown_lm.ngram_losses", "probes.balanced_accuracy", "probes.gating_scores",
-    "probes.probe_table", "routing.indicator_inputs", "routing.routing_sweep", "summary.kernel_summary",
-    "summary.probe_features", "summary.probe_summary", "summary.reach_row", "summary.toy_probe_features")}
-
 # A valid value of every vocabulary parameter, for the parameters a call does not probe.
 VALID = {"D": 1024, "T": 100, "M": 256, "S": 6, "S_alpha": 6, "z": 2, "L": 3, "layer": 1, "batch": 8,
          "n_boot": 10, "n_seeds": 2, "steps": 1, "seed": 0, "resolution": 0.05, "eps": 1.0, "tol": 0.01,
@@ -166,12 +159,7 @@ def test_the_public_api_is_enumerated():
         assert must in names
 
 
-def _pending(name):
-    return [pytest.mark.xfail(strict=True, reason="module being rewritten; guard it there")] \
-        if name in PENDING else []
-
-
-@pytest.mark.parametrize("name, fn", [pytest.param(n, f, marks=_pending(n), id=n) for n, f in PUBLIC])
+@pytest.mark.parametrize("name, fn", [pytest.param(n, f, id=n) for n, f in PUBLIC])
 def test_every_parameter_with_a_rule_is_guarded(name, fn):
     """A public function that takes a vocabulary parameter, or any int / float parameter,
     is wrapped by `checks.checked`, which checks each of them."""
