@@ -706,7 +706,10 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    step = 1.1 if kind == "scaling" else 1.5  # the theories' starts are within ~5 % and ~2x (chapter)
+    # the gallop's step: the false-gate theory and the baseline's and E1's recursion start within
+    # ~10 % of the measured capacity (chapters "The T(d/D)² regime", "Does it work
+    # asymptotically?"); other starts can be 2x off
+    step = 1.1 if kind in ("scaling", "baseline", "sharp") else 1.5
     res = bisect_capacity(passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution,
                           step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
