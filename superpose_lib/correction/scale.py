@@ -708,8 +708,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
 
     # the gallop's step: the false-gate theory and the baseline's and E1's recursion start within
     # ~10 % of the measured capacity (chapters "The T(d/D)² regime", "Does it work
-    # asymptotically?"); other starts can be 2x off
-    step = 1.1 if kind in ("scaling", "baseline", "sharp") else 1.5
+    # asymptotically?"); other starts can be 2x off. A step must exceed the bisection's resolution.
+    step = max(1.1 if kind in ("scaling", "baseline", "sharp") else 1.5, 1.0 + 1.5 * resolution)
     res = bisect_capacity(passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution,
                           step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None

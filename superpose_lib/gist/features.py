@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from ..core.checks import check_int, checked
-from .gpt2 import _qkv, attn0_by_hand
+from .gpt2 import attn0_by_hand, attn0_uniform
 
-__all__ = ["WindowBag", "pieces_of", "sample_positions", "model_features", "attn0_uniform", "window_bags",
+__all__ = ["WindowBag", "pieces_of", "sample_positions", "model_features", "window_bags",
            "rescale_attention"]
 
 
@@ -143,18 +143,6 @@ def sample_positions(docs: list[dict], n_ctx: int, per_piece: int, generator: to
             out["group"] += [d["group"]] * len(q)
     return {"doc": np.array(out["doc"]), "offset": np.array(out["offset"]), "q": torch.cat(out["q"]),
             "token": torch.cat(out["token"]), "y": torch.tensor(out["y"]), "group": np.array(out["group"])}
-
-
-@torch.no_grad()
-def attn0_uniform(model, resid_pre: torch.Tensor) -> torch.Tensor:
-    """Attention 0's output with its pattern replaced by uniform causal attention,
-    p(q, j) = 1/(q + 1) for j ≤ q, and its own values and output projection:
-    c_proj(mean_{j ≤ q} v_j). resid_pre [B, N, D] -> [B, N, D]."""
-    blk, H = model.h[0], model.config.n_head
-    _, _, v = _qkv(blk.attn, blk.ln_1(resid_pre), H)  # [B, H, N, dh]
-    N = v.shape[2]
-    mean = v.cumsum(2) / torch.arange(1, N + 1, dtype=v.dtype, device=v.device)[:, None]
-    return blk.attn.c_proj(mean.transpose(1, 2).reshape(resid_pre.shape))
 
 
 @torch.no_grad()

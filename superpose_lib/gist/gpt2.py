@@ -51,6 +51,7 @@ __all__ = [
     "Layer0Cache",
     "run_layer0",
     "attn0_by_hand",
+    "attn0_uniform",
     "replacement_effect",
     "attention_by_distance",
     "fit_decay_length",
@@ -391,6 +392,18 @@ def _split_heads(x, H):
 def _qkv(attn, x_ln, H):
     q, k, v = attn.c_attn(x_ln).split(x_ln.shape[-1], dim=-1)  # Conv1D: x W + b
     return _split_heads(q, H), _split_heads(k, H), _split_heads(v, H)
+
+
+@torch.no_grad()
+def attn0_uniform(model, resid_pre: torch.Tensor) -> torch.Tensor:
+    """Attention 0's output with its pattern replaced by uniform causal attention,
+    p(q, j) = 1/(q + 1) for j ≤ q, and its own values and output projection:
+    c_proj(mean_{j ≤ q} v_j). resid_pre [B, N, D] -> [B, N, D]."""
+    blk, H = model.h[0], model.config.n_head
+    _, _, v = _qkv(blk.attn, blk.ln_1(resid_pre), H)  # [B, H, N, dh]
+    N = v.shape[2]
+    mean = v.cumsum(2) / torch.arange(1, N + 1, dtype=v.dtype, device=v.device)[:, None]
+    return blk.attn.c_proj(mean.transpose(1, 2).reshape(resid_pre.shape))
 
 
 @torch.no_grad()
