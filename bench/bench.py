@@ -268,11 +268,12 @@ def bench_probe(D, device, *, z=2, L_probe=10, batch=128, seed=0):
     counted from the statistics' open positions: z·S + false gates per sample)."""
     import torch
 
+    from superpose_lib.core.theory import T_at
     from superpose_lib.correction import SwitchOffNetwork, scaling_boundary, scaling_design, scheme_run
 
     x = scaling_boundary(D, z=z, L=L_probe)
     s = scaling_design(D, z=z, L=L_probe, x=x)
-    T = int(round(x * D * D / 16))
+    T = T_at(x, D)
     t0 = time.perf_counter()
     SwitchOffNetwork(s, T, L_probe, torch.Generator().manual_seed(seed), device=device)
     build_s = time.perf_counter() - t0
@@ -294,13 +295,14 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
     boundary): probes and seconds, and the bytes-moved floor of its largest probe: every
     layer reads and writes the payload buffer (3 blocks × M × batch) and the gate counts
     once, for the network and its oracle."""
+    from superpose_lib.core.theory import control_parameter
     from superpose_lib.correction import scale, scaling_design, scheme_capacity
 
     scale._RUNS.clear()
     t0, c0 = time.perf_counter(), time.process_time()
     r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="indicators hold", batch=batch)[0]
     T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
-    s = scaling_design(D, z=z, L=L_cap, x=T * 16 / D**2)
+    s = scaling_design(D, z=z, L=L_cap, x=control_parameter(D, T))
     nbytes = 2 * L_cap * batch * (2 * 3 * s.M + s.M) * 4
     return {"D": D, "probes": r["probes"], "capacity_s": time.perf_counter() - t0,
             "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": s.S_r,

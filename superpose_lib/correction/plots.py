@@ -78,6 +78,7 @@ def plot_capacity_vs_D(summary, *, criterion: str, z: int, ax=None, labels=None,
     return ax
 
 
+@checked
 def plot_fixed_x(df, quantity: str, *, ax=None, labels=None, floor: float = 1e-6):
     """A per-layer quantity at one fixed x against D (log-log): one line per scheme,
     mean over seeds with min–max bars; values below `floor` drawn at `floor`. df: columns
@@ -121,6 +122,7 @@ def plot_inactive_readouts(alpha_by_layer: dict, S: int, *, ax=None, threshold: 
     return ax
 
 
+@checked
 def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
     """Per layer, the fraction of inactive circuits that read as on (circles) and that
     pass RiS's step (crosses), one colour per T (runs: {T: `scheme_run` result});
@@ -141,6 +143,7 @@ def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
     return ax
 
 
+@checked
 def plot_redundancy(df, *, ax=None, floor: float = 1e-6):
     """`redundancy_rows` against S_α (mean over seeds, min–max bars): the measured layer-2
     spurious-on fraction beside the design rule's prediction (dashed), and the false-on

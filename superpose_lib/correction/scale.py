@@ -43,6 +43,7 @@ import torch
 from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int, checked
 from ..core.criteria import CRITERIA, Q90_DX_MAX, RATE_MAX, STAT_KEYS, certain_failure, failures
+from ..core.theory import T_at, control_parameter
 from ..plots import LABELS
 from ..report import format_bound, format_capacity
 from ..stats import poisson_sf, t975, t_interval
@@ -634,7 +635,8 @@ def theory_start(kind: str, D: int, z: int, L: int, *, criterion: str = "indicat
         scheme = make_scheme(kind, D, **knobs)
         group = next(g for g in scheme.groups if 0 in g.rows)
         M, S = group.M * group.copies, group.S * group.copies
-        x = max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5) * M**2 * 16 / D**2
+        x = control_parameter(D, T_at(max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5),
+                                      4 * M))  # the group's load x_g = T/M² as T(d/D)²
     else:
         x = 0.002
     if criterion == CRITERIA[1]:
@@ -651,7 +653,7 @@ def _scheme_at(kind: str, knobs: dict, D: int, T: int, z: int, L: int):
     """The scheme a capacity probe with T circuits runs: the scaling construction is designed
     for the load x = T(d/D)², every other scheme is fixed."""
     if kind == "scaling":
-        return make_scheme("scaling", D, z=z, L=L, x=T * (4 / D) ** 2)
+        return make_scheme("scaling", D, z=z, L=L, x=control_parameter(D, T))
     return make_scheme(kind, D, **({"z": z, "L": L} | knobs if kind == "wide_rule" else knobs))
 
 
@@ -660,7 +662,7 @@ def _largest_load(kind: str, knobs: dict, D: int, z: int, L: int) -> float:
     largest any register of its rule holds)."""
     if kind == "scaling":
         return max_load(D, z=z)
-    return _scheme_at(kind, knobs, D, 1, z, L).max_T * (4 / D) ** 2
+    return control_parameter(D, _scheme_at(kind, knobs, D, 1, z, L).max_T)
 
 
 @checked
@@ -693,7 +695,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         x0 = theory_start(kind, D, z, L, criterion=criterion, **knobs)
     frozen = tuple(sorted(knobs.items()))
     x_top = _largest_load(kind, knobs, D, z, L)
-    T_of = lambda x: max(z, min(int(round(x * D * D / 16)), int(x_top * D * D / 16)))  # noqa: E731
+    T_top = T_at(x_top, D)
+    T_of = lambda x: max(z, min(T_at(x, D), T_top))  # noqa: E731
     why = {}
 
     def passes(x):
@@ -703,8 +706,11 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    step = 1.1 if kind == "scaling" else 1.5  # the theories' starts are within ~5 % and ~2x (chapter)
-    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution,
+    # the gallop's step: the false-gate theory and the baseline's and E1's recursion start within
+    # ~10 % of the measured capacity (chapters "The T(d/D)² regime", "Does it work
+    # asymptotically?"); other starts can be 2x off. A step must exceed the bisection's resolution.
+    step = max(1.1 if kind in ("scaling", "baseline", "sharp") else 1.5, 1.0 + 1.5 * resolution)
+    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution,
                           step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
     T_max = T_of(res["x_max"]) if res["censor"] != "below" else 0

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..capacity import capacity_summary, slopes
-from ..core.checks import checked
+from ..core.checks import checked, measured
 from ..report import format_capacity
 from .measure import MEANS, inactive_on_layer1, large_d_grid
 
@@ -38,6 +38,7 @@ __all__ = [
 
 
 # ---- analysis ------------------------------------------------------------------------------
+@checked
 def add_regime_columns(df: pd.DataFrame, d: int = 4) -> pd.DataFrame:
     """Copy of `df` with x = T(d/D)², superposition T·d/D (circuit neurons per network
     neuron), eps = d/D − 1/(ST), and ratio = measured/theory (NaN where the theory is 0 or
@@ -65,6 +66,7 @@ def seed_summary(df: pd.DataFrame, by=("D", "T", "z", "layer", "quantity")) -> p
     return s.reset_index()
 
 
+@checked
 def binned_medians(x, ratio, n_bins: int):
     """Median x and median ratio of the points in each of n_bins equal bins of log x
     (empty bins dropped); medians of logs, returned exponentiated."""
@@ -79,6 +81,7 @@ def binned_medians(x, ratio, n_bins: int):
     return (np.exp([np.median(lx[b == k]) for k in keep]), np.exp([np.median(lr[b == k]) for k in keep]))
 
 
+@checked
 def crossing_censor(x, ratio, level: float, n_bins: int = 8) -> str:
     """Whether `crossing` is censored: "below" when every bin is at or above `level` (the
     boundary lies at or below the data's smallest x, which `crossing` then returns as an
@@ -92,6 +95,7 @@ def crossing_censor(x, ratio, level: float, n_bins: int = 8) -> str:
     return "below" if below.size == 0 else ("above" if below[-1] == len(br) - 1 else "")
 
 
+@checked
 def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     """T(d/D)² from which the median ratio stays ≥ `level`.
 
@@ -156,6 +160,7 @@ def boundary_table(
     return pd.DataFrame(out)
 
 
+@checked
 def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFrame:
     """Fraction of active circuits with |δx|² > threshold, per z and layer, averaged over
     the configurations below and above x = T(d/D)² = x_split (columns below, above)."""
@@ -168,6 +173,7 @@ def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFra
     return s.pivot_table(index=["z", "layer"], columns="side", values="measured", aggfunc="mean").reset_index()
 
 
+@checked
 def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
     """Per (D, x, z, seed): the seizure onset, the first layer l whose spurious-on fraction
     exceeds `factor` × the floor (the layer-2 prediction: what the active circuits alone
@@ -182,6 +188,7 @@ def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
 
 
 # ---- the chapter's summaries: the numbers its claims test and its prose glues ---------------
+@checked(v=measured())
 def boundary_word(v: float, censor: str = "") -> str:
     """A boundary value in words: "not reached" where the grid never reached it (no inf
     shown), "≤ x" where it was passed already at the grid's smallest x."""
@@ -279,6 +286,7 @@ def tail_summary(ris: pd.DataFrame, tail: pd.DataFrame, *, S: int, L: int, d: in
     return out
 
 
+@checked
 def spurious_summary(large: pd.DataFrame, *, x_show: float, z_show: int) -> dict:
     """The spurious-on fraction of the large-D sweep against its theory. Returns med (per
     D, x, z and layer ≥ 2: median measured m over seeds, theory th, ratio m/th), sig (the
@@ -405,6 +413,7 @@ def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: 
     return {"D_lo": D_lo, "cm": cm, "excess": excess, "table": table, "glue": glue}
 
 
+@checked
 def run_note(t_total: float, parts: dict, *, workers: int) -> str:
     """The run's time and work in words: `parts` maps a name to (seconds, the sweep's rows
     or None); a sweep's `attrs["sweep"]` gives its networks computed and read from the

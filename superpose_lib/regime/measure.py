@@ -157,7 +157,7 @@ def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, var
 
 
 @checked
-def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float = 2.0, d=4, device="cpu",
+def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float | None = 2.0, d=4, device="cpu",
                   variant="baseline", **sweep_kw) -> pd.DataFrame:
     """`sweep(large_rows, ...)` over D × x × z × seeds, x = T(d/D)² in ascending order, with
     one monotone skip rule: once, for a (D, z), the median over seeds of measured/RiS of

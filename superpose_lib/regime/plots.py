@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..core.checks import checked
+from ..core.checks import checked, integer
 from ..plots import COLORS, LABELS, tidy_log_axis
 from .analysis import add_regime_columns, binned_medians, seed_summary
 
@@ -53,6 +53,7 @@ def _d_colors(Ds):
     return {D: cmap(i / max(len(Ds) - 1, 1)) for i, D in enumerate(Ds)}
 
 
+@checked
 def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: int = 4):
     """RiS Figures 8–11 layout: rows layer 1..L, columns z. x = T(d/D)², y = the mean over
     seeds of `quantity` with error bars min–max over seeds; colour = D, marker o for
@@ -111,6 +112,7 @@ def _z_panels(g: pd.DataFrame, axes=None):
     return axes[0].figure, axes, zs, sorted(g["layer"].unique()), plt.get_cmap("plasma")
 
 
+@checked(n=integer(1, 64), cols=integer(1, 8))
 def z_axes(n: int, cols: int = 2):
     """`n` panels sharing their y axis, `cols` per row (figures at most 7.2 in wide);
     returns the first `n` axes as a flat array."""
@@ -129,6 +131,7 @@ def d_ticks(axes, Ds):
     return axes
 
 
+@checked
 def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
                n_bins: int = 8):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
@@ -163,6 +166,7 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
     return axes
 
 
+@checked
 def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     """Fraction of active circuits with |δx|² > threshold against T(d/D)², one panel per z,
     colour = layer (mean over seeds per configuration)."""
@@ -261,6 +265,14 @@ def plot_capacity_by_z(summary: pd.DataFrame, ax=None, Ds=None):
     return ax
 
 
+def _variant_colour(variant: str) -> str:
+    """The book's scheme colour of a causal-check variant, by its name or its label."""
+    for key, scheme in (("baseline", "baseline"), ("oracle", "oracle"), ("sharp", "E1"), ("E1", "E1")):
+        if variant.startswith(key):
+            return COLORS["scheme"][scheme]
+    return "#777777"
+
+
 @checked
 def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=None):
     """The active error at `layer` against D for each variant (median over seeds, bars
@@ -269,10 +281,10 @@ def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=Non
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.2))
     g = df[(df["quantity"] == quantity) & (df["layer"] == layer)]
-    for i, (v, h) in enumerate(g.groupby("variant", sort=False)):
+    for v, h in g.groupby("variant", sort=False):
         s = h.groupby("D")["measured"].agg(["median", "min", "max"])
         ax.errorbar(s.index, s["median"], yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
-                    marker="o", ms=3, capsize=2, color=f"C{i}", label=v)
+                    marker="o", ms=3, capsize=2, color=_variant_colour(v), label=v)
     ax.set(xscale="log", yscale="log", xlabel="D", ylabel=f"{LABELS['quantity'].get(quantity, quantity)}, layer {layer}")
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=8)

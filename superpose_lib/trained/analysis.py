@@ -9,13 +9,13 @@ import os
 
 import pandas as pd
 
-from ..capacity import bisect_capacity, capacity_summary
+from ..capacity import RESOLUTION, bisect_capacity, capacity_summary
 from ..core.checks import CIRCUIT_WIDTH, check_int, checked
 from ..core.criteria import failures, works
-from ..core.experiment import rotation_errors
+from ..core.experiment import check_experiment_fits, rotation_errors
 from ..core.theory import T_at, control_parameter
 from .measure import mechanism
-from .train import cached_train, max_trainable_T, trained_errors
+from .train import S_INTERFACE, cached_train, max_trainable_T, trained_errors
 
 __all__ = [
     "trained_rows",
@@ -126,10 +126,13 @@ def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | N
 
 @checked
 def construction_capacity_rows(D: int, z: int, L: int, seed: int, *, batch: int = 2000,
-                               resolution: float = 0.05) -> list[dict]:
+                               resolution: float = RESOLUTION) -> list[dict]:
     """The construction's capacity on criterion (a) at layer L (bisection in x, as the rest
     of the book), also as a number of circuits T_max and as a multiple of D/d; the largest
     load tried is what the S-hot interface holds."""
+    # the search's smallest probe (T = z circuits) must fit before the capacity is counted
+    check_experiment_fits(D, z, S_INTERFACE, L, z, CIRCUIT_WIDTH, batch, 4, "cpu",
+                          what="the capacity search's smallest network and its batch")
     cap = max_trainable_T(D)
     x_hi = control_parameter(D, cap)
     why = {}

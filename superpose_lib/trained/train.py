@@ -58,11 +58,11 @@ from torch import nn
 
 from ..core import cache
 from ..core.assignment import max_circuits
-from ..core.checks import CIRCUIT_WIDTH, check_device, check_dtype, check_int, check_real, checked
+from ..core.checks import CIRCUIT_WIDTH, check_device, check_dtype, check_fits, check_int, check_real, checked
 from ..core.circuits import encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.criteria import Q90_DX_MAX, failures
-from ..core.experiment import build_network, rotation_run, sample_active, sample_unit_vectors
+from ..core.experiment import build_network, network_bytes, rotation_run, sample_active, sample_unit_vectors
 from ..core.network import StructuredNetwork, SuperposedNetwork
 
 __all__ = [
@@ -72,6 +72,7 @@ __all__ = [
     "TrainConfig",
     "DenseNetwork",
     "train_superposed",
+    "train_bytes",
     "cached_train",
     "trained_errors",
     "max_trainable_T",
@@ -420,6 +421,29 @@ def _parse(D, T, z, L, init, loss, variant, steps, batch, lr, noise, mixed, devi
 
 
 @checked
+def train_bytes(D: int, T: int, L: int, batch: int, *, z: int = 2, variant: str = "dense", itemsize: int = 4) -> int:
+    """Estimated peak memory (bytes) of `train_superposed(D, T, z=z, L=L, variant=variant,
+    batch=batch)`: a closed form of the sizes, for refusing before anything is allocated.
+
+    Weights: W [L−1, D, D] held about seven times (the parameter, its gradient, Adam's two
+    moments, the construction's dense layers while they are stacked, and a random or noisy
+    init drawn in float64); the interface P and P/S [L, T, D/d] (and for "code" E and R,
+    [L, d, T, D/d] with gradient and Adam's moments); per step: the L activations [B, D]
+    with their gradients and ReLU masks (four copies), per layer l ≥ 2 the [B, T, d]
+    targets, readouts and errors with their gradients (five copies), the float64 truth
+    [L+1, B, z, d]; and the construction itself (`experiment.network_bytes`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} is not allowed: one of {VARIANTS}")
+    d = CIRCUIT_WIDTH
+    W = (L - 1) * D * D
+    P = 2 * L * T * (D // d)
+    code = 4 * L * T * D if variant == "code" else 0
+    step = itemsize * batch * (4 * L * D + 5 * (L - 1) * T * d) + 16 * (L + 1) * batch * z * d
+    return int(network_bytes(D, T, S_INTERFACE, L, d, itemsize=itemsize) + W * (5 * itemsize + 16)
+               + itemsize * (P + code) + step)
+
+
+@checked
 def train_superposed(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "random", loss: str = "hinge",
                      steps: int = 1000, seed: int = 0, variant: str = "dense", batch: int = 256, lr: float = 3e-3,
                      noise: float = 0.5, mixed: bool = True, device="cpu", dtype=torch.float32,
@@ -436,6 +460,10 @@ def train_superposed(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "ran
     check_q90, check_false_off, check_false_on."""
     cfg, dev, dtype = _parse(D, T, z, L, init, loss, variant, steps, batch, lr, noise, mixed, device, dtype)
     monitor_batch = check_int("monitor_batch", monitor_batch, 1, 2**16)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    check_fits(f"training {cfg.L - 1} dense layers",
+               lambda D, T, batch: train_bytes(D, T, cfg.L, batch, z=cfg.z, variant=cfg.variant, itemsize=itemsize),
+               {"D": cfg.D, "T": cfg.T, "batch": cfg.batch}, {"D": 4, "T": 1, "batch": 1}, dev)
     net, gt = _setup(cfg, seed, dev, dtype)
     history = _fit(net, cfg, gt, seed, progress, monitor_batch)
     net.requires_grad_(False)
