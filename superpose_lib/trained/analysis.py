@@ -160,6 +160,7 @@ def construction_error_rows(D: int, T: int, z: int, L: int, seed: int, *, batch:
              "works": works(st, L), **{k: float(st[k][L]) for k in ROW_STATS}}]
 
 
+@checked
 def capacity_text(mean: float, low: float, high: float, censor: str, n: int) -> str:
     """A capacity in circuits as text, censored values as bounds: "≥ 140" (every seed
     passed the largest T it could try), "< 32" (every seed failed the smallest), "≥ 96 (some

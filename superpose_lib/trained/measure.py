@@ -9,6 +9,8 @@ x̂ = â_{2:4} − α̂) at layer L, on the evaluation draws of `trained_errors`
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..core.checks import CIRCUIT_WIDTH, check_int, checked
@@ -90,6 +92,10 @@ def indicator_transfer(net: DenseNetwork, levels, *, n_samples: int = 256, seed:
     return out
 
 
+def _quantile(t: torch.Tensor, q: float) -> float:
+    return float(torch.quantile(t, q)) if t.numel() else math.nan
+
+
 @checked
 def mechanism(net: DenseNetwork, *, batch: int = 2000) -> dict:
     """What the learned layers do, on `trained_errors`' draws (layer L):
@@ -114,7 +120,8 @@ def mechanism(net: DenseNetwork, *, batch: int = 2000) -> dict:
         dx = (x_hat - x).norm(dim=-1)  # [B, T]
         count = on.sum(0)
         per = ((dx * on).sum(0) / count.clamp(min=1))[count > 0]
-        p10, p90 = torch.quantile(per, torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist()
+        p10, p90 = (torch.quantile(per, torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist() if per.numel()
+                    else (math.nan, math.nan))
         used = torch.zeros(B, net.M, dtype=torch.bool, device=A.device)
         cols = torch.arange(B, device=A.device)[:, None].expand(B, active.shape[1] * net.S)
         used[cols, net.idx[net.L - 1][active].reshape(B, -1)] = True
@@ -124,8 +131,9 @@ def mechanism(net: DenseNetwork, *, batch: int = 2000) -> dict:
             "served": int((per <= Q90_DX_MAX).sum()),
             "dedicated": net.M,
             "dx_spread": p90 / max(p10, 1e-12),
-            "on_gap": float(torch.quantile(alpha_hat[on], 0.01) - torch.quantile(alpha_hat[~on], 0.999)),
-            "inactive_x": float(x_hat[~on].pow(2).sum(-1).mean().sqrt()),
+            # nan where a side is empty (T = z: no circuit is ever inactive)
+            "on_gap": _quantile(alpha_hat[on], 0.01) - _quantile(alpha_hat[~on], 0.999),
+            "inactive_x": float(x_hat[~on].pow(2).sum(-1).mean().sqrt()) if (~on).any() else math.nan,
             "outside_on": float((A.view(B, net.d, net.M) > 0)[outside].double().mean()),
             "span": span_share(net),
             "participation": float(W.abs().sum() ** 2 / (W.numel() * W.pow(2).sum())),
