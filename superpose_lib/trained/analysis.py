@@ -14,6 +14,7 @@ from ..core.checks import CIRCUIT_WIDTH, check_int, checked
 from ..core.criteria import failures, works
 from ..core.experiment import check_experiment_fits, rotation_errors
 from ..core.theory import T_at, control_parameter
+from ..stats import t_interval
 from .measure import mechanism
 from .train import S_INTERFACE, cached_train, max_trainable_T, trained_errors
 
@@ -214,8 +215,6 @@ def loss_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _mean_ci(values) -> str:
-    from ..stats import t_interval
-
     v = [float(x) for x in values]
     if len(v) == 1:
         return f"{v[0]:.2f} (one seed)"

@@ -17,7 +17,7 @@ from ..core.checks import CIRCUIT_WIDTH, check_int, checked
 from ..core.circuits import encode_input
 from ..core.criteria import ON_THRESHOLD, Q90_DX_MAX
 from ..core.experiment import seeded_experiment
-from .train import DenseNetwork, _targets, eval_draws
+from .train import DenseNetwork, circuit_targets, eval_draws
 
 __all__ = ["mechanism", "span_share", "indicator_transfer", "dedicated_errors"]
 
@@ -25,7 +25,7 @@ __all__ = ["mechanism", "span_share", "indicator_transfer", "dedicated_errors"]
 def _decoded(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor):
     """Layer-L activations [B, D], every circuit's α̂ [B, T] and x̂ [B, T, 2], the targets'
     α [B, T] and x [B, T, 2] (inactive: 0), and the on mask [B, T]."""
-    a0, truth, on = _targets(net, active, x0)
+    a0, truth, on = circuit_targets(net, active, x0)
     A = net.forward_flat(active, a0)[-1]
     a_hat = net.readouts_flat(A, net.L).double()  # [B, T, d]
     B, z = active.shape

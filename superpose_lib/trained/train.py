@@ -75,6 +75,8 @@ __all__ = [
     "train_bytes",
     "cached_train",
     "trained_errors",
+    "eval_draws",
+    "circuit_targets",
     "max_trainable_T",
 ]
 
@@ -299,7 +301,8 @@ def _init_weights(cfg: TrainConfig, base: SuperposedNetwork, g: torch.Generator)
     return W, b
 
 
-def _targets(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor):
+@checked
+def circuit_targets(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor):
     """a0 [B, z, d] (network dtype), the small circuits' a_t^l [L+1, B, z, d] and the on mask
     [B, T]."""
     B, z = active.shape
@@ -312,7 +315,7 @@ def _targets(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor):
 
 def _loss(net: DenseNetwork, active: torch.Tensor, x0: torch.Tensor, kind: str, *, mixed: bool = False):
     B, z = active.shape
-    a0, truth, on = _targets(net, active, x0)
+    a0, truth, on = circuit_targets(net, active, x0)
     total = 0.0
     for l, A in enumerate(net.forward_flat(active, a0, mixed=mixed)[1:], start=2):
         if kind == "hinge":  # every circuit's α̂, and the active circuits' payloads: no [B, T, d] readout
@@ -520,6 +523,7 @@ def cached_train(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "random"
     return net, {**history, "cached": False}
 
 
+@checked
 def eval_draws(net: DenseNetwork, batch: int):
     """The active sets [batch, z] and inputs [batch, z, 2] that `rotation_errors` draws at
     the network's seed after the construction's draws."""

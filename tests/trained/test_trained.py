@@ -91,7 +91,7 @@ def test_hinge_loss_matches_its_definition():
     net, _ = train_superposed(256, 20, z=2, L=3, init="noisy", steps=0, seed=4, dtype=torch.float64)
     _, active, x0 = seeded_experiment(256, 20, z=2, L=3, seed=4, batch=16, dtype=torch.float64)
     got = float(tr._loss(net, active, x0, "hinge"))
-    a0, truth, on = tr._targets(net, active, x0)
+    a0, truth, on = tr.circuit_targets(net, active, x0)
     total = 0.0
     for l, A in enumerate(net.forward_flat(active, a0)[1:], start=2):
         a_hat = net.readouts_flat(A, l)
