@@ -50,8 +50,9 @@ from ..core.checks import check_dtype, check_int, check_memory, check_real, chec
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
-from ..correction.scale import family_settings, t_interval
+from ..correction.scale import family_settings
 from ..correction.schemes import Scheme, make_scheme
+from ..stats import t_interval
 from .network import CircuitGraph, gate_graph, sample_gate_inputs
 
 __all__ = [
