@@ -20,11 +20,10 @@ What it measures, in one run, on the device given:
    the same four means and the spurious-on fraction), in a fresh subprocess as in 2.
    (``--quick``: D = 32768.) Its size, not T(d/D)² = 0.004's T = 4.3M, is what a 15-minute
    CPU budget can afford per network.
-4. ``probe_s`` / ``probe_full_s``: one capacity probe of the error-correction chapter, the
-   generalised network of `correction.scheme_run` for the baseline at D = 65536 (``--quick``:
-   16384), T(d/D)² = 0.001, L = 10, z = 2, batch 32, seed 0: with the statistics at layer L only
-   (``layers=(L,)``, what `correction_scale.capacity_rows` asks for) and at every layer, and
-   their ratio (the numbers at layer L agree exactly; checked here).
+4. ``probe_s``: one capacity probe of the chapter "Does it work asymptotically?": the
+   switch-off construction at D = 131072 (``--quick``: 16384) at the theory's boundary load,
+   L = 10, z = 2, batch 128, the network and its own oracle (criterion (b)), with its floor
+   (`bench_probe`); target PROBE_TARGET_S.
 5. ``dense_over_structured``: dense / structured forward time (activations of all L layers) at
    D = 2000, T = 2000, z = 4, batch 500, float32, with the dense weights built beforehand and
    not timed (the ratio favours dense; ``dense_with_build_over_structured`` includes building
@@ -253,23 +252,41 @@ def bench_dense(device, D=2000, T=2000, z=4, reps=5):
 
 
 # ---- driver ---------------------------------------------------------------------------------
-def bench_probe(D, device, *, x=0.001, L_probe=10, z=2, batch=32):
-    """One capacity probe (section 4 of the module docstring): wall and CPU seconds with the
-    statistics at layer L only and at every layer."""
-    from superpose_lib.correction import make_scheme, scheme_run
+#: Chapter "Does it work asymptotically?": one capacity probe of the scaling construction at
+#: D = 131072, at the theory's boundary load, L = 10, batch 128, the network and its own
+#: oracle (criterion (b)'s verdict), must take at most PROBE_TARGET_S on the 2-core CPU.
+PROBE_TARGET_S = 60.0
 
-    scheme = make_scheme("baseline", D)
-    T = int(round(x * (D / CIRCUIT_WIDTH) ** 2))
-    out = {"D": D, "T": T}
-    res = {}
-    for key, layers in (("probe", (L_probe,)), ("probe_full", None)):
-        t0, c0 = time.perf_counter(), time.process_time()
-        res[key] = scheme_run(scheme, T, z=z, L=L_probe, batch=batch, seed=0, device=device, layers=layers)
-        out[f"{key}_s"], out[f"{key}_cpu_s"] = time.perf_counter() - t0, time.process_time() - c0
-    for q in ("worst_dx", "false_on", "false_off", "spurious_on"):
-        if res["probe"][q][L_probe] != res["probe_full"][q][L_probe]:
-            raise AssertionError(f"probe: {q} at layer {L_probe} differs between layers=(L,) and every layer")
-    return out
+
+def bench_probe(D, device, *, z=2, L_probe=10, batch=128, seed=0):
+    """One capacity probe of the switch-off construction (section 4 of the module docstring):
+    `scheme_run(..., with_oracle=True)` at the theory's predicted boundary on criterion (b),
+    wall and CPU seconds, the network's build alone, and the floor: every layer writes the
+    payload's pre-activation and reads and writes its activation (3 blocks × M × batch
+    float32), and reads the gate counts (M × batch), once for the network and once for its
+    oracle, plus the touched circuits' gathers and scatters (S positions × 3 numbers each,
+    counted from the statistics' open positions: z·S + false gates per sample)."""
+    import torch
+
+    from superpose_lib.core.theory import T_at
+    from superpose_lib.correction import SwitchOffNetwork, scaling_boundary, scaling_design, scheme_run
+
+    x = scaling_boundary(D, z=z, L=L_probe)
+    s = scaling_design(D, z=z, L=L_probe, x=x)
+    T = T_at(x, D)
+    t0 = time.perf_counter()
+    SwitchOffNetwork(s, T, L_probe, torch.Generator().manual_seed(seed), device=device)
+    build_s = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = scheme_run(s, T, z=z, L=L_probe, batch=batch, seed=seed, device=device, layers=(L_probe,), with_oracle=True)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    open_per_sample = z * s.S + r["spurious_on"][L_probe] * s.M
+    touched = batch * open_per_sample * T * s.S / s.M  # circuits through the open positions, per layer
+    dense = 2 * L_probe * batch * (3 * 3 * s.M + s.M) * 4
+    sparse = L_probe * touched * s.S * 3 * 2 * 4
+    return {"D": D, "T": T, "x": x, "S_r": s.S_r, "register": s.M_r / D, "probe_s": wall, "probe_cpu_s": cpu,
+            "build_s": build_s, "probe_bytes": int(dense + sparse), "q90": r["q90_dx"][L_probe],
+            "q90_oracle": r["oracle"]["q90_dx"][L_probe]}
 
 
 def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
@@ -278,13 +295,14 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
     boundary): probes and seconds, and the bytes-moved floor of its largest probe: every
     layer reads and writes the payload buffer (3 blocks × M × batch) and the gate counts
     once, for the network and its oracle."""
+    from superpose_lib.core.theory import control_parameter
     from superpose_lib.correction import scale, scaling_design, scheme_capacity
 
     scale._RUNS.clear()
     t0, c0 = time.perf_counter(), time.process_time()
     r = scheme_capacity("scaling", D, z, L_cap, seed, criterion="indicators hold", batch=batch)[0]
     T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
-    s = scaling_design(D, z=z, L=L_cap, x=T * 16 / D**2)
+    s = scaling_design(D, z=z, L=L_cap, x=control_parameter(D, T))
     nbytes = 2 * L_cap * batch * (2 * 3 * s.M + s.M) * 4
     return {"D": D, "probes": r["probes"], "capacity_s": time.perf_counter() - t0,
             "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": s.S_r,
@@ -381,11 +399,11 @@ def main(argv=None):
 
     probe = None
     if not a.skip_probe:
-        probe = bench_probe(16384 if a.quick else 65536, dev)
-        rows.append((f"probe D={probe['D']}", probe["probe_s"], None,
-                     f"T={probe['T']}, L=10, batch 32, statistics at layer L only (CPU time {probe['probe_cpu_s']:.2f} s); "
-                     f"at every layer {probe['probe_full_s']:.2f} s (CPU {probe['probe_full_cpu_s']:.2f} s): "
-                     f"{probe['probe_full_s'] / probe['probe_s']:.2f}x"))
+        probe = bench_probe(16384 if a.quick else 131072, dev)
+        rows.append((f"probe D={probe['D']}", probe["probe_s"], probe["probe_bytes"],
+                     f"scaling construction at its boundary x={probe['x']:.4f} (T={probe['T']}, S_r={probe['S_r']}, "
+                     f"register {probe['register']:.0%}), L=10, batch 128, network + own oracle: build "
+                     f"{probe['build_s']:.1f} s, CPU time {probe['probe_cpu_s']:.1f} s (target <= {PROBE_TARGET_S:.0f} s)"))
 
     caps = []
     if not a.skip_capacity:
@@ -466,8 +484,8 @@ def main(argv=None):
             out |= {"train_steps_per_s": train["steps_per_s"], "train_projected_s": train["projected_s"]}
         if probe:
             out |= {"probe_D": probe["D"], "probe_T": probe["T"], "probe_s": probe["probe_s"],
-                    "probe_full_s": probe["probe_full_s"], "probe_cpu_s": probe["probe_cpu_s"],
-                    "probe_full_cpu_s": probe["probe_full_cpu_s"]}
+                    "probe_cpu_s": probe["probe_cpu_s"], "probe_build_s": probe["build_s"],
+                    "probe_floor_s": probe["probe_bytes"] / bw, "probe_target_s": PROBE_TARGET_S}
         out["load_avg_1min_end"] = os.getloadavg()[0]
         print(json.dumps(out))
 

@@ -103,7 +103,7 @@ def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
     for key, g in cap.groupby(keys, sort=False):
         m, lo, hi = t_interval(g["x_max"])
         res = float(g["resolution"].max())
-        lo, hi = min(lo, m / (1 + res)), max(hi, m * (1 + res))
+        lo, hi = max(min(lo, m / (1 + res)), 0.0), max(hi, m * (1 + res))  # a capacity is never negative
         cens = set(g["censor"])
         censor = "" if cens == {""} else (cens.pop() if len(cens) == 1 else
                                           ("some-above" if "above" in cens else "some-below"))

@@ -24,6 +24,8 @@ import numpy as np
 from cycler import cycler
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from .core.checks import checked
+
 __all__ = [
     "MAX_WIDTH",
     "PALETTE",
@@ -83,9 +85,10 @@ COLORS: dict[str, dict] = {
     # recipes of the trained-versus-constructed chapter
     "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
                "dedicated": "#777777"},
-    # (D, z) lines of the capacity experiment: D sets the hue family, z the shade
-    "Dz": {(1000, 1): PALETTE[0], (1000, 2): PALETTE[5], (2000, 1): PALETTE[1], (2000, 2): PALETTE[4],
-           (4000, 1): PALETTE[8], (4000, 2): PALETTE[2], (8000, 1): PALETTE[7], (8000, 2): PALETTE[3]},
+    # rows of the gist chapter: the trained model's layer-0 summary and its controls
+    "gist row": {"tok": "#777777", "rand": PALETTE[9], "bow": PALETTE[4], "ewbow": PALETTE[1], "unif": PALETTE[5],
+                 "gist": PALETTE[0], "last": PALETTE[6], "long": PALETTE[7], "both": PALETTE[2], "gpt2": PALETTE[3],
+                 "gpt2 mid": PALETTE[10]},
 }
 
 #: Labels of named things, by kind (mathtext).
@@ -110,6 +113,12 @@ LABELS: dict[str, dict] = {
                "oracle": "oracle (bound)", "scaling": "switch-off construction",
                "wide_rule": "E5, S_α grown by rule", "untied": "untied indicators (f = 0.5, RiS step)",
                "E5 f=0.5": "E5 at f = 0.5", "E5 tuned": "E5, S_α by the design rule"},
+    "gist row": {"tok": "current token", "rand": "random init, attention rescaled",
+                 "bow": "bag of words, attention's window", "ewbow": "bag of words, fitted exponential kernel",
+                 "unif": "trained, uniform attention 0", "gist": "trained, after attention 0",
+                 "last": "trained, last layer", "long": "bag of words, longer window",
+                 "both": "after attention 0 and last layer", "gpt2": "GPT-2 Small, after attention 0",
+                 "gpt2 mid": "GPT-2 Small, middle layer"},
     "recipe": {"construction": "construction", "trained": "trained from random init",
                "fine-tuned": "construction, fine-tuned", "trained, MSE": "trained, MSE loss",
                "dedicated": "no superposition (D/d dedicated)"},
@@ -154,6 +163,7 @@ def marker(i: int) -> str:
     return _MARKERS[i % len(_MARKERS)]
 
 
+@checked
 def sequential(values, cmap: str = "viridis", lo: float = 0.0, hi: float = 0.85) -> dict:
     """Colours for ordered values (a grid of D, layers, ...) from a sequential colour map
     cut at `hi`, so that its last colour stays visible on white (viridis' yellow end is not)."""
@@ -187,6 +197,7 @@ def book_style() -> None:
         pass
 
 
+@checked
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_height: float = 2.6, **kwargs):
     """`plt.subplots` at most `MAX_WIDTH` inches wide: `width` split over `ncols` panels,
     `panel_height` inches per row. Returns (fig, axes) as `plt.subplots` does."""
@@ -197,6 +208,7 @@ def figure(ncols: int = 1, nrows: int = 1, *, width: float = MAX_WIDTH, panel_he
     return plt.subplots(nrows, ncols, figsize=(width, panel_height * nrows), **kwargs)
 
 
+@checked
 def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = None, where: str = "bottom", **kwargs):
     """A legend outside the data: below the axes (`where="bottom"`) or right of them
     (`"right"`). Works on a figure (one legend for all panels) or on one axes."""
@@ -221,6 +233,7 @@ def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = N
     return target.legend(handles, labels, **opts)
 
 
+@checked
 def tidy_log_axis(ax, axis: str = "both", short: float = 30.0):
     """Readable ticks on log axes: no labels on minor ticks (they collide as "2×10¹ 3×10¹"),
     and on an axis spanning less than `short` (a factor) plain numbers at 1-2-5. Call after

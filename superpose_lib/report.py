@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from .core.checks import checked, measured
+
 __all__ = [
     "format_bound",
     "format_capacity",
@@ -17,6 +19,7 @@ __all__ = [
 
 
 # ---- summaries -------------------------------------------------------------------------
+@checked(value=measured())
 def format_bound(bound: str, value: float, digits: int = 2) -> str:
     """A gain or fraction with its censoring bound ("≥", "≤" or "") as text; "–" when there
     is none ("n/a") and "not reached by the baseline" when only the scheme passes."""
@@ -29,6 +32,7 @@ def format_bound(bound: str, value: float, digits: int = 2) -> str:
     return f"{bound}{value:.{digits}f}"
 
 
+@checked(mean=measured(), low=measured(), high=measured(), x_min=measured())
 def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x_min: float | None = None,
                     digits: int = 5, n: int | None = None) -> str:
     """A capacity in x = T(d/D)² as text, censored values written as such: "< x_min" (the
@@ -61,6 +65,7 @@ def compare_phrase(row, other: str, unit: str) -> str:
     return f"not distinguishable from {other} (difference {v:+.2f} {unit}, 95 % CI {lo:+.2f} to {hi:+.2f})"
 
 
+@checked(ell=measured(), lo=measured(), hi=measured(), cap=measured())
 def fmt_length(ell: float, lo: float | None = None, hi: float | None = None, *, cap: float = 1000.0) -> str:
     """A decay length as text, censored: beyond `cap` tokens (or not decaying at all) it is
     "> cap" — a flat kernel has no measurable decay length inside a finite window."""

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .core.checks import check_real
+from .core.checks import check_real, checked
 
 __all__ = ["t975", "t_interval", "poisson_sf"]
 
@@ -21,6 +21,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
+@checked
 def t975(nu: int) -> float:
     """t_{0.975, ν}: the two-sided 95% quantile of Student's t with ν degrees of freedom."""
     if isinstance(nu, bool) or not isinstance(nu, (int, np.integer)) or nu < 1:
@@ -32,6 +33,7 @@ def t975(nu: int) -> float:
 POISSON_LAM_MAX = 1e6
 
 
+@checked
 def poisson_sf(lam: float, k: float) -> float:
     """P(X > k) for X ~ Poisson(lam) (k real: P(X ≥ ⌊k⌋ + 1)).
 

@@ -231,6 +231,7 @@ def _resolve_executor(executor, workers: int):
     )
 
 
+@checked
 def sweep(
     fn: Callable[..., list[dict]],
     grid: Iterable[dict],
@@ -251,7 +252,9 @@ def sweep(
     per CPU, at most one per task), "serial" -> in this process, any
     `concurrent.futures.Executor`, or a dask.distributed `Client`.
     threads: intra-op torch threads per task (default 1: same numbers under every executor).
-    Rows come back in grid order, then seed order, whatever order tasks finish in.
+    Rows come back in grid order, then seed order, whatever order tasks finish in. A task
+    that raises stops the sweep with its error; the tasks already running are waited for and
+    their results cached, so a rerun computes only what is missing.
     `df.attrs["sweep"]` says how many tasks there were, how many were computed and how
     many read from the cache.
     """
@@ -259,8 +262,18 @@ def sweep(
 
     tqdm = progress_bar()
 
-    grid = [{k: _plain(v) for k, v in dict(c).items()} for c in grid]
+    if not callable(fn):
+        raise ValueError(f"fn={fn!r} is not a function: pass the function to call for every configuration and seed")
+    try:
+        grid = [{k: _plain(v) for k, v in dict(c).items()} for c in grid]
+    except (TypeError, ValueError):
+        raise ValueError(f"grid={grid!r} is not allowed: a list of configurations (dicts of keyword arguments)") from None
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds={seeds!r} is not allowed: a list of integer seeds, e.g. [0, 1, 2] or range(5)")
     seeds = [check_seed(s) for s in seeds]
+    if cache_dir is not None and not str(cache_dir).strip():
+        raise ValueError(f"cache_dir={cache_dir!r} is not allowed: a folder, or None for no cache (an empty path "
+                         "would write into the current directory)")
     threads = check_int("threads", threads, 1)
     for c in grid:
         if "seed" in c:
@@ -310,9 +323,18 @@ def sweep(
             try:
                 for fut in as_completed(futures):
                     done(*futures[fut], fut.result())
-            except BaseException:
+            except BaseException as e:
+                # One task failed: start no further task, but keep what the tasks already
+                # running finish with, so that a rerun reads them (an interrupt stops at once).
                 for fut in futures:
                     fut.cancel()
+                for fut in futures if isinstance(e, Exception) else ():
+                    if not fut.cancelled() and futures[fut][0] not in results:
+                        try:
+                            rows = fut.result()
+                        except BaseException:  # noqa: BLE001 - the first failure is the one raised
+                            continue
+                        done(*futures[fut], rows)
                 raise
     finally:
         bar.close()

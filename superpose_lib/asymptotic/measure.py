@@ -21,7 +21,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..capacity import capacity_summary
 from ..core.checks import check_int, check_real, checked
+from ..core.theory import T_at
 from ..correction.scale import theory_start
 from ..correction.scaling import (
     SwitchOffScheme,
@@ -36,7 +38,7 @@ from ..correction.schemes import make_scheme, scheme_run
 from ..correction.wide_rule import wide_rule_design
 from ..report import format_capacity
 
-__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline"]
+__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline", "z_table"]
 
 
 @checked
@@ -92,7 +94,7 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
     switch-off construction designed for x (`q90`), of its own oracle (`q90_own`: perfect
     gates, the simplex payload's own noise) and of RiS's oracle at the same T and seed
     (`q90_ris`: RiS's payload with every unused neuron switched off)."""
-    T = max(z + 1, int(round(x * D * D / 16)))
+    T = max(z + 1, T_at(x, D))
     s = scaling_design(D, z=z, L=L, x=x)
     r = scheme_run(s, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
     ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
@@ -100,13 +102,17 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
              "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
 
 
-def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame) -> pd.DataFrame:
+def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame, *, criterion: str | None = None) -> pd.DataFrame:
     """The measured slopes beside the theory's over the same widths: per (name, criterion)
     row of `fits`, the slope of the theory's x* (`theory_table`, the same name; NaN where the
-    theory has none) between D_min and D_max of the fit."""
+    theory has none, and on criteria other than `criterion`, the one the theory predicts)
+    between D_min and D_max of the fit."""
     out = fits.copy()
     th = []
     for _, r in fits.iterrows():
+        if criterion is not None and r.get("criterion", criterion) != criterion:
+            th.append(float("nan"))
+            continue
         t = theory[(theory["name"] == r["name"]) & theory["D"].between(r["D_min"], r["D_max"])]
         th.append(float(np.polyfit(np.log(t["D"]), np.log(t["x_star"]), 1)[0]) if len(t) >= 2 else float("nan"))
     out["theory"] = th
@@ -117,36 +123,49 @@ def _cap(r) -> str:
     return format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"])
 
 
+@checked
 def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *, criterion_b: str,
-             criterion_a: str) -> dict:
+             criterion_a: str, z: int, L: int) -> dict:
     """The chapter's glued numbers (strings) from the capacity summary, the fitted slopes
     (`fit_summary`) and the theory table: capacities of the scaling construction, the
-    baseline, E5 and the oracle at the smallest and largest D on both criteria, the slopes
-    with their intervals beside the theory's, the fractions of the oracle and of E5, and the
-    theory's boundary to the largest D of the table."""
+    baseline, E1, E5 and the oracle at the smallest and largest D and at the comparison
+    width Dc (the largest D at which the baseline is measured) on both criteria, the slopes
+    with their intervals beside the theory's, the fractions of the oracle and of E5, the
+    theory's boundary to the largest D of the table, and the price: the register's share,
+    the payload's blocks, S_r, T·ln D/D² and the non-zero weights of the network at the
+    largest D's boundary (`SwitchOffScheme.weights`) as a fraction of a dense layer's D²."""
     out = {}
     b = summary[summary["criterion"] == criterion_b]
     a = summary[summary["criterion"] == criterion_a]
     D0, D1 = int(b["D"].min()), int(b["D"].max())
     out["D0"], out["D1"] = f"{D0}", f"{D1}"
+    Ds = sorted(b["D"].unique())
+    Dm = 16384 if 16384 in Ds else int(Ds[len(Ds) // 2])  # a middle width for the (a) curve
+    out["Dm"] = f"{Dm}"
 
     def at(tab, name, D):
         r = tab[(tab["name"] == name) & (tab["D"] == D)]
         return r.iloc[0] if len(r) else None
 
+    # the comparison width: the largest D at which the baseline is measured on (b)
+    Dc = int(b[b["name"] == "baseline"]["D"].max()) if (b["name"] == "baseline").any() else D1
+    out["Dc"] = f"{Dc}"
     for crit, tab in (("b", b), ("a", a)):
         for name in ("scaling", "baseline", "E1", "E5", "oracle"):
-            for tag, D in (("0", D0), ("1", D1)):
+            for tag, D in (("0", D0), ("1", D1), ("c", Dc), ("m", Dm)):
                 r = at(tab, name, D)
                 out[f"{crit}-{name}-{tag}"] = _cap(r) if r is not None else "not measured"
+    for crit in ("b", "a"):
+        for name in ("scaling", "baseline", "E1", "E5", "oracle", "wide_rule"):
+            out[f"slope-{crit}-{name}"] = "not fitted (fewer than 3 widths with an uncensored capacity)"
     for _, r in fits.iterrows():
         crit = "b" if r["criterion"] == criterion_b else "a"
         th = "" if math.isnan(r["theory"]) else f"; theory {r['theory']:.2f}"
         out[f"slope-{crit}-{r['name']}"] = (f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
                                             f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})")
-    sc1, e51, or_b = at(b, "scaling", D1), at(b, "E5", D1), b[b["name"] == "oracle"]
-    if sc1 is not None and e51 is not None and e51["censor"] != "below":
-        out["over-E5"] = f"{sc1['mean'] / e51['mean']:.0f}"
+    sc1, scc, e5c, or_b = at(b, "scaling", D1), at(b, "scaling", Dc), at(b, "E5", Dc), b[b["name"] == "oracle"]
+    if scc is not None and e5c is not None and e5c["censor"] != "below":
+        out["over-E5"] = f"{scc['mean'] / e5c['mean']:.0f}"
     if len(or_b):
         ref = or_b.sort_values("D").iloc[-1]
         out["oracle-D"] = f"{int(ref['D'])}"
@@ -159,5 +178,39 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     out["theory-x1"] = f"{float(ts[ts['D'] == D1]['x_star'].iloc[0]):.4f}" if (ts["D"] == D1).any() else "n/a"
     if sc1 is not None:
         out["TdD"] = f"{sc1['mean'] * D1 / 4:.0f}"  # T·d/D = x·D/d: circuits per dedicated slot
-        out["T1"] = f"{sc1['mean'] * D1**2 / 16:.2e}"
+        out["T1"] = f"{T_at(sc1['mean'], D1):.2e}"
+    # the parameter-counting bound's form: T·ln D / D² = x·ln D / d², flat if T ∝ D²/ln D
+    for tag, r, D in (("0", sc0, D0), ("1", sc1, D1)):
+        if r is not None:
+            out[f"bound-{tag}"] = f"{r['mean'] * math.log(D) / 16:.4f}"
+    if sc1 is not None:  # the rule's network at the boundary: its non-zero weights per layer, of D²
+        s1 = scaling_design(D1, z=z, L=L, x=sc1["mean"])
+        out["weights-1"] = f"{s1.weights(T_at(sc1['mean'], D1)) / D1**2:.1%}"
+    last = ts[ts["D"] <= D1].iloc[-1]
+    out["share-1"] = f"{last['register']:.0%}"
+    out["payload-1"] = f"{(1 - last['register']) / 4:.3f}"  # M/D of the payload's blocks (RiS: 0.25)
+    out["Sr-1"] = f"{int(last['S'])}"
+    out["Sr-0"] = f"{int(ts.iloc[0]['S'])}"
     return out
+
+
+@checked
+def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
+    """Capacities on one criterion at another z (`cap`: scheme_capacity rows with a name
+    column): the summary per (name, D) with the theory's boundary for the switch-off
+    construction (`scaling_boundary`) and for the baseline (`correction.scale.theory_start`),
+    a table in words and the glue (as-z4-*: the switch-off construction at the smallest and
+    largest D, its theory and the baseline at the largest)."""
+    summary = capacity_summary(cap)
+    th = {("scaling", D): scaling_boundary(D, z=z, L=L) for D in summary.D.unique()}
+    th |= {("baseline", D): theory_start("baseline", D, z, L) for D in summary.D.unique()}
+    summary["theory"] = [th.get((r.name, r.D), float("nan")) for r in summary.itertuples()]
+    fmt = lambda r: format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"], x_min=r["mean"])  # noqa: E731
+    table = summary.assign(capacity=summary.apply(fmt, axis=1), theory=summary.theory.map(lambda v: f"{v:.5f}"))
+    table = table.pivot_table(index="D", columns="name", values=["capacity", "theory"], aggfunc="first")
+    sc = summary[summary.name == "scaling"].sort_values("D")
+    ba = summary[summary.name == "baseline"].sort_values("D")
+    glue = {"as-z4-D0": f"{int(sc.D.iloc[0])}", "as-z4-D1": f"{int(sc.D.iloc[-1])}",
+            "as-z4-sc-0": fmt(sc.iloc[0]), "as-z4-sc-1": fmt(sc.iloc[-1]),
+            "as-z4-th-1": f"{sc.theory.iloc[-1]:.4f}", "as-z4-ba-1": fmt(ba.iloc[-1]) if len(ba) else "not measured"}
+    return {"summary": summary, "table": table, "glue": glue}

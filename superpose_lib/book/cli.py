@@ -28,7 +28,6 @@ from pathlib import Path
 
 from ..core.checks import check_device
 from . import run as _ch
-from .render import render_html
 
 __all__ = ["main"]
 
@@ -125,16 +124,49 @@ def _check_device(device, flag: str = "--device") -> None:
         raise UsageError(f"{flag} {str(e).removeprefix('device=')}") from None
 
 
+_PATH_SUFFIXES = ("_dir", "_path", "_file")
+
+
+def _caller_path(chapter, name: str, value: str) -> str:
+    """A path parameter (a string parameter named *_dir, *_path or *_file) given relative on
+    the command line is meant from the caller's directory: made absolute here, since the
+    chapter runs in its own folder."""
+    default = chapter.parameters.get(name)
+    if isinstance(default, str) and name.endswith(_PATH_SUFFIXES) and value.strip():
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else Path.cwd() / path)
+    return value
+
+
+def _run_cache(default: str, out: Path) -> str:
+    """Where a run's sweep cache goes: under --out (`<out>/.superpose_cache/...`, the part of
+    the chapter's own default after `.superpose_cache`), never into the checkout; the book
+    build keeps the chapter's default. An empty default (no cache) stays empty."""
+    if not default:
+        return default
+    parts = Path(default).parts
+    tail = parts[parts.index(".superpose_cache") + 1:] if ".superpose_cache" in parts else ()
+    return str(out.resolve().joinpath(".superpose_cache", *tail))
+
+
 def _cmd_run(args, root: Path) -> int:
     name = Path(args.chapter).stem if args.chapter.endswith((".md", ".ipynb")) else args.chapter
     try:
         chapter = _ch.get_chapter(name, root)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if not args.out.strip():
+        raise UsageError("--out '' is empty: give the output folder (default: runs)")
+    out = Path(args.out)
+    given = dict(args.parameter)
+    if args.device is not None and "device" in given and given["device"] != args.device:
+        raise UsageError(f"--device {args.device} and -p device {given['device']} disagree: give one of them")
     overrides = {}
     for pname, value in args.parameter:
+        if pname == "device" and pname in chapter.parameters:
+            _check_device(value, "-p device")
         try:
-            overrides[pname] = _ch.coerce_parameter(chapter, pname, value)
+            overrides[pname] = _ch.coerce_parameter(chapter, pname, _caller_path(chapter, pname, value))
         except ValueError as e:
             raise UsageError(str(e)) from None
     if args.device is not None:
@@ -145,18 +177,18 @@ def _cmd_run(args, root: Path) -> int:
             )
         _check_device(args.device)
         overrides["device"] = args.device
-    elif "device" in overrides:
-        _check_device(overrides["device"], "-p device")
+    if "cache_dir" in chapter.parameters and "cache_dir" not in overrides:
+        overrides["cache_dir"] = _run_cache(chapter.parameters["cache_dir"], out)
     params = chapter.resolve(overrides, smoke=args.smoke)
-    out = Path(args.out)
     _check_out(out)
     changed = {k: v for k, v in params.items() if chapter.parameters.get(k) != v}
     print(f"running {chapter.name} ({chapter.path.relative_to(root)})"
           + (f" with {', '.join(f'{k}={v!r}' for k, v in changed.items())}" if changed else " with its defaults"),
           file=sys.stderr)
     env = {"PYTHONPATH": os.pathsep.join(p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)}
-    try:
-        nb = _ch.execute_chapter(chapter, out, params, progress=not args.no_progress, env=env, figures=True)
+    try:  # notebook, figures and the one-page HTML (myst-nb's rendering) are published together
+        nb = _ch.execute_chapter(chapter, out, params, progress=not args.no_progress, env=env, figures=True,
+                                 html=True, root=root)
     except _ch.ChapterFailed as e:
         print(f"superpose: error: {e}", file=sys.stderr)
         return 1
@@ -169,11 +201,7 @@ def _cmd_run(args, root: Path) -> int:
             print(f"  {f}")
     else:
         print("figures: none")
-    try:  # the chapter as one HTML page, glued numbers rendered by myst-nb (superpose_lib.render)
-        page = render_html(nb, out / f"{chapter.name}-html", root)
-        print(f"readable page: {page}")
-    except RuntimeError as e:  # the notebook is complete; only its one-page rendering failed
-        print(f"superpose: warning: no HTML page: {e}", file=sys.stderr)
+    print(f"readable page: {out / (chapter.name + '-html') / (chapter.name + '.html')}")
     return 0
 
 

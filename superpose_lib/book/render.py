@@ -27,7 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "book_pdf", "kernel_env"]
+from ..core.checks import checked
+
+__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "build_page", "PageBuildFailed", "book_pdf",
+           "kernel_env"]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -60,6 +63,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@checked
 def stamp_run(notebook: str | os.PathLike, root: str | os.PathLike, *, parameters: dict, seconds: float,
               how: str = "superpose run") -> dict:
     """Write the record of this run into the executed `notebook` (in place) and return it:
@@ -169,22 +173,51 @@ suppress_warnings = ["mystnb.unknown_mime_type", "myst.xref_missing", "ref.doc",
 '''
 
 
+class PageBuildFailed(RuntimeError):
+    """The one-page Sphinx build failed; the message is one line (the build's last error
+    line), `.log` holds the build's whole output."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+def _last_error_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "rror" in ln or "xception" in ln]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
 def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike, *,
-                title: str | None = None, log: str | os.PathLike | None = None) -> Path:
+                title: str | None = None, log: str | os.PathLike | None = None, name: str | None = None) -> Path:
     """Build `out_dir/<name>.html` (with its `_static/` and `_images/`) from the executed
     `notebook` by Sphinx with myst-nb, execution off: glued numbers and figures are rendered
     by myst-nb itself, maths by the book's vendored MathJax, citations from the book's
     bibliography. The book's notation page is built beside it (`notation.html`), so that
-    its numbered equations resolve; references to other pages read as plain text. The folder is written next to `out_dir` and moved into place
-    when complete. Returns the page's path; raises RuntimeError with the end of the log when
-    Sphinx fails."""
+    its numbered equations resolve; references to other pages read as plain text. The
+    folder is built next to `out_dir` (`build_page`) and moved into place when complete.
+    name: the page's name (default: the notebook's stem). Returns the page's path; raises
+    PageBuildFailed (a RuntimeError, one line) when Sphinx fails."""
+    out_dir = Path(out_dir)
+    name = name or Path(notebook).stem
+    tmp = build_page(notebook, out_dir, root, title=title, log=log, name=name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir / f"{name}.html"
+
+
+def build_page(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike, *,
+               title: str | None = None, log: str | os.PathLike | None = None, name: str | None = None) -> Path:
+    """`render_html`'s build, into a new hidden folder beside `out_dir` (its name holds this
+    process's id, so an interrupted build's leftovers can be told from a running one's);
+    returns that folder, complete. Nothing is left behind on failure."""
     notebook, out_dir, root = Path(notebook), Path(out_dir), Path(root)
-    name = notebook.stem
+    name = name or notebook.stem
     record = run_record(notebook) or {}
-    footer = (f"Executed notebook {notebook.name}, commit {record.get('commit', 'unknown')}, "
+    footer = (f"Executed notebook {name}.ipynb, commit {record.get('commit', 'unknown')}, "
               f"run {record.get('date', 'date not recorded')}.")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{name}-html-src.", dir=out_dir.parent) as src:
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-src.{os.getpid()}.", dir=out_dir.parent) as src:
         src = Path(src)
         # The page cites the book's bibliography: list the works it cites at its end.
         import nbformat
@@ -219,17 +252,19 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
         if log:
             Path(log).write_text(text)
         if proc.returncode != 0 or not (build / f"{name}.html").is_file():
-            raise RuntimeError(f"one-page build of {notebook} failed (exit {proc.returncode}):\n{text[-3000:]}")
+            raise PageBuildFailed(f"the one-page build of {out_dir / (name + '.html')} failed (Sphinx exit "
+                                  f"{proc.returncode}): {_last_error_line(text)}", text)
         for junk in (".doctrees", ".buildinfo", "objects.inv", "_sources", "genindex.html", "search.html",
                      "searchindex.js"):
             p = build / junk
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-        tmp_out = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-        shutil.rmtree(tmp_out)
-        shutil.copytree(build, tmp_out)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp_out, out_dir)
-    return out_dir / f"{name}.html"
+        tmp_out = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
+        try:  # a rename within the folder: no copy, no space needed
+            os.replace(build, tmp_out)
+        except BaseException:
+            shutil.rmtree(tmp_out, ignore_errors=True)
+            raise
+    return tmp_out
 
 
 # ------------------------------------------------------------------ the whole book as a PDF

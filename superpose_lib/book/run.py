@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .render import kernel_env, stamp_run
+from ..core.checks import DOMAINS, INT_MAX, check_int, check_real, integer, real
+from .render import PageBuildFailed, build_page, kernel_env, stamp_run
 
 __all__ = [
     "Chapter",
@@ -29,12 +30,16 @@ __all__ = [
     "list_chapters",
     "get_chapter",
     "coerce_parameter",
+    "check_parameter",
+    "parameter_domain",
+    "CHAPTER_WORDS",
     "execute_chapter",
     "extract_figures",
     "build_site",
     "ChapterFailed",
     "ChapterInterrupted",
     "book_root",
+    "remove_leftovers",
 ]
 
 
@@ -121,9 +126,45 @@ def toc_files(root: Path) -> list[str]:
 
 
 def _read_notebook(path: Path):
+    """The chapter file as a notebook; anything unreadable (not UTF-8, malformed front
+    matter, not a MyST notebook) is one ValueError naming the file and the cause."""
     import jupytext
+    import yaml
 
-    return jupytext.read(path)
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a text file (byte {e.start} is not UTF-8): a chapter is a MyST Markdown "
+                         "notebook") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    try:
+        return jupytext.reads(text, fmt=path.suffix.lstrip(".") or "md")
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"{path}: malformed front matter{at}: {getattr(e, 'problem', None) or e}") from None
+    except Exception as e:  # noqa: BLE001 - jupytext raises many kinds; the reader gets one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(f"{path}: cannot read it as a MyST notebook ({type(e).__name__}: {first})") from None
+
+
+def _smoke(nb, path: Path) -> dict:
+    """The `superpose: smoke:` mapping of the front matter (checked: a mapping of names)."""
+    meta = nb.metadata.get("superpose", {})
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: front matter 'superpose' must be a mapping (e.g. 'superpose: {{smoke: {{n: 2}}}}'), "
+                         f"got {meta!r}")
+    smoke = meta.get("smoke", {})
+    if smoke is None:
+        return {}
+    if not isinstance(smoke, dict) or not all(isinstance(k, str) for k in smoke):
+        raise ValueError(f"{path}: front matter 'superpose: smoke' must be a mapping of parameter names to values, "
+                         f"got {smoke!r}")
+    return dict(smoke)
 
 
 def _parameters_cell(nb, where: str = "chapter") -> dict:
@@ -150,33 +191,40 @@ def _parameters_cell(nb, where: str = "chapter") -> dict:
     return {}
 
 
+def _chapter_files(root: Path) -> list[Path]:
+    return [p for f in toc_files(root) if (p := root / (f if f.endswith(".md") else f + ".md")).is_file()]
+
+
+def _load_chapter(path: Path, root: Path) -> Chapter | None:
+    """The chapter in `path` (None for a page without code); a malformed one is a ValueError
+    naming the file."""
+    nb = _read_notebook(path)
+    if not any(c.cell_type == "code" for c in nb.cells):
+        return None
+    params = _parameters_cell(nb, f"chapter {path.stem!r} ({path.relative_to(root)})")
+    smoke = _smoke(nb, path)
+    unknown = set(smoke) - set(params)
+    if unknown:
+        raise ValueError(f"{path}: smoke parameters {sorted(unknown)} are not in its parameters cell")
+    return Chapter(path.stem, path, params, smoke)
+
+
 def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:
     """Every executable chapter of the book (notebooks with a `parameters` cell), in toc order."""
     root = find_root() if root is None else book_root(root)
-    out = []
-    for f in toc_files(root):
-        path = root / (f if f.endswith(".md") else f + ".md")
-        if not path.is_file():
-            continue
-        nb = _read_notebook(path)
-        if not any(c.cell_type == "code" for c in nb.cells):
-            continue
-        params = _parameters_cell(nb, f"chapter {path.stem!r} ({path.relative_to(root)})")
-        smoke = dict(nb.metadata.get("superpose", {}).get("smoke", {}))
-        unknown = set(smoke) - set(params)
-        if unknown:
-            raise ValueError(f"{path.name}: smoke parameters {sorted(unknown)} are not in its parameters cell")
-        out.append(Chapter(path.stem, path, params, smoke))
-    return out
+    return [c for p in _chapter_files(root) if (c := _load_chapter(p, root)) is not None]
 
 
 def get_chapter(name: str, root=None) -> Chapter:
-    """The chapter called `name`; a ValueError lists the valid names otherwise."""
-    chapters = list_chapters(root)
-    for c in chapters:
-        if c.name == name:
+    """The chapter called `name`; a ValueError lists the valid names otherwise. Only that
+    chapter's file is read (a malformed other chapter does not stop this one)."""
+    root = find_root() if root is None else book_root(root)
+    files = _chapter_files(root)
+    for p in files:
+        if p.stem == name and (c := _load_chapter(p, root)) is not None:
             return c
-    raise ValueError(f"unknown chapter {name!r}: choose one of {', '.join(c.name for c in chapters)}")
+    names = [p.stem for p in files if b"{code-cell}" in p.read_bytes()]
+    raise ValueError(f"unknown chapter {name!r}: choose one of {', '.join(names)}")
 
 
 def coerce_parameter(chapter: Chapter, name: str, value):
@@ -217,7 +265,77 @@ def coerce_parameter(chapter: Chapter, name: str, value):
                 f"parameter {name!r} of chapter {chapter.name!r} expects a {kind.__name__} of "
                 f"{inner.__name__}, got {value!r}"
             )
+    check_parameter(chapter, name, value)
     return value
+
+
+# ---- a chapter's parameters go through the library's checks ---------------------------------
+#: Words a chapter parameter's name may hold besides the library's vocabulary (`DOMAINS`):
+#: the control parameter x = T(d/D)² (T ≤ the assignment's capacity < (D/d)², so 0 < x ≤ 1)
+#: and the sweep's worker processes. "seeds" is a list of seeds, or their number when an int.
+CHAPTER_WORDS = {"x": real(0.0, 1.0, open_low=True), "workers": integer(1, 1024)}
+#: Vocabulary words a chapter's names do not use that way ("lm_d_model" is no circuit width d).
+_NOT_CHAPTER_WORDS = ("d", "itemsize", "generator")
+
+
+def parameter_domain(name: str):
+    """The vocabulary word in a chapter parameter's name and its domain (word, domain), or
+    (None, None). The name is split at underscores and the first word of the library's
+    vocabulary (`core.checks.DOMAINS`: D, T, M, S, S_alpha, z, L, layer, batch, n_boot,
+    n_seeds, steps, seed, resolution, eps, tol, rate, device, dtype) or of `CHAPTER_WORDS`
+    (x, workers) found in it, two-part words first, names it: `D_list`, `route_D` and
+    `D_large` take D's domain (element by element for a list), `gate_batch` and `batch_cap`
+    batch's, `n_seeds_large` n_seeds', `x_show` x's, `gw_tune_seeds` and `seeds` seed's
+    (an int `*_seeds` is a number of seeds)."""
+    tokens = name.split("_")
+    words = {k: v for k, v in DOMAINS.items() if k not in _NOT_CHAPTER_WORDS} | CHAPTER_WORDS
+    for size in (2, 1):
+        for i in range(len(tokens) - size + 1):
+            word = "_".join(tokens[i:i + size])
+            if word in words:
+                return word, words[word]
+            if word == "seeds":
+                return "seeds", DOMAINS["seed"]
+    return None, None
+
+
+def _numbers(value) -> list:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def check_parameter(chapter: Chapter, name: str, value) -> None:
+    """The chapter's own checks of one value, before any kernel starts; a ValueError names
+    the parameter, the value and the allowed range.
+
+    - A name holding a word of the library's vocabulary is checked by that word's domain,
+      the one every library function applies to its parameter of that name
+      (`parameter_domain`): `-p batch 0`, `-p D_large "[1024, 0]"`, `-p seed -1` and
+      `-p x_show 1e999` are refused as `rotation_errors(..., batch=0)` would refuse them.
+    - Any other number must be finite (an int within int64) and keep the sign of the
+      chapter's own values: positive where its default and smoke values are all positive
+      (sizes, counts, rates, tolerances), non-negative where they are all non-negative."""
+    word, domain = parameter_domain(name)
+    if word == "seeds" and not isinstance(value, (list, tuple)):
+        domain = DOMAINS["n_seeds"]
+    try:
+        if domain is not None:
+            items = value if isinstance(value, (list, tuple)) else [value]
+            numeric = word not in ("device", "dtype")
+            for v in items:
+                if (isinstance(v, (int, float)) and not isinstance(v, bool)) if numeric else isinstance(v, str):
+                    domain(name, v)
+            return
+        own = _numbers(chapter.parameters.get(name)) + _numbers(chapter.smoke.get(name))
+        low = 0.0 if own and min(own) >= 0 else None
+        strict = bool(own) and min(own) > 0
+        for v in _numbers(value):
+            if isinstance(v, int):
+                check_int(name, v, 1 if strict else (0 if low is not None else -INT_MAX - 1))
+            else:
+                check_real(name, v, low, open_low=strict)
+    except ValueError as e:
+        raise ValueError(f"parameter {name!r} of chapter {chapter.name!r}: {e}") from None
 
 
 def execute_chapter(
@@ -229,6 +347,8 @@ def execute_chapter(
     progress: bool = False,
     env: dict | None = None,
     figures: bool = False,
+    html: bool = False,
+    root: str | os.PathLike | None = None,
 ) -> Path:
     """Execute `chapter` with papermill into `out_dir/<name>.ipynb` and return that path.
 
@@ -240,11 +360,19 @@ def execute_chapter(
     SIGTERM as the CLI maps it) the same, as `ChapterInterrupted`. A later success removes
     `<name>.failed.ipynb`.
 
-    figures=True also writes every figure to `out_dir/<name>-figures/` (`extract_figures`),
-    and the notebook and its figures folder are replaced together or not at all: the
-    figures are written into a hidden folder first (a full disk there leaves the old pair
-    untouched), then both are renamed into place (renames need no space), rolling back if
-    a rename fails.
+    figures=True also writes every figure to `out_dir/<name>-figures/` (`extract_figures`);
+    html=True the chapter as one page, `out_dir/<name>-html/<name>.html`
+    (`render.build_page`, with the book at `root`, default: found from the chapter). The run
+    publishes as a whole: the notebook, its figures and its page are replaced together or
+    not at all. Each is built in a hidden folder first (a full disk, a failed Sphinx build or
+    an interrupt there leaves the earlier results untouched), then all are renamed into
+    place (renames need no space), rolling back if a rename fails. If that publishing step
+    fails, the executed notebook is kept as `<name>.failed.ipynb` and `ChapterFailed` (one
+    line: the file and the cause) or `ChapterInterrupted` is raised.
+
+    Hidden temporaries carry the process id in their names; those of a run that was killed
+    (SIGKILL: no clean-up ran) are removed at the start of the next run of the chapter into
+    `out_dir`, and its `superpose-run-*` folders in the temporary directory.
     """
     import papermill as pm
 
@@ -253,7 +381,8 @@ def execute_chapter(
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{chapter.name}.ipynb"
     failed = out_dir / f"{chapter.name}.failed.ipynb"
-    fd, tmp = tempfile.mkstemp(prefix=f".{chapter.name}.", suffix=".part.ipynb", dir=out_dir)
+    remove_leftovers(out_dir, chapter.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{chapter.name}.{os.getpid()}.", suffix=".part.ipynb", dir=out_dir)
     os.close(fd)
     # The kernel must use the inline backend: under MPLBACKEND=Agg (set for tests and
     # headless runs) IPython registers no PNG formatter, and a glued figure is saved as the
@@ -262,7 +391,7 @@ def execute_chapter(
     # and removes it only on a clean shutdown, so an interrupted run left one behind each
     # time. Every temporary file of the run (ours and the kernel's) goes into one private
     # folder, removed whatever happens.
-    run_tmp = tempfile.mkdtemp(prefix="superpose-run-")
+    run_tmp = tempfile.mkdtemp(prefix=f"superpose-run-{os.getpid()}-")
     kernels: list = []  # the kernel processes this run started
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(Path(run_tmp) / "ipython"),
            **(env or {}), "TMPDIR": run_tmp}
@@ -321,14 +450,81 @@ def execute_chapter(
               how="papermill" + (", smoke parameters" if smoke else ""))
     _chmod_like_umask(tmp, 0o666)
     fig_dir = out_dir / f"{chapter.name}-figures"
+    page_dir = out_dir / f"{chapter.name}-html"
+    fig_tmp = page_tmp = None
     try:
         fig_tmp = _write_figures(tmp, fig_dir) if figures else None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _install(tmp, target, fig_tmp, fig_dir if figures else None)
+        if html:
+            book = Path(root) if root is not None else find_root(chapter.path.parent)
+            page_tmp = build_page(tmp, page_dir, book, name=chapter.name)
+        _install(tmp, target, fig_tmp, fig_dir if figures else None, page_tmp, page_dir if html else None)
+    except BaseException as e:
+        for p in (fig_tmp, page_tmp):
+            if p is not None:
+                shutil.rmtree(p, ignore_errors=True)
+        kept = None
+        if Path(tmp).exists():
+            os.replace(tmp, failed)
+            kept = failed
+        if isinstance(e, KeyboardInterrupt):
+            raise ChapterInterrupted(chapter.name, kept, str(e)) from e
+        if not isinstance(e, Exception):
+            raise
+        raise ChapterFailed(chapter.name, kept, f"chapter {chapter.name!r} ran, but its results could not be "
+                            f"published, so none was: {_cause(e)}"
+                            + (f"; the executed notebook is kept as {kept}" if kept else "")) from e
     failed.unlink(missing_ok=True)
     return target
+
+
+def _cause(e: BaseException) -> str:
+    """One line: the file and the cause of an OSError (a full disk: 'No space left on device:
+    <file>'), else the exception's first line."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    text = str(e).strip().splitlines()
+    if isinstance(e, PageBuildFailed):
+        return text[0]
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+_LEFTOVER = re.compile(r"\.?\.(?P<stem>.+?)\.(?P<pid>\d+)\.")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def remove_leftovers(out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Remove what runs of chapter `name` that were killed (SIGKILL, a power cut: no
+    clean-up ran) left behind: the hidden partial notebook, figures and page folders in
+    `out_dir` and the `superpose-run-<pid>-*` folders in the temporary directory, each only
+    when the process named in it is gone (a run still going is left alone). Returns what
+    was removed."""
+    out_dir = Path(out_dir)
+    stems = {name, f"{name}-figures", f"{name}-figures.old", f"{name}-html", f"{name}-html-src"}
+    removed = []
+    candidates = list(out_dir.iterdir()) if out_dir.is_dir() else []
+    for p in candidates:
+        m = _LEFTOVER.match(p.name)
+        if m and m["stem"] in stems and not _alive(int(m["pid"])):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            removed.append(p)
+    tmp = Path(tempfile.gettempdir())
+    for p in tmp.glob("superpose-run-*-*"):
+        pid = p.name.removeprefix("superpose-run-").split("-", 1)[0]
+        if pid.isdigit() and p.is_dir() and not _alive(int(pid)):
+            _remove_tree(p, tries=1)
+            removed.append(p)
+    return removed
 
 
 def _stop_kernels(processes, timeout: float = 5.0) -> None:
@@ -392,31 +588,36 @@ def _last_line(path: Path) -> str:
     return f" (kernel: {lines[-1].strip()})" if lines else ""
 
 
-def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None) -> None:
-    """Rename the complete notebook (and its complete figures folder, or no folder when
-    fig_tmp is None and fig_dir is given) into place together: the old folder is moved
-    aside first and restored if a rename fails. Renames within a folder need no space."""
-    old, moved_new = None, False
+def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None, page_tmp: Path | None = None,
+             page_dir: Path | None = None) -> None:
+    """Rename the complete notebook, its complete figures folder and its page folder into
+    place together (a folder given with no new one, fig_tmp None, is removed: the chapter
+    made no figure). The old folders are moved aside first and restored if any rename
+    fails. Renames within a folder need no space."""
+    pairs = [(new, dest) for new, dest in ((fig_tmp, fig_dir), (page_tmp, page_dir)) if dest is not None]
+    aside: list[tuple[Path, Path]] = []  # (hidden holder of the old folder, its place)
+    placed: list[Path] = []
     try:
-        if fig_dir is not None:
-            if fig_dir.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{fig_dir.name}.old.", dir=fig_dir.parent))
-                os.replace(fig_dir, old / "figures")
-            if fig_tmp is not None:
-                os.replace(fig_tmp, fig_dir)
-                moved_new = True
+        for new, dest in pairs:
+            if dest.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.{os.getpid()}.", dir=dest.parent))
+                os.replace(dest, old / "old")
+                aside.append((old, dest))
+            if new is not None:
+                os.replace(new, dest)
+                placed.append(dest)
         os.replace(nb_tmp, target)
     except BaseException:
-        if moved_new:
-            shutil.rmtree(fig_dir, ignore_errors=True)
-        if old is not None and (old / "figures").exists():
-            os.replace(old / "figures", fig_dir)
-        for p in (fig_tmp, old):
+        for dest in placed:
+            shutil.rmtree(dest, ignore_errors=True)
+        for old, dest in aside:
+            if (old / "old").exists():
+                os.replace(old / "old", dest)
+        for p in [new for new, _ in pairs] + [old for old, _ in aside]:
             if p is not None:
                 shutil.rmtree(p, ignore_errors=True)
-        Path(nb_tmp).unlink(missing_ok=True)
-        raise
-    if old is not None:
+        raise  # the new notebook stays where it is: the caller keeps it (`<name>.failed.ipynb`)
+    for old, _ in aside:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -437,7 +638,7 @@ def _write_figures(notebook, out_dir: Path) -> Path | None:
 
     nb = nbformat.read(notebook, as_version=4)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
     n_written = 0
     try:
         for n, cell in enumerate(nb.cells):

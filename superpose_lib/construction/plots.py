@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 
+@checked
 def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
     """A dense weight matrix W^l (D × D, neuron i·M + n) as an image, with the d × d block
     grid drawn: block (i, j) is w̄_ij 𝒲^l plus the circuits' Δw_t,ij corrections."""
@@ -53,6 +54,7 @@ def plot_weight_blocks(W, d: int = 4, ax=None, *, title=None):
     return ax
 
 
+@checked
 def plot_mixing_zoom(Wc, n: int = 40, ax=None, *, S=None):
     """The top-left n × n corner of 𝒲^l: 1/S where a circuit connects two neurons, −χ elsewhere."""
     ax = axes_or_new(ax)
@@ -107,6 +109,7 @@ def plot_trajectory(true_x, est_x, ax=None, *, true_on=None, est_on=None, legend
     return ax
 
 
+@checked
 def plot_errors_per_layer(df, ax=None, *, quantity="active_x", stat="mean", theory=True, floor=1e-8):
     """Error per layer for each z: the mean over seeds, error bars from the smallest to the
     largest seed; dashed lines: the RiS theory (when `theory` and stat == "mean").

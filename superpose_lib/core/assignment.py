@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .checks import check_int, check_memory, checked
+from .checks import L_MAX, check_fits, check_int, check_memory, checked, integer
 
 __all__ = [
     "DESIGNS",
@@ -40,6 +40,7 @@ __all__ = [
     "check_design",
     "capacity",
     "layer_assignments",
+    "assignment_bytes",
     "neuron_counts",
     "mean_squared_overlap",
 ]
@@ -114,15 +115,39 @@ def max_circuits(M: int, S: int) -> int:
     return int((b * ((a + 1) // S) + (steps - b) * (a // S)).sum())
 
 
+@checked(L=integer(0, L_MAX))
+def assignment_bytes(T: int, M: int, S: int, L: int = 1, design: str = "prime_step") -> int:
+    """Estimated peak memory (bytes) of `layer_assignments(T, M, S, L, design=design)`, or of
+    `assign` / `assign_affine` with L = 0: a closed form of the sizes, for refusing before
+    anything is allocated.
+
+    prime_step: the progressions of every step used (at most T + M/S rows of S int64, held
+    three times: the per-step blocks, their concatenation and the final copy) and the
+    candidate steps (48 B each, about M/(S − 1)); affine: five T·S int64 tensors. Then L
+    random permutations of T rows (two int64 copies) and the [L, T, S] result."""
+    if check_design(design) == "prime_step":
+        base = 24 * S * (T + M // S + 1) + 48 * (M // max(S - 1, 1) + 1)
+    else:
+        base = 40 * T * S
+    return int(base + 16 * L * T + 8 * L * T * S)
+
+
+def _check_assignment_fits(T, M, S, L, design, device="cpu", what="the assignment of circuits to neurons"):
+    check_fits(what, lambda T, M, L: assignment_bytes(T, M, S, L, design), {"T": T, "M": M, "L": L},
+               {"T": 1, "M": S, "L": 0}, device)
+
+
 @checked
 def assign(T: int, M: int, S: int) -> torch.Tensor:
     """The first T progressions in CiS2 order, as a LongTensor [T, S] of neuron positions.
 
     Deterministic (no randomness: the per-layer permutations carry it). Vectorised over
-    progressions; the Python loop runs over steps only (at most ~M/(S−1) of them).
+    progressions; the Python loop runs over steps only (at most ~M/(S−1) of them). Sizes
+    whose arrays cannot fit in memory are refused first (`assignment_bytes`).
     """
     M = check_int("M", M, 1)
     S = check_int("S", S, 1, M)
+    _check_assignment_fits(T, M, S, 0, "prime_step")
     T = check_int("T", T, 1, max_circuits(M, S))
     k = np.arange(S)
     blocks, have = [], 0
@@ -191,6 +216,7 @@ def assign_affine(T: int, M: int, S: int) -> torch.Tensor:
     """
     p = affine_prime(M, S)
     T = check_int("T", T, 1, p * p)
+    _check_assignment_fits(T, M, S, 0, "affine")
     k = torch.arange(T, dtype=torch.int64)
     a, b = k // p, k % p
     i = torch.arange(S, dtype=torch.int64)
@@ -221,9 +247,12 @@ def layer_assignments(
     Every layer gets an independent uniformly random permutation of the rows of
     `assign(T, M, S)` (design "prime_step": which circuit gets which progression) or of
     `assign_affine(T, M, S)` (design "affine": which circuit gets which line). The
-    generator draws the same L permutations for either design.
+    generator draws the same L permutations for either design. Sizes whose arrays cannot
+    fit in memory are refused first (`assignment_bytes`, naming T, M or L).
     """
-    base = assign(T, M, S) if check_design(design) == "prime_step" else assign_affine(T, M, S)
+    S = check_int("S", S, 1, M)
+    _check_assignment_fits(T, M, S, L, check_design(design), device)
+    base = assign(T, M, S) if design == "prime_step" else assign_affine(T, M, S)
     perms = torch.stack([torch.randperm(T, generator=generator) for _ in range(L)])
     return base[perms].to(device)
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .checks import checked
+from .checks import check_fits, checked
 
 __all__ = [
     "BIAS",
@@ -32,6 +32,7 @@ MEAN_WEIGHT = ((2.0, -2.0, 0.0, 0.0),) * 4
 @checked
 def sample_thetas(T: int, generator: torch.Generator, *, dtype=torch.float64, device="cpu"):
     """Rotation angles θ_t ~ U[0, 2π), one per circuit."""
+    check_fits("the circuits' angles", lambda T: 24 * T, {"T": T}, {"T": 1}, "cpu")
     u = torch.rand(T, generator=generator, dtype=torch.float64)
     return (2 * math.pi * u).to(device=device, dtype=dtype)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .assignment import layer_assignments
-from .checks import check_device, check_dtype, check_int, check_memory, check_seed, checked
+from .assignment import assignment_bytes, layer_assignments
+from .checks import L_MAX, check_d, check_device, check_dtype, check_fits, check_int, check_seed, checked
 from .circuits import (
     BIAS,
     MEAN_WEIGHT,
@@ -31,7 +31,7 @@ from .theory import rotation_theory
 
 __all__ = [
     "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
-    "rotation_errors", "batch_chunk", "experiment_bytes", "rotation_per_circuit", "rotation_error_rows",
+    "rotation_errors", "batch_chunk", "experiment_bytes", "network_bytes", "check_experiment_fits", "rotation_per_circuit", "rotation_error_rows",
     "rotation_rows", "balance_chi_dense", "with_chi", "shared_neurons",
     "spurious_on_count", "oracle_layers", "variant_experiment",
 ]
@@ -45,7 +45,10 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
     Returns (net, theta).
     """
     dtype = check_dtype(dtype)
-    check_device(device)
+    dev = check_device(device)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    check_fits("the network", lambda D, T: network_bytes(D, T, cfg.S, cfg.L, cfg.d, itemsize=itemsize),
+               {"D": cfg.D, "T": cfg.T}, {"D": cfg.d, "T": 1}, dev)
     theta = sample_thetas(cfg.T, generator)
     w = rotation_weights(theta).to(dtype)
     idx = layer_assignments(cfg.T, cfg.M, cfg.S, cfg.L, generator, device=device)
@@ -57,6 +60,8 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
 def sample_active(T: int, z: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """z distinct circuits per batch row, uniformly: LongTensor [batch, z]."""
     z = check_int("z", z, 1, T)
+    check_fits("the active sets", lambda T, batch: 12 * batch * T if T <= 64 * z else 40 * batch * z,
+               {"T": T, "batch": batch}, {"T": z, "batch": 1}, "cpu")
     if T <= 64 * z:  # few circuits: a random permutation per row
         return torch.rand(batch, T, generator=generator).argsort(dim=1)[:, :z]
     active = torch.randint(T, (batch, z), generator=generator)
@@ -133,22 +138,49 @@ def batch_chunk(T: int, d: int, batch: int, budget_bytes: float | None = None, i
 @checked
 def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circuit: bool = False) -> int:
     """Estimated peak memory of `seeded_experiment` + `rotation_run` (bytes), for refusing
-    sizes that cannot fit before allocating anything.
+    sizes that cannot fit before allocating anything (`network_bytes` + `_run_bytes`).
 
-    Network: per layer the T·S² sorted pair keys (8 B, plus the sort's copy) and O(T·S)
-    index lists; inputs: batch·z active indices (8 B) and unit vectors (16 B), and the
-    batch × T random keys when circuits are few (T ≤ 64z: 12 B each); work: three
-    [T, d, chunk] tensors and two [D, chunk] activations, chunk = `batch_chunk`'s rows
-    (each [T, d, chunk] within 2²⁸ B, at least one row). per_circuit (`rotation_per_circuit`): 2·(L+1)·batch·T
-    float64 errors and the T·d·batch float64 readouts of one layer.
+    Network: `network_bytes`; inputs: batch·z active indices (8 B) and unit vectors (16 B),
+    and the batch × T random keys when circuits are few (T ≤ 64z: 12 B each); work: three
+    [T, d, chunk] tensors and four [D, chunk] activations, chunk = `batch_chunk`'s rows
+    (each [T, d, chunk] within 2²⁸ B, at least one row). per_circuit (`rotation_per_circuit`):
+    2·(L+1)·batch·T float64 errors and the T·d·batch float64 readouts of one layer.
     """
-    T, L, S, z, d = cfg.T, cfg.L, cfg.S, cfg.z, cfg.d
-    net = 16 * T * S * S + 8 * L * T * S * 3 + 8 * T * d * d * 3
+    return int(network_bytes(cfg.D, cfg.T, cfg.S, cfg.L, cfg.d, itemsize=itemsize)
+               + _run_bytes(cfg.D, cfg.T, cfg.z, cfg.L, cfg.d, batch, itemsize, per_circuit))
+
+
+@checked
+def network_bytes(D: int, T: int, S: int, L: int, d: int = 4, *, itemsize: int = 4) -> int:
+    """Estimated peak memory of building a `SuperposedNetwork` (bytes): the prime-step
+    assignment (`assignment.assignment_bytes`), per layer the T·S² sorted pair keys (8 B,
+    plus the sort's copy) and the O(T·S) index lists kept, and the T circuits' d × d
+    weights. A closed form of the sizes: evaluated before anything is allocated."""
+    return int(assignment_bytes(T, D // d, S, L) + 16 * T * S * S + 24 * L * T * S + 8 * D
+               + 3 * T * d * d * max(itemsize, 8))
+
+
+def _run_bytes(D, T, z, L, d, batch, itemsize, per_circuit=False) -> int:
     inputs = batch * z * 40 + (12 * batch * T if T <= 64 * z else 0)
     rows = max(1, min(batch, 2**28 // (T * d * itemsize)))  # batch_chunk's rows per chunk (CPU budget)
-    work = (3 * T * d + 2 * cfg.D) * itemsize * rows  # G^{l-1}, V·G, G^l and two activations
+    # G^{l-1}, V·G, G^l; A^{l-1}, A^l, the embedding's A^0 and the [M, chunk] masks; the truth (float64)
+    work = ((3 * T * d + 4 * D) * itemsize + (L + 1) * z * d * 8 * 2) * rows
     extra = 2 * (L + 1) * batch * T * 8 + 3 * T * d * batch * 8 if per_circuit else 0
-    return int(net + inputs + work + extra)
+    return int(inputs + work + extra)
+
+
+@checked
+def check_experiment_fits(D: int, T: int, S: int, L: int, z: int, d: int, batch: int, itemsize: int, device,
+                          *, per_circuit: bool = False, what: str = "the network and one batch") -> None:
+    """Refuse (`checks.check_fits`), before anything is allocated, sizes whose network and
+    batch do not fit in the memory left on `device`, naming D, T or batch: whichever makes
+    the size."""
+
+    def estimate(D, T, batch):
+        return network_bytes(D, T, S, L, d, itemsize=itemsize) + _run_bytes(D, T, z, L, d, batch, itemsize,
+                                                                             per_circuit)
+
+    check_fits(what, estimate, {"D": D, "T": T, "batch": batch}, {"D": d, "T": 1, "batch": 1}, device)
 
 
 def spurious_on_count(A: torch.Tensor, idx_l: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -290,14 +322,21 @@ def rotation_errors(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dty
 
 def _check_experiment(D, T, d, S, L, z, batch, seed, device, dtype, *, per_circuit=False):
     """Validate every argument of a seeded measurement up front (sizes, d = 4, seed, device,
-    dtype) and refuse a batch whose estimated memory exceeds what is available."""
-    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
+    dtype), cheapest first: the sizes' own ranges, then whether the network and the batch
+    fit in memory (`check_experiment_fits`, naming D, T or batch), then the assignment's
+    capacity (`CiSConfig`: a count over its O(M/S) steps, only for sizes that fit)."""
+    d = check_d(d)
+    D, T, S = check_int("D", D, d), check_int("T", T, 1), check_int("S", S, 1)
+    if D % d:
+        raise ValueError(f"D={D} must be a multiple of d={d} (allowed: D in {{{d}, {2 * d}, {3 * d}, ...}})")
+    S = check_int("S", S, 1, D // d)
+    L, z = check_int("L", L, 1, L_MAX), check_int("z", z, 1, T)
     batch = check_int("batch", batch, 1)
     seed = check_seed(seed)
     dev, dtype = check_device(device), check_dtype(dtype)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    need = experiment_bytes(cfg, batch, itemsize=itemsize, per_circuit=per_circuit)
-    check_memory("batch", batch, need, dev, what=f"D={cfg.D}, T={cfg.T}, z={cfg.z}")
+    check_experiment_fits(D, T, S, L, z, d, batch, itemsize, dev, per_circuit=per_circuit)
+    cfg = CiSConfig(D=D, T=T, d=d, S=S, L=L, z=z)
     return cfg, batch, seed, device, dtype
 
 
@@ -421,6 +460,7 @@ def rotation_rows(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu") -> li
     ]
 
 
+@checked
 def balance_chi_dense(net: SuperposedNetwork, l: int, pairs: str = "ne") -> float:
     """χ_l from the dense T × T matrix O_tu = ⟨e_t^l|C^l|e_u^{l−1}⟩ (reference and comparison).
 
@@ -445,7 +485,12 @@ def balance_chi_dense(net: SuperposedNetwork, l: int, pairs: str = "ne") -> floa
 def with_chi(net: SuperposedNetwork, chis) -> SuperposedNetwork:
     """A copy of `net` sharing its tensors, with χ_l replaced by chis[l−2] for l = 2..L."""
 
-    chis = list(chis)
+    try:
+        chis = [float(c) for c in chis]
+    except (TypeError, ValueError):
+        raise ValueError(f"chis={chis!r} is not allowed: a list of L-1 = {net.L - 1} finite numbers") from None
+    if not all(math.isfinite(c) for c in chis):
+        raise ValueError(f"chis={chis!r} is not allowed: finite numbers (χ_l for l = 2..L)")
     if len(chis) != net.L - 1:
         raise ValueError(f"chis has {len(chis)} values: allowed exactly L-1 = {net.L - 1} (layers 2..L)")
     new = copy.copy(net)

@@ -42,11 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import checked
+from .checks import checked, integer
 
 __all__ = [
     "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
-    "csr_users", "csr_expand", "connectivity", "excess_pairs", "balance_chi",
+    "csr_users", "csr_expand", "scatter_rows", "connectivity", "excess_pairs", "balance_chi", "chi_from_excess",
 ]
 
 
@@ -122,6 +122,18 @@ def csr_expand(users: torch.Tensor, offsets: torch.Tensor, pos: torch.Tensor) ->
     return row, users[offsets[pos][row] + within]
 
 
+@checked(n_rows=integer(0, 2**40))
+def scatter_rows(index: torch.Tensor, src: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """out[r] = Σ_{i : index[i] = r} src[i] for src [N, d] -> [n_rows, d] in src's dtype: one
+    `torch.bincount` with weights per column (accumulated in float64; on the CPU several times
+    faster than `index_add_` for the short rows of the sparse forward passes)."""
+    out = torch.zeros(src.shape[1], n_rows, dtype=src.dtype, device=src.device)
+    if src.shape[0]:
+        for j in range(src.shape[1]):
+            out[j] = torch.bincount(index, weights=src[:, j], minlength=n_rows)
+    return out.T
+
+
 def _sorted_pair_keys(cur: torch.Tensor, prev: torch.Tensor, M: int) -> torch.Tensor:
     """The T·S² pairs (n ∈ e_t^l, m ∈ e_t^{l−1}) of K as keys n·M + m, sorted.
 
@@ -186,16 +198,27 @@ def balance_chi(cur: torch.Tensor, prev: torch.Tensor, M: int, n, m) -> float:
 
 
 def _balance_chi_from_excess(cur, prev, M: int, ex_n, ex_m, ex_k) -> float:
-    """`balance_chi` without listing C: Σ_{(n,m)∈C} E_n E'_m = Σ_t ⟨E|e_t^l⟩⟨E'|e_t^{l−1}⟩
-    − Σ_{X} (k − 1) E_n E'_m, in exact integer arithmetic (the same χ, O(T·S + |X|))."""
+    """`balance_chi` without listing C (`chi_from_excess` with one block size)."""
+    return chi_from_excess(cur, prev, M, M, ex_n, ex_m, ex_k)
+
+
+@checked
+def chi_from_excess(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, ex_n, ex_m, ex_k) -> float:
+    """χ with Σ_{t≠u} ⟨e_t|𝒲|e'_u⟩ = 0 for 𝒲 = 1/S' on the connectivity C of (e, e') and −χ
+    elsewhere (cur [T, S] in blocks of M_cur, prev [T, S'] in blocks of M_prev), without
+    listing C: Σ_{(n,m)∈C} E_n E'_m = Σ_t ⟨E|e_t⟩⟨E'|e'_t⟩ − Σ_X (k − 1) E_n E'_m over the
+    pairs X that k ≥ 2 circuits connect (`excess_pairs`), in exact integer arithmetic; then
+    U = that − T·S·S', P = S·S'·T(T − 1) and (1/S')·U = χ·(P − U) (`balance_chi`'s
+    derivation). O(T·S + |X|)."""
     T, S = cur.shape
-    E_cur = torch.bincount(cur.reshape(-1), minlength=M)
-    E_prev = torch.bincount(prev.reshape(-1), minlength=M)
+    Sp = prev.shape[1]
+    E_cur = torch.bincount(cur.reshape(-1), minlength=M_cur)
+    E_prev = torch.bincount(prev.reshape(-1), minlength=M_prev)
     on_K = int((E_cur[cur].sum(1) * E_prev[prev].sum(1)).sum())
     on_X = int(((ex_k - 1) * E_cur[ex_n] * E_prev[ex_m]).sum())
-    U = on_K - on_X - T * S * S
-    P = S * S * T * (T - 1)
-    return U / (S * (P - U)) if P > U else 0.0
+    U = on_K - on_X - T * S * Sp
+    P = S * Sp * T * (T - 1)
+    return U / (Sp * (P - U)) if P > U else 0.0
 
 
 def _rank_factor(w_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,10 @@ Every function validates its sizes (d = 4 only: the rotation circuits are 4 × 4
 from __future__ import annotations
 
 from .assignment import max_circuits
-from .checks import CIRCUIT_WIDTH, L_MAX, check_d, check_int, check_real, checked
+from .checks import CIRCUIT_WIDTH, L_MAX, check_d, check_int, check_real, checked, real
+
+#: ε = d/D − 1/(ST) lies in (−1, 1): the domain of the theory's ε.
+EPSILON = real(-1.0, 1.0)
 
 __all__ = [
     "epsilon",
@@ -56,13 +59,13 @@ def ris_pairs() -> list[tuple[int, int]]:
     return [(D, T) for D, ts in ranges.items() for T in ts]
 
 
-@checked
+@checked(eps=EPSILON)
 def inactive_error(l: int, z: int, eps: float) -> float:
     """Inactive circuit, any layer l ≥ 1: E|x̂|² ≈ E α̂² ≈ z·ε (one overlap per active circuit)."""
     return z * eps if l >= 1 else 0.0
 
 
-@checked
+@checked(eps=EPSILON)
 def active_x_error(l: int, z: int, T: int, eps: float) -> float:
     """Active rotating vector at layer l ≥ 1:
     E|δx|² ≈ (l−1)·T·ε²·(z + 8(z−1)) + 9·l·ε·(z−1).

@@ -97,6 +97,7 @@ def plot_inactive_readouts(alpha_by_layer: dict, S: int, *, ax=None, threshold: 
     return ax
 
 
+@checked
 def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
     """Per layer, the fraction of inactive circuits that read as on (circles) and that
     pass RiS's step (crosses), one colour per T (runs: {T: `scheme_run` result});
@@ -140,6 +141,7 @@ def plot_redundancy(summary, rule: dict, *, ax=None):
     return ax
 
 
+@checked
 def plot_redundancy_rates(rows, *, ax=None, floor: float = 1e-6):
     """`scale.redundancy_rows` against S_α for each series (a "series" column, e.g. "fixed
     x" and "x_α ∝ 1/S_α²"): the measured layer-L spurious-on fraction (markers: mean over

@@ -33,6 +33,7 @@ import torch
 from ..capacity import RESOLUTION, bisect_capacity
 from ..core.checks import check_int, check_real, checked
 from ..core.criteria import CRITERIA, Q90_DX_MAX, RATE_MAX, STAT_KEYS, certain_failure, failures
+from ..core.theory import T_at, control_parameter
 from ..regime.spurious import indicator_theory
 from .scaling import max_load, scaling_boundary
 from .schemes import make_scheme, scheme_run
@@ -142,13 +143,13 @@ def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float
     scheme = make_scheme("wide", D, share=share, S_alpha=S_alpha, theta=theta)
     M_a = scheme.groups[0].M
     if x is not None:
-        T = int(round(check_real("x", x, 0.0, open_low=True) * D * D / 16))
+        T = T_at(check_real("x", x, 0.0, open_low=True), D)
     else:
         T = int(round(check_real("c", c, 0.0, open_low=True) / S_alpha**2 * M_a * M_a))
     T = check_int("T", T, z + 1, scheme.max_T)
     r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(2, L))
     th = indicator_theory(M_a, T, S=S_alpha, z=z, L=L, theta=theta)
-    return [{"x": T * 16 / D**2, "x_alpha": T / M_a**2, "T": T, "M_alpha": M_a,
+    return [{"x": control_parameter(D, T), "x_alpha": T / M_a**2, "T": T, "M_alpha": M_a,
              "spurious2": r["spurious_on"][2], "spuriousL": r["spurious_on"][L], "false_on": r["false_on"][L],
              "false_off": r["false_off"][L], "th_spurious2": th["spurious_on"][2], "th_spuriousL": th["spurious_on"][L],
              "th_false_on": th["false_on"][L]}]
@@ -213,7 +214,8 @@ def theory_start(kind: str, D: int, z: int, L: int, *, criterion: str = "indicat
         scheme = make_scheme(kind, D, **knobs)
         group = next(g for g in scheme.groups if 0 in g.rows)
         M, S = group.M * group.copies, group.S * group.copies
-        x = max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5) * M**2 * 16 / D**2
+        x = control_parameter(D, T_at(max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5),
+                                      4 * M))  # the group's load x_g = T/M² as T(d/D)²
     else:
         x = 0.002
     if criterion == CRITERIA[1]:
@@ -230,7 +232,7 @@ def _scheme_at(kind: str, knobs: dict, D: int, T: int, z: int, L: int):
     """The scheme a capacity probe with T circuits runs: the scaling construction is designed
     for the load x = T(d/D)², every other scheme is fixed."""
     if kind == "scaling":
-        return make_scheme("scaling", D, z=z, L=L, x=T * (4 / D) ** 2)
+        return make_scheme("scaling", D, z=z, L=L, x=control_parameter(D, T))
     return make_scheme(kind, D, **({"z": z, "L": L} | knobs if kind == "wide_rule" else knobs))
 
 
@@ -239,7 +241,7 @@ def _largest_load(kind: str, knobs: dict, D: int, z: int, L: int) -> float:
     largest any register of its rule holds)."""
     if kind == "scaling":
         return max_load(D, z=z)
-    return _scheme_at(kind, knobs, D, 1, z, L).max_T * (4 / D) ** 2
+    return control_parameter(D, _scheme_at(kind, knobs, D, 1, z, L).max_T)
 
 
 @checked
@@ -272,7 +274,8 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         x0 = theory_start(kind, D, z, L, criterion=criterion, **knobs)
     frozen = tuple(sorted(knobs.items()))
     x_top = _largest_load(kind, knobs, D, z, L)
-    T_of = lambda x: max(z, min(int(round(x * D * D / 16)), int(x_top * D * D / 16)))  # noqa: E731
+    T_top = T_at(x_top, D)
+    T_of = lambda x: max(z, min(T_at(x, D), T_top))  # noqa: E731
     why = {}
 
     def passes(x):
@@ -282,8 +285,11 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
         why[T] = fails
         return not fails
 
-    step = 1.1 if kind == "scaling" else 1.5  # the theories' starts are within ~5 % and ~2x (chapter)
-    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, z * 16 / D**2), x_max=x_top, resolution=resolution,
+    # the gallop's step: the false-gate theory and the baseline's and E1's recursion start within
+    # ~10 % of the measured capacity (chapters "The T(d/D)² regime", "Does it work
+    # asymptotically?"); other starts can be 2x off. A step must exceed the bisection's resolution.
+    step = max(1.1 if kind in ("scaling", "baseline", "sharp") else 1.5, 1.0 + 1.5 * resolution)
+    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution,
                           step=step)
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
     T_max = T_of(res["x_max"]) if res["censor"] != "below" else 0

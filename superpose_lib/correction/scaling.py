@@ -69,10 +69,12 @@ from dataclasses import dataclass
 import torch
 
 from ..core.assignment import affine_capacity, affine_prime
-from ..core.checks import check_int, check_real, checked
+from ..core.checks import check_int, check_real, checked, real
 from ..core.circuits import sample_thetas
 from ..core.criteria import RATE_MAX
 from ..core.experiment import sample_active, sample_unit_vectors
+from ..core.network import scatter_rows
+from ..core.theory import T_at, control_parameter
 
 __all__ = [
     "SIMPLEX",
@@ -176,14 +178,13 @@ class SwitchOffScheme:
         """The share of D that carries on-indicator information: the gate block and the register."""
         return (self.M + self.M_r) / self.D
 
-    def parameters(self, L: int) -> int:
-        """Non-zero weights and biases of the equivalent dense network (T-independent part
-        excluded): per layer l ≥ 2 the payload's 3 × 3 blocks on every connected pair, the
-        gate's diagonal, the register's identity and the gate's reading of the register, plus
-        D biases. Returned per layer count × (L − 1) for the T-free part only; see
-        `SwitchOffNetwork.parameters` for the count with the circuits."""
-        L = check_int("L", L, 1)
-        return (L - 1) * (3 * self.M + self.M_r) + L * self.width
+    def weights(self, T: int) -> int:
+        """Non-zero weights of one layer l ≥ 2 with T circuits, at most (a neuron pair that
+        two circuits connect is counted twice): 9 per (circuit, payload position pair), one
+        per (circuit, position, register neuron) for the gates, the gates' diagonal into the
+        three payload blocks and the register's identity. A dense layer has D² weights."""
+        T = check_int("T", T, 1, self.max_T)
+        return 9 * T * self.S**2 + T * self.S * self.S_r + 3 * self.M + self.M_r
 
 
 @checked
@@ -206,19 +207,23 @@ def gate_false_rate(M: int, M_r: int, T: int, *, S: int, S_r: int, z: int) -> fl
 
 
 def _binomial_sf(n: int, q: float, k: int) -> float:
-    """P(Binomial(n, q) ≥ k), summed in log space from k up (terms past the mode fall)."""
+    """P(Binomial(n, q) ≥ k) in O(k + a few) terms, in log space: below the mean as 1 minus
+    the k terms under it, above the mean as the falling terms from k up."""
     if k <= 0:
         return 1.0
     if k > n or q <= 0.0:
         return 0.0
     if q >= 1.0:
         return 1.0
-    lq, l1q = math.log(q), math.log1p(-q)
+    lq, l1q, lgn = math.log(q), math.log1p(-q), math.lgamma(n + 1)
+    pmf = lambda j: math.exp(lgn - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lq + (n - j) * l1q)  # noqa: E731
+    if k <= n * q:
+        return max(0.0, 1.0 - sum(pmf(j) for j in range(k)))
     total, j = 0.0, k
     while j <= n:
-        t = math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * lq + (n - j) * l1q)
+        t = pmf(j)
         total += t
-        if t < total * 1e-17 and j > n * q:
+        if t < total * 1e-17:
             break
         j += 1
     return min(1.0, total)
@@ -231,17 +236,17 @@ def register_false_on(M_r: int, S_r: int, z: int) -> float:
     circuit of another slope with probability S_r/p_r (two lines of the plane meet once, in
     one of its p_r columns), so c ~ Binomial(z, S_r/p_r) and it reads on when c > S_r/2."""
     p_r = affine_prime(M_r, S_r)
-    q = min(1.0, S_r / p_r)
-    k0 = S_r // 2 + 1
-    return sum(math.comb(z, k) * q**k * (1 - q) ** (z - k) for k in range(k0, z + 1))
+    return _binomial_sf(z, min(1.0, S_r / p_r), S_r // 2 + 1)
 
 
+@checked(p_g=real(0.0, 1.0))
 def noise_ratio(p_g: float, T: int, M: int) -> float:
     """y = p_g·T/M: falsely open positions' contribution to an active readout's variance,
     per layer, relative to its own propagation noise (module docstring)."""
     return p_g * T / M
 
 
+@checked(y=real(0.0, None))
 def variance_ratio(y: float, L: int) -> float:
     """The payload variance at layer L relative to the construction's own oracle: layer 1 is
     exact, every later layer adds v of its own, a false position at layer l carries
@@ -280,7 +285,7 @@ def _registers(D: int, z: int):
 @checked
 def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
     """The rule: the switch-off construction for width D, z active circuits, depth L and
-    load x = T(d/D)² (T = x·D²/16). Among the registers of `REGISTER_SHARES` × `S_R_RANGE`
+    load x = T(d/D)² (T = `core.theory.T_at`(x, D)). Among the registers of `REGISTER_SHARES` × `S_R_RANGE`
     whose planes hold T circuits, it takes the one that minimises the theory's payload
     variance at layer L, x_M·`variance_ratio`(y, L) with x_M = T/M² (the payload's own
     noise ∝ x_M, the false gates' excess from `gate_false_rate`); a wider register lowers
@@ -290,7 +295,7 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
     x and the largest load that fits."""
     D = check_int("D", D, 64)
     x = check_real("x", x, 0.0, open_low=True)
-    T = max(z, int(round(x * D * D / 16)))
+    T = max(z, T_at(x, D))
     best = None
     for S_r, M_r, M, cap in _registers(D, z):
         if cap < T:
@@ -312,7 +317,8 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
 @checked
 def max_load(D: int, *, z: int) -> float:
     """The largest T(d/D)² any register of the rule's grid holds at width D for z active circuits."""
-    return max((cap for *_, cap in _registers(check_int("D", D, 64), z)), default=0) * 16 / D**2
+    cap = max((cap for *_, cap in _registers(check_int("D", D, 64), z)), default=0)
+    return control_parameter(D, cap) if cap else 0.0
 
 
 @checked
@@ -324,7 +330,7 @@ def scaling_boundary(D: int, *, z: int, L: int, factor: float = 1.5, tol: float 
 
     def holds(x):
         s = scaling_design(D, z=z, L=L, x=x)
-        T = max(z, int(round(x * D * D / 16)))
+        T = max(z, T_at(x, D))
         y = noise_ratio(gate_false_rate(s.M, s.M_r, T, S=s.S, S_r=s.S_r, z=z), T, s.M)
         return y < 1 and math.sqrt(variance_ratio(y, L)) <= factor
 
@@ -406,16 +412,6 @@ class SwitchOffNetwork:
         row, k, col = self.plane.lines_through(pos)
         return row, self.inv[l - 1][k], col
 
-    def parameters(self, L: int | None = None) -> int:
-        """Non-zero weights and biases of the dense equivalent: per layer l ≥ 2, 9 per
-        (circuit, position pair) of the payload, S·S_r per circuit for the gate's reading
-        of the register, the gate's diagonal (3 per position), the register's identity,
-        and a bias per neuron."""
-        L = self.L if L is None else check_int("L", L, 1)
-        s = self.scheme
-        per_layer = 9 * self.T * s.S**2 + self.T * s.S * s.S_r + 3 * s.M + s.M_r
-        return (L - 1) * per_layer + L * s.width
-
     # ---- one batch ------------------------------------------------------------------------
     def register_hits(self, active: torch.Tensor):
         """Per (sample, circuit) with any register neuron on: (b, u, c), c = Σ of u's
@@ -439,9 +435,8 @@ class SwitchOffNetwork:
         b, u, c = hits
         M, S = self.scheme.M, self.scheme.S
         pos = self.positions(l, u)  # [N, S]
-        K = torch.zeros(B * M, dtype=self.dtype, device=c.device)
-        K.index_add_(0, (b[:, None] * M + pos).reshape(-1), c[:, None].expand(-1, S).reshape(-1))
-        return K
+        idx = (b[:, None] * M + pos).reshape(-1)
+        return torch.bincount(idx, weights=c[:, None].expand(-1, S).reshape(-1), minlength=B * M).to(self.dtype)
 
     def _used(self, l: int, active: torch.Tensor) -> torch.Tensor:
         """[B·M] bool: positions some active circuit uses at layer l."""
@@ -472,9 +467,8 @@ class SwitchOffNetwork:
         G = H[b[:, None] * M + pos].sum(1)  # [N, 3]
         Y = torch.bmm(self.W[u], G[:, :, None])[:, :, 0] / S
         nxt = self.positions(l, u)
-        P = torch.zeros_like(H)
-        P.index_add_(0, (b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3))
-        return P
+        return scatter_rows((b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3),
+                            H.shape[0])
 
     def layers(self, active: torch.Tensor, x0: torch.Tensor, *, switch_off: bool = False, hits=None):
         """Yield (l, H^l [B·M, 3], open^l [B·M] bool, used^l [B·M] bool) for l = 1..L.

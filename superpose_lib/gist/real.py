@@ -1,17 +1,15 @@
-"""Real text for the gist chapter: the Brown corpus prepared for the locally trained model and
-for GPT-2 (the same documents, pieces and positions for both), and the held-out loss table.
+"""Real text for the gist chapter: the Brown corpus prepared for the locally trained models
+and for GPT-2 (the same documents, pieces and positions for both).
 
-Splits are by document (`brown.split_documents`, stratified by genre); probes, kernels and
-the on-indicator experiment read held-out documents the model never trained on, except the
-on-indicator map, which is fit on training documents.
+Splits are by document (`brown.split_documents`, stratified by genre); losses, probes,
+kernels, splices and the on-indicator experiment read held-out documents the models never
+trained on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
 import torch
 
 from ..core.checks import checked
@@ -23,7 +21,6 @@ __all__ = [
     "prepare",
     "task_docs",
     "TASK_LABELS",
-    "heldout_table",
 ]
 
 TASK_LABELS = {"genre (4 groups)": B.COARSE, "genre (15 letters)": tuple(B.GENRES.values())}
@@ -75,38 +72,3 @@ def task_docs(data: BrownData, part: list, task: str, *, local: bool = True) -> 
         out.append({"id": d["id"], "group": d["id"], "y": y,
                     "ids": data.vocab.to_local(ids).tolist() if local else list(ids)})
     return out
-
-
-def _boot_mean(per_doc: np.ndarray, g: torch.Generator, n_boot: int) -> tuple[float, float]:
-    n = len(per_doc)
-    stats = [per_doc[torch.randint(n, (n,), generator=g).numpy()].mean() for _ in range(n_boot)]
-    return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
-
-
-@checked
-def heldout_table(model: LM.BrownLM, data: BrownData, *, n_windows: int, generator: torch.Generator,
-                  n_boot: int = 500):
-    """Held-out negative log-likelihood (nats per token) of the model, the unigram and the
-    (interpolated) bigram baseline on the same targets: up to `n_windows` random windows of
-    the held-out documents. Intervals: 95 % percentile bootstrap over documents (a document's
-    tokens are not independent). Returns (DataFrame, {name: per-document means}, λ)."""
-
-    n = model.cfg.n_ctx
-    wins, owner = LM.eval_windows(data.local(data.held), n)
-    pick = torch.randperm(len(wins), generator=generator)[:n_windows]
-    wins, owner = wins[pick], owner[pick.numpy()]
-    losses = {"trained model": LM.heldout_loss(model, wins).double()}
-    ng = LM.ngram_losses(data.local(data.train), wins, len(data.vocab))
-    losses |= {"bigram (interpolated)": ng["bigram"], "unigram": ng["unigram"]}
-    docs = np.unique(owner)
-    per_doc = {k: np.array([v[owner == i].mean().item() for i in docs]) for k, v in losses.items()}
-    rows = []
-    for k, v in per_doc.items():
-        lo, hi = _boot_mean(v, generator, n_boot)
-        rows.append({"predictor": k, "nats per token": float(losses[k].mean()), "lo": lo, "hi": hi})
-    d = per_doc["trained model"] - per_doc["bigram (interpolated)"]
-    lo, hi = _boot_mean(d, generator, n_boot)
-    rows.append({"predictor": "trained − bigram", "nats per token": float(d.mean()), "lo": lo, "hi": hi})
-    return pd.DataFrame(rows), per_doc, ng["lambda"]
-
-

@@ -6,7 +6,7 @@ Set-up. C context classes (genres) own ``per_class`` RiS rotation circuits each,
 T = C·per_class; circuit c·per_class + s belongs to class c. At a token, slot s (from the
 current token) names one candidate circuit per class, and all C candidates receive the token's
 payload x. Their on-indicator inputs come from the residual r (after attention 0) through one
-linear map fit on training documents,
+linear map fit on other documents than the ones routed (`cv_indicator_logits`),
 
     ℓ_c = U_c · r + b_c          (one-vs-rest logistic regression: ℓ_c is the log-odds of class c)
     α_c = clip(½ + (ℓ_c − τ)/w, 0, 1)      (the indicator neuron: ReLU(u) − ReLU(u − 1))
@@ -15,7 +15,12 @@ and the circuits' own first-layer step ReLU(2α − 0.5) − ReLU(2α − 1.5) t
 them run: a candidate is on when its layer-L readout α̂ exceeds ½. τ moves the threshold (and
 so how many circuits run per token, the z the network must carry), w is the width in
 log-odds of the ramp. The target is what the true class's circuit computes; every other
-circuit should output 0. Errors are those of `toy_gist.topic_circuits_errors` (layer L).
+circuit should output 0. Errors are those of `toy.topic_circuits_errors` (layer L).
+
+Switching circuits off, the question of the comment thread: a class's circuits are switched
+off where ℓ_c < τ and otherwise kept on (abstaining when unsure); `switch_off_curve` gives the
+trade-off between circuits saved and needed circuits lost, `budget_threshold` the τ at which
+at most a given fraction of the needed ones is lost.
 """
 
 from __future__ import annotations
@@ -30,11 +35,13 @@ from ..core.experiment import build_network, sample_unit_vectors
 from .probes import fit_logistic
 
 __all__ = [
+    "cv_indicator_logits",
+    "switch_off_curve",
+    "budget_threshold",
     "IndicatorMap",
     "fit_indicator_map",
     "indicator_inputs",
     "routed_circuits_errors",
-    "routing_sweep",
 ]
 
 
@@ -65,6 +72,7 @@ def fit_indicator_map(X: torch.Tensor, y, n_classes: int, *, l2: float = 1e-2, s
     return IndicatorMap(torch.stack(Us, 1), torch.tensor(bs, dtype=torch.float64))
 
 
+@checked
 def indicator_inputs(logits: torch.Tensor, tau: float = 0.0, width: float = 4.0) -> torch.Tensor:
     """α_c = clip(½ + (ℓ_c − τ)/w, 0, 1): the indicator neuron's output (a ReLU pair)."""
     return (0.5 + (logits - tau) / width).clamp(0.0, 1.0)
@@ -79,7 +87,9 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
     run), false_off (fraction of tokens whose true circuit does not run), n_on (circuits running
     per token), phantom (non-candidate circuits with α̂ > ½, per token: superposition noise),
     and the mean squared errors active_x, active_on (the true circuit), inactive_x,
-    inactive_on (all T − 1 others)."""
+    inactive_on (all T − 1 others); q90_dx and worst_dx, the 90th percentile and the largest
+    |x̂ − x| of the true circuit (a dropped circuit has |δx| = 1: the book's criterion (a)
+    asks q90_dx ≤ 1/4 and worst_dx < 1)."""
 
     B, C = alpha_in.shape
     if (slot < 0).any() or (slot >= per_class).any():
@@ -111,25 +121,58 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
         "n_on": float(on.double().sum(1).mean()),
         "phantom": float(running.double().sum(0).mean()),
         "active_x": float(((a_x - t_x) ** 2).sum(-1).mean()),
+        "q90_dx": float(((a_x - t_x) ** 2).sum(-1).sqrt().quantile(0.9)),
+        "worst_dx": float(((a_x - t_x) ** 2).sum(-1).sqrt().max()),
         "active_on": float(((a_alpha - t_alpha) ** 2).mean()),
         "inactive_x": float(((x**2).sum() - (a_x**2).sum()) / n_in),
         "inactive_on": float(((alpha**2).sum() - (a_alpha**2).sum()) / n_in),
     }
 
 
-def routing_sweep(logits: dict, true_class: torch.Tensor, slot: torch.Tensor, per_class: int, taus, *,
-                  width: float = 4.0, **kw):
-    """`routed_circuits_errors` for each named source of log-odds [B, C] (e.g. the gist map,
-    the current-token map) and each threshold τ, plus the oracle (α = 1 for the true class,
-    0 otherwise). A tidy DataFrame: source, tau, and the measured quantities."""
+# ----------------------------------------------------------------------------- switching circuits off
+@checked
+def cv_indicator_logits(X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e-2,
+                        steps: int = 100) -> torch.Tensor:
+    """Out-of-fold one-vs-rest log-odds [n, C] (float64): at each position, the indicator
+    map (`fit_indicator_map`) fit on the other folds' documents. X dense [n, d] or a
+    `features.Bag`."""
+    out = torch.zeros(len(y), n_classes, dtype=torch.float64)
+    for tr, te in folds:
+        tr, te = torch.as_tensor(tr), torch.as_tensor(te)
+        Xtr = X[tr] if torch.is_tensor(X) else X.rows(tr.numpy())
+        Xte = X[te] if torch.is_tensor(X) else X.rows(te.numpy())
+        out[te] = fit_indicator_map(Xtr, y[tr], n_classes, l2=l2, steps=steps).logits(Xte)
+    return out
 
-    C = next(iter(logits.values())).shape[1]
-    rows = [{"source": "oracle", "tau": float("nan"),
-             **routed_circuits_errors(torch.nn.functional.one_hot(true_class, C).double(), true_class, slot, per_class, **kw)}]
-    for name, lg in logits.items():
-        for tau in taus:
-            rows.append({"source": name, "tau": float(tau),
-                         **routed_circuits_errors(indicator_inputs(lg, tau, width), true_class, slot, per_class, **kw)})
+
+def switch_off_curve(logits: torch.Tensor, y, taus) -> pd.DataFrame:
+    """Circuits switched off against circuits wrongly switched off, one row per threshold τ.
+
+    Group c's circuits are switched off at a position when its log-odds ℓ_c < τ; otherwise
+    they stay on (abstaining: a group the summary is unsure about keeps its circuits).
+    wrongly_off: fraction of positions whose own group is switched off (a needed circuit
+    lost); switched_off: fraction of the other C − 1 groups switched off (circuits saved);
+    on: groups left on per position (the z the superposed network must carry)."""
+    y = torch.as_tensor(y, dtype=torch.long)
+    C = logits.shape[1]
+    own = logits.gather(1, y[:, None])[:, 0]
+    other = logits.masked_fill(torch.nn.functional.one_hot(y, C).bool(), float("inf"))
+    rows = []
+    for tau in taus:
+        off = other < tau
+        rows.append({"tau": float(tau), "wrongly_off": float((own < tau).double().mean()),
+                     "switched_off": float(off.double().sum(1).mean() / (C - 1)),
+                     "on": float(C - off.double().sum(1).mean() - (own < tau).double().mean())})
     return pd.DataFrame(rows)
 
 
+@checked
+def budget_threshold(logits: torch.Tensor, y, budget: float) -> float:
+    """The largest τ whose wrongly-off rate on these positions is at most `budget`: the
+    ⌊budget·n⌋-th smallest log-odds of the positions' own groups (counting from 0): no more
+    than ⌊budget·n⌋ of them lie strictly below it."""
+    if not (0 < budget < 1):
+        raise ValueError(f"budget={budget} must lie in (0, 1)")
+    own = logits.gather(1, torch.as_tensor(y, dtype=torch.long)[:, None])[:, 0].sort().values
+    k = int(budget * len(own))
+    return float(own[k]) if k < len(own) else float("inf")

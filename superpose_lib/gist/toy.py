@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checks import check_int, checked
+from ..core.checks import check_device, check_fits, check_int, checked
 from ..core.circuits import decode, encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.experiment import build_network, sample_unit_vectors
@@ -189,12 +189,28 @@ class ToyTransformer(nn.Module):
         return F.gelu(self.fc(self.ln2(resid)))
 
 
+def _toy_bytes(cfg: ToyConfig, batch: int) -> int:
+    """Estimated peak memory (bytes) of `train_toy` with `cfg` and `batch`: the weights
+    (embeddings, attention, MLP, unembedding) held four times (parameters, gradients, AdamW's
+    two moments), and one step's activations in float32 kept for the backward pass (per
+    token: about 12 residual-width vectors, 3 MLP-width ones, 3 vocabulary-width logits and
+    4 attention rows per head), twice for their gradients."""
+    D, N = cfg.d_model, cfg.n_ctx
+    weights = 2 * cfg.vocab * D + N * D + 4 * D * D + 2 * D * cfg.d_mlp
+    per_token = 12 * D + 3 * cfg.d_mlp + 3 * cfg.vocab + 4 * cfg.n_heads * N
+    return int(4 * (4 * weights + 2 * batch * N * per_token))
+
+
 @checked
 def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: int = 64, lr: float = 3e-3,
               seed: int = 0, device="cpu", progress: bool = False):
     """Next-token training on fresh samples of `lang` every step (AdamW, cosine schedule).
     Returns (model, losses list). Seeded: model init and data both come from `seed`."""
     steps, batch = check_int("steps", steps, 0), check_int("batch", batch, 1)
+    check_fits("training the toy transformer", lambda d_model, n_ctx, d_mlp, vocab, batch: _toy_bytes(
+        ToyConfig(vocab, n_ctx, d_model, cfg.n_heads if d_model % cfg.n_heads == 0 else 1, d_mlp), batch),
+        {"d_model": cfg.d_model, "n_ctx": cfg.n_ctx, "d_mlp": cfg.d_mlp, "vocab": cfg.vocab, "batch": batch},
+        {"d_model": 2, "n_ctx": 2, "d_mlp": 1, "vocab": 2, "batch": 1}, check_device(device))
     if cfg.vocab != lang.vocab:
         raise ValueError(f"cfg.vocab={cfg.vocab} must equal lang.vocab={lang.vocab}")
     g = torch.Generator().manual_seed(int(seed))
@@ -283,6 +299,7 @@ def filter_influence_by_distance(lang: ToyLanguage, tokens: torch.Tensor, ks, ge
     return torch.stack(out)
 
 
+@checked
 def neuron_gating(feat: dict, n_topics: int) -> dict:
     """η² (variance explained by the current topic) of every MLP0 neuron, with attention
     (the real activations) and without (attention's output removed from the residual), and

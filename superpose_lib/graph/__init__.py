@@ -1,8 +1,9 @@
-"""Chapter "Cross-circuit computation": circuit graphs and their network, the exact z = 1
+"""Chapter "Cross-circuit computation": circuit graphs and their network, where they work
+(the working regime per D and z, the edge capacity on the book's criteria), the exact z = 1
 block baseline, error-correction block groups inside a graph, and the plots.
 """
 
-from . import blocks, correction, network, plots
+from . import blocks, correction, network, plots, working
 from .blocks import BlockNetwork, block_cost, block_exactness, cost_table  # noqa: F401
 from .correction import (  # noqa: F401
     KINDS,
@@ -32,12 +33,8 @@ from .network import (  # noqa: F401
     active_bound,
     balance_chi_edges,
     build_graph_network,
-    capacity_summary,
-    capacity_table,
     chain_graph,
-    edge_capacity,
-    edge_capacity_rows,
-    edge_summary,
+    computed_circuits,
     exactness_checks,
     gate_graph,
     gate_summary,
@@ -45,6 +42,7 @@ from .network import (  # noqa: F401
     graph_errors,
     graph_rows,
     layer0_states,
+    oracle_mask,
     parameter_glue,
     predict_graph_errors,
     random_graph,
@@ -62,10 +60,28 @@ from .plots import (  # noqa: F401
     plot_graph_correction,
     plot_graph_correction_grid,
 )
+from .working import (  # noqa: F401
+    coincidences,
+    edge_capacity_rows,
+    edge_capacity_summary,
+    edge_stats,
+    edge_summary,
+    neuron_factor,
+    regime_T,
+    working_x,
+)
 
 __all__ = [
     "network",
     "blocks",
+    "working",
+    "working_x",
+    "neuron_factor",
+    "coincidences",
+    "regime_T",
+    "edge_stats",
+    "edge_capacity_rows",
+    "edge_capacity_summary",
     "correction",
     "plots",
     "CircuitGraph",
@@ -82,18 +98,16 @@ __all__ = [
     "build_graph_network",
     "layer0_states",
     "graph_errors",
+    "computed_circuits",
+    "oracle_mask",
     "predict_graph_errors",
     "graph_chain_theory",
-    "edge_capacity",
     "graph_rows",
-    "edge_capacity_rows",
     "D_X",
     "D_ALPHA",
     "exactness_checks",
     "edge_summary",
     "gate_summary",
-    "capacity_table",
-    "capacity_summary",
     "parameter_glue",
     "BlockNetwork",
     "block_cost",

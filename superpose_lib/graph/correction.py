@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from ..core.assignment import layer_assignments
-from ..core.checks import check_dtype, check_int, check_memory, check_real, check_seed, checked
+from ..core.checks import check_device, check_dtype, check_fits, check_int, check_real, check_seed, checked
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
@@ -80,6 +80,7 @@ KINDS = ("baseline", "sharp", "wide")
 
 
 # ---- the circuits: RiS's step -> the dead-zone step ----------------------------------------
+@checked
 def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float = 0.75) -> CircuitGraph:
     """The same circuit graph with the indicator step ReLU(k(s−θ_lo)) − ReLU(k(s−θ_hi)),
     k = 1/(θ_hi − θ_lo) (module docstring): indicator rows 0–1 of every weight (layer 1 and
@@ -116,6 +117,7 @@ def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float =
 
 
 # ---- χ per group pair --------------------------------------------------------------------
+@checked
 def chi_edges(cur: torch.Tensor, prev: torch.Tensor, n_edges: int, M_cur: int, M_prev: int, n, m) -> float:
     """χ_{gh} with Σ_{(u,t)∉ℰ} ⟨e^g_u|𝒲_{gh}|e^h_t⟩ = 0 (module docstring): cur [T, S_g] the
     reader group's assignment at layer l, prev [T, S_h] the source group's at l − 1, (n, m)
@@ -384,7 +386,8 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     false_on  fraction of inactive *computed* circuits (readers of ℰ^l; every circuit at
               layer 1) whose α̂ > on_threshold — parents without readers are not counted;
     false_off fraction of active circuits with α̂ < on_threshold;
-    worst_dx  max |x̂ − x| over active circuits and rows; active_x ⟨|δx|²⟩ over them;
+    worst_dx  max |x̂ − x| over active circuits and rows, q90_dx its 90th percentile (the
+              statistics `core.criteria.works` reads); active_x ⟨|δx|²⟩ over them;
     spurious_on fraction of the indicator group's on-neurons (row 0, a_0 > 0) that no active
     circuit uses, batch-averaged (`correction.scheme_run`'s definition);
     n_active  mean number of active circuits per row.
@@ -404,8 +407,10 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     if T > scheme.max_T:
         raise ValueError(f"P={P} is out of range for {scheme.label} at D={D}: allowed 3P <= {scheme.max_T} "
                          "(the scheme's assignment capacity)")
-    check_memory("batch", batch, _estimate_bytes(T, batch, D, 2 * P, torch.finfo(dtype).bits // 8), device,
-                 f"the gate graph of T={T} circuits at D={D}")
+    itemsize = torch.finfo(dtype).bits // 8
+    check_fits(f"the gate graph's network at width {D}",
+               lambda D, P, batch: _estimate_bytes(3 * P, batch, D, 2 * P, itemsize),
+               {"D": D, "P": P, "batch": batch}, {"D": 16, "P": 1, "batch": 1}, check_device(device))
     g = torch.Generator().manual_seed(seed)
     graph = gate_graph(P, L, z, g, and_fraction=and_fraction, dtype=torch.float64)
     inputs = sample_gate_inputs(P, z, batch, g)
@@ -415,7 +420,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     a0 = encode_input(torch.ones(batch, z, dtype=torch.float64), x0)
     # the ground truth of the scheme's own (stepped) circuits, in float64
     truth = sparse_truth(stepped_graph(graph, scheme.theta_lo, scheme.theta_hi), inputs, a0)
-    keys = ("false_on", "false_off", "worst_dx", "active_x", "spurious_on", "n_active")
+    keys = ("false_on", "false_off", "worst_dx", "q90_dx", "active_x", "spurious_on", "n_active")
     res = {k: [0.0] * (L + 1) for k in keys}
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
     row0 = list(net.groups[ind].rows).index(0)
@@ -433,6 +438,7 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
         n_act = int(act.sum())
         res["n_active"][l] = n_act / batch
         res["worst_dx"][l] = float(dx2[act].max().sqrt()) if n_act else float("nan")
+        res["q90_dx"][l] = float(torch.quantile(dx2[act].sqrt(), 0.9)) if n_act else float("nan")
         res["active_x"][l] = float(dx2[act].mean()) if n_act else float("nan")
         res["false_off"][l] = float((a_hat[act] < on_threshold).double().mean()) if n_act else float("nan")
         if l >= 2:
@@ -465,7 +471,7 @@ def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None,
                                device=device, **knobs)
     T = res["T"]
     meta = {"T": T, "x": T * (4 / D) ** 2, "x_edges": P * (4 / D) ** 2, "label": res["label"]}
-    keys = ("false_on", "false_off", "worst_dx", "active_x", "spurious_on", "n_active")
+    keys = ("false_on", "false_off", "worst_dx", "q90_dx", "active_x", "spurious_on", "n_active")
     return [{"layer": l, **meta, **{k: res[k][l] for k in keys}} for l in range(1, L + 1)]
 
 

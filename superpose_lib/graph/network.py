@@ -29,15 +29,14 @@ tensor [E, d, d]; the forward pass is gather (sources) → bmm (edges) → scatt
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..core.assignment import layer_assignments, max_circuits
-from ..core.checks import check_d, check_int, checked
+from ..core.assignment import assignment_bytes, layer_assignments, max_circuits
+from ..core.checks import BATCH_MAX, check_d, check_device, check_dtype, check_fits, check_int, checked, integer
 from ..core.circuits import (
     BIAS,
     MEAN_WEIGHT,
@@ -46,6 +45,7 @@ from ..core.circuits import (
     rotation_weights,
     sample_thetas,
 )
+from ..core.criteria import ON_THRESHOLD, STAT_KEYS
 from ..core.experiment import sample_unit_vectors
 from ..core.network import (
     StructuredNetwork,
@@ -56,7 +56,7 @@ from ..core.network import (
     gather_sum,
     scatter_sum,
 )
-from ..core.theory import epsilon, rotation_theory
+from ..core.theory import EPSILON, epsilon
 
 __all__ = [
     "CircuitGraph",
@@ -71,20 +71,18 @@ __all__ = [
     "sample_inputs",
     "sample_gate_inputs",
     "build_graph_network",
+    "graph_bytes",
     "layer0_states",
     "graph_errors",
+    "computed_circuits",
+    "oracle_mask",
     "predict_graph_errors",
     "graph_chain_theory",
-    "edge_capacity",
     "graph_rows",
-    "edge_capacity_rows",
     "D_X",
     "D_ALPHA",
     "exactness_checks",
-    "edge_summary",
     "gate_summary",
-    "capacity_table",
-    "capacity_summary",
     "parameter_glue",
 ]
 
@@ -372,6 +370,7 @@ def chain_graph(T: int, k: int, L: int, z: int, generator: torch.Generator, *, d
     Inputs: chain heads (circuits c·k).
     """
     T, k, L = check_int("T", T, 1), check_int("k", k, 1, T), check_int("L", L, 1)
+    check_fits("a chain graph", lambda T: _circuit_graph_bytes(T, L, T // k), {"T": T}, {"T": 1}, "cpu")
     theta = sample_thetas(T, generator)
     w = rotation_weights(theta).to(dtype)
     n = T // k
@@ -399,6 +398,7 @@ def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fracti
     P, L = check_int("P", P, 1), check_int("L", L, 2)
     if not 0.0 <= and_fraction <= 1.0:
         raise ValueError(f"and_fraction={and_fraction} is out of range: allowed 0 <= and_fraction <= 1")
+    check_fits("a gate graph", lambda P: _circuit_graph_bytes(3 * P, L, 2 * P), {"P": P}, {"P": 1}, "cpu")
     T = 3 * P
     theta = sample_thetas(T, generator)
     w = rotation_weights(theta).to(dtype)
@@ -432,6 +432,7 @@ def random_graph(T: int, L: int, z: int, n_edges: int, generator: torch.Generato
     """
     T, L = check_int("T", T, 1), check_int("L", L, 1)
     n_edges = check_int("n_edges", n_edges, 0, T // 2)
+    check_fits("a random graph", lambda T: _circuit_graph_bytes(T, L, n_edges) + 24 * T, {"T": T}, {"T": 1}, "cpu")
     w = rotation_weights(sample_thetas(T, generator)).to(dtype)
     holders = torch.randperm(T, generator=generator)[:n_edges]
     readers, sources, weights = [], [], []
@@ -484,6 +485,48 @@ def sample_gate_inputs(P: int, z: int, batch: int, generator: torch.Generator) -
     return torch.cat([both, single], 1)
 
 
+def _circuit_graph_bytes(T, L, n_edges, d=4):
+    """A `CircuitGraph`'s own tensors (float64): the [T, d, d] layer-1 weights and their
+    angles, per layer ≥ 2 the edges' [E, d, d] weights, readers, sources and [T, d] shifts."""
+    return 8 * 4 * T * d * d + 8 * max(L - 1, 0) * (n_edges * (d * d * 2 + 4) + T * d)
+
+
+@checked(batch=integer(0, BATCH_MAX))
+def graph_bytes(D: int, T: int, S: int, L: int, n_edges: int, batch: int = 0, *, itemsize: int = 4, d: int = 4) -> int:
+    """Estimated peak memory (bytes) of a circuit graph's network (`build_graph_network`,
+    batch = 0) and of one batch through it (`graph_errors`), for refusing sizes before
+    anything is allocated. n_edges: the most edges of one layer.
+
+    Graph: its own tensors (`_circuit_graph_bytes`). Network: the [L, T, S] assignment
+    (`assignment.assignment_bytes`), per layer the n_edges·S² connected pairs (40 B each:
+    sorted keys and their (n, m, k)), the CSR lists, the [M, d] biases and the edges' weights.
+    Batch: the circuits' own truth and pre-activations [L+1, T, d, B] in float64 (two lists
+    stacked: four copies), the layer-0 states, the [T, d, B] readouts decoded in float64
+    (about eight copies), the [E, d, B] edge products and gathers, four [D, B] activations."""
+    M = D // d
+    net = assignment_bytes(T, M, S, L) + max(L - 1, 0) * (40 * n_edges * S * S + 16 * (n_edges * S + M)
+                                                          + 8 * M * d + 4 * 8 * n_edges * d * d)
+    run = 0
+    if batch:
+        run = 8 * batch * T * d * (4 * (L + 1) + 10) + itemsize * batch * (2 * n_edges * d + 2 * T * d + 4 * D)
+    return int(_circuit_graph_bytes(T, L, n_edges, d) + net + run)
+
+
+def _check_graph_fits(what, device, *, D, T, S, L, n_edges, batch=0, itemsize=4, names=None):
+    """`check_fits` for `graph_bytes`; names maps the sizes blamed to their values (default
+    D, T, batch), e.g. P for the gates (T = 3P, E = 2P)."""
+    sizes = names or {"D": D, "T": T, **({"batch": batch} if batch else {})}
+
+    def estimate(**kw):
+        args = {"D": D, "T": T, "n_edges": n_edges, "batch": batch, **kw}
+        if "P" in kw:
+            args.update(T=3 * kw["P"], n_edges=2 * kw["P"])
+        return graph_bytes(args["D"], args["T"], S, L, args["n_edges"], args["batch"], itemsize=itemsize)
+
+    smallest = {k: (4 if k == "D" else 1) for k in sizes}
+    check_fits(what, estimate, sizes, smallest, device)
+
+
 @checked
 def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Generator, *,
                         device="cpu", dtype=torch.float32) -> GraphNetwork:
@@ -493,6 +536,11 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
     if D % d:
         raise ValueError(f"D={D} must be a multiple of d={d}")
     M = D // d
+    S = check_int("S", S, 1, M)
+    E = max((int(r.numel()) for r in graph.readers), default=0)
+    itemsize = torch.empty((), dtype=check_dtype(dtype)).element_size()
+    _check_graph_fits(f"the network of a graph of {graph.T} circuits", check_device(device), D=D, T=graph.T, S=S,
+                      L=graph.L, n_edges=E, itemsize=itemsize)
     check_int("T", graph.T, 1, max_circuits(M, S))
     idx = layer_assignments(graph.T, M, S, graph.L, generator, device=device)
     g = _cast(graph, dtype)
@@ -518,31 +566,90 @@ def layer0_states(graph: CircuitGraph, inputs: torch.Tensor, x0: torch.Tensor, d
     return a0, a_in
 
 
-def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True) -> dict:
-    """Run the network and the circuit graph on the same inputs; per-layer MSEs (index =
-    layer) of active ⟨|δx|²⟩, ⟨δα²⟩ and inactive ⟨|x̂|²⟩, ⟨α̂²⟩, the indicator error rate
-    (fraction of circuits whose α̂ is on the wrong side of ½), the number of active circuits,
-    and (theory=True) the predictions of `predict_graph_errors` averaged the same way.
-    Active = the ground truth's α^l > ½."""
+@checked
+def computed_circuits(graph: CircuitGraph, l: int) -> torch.Tensor:
+    """The circuits with an output at layer l ([T] bool): the readers of ℰ^l for l ≥ 2, every
+    circuit at layer 1 (each applies its own layer-1 weight). Only these can be read later,
+    so the on-indicator rates count only them (an idle circuit's readout is never read)."""
+    if l == 1:
+        return torch.ones(graph.T, dtype=torch.bool)
+    out = torch.zeros(graph.T, dtype=torch.bool)
+    out[graph.readers[l - 2]] = True
+    return out
+
+
+@checked
+def oracle_mask(idx_l: torch.Tensor, act: torch.Tensor, M: int) -> torch.Tensor:
+    """[M, B] 1.0 on the neurons some active circuit uses at one layer (∪_{u active} e_u^l,
+    per batch row), 0.0 elsewhere: idx_l [T, S] the layer's positions, act [T, B] the
+    ground truth's active circuits."""
+    u, b = act.nonzero(as_tuple=True)
+    keep = torch.zeros(M, act.shape[1], dtype=torch.float64, device=idx_l.device)
+    n = idx_l[u.to(idx_l.device)]  # [k, S]
+    keep[n, b.to(idx_l.device)[:, None].expand_as(n)] = 1.0
+    return keep
+
+
+def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True,
+                 oracle: bool = False) -> dict:
+    """Run the network and the circuit graph on the same inputs: per-layer statistics (index =
+    layer). Active = the ground truth's α^l > ½.
+
+    MSEs: active ⟨|δx|²⟩ and ⟨δα²⟩, inactive ⟨|x̂|²⟩ and ⟨α̂²⟩ (over every inactive circuit);
+    flip_rate, the fraction of all circuits whose α̂ is on the wrong side of ½; n_active, the
+    active circuits per row. The statistics `core.criteria.works` reads (as
+    `rotation_errors` defines them, with the circuits that have an output at the layer,
+    `computed_circuits`, in place of all T): false_on, the fraction of inactive computed
+    circuits with α̂ > ON_THRESHOLD; false_off, the fraction of active circuits with α̂ <
+    ON_THRESHOLD; q90_dx and worst_dx, the 90th percentile and the maximum of |δx| over the
+    active circuits. With self-edges only every circuit is computed and these are
+    `rotation_errors`' statistics of the same network.
+
+    oracle=True: the network's own oracle, every neuron that no active circuit uses switched
+    off after each layer (the reference of criterion (b)). theory=True (not with oracle):
+    also the predictions of `predict_graph_errors`, averaged the same way ("theory_<key>")."""
+    if oracle and theory:
+        raise ValueError("theory=True is for the network itself: pass theory=False with oracle=True")
     graph = net.graph
     dev, dtype = net.idx.device, net.w.dtype
+    E = max((int(r.numel()) for r in graph.readers), default=0)
+    B = int(inputs.shape[0])
+    run = lambda batch: graph_bytes(net.d * net.M, graph.T, net.S, graph.L, E, batch,  # noqa: E731
+                                    itemsize=net.w.element_size()) - graph_bytes(net.d * net.M, graph.T, net.S,
+                                                                                 graph.L, E, 0)
+    check_fits(f"a batch through the network of {graph.T} circuits", run, {"batch": B}, {"batch": 1}, dev)
     a0, a_in = layer0_states(graph, inputs, x0, torch.float64)
     truth, pre = run_graph(graph, a0, pre=True)
     A0 = net.embed(inputs.to(dev), a_in.to(dev, dtype))
-    out = {k: [0.0] * (graph.L + 1) for k in ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active")}
-    for l, A, G in net.layers_iter(A0):
-        R = (G / net.S).double().cpu()  # [T, d, B]
-        al, x = decode(R.permute(0, 2, 1))  # [T, B], [T, B, 2]
-        ta, tx = decode(truth[l].permute(0, 2, 1))
+    keys = ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active") + STAT_KEYS
+    out = {k: [0.0] * (graph.L + 1) for k in keys}
+    A, G = A0, None
+    for l in range(1, graph.L + 1):
+        A = net.layer(l, A, G)
+        ta, tx = decode(truth[l].permute(0, 2, 1))  # [T, B], [T, B, 2]
         act = ta > 0.5
+        if oracle:
+            A = A * oracle_mask(net.idx[l - 1], act, net.M).to(dtype)[:, None, :]
+        G = gather_sum(A, net.idx[l - 1])
+        al, x = decode((G / net.S).double().cpu().permute(0, 2, 1))
         ex = ((x - tx) ** 2).sum(-1)
         ea = (al - ta) ** 2
-        out["active_x"][l] = float(ex[act].mean()) if act.any() else float("nan")
-        out["active_on"][l] = float(ea[act].mean()) if act.any() else float("nan")
+        off = ~act & computed_circuits(graph, l)[:, None]
         out["inactive_x"][l] = float(ex[~act].mean())
         out["inactive_on"][l] = float(ea[~act].mean())
         out["flip_rate"][l] = float(((al > 0.5) != act).double().mean())
         out["n_active"][l] = float(act.sum(0).double().mean())
+        out["false_on"][l] = float((al[off] > ON_THRESHOLD).double().mean()) if off.any() else 0.0
+        if act.any():
+            dx = ex[act].sqrt()
+            out["active_x"][l] = float(ex[act].mean())
+            out["active_on"][l] = float(ea[act].mean())
+            out["false_off"][l] = float((al[act] < ON_THRESHOLD).double().mean())
+            out["q90_dx"][l] = float(torch.quantile(dx, 0.9))
+            out["worst_dx"][l] = float(dx.max())
+        else:
+            for k in ("active_x", "active_on", "false_off", "q90_dx", "worst_dx"):
+                out[k][l] = float("nan")
     if theory:
         eps = epsilon(net.d * net.M, graph.T, net.S, net.d)
         out.update({f"theory_{k}": v for k, v in predict_graph_errors(graph, truth, pre, eps).items()})
@@ -550,7 +657,7 @@ def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, t
 
 
 # ---- theory ------------------------------------------------------------------------------
-@checked
+@checked(eps=EPSILON)
 def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Tensor, eps: float) -> dict:
     """Predicted per-layer MSEs of the graph network (the chapter's derivation, RiS §6 extended).
 
@@ -600,10 +707,13 @@ def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Te
             cols = torch.arange(B)[:, None].expand(B, kz)
             q_r = (p + sh[:, :, None])[r_idx, :, cols] + b[0, :, 0]  # [B, kz, d] full pre of r
             a_r = a[r_idx, :, cols]
-            loud = ((p != 0).any(1) | (sh != 0).any(1)[:, None])  # [T, B] circuits writing anything
-            pu = (p + sh[:, :, None]).permute(2, 0, 1)  # [B, T, d]
-            err = torch.relu(q_r[:, :, None, :] + pu[:, None, :, :]) - a_r[:, :, None, :]  # [B, kz, T, d]
-            mask = loud.T[:, None, :] & (torch.arange(T)[None, None, :] != r_idx[:, :, None])
+            # the circuits writing anything (a non-zero pre-activation or a shift), per sample,
+            # padded to the most in any sample: the others add exactly nothing
+            loud = ((p != 0).any(1) | (sh != 0).any(1)[:, None])  # [T, B]
+            lv, u_idx = loud.T.double().topk(max(int(loud.sum(0).max()), 1), dim=1)  # [B, kl]
+            pu = (p + sh[:, :, None])[u_idx, :, torch.arange(B)[:, None].expand_as(u_idx)]  # [B, kl, d]
+            err = torch.relu(q_r[:, :, None, :] + pu[:, None, :, :]) - a_r[:, :, None, :]  # [B, kz, kl, d]
+            mask = (lv > 0.5)[:, None, :] & (u_idx[:, None, :] != r_idx[:, :, None])
             err = err * mask[..., None]
             f1x = eps * ((err @ Dx.T) ** 2).sum((-1, -2))  # [B, kz]
             f1a = eps * ((err @ Da.T) ** 2).sum((-1, -2))
@@ -702,33 +812,29 @@ def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: in
     return out
 
 
-@checked
-def edge_capacity(D: int, L: int, z: int, tol: float, *, T: int | None = None, S: int = 6, d: int = 4) -> int:
-    """Largest |ℰ| per layer whose predicted final-layer active ⟨|δx|²⟩ (`graph_chain_theory`)
-    stays ≤ tol at width D, depth L, z active circuits (0 if the first-order z-term alone
-    exceeds tol). T defaults to the assignment's capacity max_circuits(D/d, S)."""
-    D, d = check_int("D", D, 1), check_d(d)
-    M = D // d
-    T = T or max_circuits(M, S)
-    eps = epsilon(D, T, S, d)
-    room = tol - 9 * L * eps * (z - 1)
-    if room <= 0 or L < 2:
-        return 0
-    return int(math.floor(room / ((L - 1) * eps**2 * (z + 8 * (z - 1)))))
-
-
 # ---- experiments as tidy rows -------------------------------------------------------------
-@checked
+@checked(T=integer(0, 2**40))  # T = 0 allowed: gates ignore it (T = 3P)
 def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
-               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu") -> list[dict]:
+               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu",
+               circuits: str = "") -> list[dict]:
     """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain
     (kind="chain", depth k), a random graph ("random", n_edges lanes) or fan-in gates ("gate",
     P gates of which n_and are AND; T is then the graph's and the argument is ignored).
-    Columns: edges = mean |ℰ^l|, x = edges·(d/D)²."""
+    Columns: edges = mean |ℰ^l|, x = edges·(d/D)². circuits: the name of the set of
+    configurations this one belongs to (a column of the sweep's grid; not used here)."""
     if kind not in ("chain", "random", "gate"):
         raise ValueError(f"kind={kind!r} is out of range: allowed 'chain', 'random', 'gate'")
     if kind != "gate":
         T = check_int("T", T, 1)
+        E = T // check_int("k", k, 1, T) if kind == "chain" else check_int("n_edges", n_edges, 0, T // 2)
+        names = None
+    else:
+        P = check_int("P", P, 1)
+        T, E, names = 3 * P, 2 * P, {"D": D, "P": P, "batch": batch}
+    if D % 4:
+        raise ValueError(f"D={D} must be a multiple of d=4")
+    _check_graph_fits(f"a {kind} graph's network and one batch", check_device(device), D=D, T=T,
+                      S=check_int("S", S, 1, D // 4), L=L, n_edges=E, batch=batch, names=names)
     g = torch.Generator().manual_seed(int(seed))
     if kind == "chain":
         gr = chain_graph(T, k, L, z, g)
@@ -754,27 +860,6 @@ def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges:
             rows.append({"layer": l, "quantity": q, "measured": e[q][l], "theory": e.get(f"theory_{q}", [np.nan] * (L + 1))[l],
                          "edges": edges, "x": edges * (d / D) ** 2, "eps": epsilon(D, T, S, d), "T_graph": T})
     return rows
-
-
-@checked
-def edge_capacity_rows(D: int, z: int, tol: float, *, L: int = 4, S: int = 6, n_grid=(32, 64, 128, 256, 512, 1024),
-                  batch: int = 200, seed: int = 0, device="cpu") -> list[dict]:
-    """Edges that fit: random graphs on T = max_circuits(D/d, S) circuits with n_edges lanes per
-    layer from `n_grid`; rows (n_edges, measured final-layer active ⟨|δx|²⟩, theory, passes =
-    measured ≤ tol, predicted capacity `edge_capacity`)."""
-    T = max_circuits(D // 4, S)
-    cap = edge_capacity(D, L, z, tol, T=T, S=S)
-    rows = []
-    for n in n_grid:
-        if n > T // 2:
-            continue
-        r = [row for row in graph_rows("random", D, T, z, L=L, n_edges=n, S=S, batch=batch, seed=seed, device=device)
-             if row["quantity"] == "active_x" and row["layer"] == L][0]
-        rows.append({"n_edges": n, "T": T, "measured": r["measured"], "theory": r["theory"],
-                     "passes": bool(r["measured"] <= tol), "capacity_theory": cap, "tol": tol})
-    return rows
-
-
 
 
 # ---- the chapter's checks and summaries: the numbers its claims test and its prose glues -----
@@ -809,30 +894,6 @@ def exactness_checks(seed: int, L: int) -> dict:
         rejected = str(err)
     glue = {"cross-max-s1": _exact_text(max_s1), "cross-max-dense": _exact_text(max_dense), "cross-rejected": rejected}
     return {"max_s1": max_s1, "max_dense": max_dense, "rejected": rejected, "glue": glue}
-
-
-def edge_summary(last: pd.DataFrame, *, working_x: float, k_list) -> dict:
-    """The chain and random-graph sweep at the last layer (`last`: its active_x rows with a
-    ratio column measured/theory). Per configuration (kind, z, D, edges, x), averaged over
-    seeds: conf; work (x ≤ working_x) with ratio_lo / ratio_hi; out (x > 4·working_x) and sup
-    (its z = 1 ratios); single (the per-seed ratios in the working regime); gain (per D, the
-    z = 1 chain error at depth min(k_list) over that at max(k_list)); and "glue"."""
-    conf = last.groupby(["kind", "z", "D", "edges", "x"], as_index=False)[["measured", "theory"]].mean()
-    conf["ratio"] = conf.measured / conf.theory
-    work = conf[conf.x <= working_x]
-    out = conf[conf.x > 4 * working_x]
-    ratio_lo, ratio_hi = float(work.ratio.min()), float(work.ratio.max())
-    single = last[last.x <= working_x].ratio
-    ch = last[(last.kind == "chain") & (last.z == 1)].groupby(["D", "k"]).measured.mean().unstack()
-    gain = ch[min(k_list)] / ch[max(k_list)]
-    sup = out[out.z == 1].ratio
-    glue = {"cross-ratio-lo": f"{ratio_lo:.2f}", "cross-ratio-hi": f"{ratio_hi:.2f}", "cross-n-work": len(work),
-            "cross-single-range": f"{single.min():.2f}–{single.max():.2f}",
-            "cross-chain-gain": f"{float(gain.min()):.1f}",
-            "cross-ratio-out": (f"{float(sup.median()):.1f}× the prediction" if len(sup) else
-                                "not measured (no configuration of the grid lies beyond 4× the working regime)")}
-    return {"conf": conf, "work": work, "out": out, "ratio_lo": ratio_lo, "ratio_hi": ratio_hi, "single": single,
-            "gain": gain, "sup": sup, "glue": glue}
 
 
 @checked
@@ -872,49 +933,13 @@ def gate_summary(gdf: pd.DataFrame, *, S: int, D: int, and_counts, few_collatera
             "table": table, "glue": glue}
 
 
-def capacity_table(cdf: pd.DataFrame) -> pd.DataFrame:
-    """Per (D, z) of the capacity runs (`edge_capacity_rows`): the most edges per layer that
-    passed, the linear theory's capacity, and the share of D² those edges' weights take."""
-    by = cdf.groupby(["D", "z"])
-    cap = pd.DataFrame({"edges that fit (measured)": cdf[cdf.passes].groupby(["D", "z"]).n_edges.max(),
-                        "edges (linear theory)": by.capacity_theory.first()})
-    cap["params in edges / D²"] = cap["edges that fit (measured)"] * 16 / cap.index.get_level_values("D") ** 2
-    return cap
-
-
 @checked
-def capacity_summary(cdf: pd.DataFrame, cap: pd.DataFrame, *, working_x: float, S: int, L: int) -> dict:
-    """The capacity runs in the working regime: few (the rows with |E|(d/D)² ≤ working_x, with
-    ris_T, RiS's T-based prediction of the last layer's active error), tdd (T(d/D)² of every
-    run), styled (the capacity table and the table of `few`, formatted) and "glue" (the
-    largest share of D² in edges, the range of T(d/D)², the edges that fit per (D, z))."""
-    x = cdf.n_edges * (4 / cdf.D) ** 2
-    few = cdf.assign(x=x)[x <= working_x].copy()
-    few["ris_T"] = [rotation_theory(int(r.D), int(r["T"]), S=S, L=L, z=int(r.z))["active_x"][L]
-                    for _, r in few.iterrows()]
-    tdd = cdf["T"] * (4 / cdf.D) ** 2
-    lo, hi = f"{tdd.min():.3f}", f"{tdd.max():.3f}"
-    fit = cap["edges that fit (measured)"]
-    glue = {"cross-cap-frac": f"{float(cap['params in edges / D²'].max()):.4f}",
-            "cross-cap-TdD": lo if lo == hi else f"{lo}–{hi}",
-            "cross-fit": "; ".join(f"D = {D}, z = {z}: {int(n)}" for (D, z), n in fit.dropna().items())}
-    styled = [cap.style.format({"edges that fit (measured)": "{:,.0f}", "edges (linear theory)": "{:,.0f}",
-                                "params in edges / D²": "{:.4f}"}, na_rep="none"),
-              few[["D", "z", "n_edges", "measured", "theory", "ris_T"]]
-              .rename(columns={"n_edges": "edges", "theory": "theory (|E|)", "ris_T": "RiS (T)"})
-              .style.hide(axis="index").format({"measured": "{:.2e}", "theory (|E|)": "{:.2e}", "RiS (T)": "{:.2e}"})
-              .set_caption("Working-regime capacity runs: measured against the edge-based and the circuit-based "
-                           "predictions")]
-    return {"few": few, "tdd": tdd, "styled": styled, "glue": glue}
-
-
-@checked
-def parameter_glue(*, S: int, L: int, working_x: float, gate_D: int, gate_P: int, cap_tol1: float, cap_tol2: float,
-                   D_list, z_list, n_seeds: int, cap_D, block_D, k_list) -> dict:
+def parameter_glue(*, S: int, L: int, gate_D: int, gate_P: int, D_list, z_list, n_seeds: int, cap_D, block_D, k_list,
+                   batch_cap: int, n_cap_seeds: int) -> dict:
     """The run's parameters as text for the prose, keyed "cross-<name>" (a rerun with other
     values reads correctly)."""
-    params = {"S": S, "L": L, "working-x": f"{working_x:.1e}", "gate-D": gate_D, "gate-P": gate_P,
-              "tol1": f"{cap_tol1:.0%}", "tol2": f"{cap_tol2:.0%}", "Ds": ", ".join(map(str, D_list)),
+    params = {"S": S, "L": L, "gate-D": gate_D, "gate-P": gate_P, "Ds": ", ".join(map(str, D_list)),
               "zs": ", ".join(map(str, z_list)), "nseeds": n_seeds, "cap-D": ", ".join(map(str, cap_D)),
-              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list)}
+              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list),
+              "kratio": max(k_list) // min(k_list), "batch-cap": batch_cap, "ncapseeds": n_cap_seeds}
     return {f"cross-{key}": value for key, value in params.items()}

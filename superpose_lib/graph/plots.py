@@ -7,8 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..core.checks import checked
+from ..core.criteria import CRITERIA
 from ..plots import MAX_WIDTH, axes_or_new, color, figure, label, legend_outside, marker, tidy_log_axis
 from .correction import graph_correction_summary
+from .working import THEORY_FLOOR
 
 __all__ = [
     "plot_edges_pair",
@@ -26,6 +28,7 @@ __all__ = [
 # family (chain / random) by marker, theory in black. Legends are left to the caller
 # (`legend=False`) when several panels share one, so that it can sit outside the data.
 _FAMILY_MARKER = {"chain": "o", "random": "s", "gate": "^"}
+_CRITERION_MARKER = {CRITERIA[0]: "o", CRITERIA[1]: "s"}
 
 
 @checked
@@ -54,19 +57,21 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
 
 @checked
 def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = True):
-    """Measured / predicted active ⟨|δx|²⟩ at the last layer against |ℰ|(d/D)², per seed
-    (markers by family, colour by z). Returns the axes."""
+    """Measured / predicted active ⟨|δx|²⟩ at the last layer per network and seed against
+    |ℰ|(d/D)² / x*, the load relative to the working regime's edge (df needs column x_star,
+    `capacity.working_x`; markers by family, colour by z; dotted: the edge). Returns the axes."""
 
     ax = axes_or_new(ax)
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     for (kind, z), g in d.groupby(["kind", "z"]):
-        ax.scatter(g.x, g.measured / g.theory, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)),
-                   alpha=0.75, s=18, label=f"{label('family', kind)}, z = {z}")
+        ax.scatter(g.x / g.x_star, g.measured / g.theory, marker=_FAMILY_MARKER.get(kind, "^"),
+                   color=color("z", int(z)), alpha=0.75, s=18, label=f"{label('family', kind)}, z = {z}")
     ax.axhline(1.0, color="k", lw=0.8)
+    ax.axvline(1.0, color="0.4", ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2$")
+    ax.set_xlabel(r"$|\mathcal{E}|\,(d/D)^2\,/\,x^*(D, z)$")
     ax.set_ylabel("measured / predicted")
     tidy_log_axis(ax)
     if legend:
@@ -74,6 +79,7 @@ def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = Tru
     return ax
 
 
+@checked
 def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     """Gate experiment: indicator error rate, active ⟨δα²⟩ and active ⟨|δx|²⟩ at layer 2
     against the bias collateral n_AND·S/M (AND thresholds on shared neurons); mean over
@@ -94,23 +100,32 @@ def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     return ax
 
 
-def plot_edge_capacity(df, ax=None, *, legend: bool = True):
-    """Measured final-layer error against edges per layer at fixed D (one colour per (D, z),
-    solid), the linear theory (dashed), its predicted capacity (dotted vertical) and the
-    tolerance (dash-dotted horizontal). Returns the axes."""
-
+@checked
+def plot_edge_capacity(summary, ax=None, *, legend: bool = True):
+    """The edge capacity in |ℰ|(d/D)² (`working.edge_capacity_summary`'s summary), one row
+    per criterion, z and D: filled, the graphs' (mean over seeds with its 95 % interval;
+    colour by z, circle: works, square: indicators hold); hollow, independent circuits'
+    capacity in T(d/D)² on the same criterion (where given); black tick, the theory's start.
+    Censored-below rows show no point. Returns the axes."""
     ax = axes_or_new(ax)
-    for (D, z), g in df.groupby(["D", "z"]):
-        g = g.groupby("n_edges", as_index=False)[["measured", "theory", "capacity_theory", "tol"]].mean()
-        c = color("Dz", (int(D), int(z)))
-        ax.plot(g.n_edges, g.measured, "o-", color=c, label=f"D = {D}, z = {z}")
-        ax.plot(g.n_edges, g.theory, color=c, ls="--", lw=0.8)
-        ax.axvline(g.capacity_theory.iloc[0], color=c, ls=":", lw=0.8)
-        ax.axhline(g.tol.iloc[0], color=c, ls="-.", lw=0.6)
+    rows = summary.reset_index(drop=True)
+    y = -rows.index.to_numpy(dtype=float) - 0.6 * rows.criterion.map({c: i for i, c in enumerate(CRITERIA)}).to_numpy()
+    for (crit, z), g in rows.groupby(["criterion", "z"], sort=False):
+        c, m, yy = color("z", int(z)), _CRITERION_MARKER[crit], y[g.index]
+        ok = (g.censor != "below").to_numpy()
+        ax.errorbar(g["mean"][ok], yy[ok], xerr=[(g["mean"] - g.low)[ok], (g.high - g["mean"])[ok]], color=c,
+                    marker=m, ls="none", ms=5, capsize=2, label=f"z = {z}, {crit}")
+        if "indep" in g:
+            ax.scatter(g.indep, yy, marker=m, facecolors="none", edgecolors=c, s=40, zorder=3)
+        th = g.theory > THEORY_FLOOR
+        ax.scatter(g.theory[th], yy[th.to_numpy()], marker="|", color="k", s=80, zorder=4)
+    if "indep" in rows:
+        ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="independent circuits")
+    ax.scatter([], [], marker="|", color="k", s=80, label="theory")
+    ax.set_yticks(y, [f"({'a' if r.criterion == CRITERIA[0] else 'b'}) z = {int(r.z)}, D = {int(r.D)}"
+                      for r in rows.itertuples()])
     ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"edges per layer $|\mathcal{E}^l|$")
-    ax.set_ylabel(r"final-layer active $\langle|\delta x|^2\rangle$")
+    ax.set_xlabel(r"capacity $|\mathcal{E}|\,(d/D)^2$")
     tidy_log_axis(ax)
     if legend:
         legend_outside(ax, where="right")
@@ -169,15 +184,16 @@ def plot_graph_correction_grid(df, z_list, *, D: int, on_rate: float, axes=None)
     return axes
 
 
-def plot_edges_pair(df, *, working_x: float, axes=None):
+@checked
+def plot_edges_pair(df, *, axes=None):
     """Two panels of the chain and random-graph sweep: the last layer's active error against
-    |E|(d/D)² (`plot_edges`) and measured/predicted (`plot_edge_ratio`, dotted: the working
-    regime's edge `working_x`), one legend below. Returns the two axes."""
+    |E|(d/D)² (`plot_edges`) and measured/predicted against the load relative to the working
+    regime's edge (`plot_edge_ratio`; df needs column x_star), one legend below. Returns the
+    two axes."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.6), layout="constrained")
     plot_edges(df, axes[0], legend=False)
     plot_edge_ratio(df, axes[1], legend=False)
-    axes[1].axvline(working_x, color="0.4", ls=":")
     handles, labels = axes[0].get_legend_handles_labels()
     axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=len(handles))
     return axes

@@ -9,20 +9,18 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..core.checks import checked
+from ..capacity import capacity_summary, slopes
+from ..core.checks import checked, measured
+from ..report import format_capacity
 from .measure import MEANS, inactive_on_layer1, large_d_grid
-from .spurious import boundary_theory
 
 __all__ = [
     "add_regime_columns",
     "seed_summary",
     "crossing",
+    "crossing_censor",
     "boundary_table",
-    "large_d_boundaries",
-    "seizure_onset",
     "tail_table",
-    "per_d_boundary",
-    "scaling_exponent",
     "seizure_table",
     "binned_medians",
     "boundary_word",
@@ -32,7 +30,7 @@ __all__ = [
     "tail_summary",
     "spurious_summary",
     "terms_summary",
-    "boundary_summary",
+    "boundary_capacity",
     "onset_summary",
     "causal_summary",
     "run_note",
@@ -40,6 +38,7 @@ __all__ = [
 
 
 # ---- analysis ------------------------------------------------------------------------------
+@checked
 def add_regime_columns(df: pd.DataFrame, d: int = 4) -> pd.DataFrame:
     """Copy of `df` with x = T(d/D)², superposition T·d/D (circuit neurons per network
     neuron), eps = d/D − 1/(ST), and ratio = measured/theory (NaN where the theory is 0 or
@@ -67,6 +66,7 @@ def seed_summary(df: pd.DataFrame, by=("D", "T", "z", "layer", "quantity")) -> p
     return s.reset_index()
 
 
+@checked
 def binned_medians(x, ratio, n_bins: int):
     """Median x and median ratio of the points in each of n_bins equal bins of log x
     (empty bins dropped); medians of logs, returned exponentiated."""
@@ -81,6 +81,21 @@ def binned_medians(x, ratio, n_bins: int):
     return (np.exp([np.median(lx[b == k]) for k in keep]), np.exp([np.median(lr[b == k]) for k in keep]))
 
 
+@checked
+def crossing_censor(x, ratio, level: float, n_bins: int = 8) -> str:
+    """Whether `crossing` is censored: "below" when every bin is at or above `level` (the
+    boundary lies at or below the data's smallest x, which `crossing` then returns as an
+    upper bound), "above" when the last bin is still below it (+inf), else ""."""
+    x, ratio = np.asarray(x, float), np.asarray(ratio, float)
+    ok = np.isfinite(x) & np.isfinite(ratio) & (x > 0) & (ratio > 0)
+    if not ok.any():
+        return ""
+    _, br = binned_medians(x[ok], ratio[ok], n_bins)
+    below = np.nonzero(np.log(br) < math.log(level))[0]
+    return "below" if below.size == 0 else ("above" if below[-1] == len(br) - 1 else "")
+
+
+@checked
 def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     """T(d/D)² from which the median ratio stays ≥ `level`.
 
@@ -88,7 +103,8 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
     of each non-empty bin sits at the bin's median x. The boundary is interpolated (log x
     against log ratio) between the last bin below `level` and the next one. Returns the
     smallest x if every bin is at or above `level` (the boundary lies at or below the
-    data) and +inf if the last bin is still below it (above the data).
+    data: an upper bound, flagged by `crossing_censor`) and +inf if the last bin is still
+    below it (above the data).
     """
     x, ratio = np.asarray(x, float), np.asarray(ratio, float)
     ok = np.isfinite(x) & np.isfinite(ratio) & (x > 0) & (ratio > 0)
@@ -116,7 +132,8 @@ def boundary_table(
     per z and layer, with a hierarchical bootstrap confidence interval: resample the
     (D, T) configurations with replacement, then the seeds within each.
 
-    Columns: z, layer, level, x_star, lo, hi, n_configs, n_seeds.
+    Columns: z, layer, level, x_star, lo, hi, censor (`crossing_censor` of the estimate:
+    "below" = at or below the grid, "above" = not reached), n_configs, n_seeds.
     """
     df = add_regime_columns(df) if "ratio" not in df else df
     df = df[(df["quantity"] == quantity) & df["ratio"].notna()]
@@ -137,49 +154,13 @@ def boundary_table(
             # Order statistics (not np.quantile): resamples with no crossing are +inf.
             srt, a = np.sort(boots), (1 - ci) / 2
             lo, hi = srt[int(math.floor(a * (n_boot - 1)))], srt[int(math.ceil((1 - a) * (n_boot - 1)))]
-            out.append({"z": z, "layer": layer, "level": level, "x_star": est, "lo": lo, "hi": hi, "n_configs": nc, "n_seeds": ns})
+            cens = crossing_censor(np.repeat(xs, ns), R.reshape(-1), level, n_bins)
+            out.append({"z": z, "layer": layer, "level": level, "x_star": est, "lo": lo, "hi": hi, "censor": cens,
+                        "n_configs": nc, "n_seeds": ns})
     return pd.DataFrame(out)
 
 
-def large_d_boundaries(df: pd.DataFrame, quantity: str = "active_x", levels=(1.5, 2.0), d: int = 4) -> pd.DataFrame:
-    """For each D, z and layer of a fixed-x grid: x* where the ratio passes each level,
-    interpolated in log-log on the x grid (`crossing` with one bin per grid value), from
-    the median over seeds and from each seed alone (lo/hi = min/max over seeds).
-
-    Columns: D, z, layer, level, x_star, lo, hi, superposition (= x*·D/d, circuit neurons
-    per network neuron at the boundary).
-    """
-    df = add_regime_columns(df, d) if "ratio" not in df else df
-    df = df[(df["quantity"] == quantity) & df["ratio"].notna()]
-    out = []
-    for (D, z, layer), g in df.groupby(["D", "z", "layer"], sort=True):
-        n = g["x"].nunique()
-        for level in levels:
-            med = g.groupby("x")["ratio"].median()
-            est = crossing(med.index, med.to_numpy(), level, n_bins=n)
-            per = [crossing(s["x"], s["ratio"], level, n_bins=n) for _, s in g.groupby("seed")]
-            out.append({"D": D, "z": z, "layer": layer, "level": level, "x_star": est, "lo": min(per), "hi": max(per),
-                        "superposition": est * D / d})
-    return pd.DataFrame(out)
-
-
-def seizure_onset(df: pd.DataFrame, majority: float = 0.5) -> pd.DataFrame:
-    """Per configuration and seed, the first layer at which more than `majority` of the
-    samples have more than `seizure_factor` times as many neurons switched on as their z
-    active circuits use (seized_frac; the circuits use d·|∪ e_t^l| ≤ z·S·d neurons);
-    L + 1 when no layer does (no seizure within the network). Columns: D, T, z, seed, x,
-    onset, and the fraction of neurons on/explained at the last layer."""
-    df = add_regime_columns(df) if "x" not in df else df
-    s = df[df["quantity"] == "seized_frac"]
-    L = int(df["layer"].max())
-    out = []
-    for (D, T, z, seed), g in s.groupby(["D", "T", "z", "seed"], sort=True):
-        g = g.sort_values("layer")
-        hit = g.loc[g["measured"] > majority, "layer"]
-        out.append({"D": D, "T": T, "z": z, "seed": seed, "x": g["x"].iloc[0], "onset": int(hit.min()) if len(hit) else L + 1})
-    return pd.DataFrame(out)
-
-
+@checked
 def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFrame:
     """Fraction of active circuits with |δx|² > threshold, per z and layer, averaged over
     the configurations below and above x = T(d/D)² = x_split (columns below, above)."""
@@ -192,72 +173,7 @@ def tail_table(df: pd.DataFrame, threshold: float, x_split: float) -> pd.DataFra
     return s.pivot_table(index=["z", "layer"], columns="side", values="measured", aggfunc="mean").reset_index()
 
 
-def _first_crossing(x, r, level: float) -> float:
-    """Smallest x where r (ordered by x) reaches `level`, interpolated in log-log with the
-    point before; x[0] if r[0] already does; +inf if none does (censored above the grid)."""
-    x, r = np.asarray(x, float), np.asarray(r, float)
-    hit = np.nonzero(r >= level)[0]
-    if hit.size == 0:
-        return math.inf
-    k = hit[0]
-    if k == 0:
-        return float(x[0])
-    lr0, lr1 = math.log(max(r[k - 1], 1e-300)), math.log(r[k])
-    t = (math.log(level) - lr0) / (lr1 - lr0) if lr1 > lr0 else 1.0
-    return float(math.exp(math.log(x[k - 1]) + t * (math.log(x[k]) - math.log(x[k - 1]))))
-
-
 @checked
-def per_d_boundary(df: pd.DataFrame, *, layer: int, quantity: str = "active_x", level: float = 2.0,
-                   against: str = "theory", n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> pd.DataFrame:
-    """Boundary x* per D and z (never pooled over D): the smallest T(d/D)² where the median
-    over seeds of measured/`against` (a column: "theory" = RiS, or "floor" for the seizure
-    criterion on spurious_on) reaches `level`, interpolated in log-log between grid points
-    (`_first_crossing`). 95 % interval: bootstrap over seeds (resample the seeds with
-    replacement, recompute the medians and the crossing); order statistics, so censored
-    resamples (+inf: no crossing on the grid) count as above. Columns: D, z, layer, x_star,
-    lo, hi, censored (no crossing on the measured grid), n_seeds, boot (the replicates).
-    """
-    g = df[(df["quantity"] == quantity) & (df["layer"] == layer) & (df[against] > 0)]
-    rng = np.random.default_rng(seed)
-    out = []
-    for (D, z), h in g.groupby(["D", "z"], sort=True):
-        piv = (h["measured"] / h[against]).groupby([h["x"], h["seed"]]).first().unstack()  # [x, seed]
-        xs, R = piv.index.to_numpy(float), piv.to_numpy()
-        ns = R.shape[1]
-        est = _first_crossing(xs, np.nanmedian(R, axis=1), level)
-        boots = np.array([_first_crossing(xs, np.nanmedian(R[:, rng.integers(ns, size=ns)], axis=1), level)
-                          for _ in range(n_boot)])
-        srt, a = np.sort(boots), (1 - ci) / 2
-        lo, hi = srt[int(math.floor(a * (n_boot - 1)))], srt[int(math.ceil((1 - a) * (n_boot - 1)))]
-        out.append({"D": D, "z": z, "layer": layer, "x_star": est, "lo": lo, "hi": hi,
-                    "censored": not math.isfinite(est), "n_seeds": ns, "boot": boots})
-    return pd.DataFrame(out)
-
-
-def scaling_exponent(bounds: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
-    """Per z: slope of log x* against log D (least squares over the D with a finite
-    boundary) and its interval from the bootstrap replicates of `per_d_boundary` (the
-    slope of each joint replicate, D's resampled independently; replicates with a
-    censored D dropped). Columns: z, slope, lo, hi, n_D, D_min, D_max."""
-    out = []
-    for z, b in bounds.groupby("z"):
-        b = b[np.isfinite(b["x_star"])].sort_values("D")
-        if len(b) < 2:
-            continue
-        lD = np.log(b["D"].to_numpy(float))
-        slope = float(np.polyfit(lD, np.log(b["x_star"].to_numpy(float)), 1)[0])
-        B = np.vstack(b["boot"].to_numpy())  # [n_D, n_boot]
-        ok = np.isfinite(B).all(axis=0)
-        slopes = np.sort([np.polyfit(lD, np.log(B[:, i]), 1)[0] for i in np.nonzero(ok)[0]])
-        a = (1 - ci) / 2
-        lo = float(slopes[int(math.floor(a * (len(slopes) - 1)))]) if len(slopes) else math.nan
-        hi = float(slopes[int(math.ceil((1 - a) * (len(slopes) - 1)))]) if len(slopes) else math.nan
-        out.append({"z": z, "slope": slope, "lo": lo, "hi": hi, "n_D": len(b), "D_min": int(b["D"].min()),
-                    "D_max": int(b["D"].max())})
-    return pd.DataFrame(out)
-
-
 def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
     """Per (D, x, z, seed): the seizure onset, the first layer l whose spurious-on fraction
     exceeds `factor` × the floor (the layer-2 prediction: what the active circuits alone
@@ -272,9 +188,13 @@ def seizure_table(df: pd.DataFrame, factor: float = 2.0) -> pd.DataFrame:
 
 
 # ---- the chapter's summaries: the numbers its claims test and its prose glues ---------------
-def boundary_word(v: float) -> str:
-    """A boundary value in words where the grid never reached it (no inf shown)."""
-    return f"{v:.4f}" if np.isfinite(v) else "not reached"
+@checked(v=measured())
+def boundary_word(v: float, censor: str = "") -> str:
+    """A boundary value in words: "not reached" where the grid never reached it (no inf
+    shown), "≤ x" where it was passed already at the grid's smallest x."""
+    if not np.isfinite(v):
+        return "not reached"
+    return f"≤ {v:.4f}" if censor == "below" else f"{v:.4f}"
 
 
 @checked
@@ -299,10 +219,10 @@ def ratio_summary(ris: pd.DataFrame, bounds: pd.DataFrame, *, L: int) -> dict:
     if above:
         verdict += f", and above the whole interval (the measurement leaves the theory earlier) for z = {', '.join(map(str, above))}"
     glue = {"regime-verdict": verdict}
+    cens = b2["censor"] if "censor" in b2 else pd.Series("", index=b2.index)
     for z in x2.index:
-        glue[f"regime-x2-z{z}"] = float(x2[z])
-        glue[f"regime-x2lo-z{z}"] = float(x2_lo[z])
-        glue[f"regime-x2hi-z{z}"] = float(x2_hi[z])
+        glue[f"regime-x2-z{z}"] = (f"{boundary_word(x2[z], cens[z])}" if cens[z] == "below" else
+                                   f"{boundary_word(x2[z])} (95 % CI {boundary_word(x2_lo[z])}–{boundary_word(x2_hi[z])})")
     glue["regime-low-med-min"] = float(early.min())
     glue["regime-low-med-max"] = float(early.max())
     return {"low_med": low_med, "early": early, "high_med": high_med, "by_d": by_d, "x2": x2, "x2_lo": x2_lo,
@@ -311,8 +231,10 @@ def ratio_summary(ris: pd.DataFrame, bounds: pd.DataFrame, *, L: int) -> dict:
 
 def boundary_words(bounds: pd.DataFrame) -> pd.DataFrame:
     """`boundary_table` rows as a table in words, one row per (z, layer) and one column per
-    level: "x* [lo, hi]" ("not reached" where the grid never reached the level)."""
-    b = bounds.assign(text=[f"{boundary_word(r.x_star)} [{boundary_word(r.lo)}, {boundary_word(r.hi)}]"
+    level: "x* [lo, hi]" ("not reached" where the grid never reached the level, "≤ x" where
+    it was passed at the grid's smallest x)."""
+    b = bounds.assign(text=[boundary_word(r.x_star, getattr(r, "censor", "")) if getattr(r, "censor", "") == "below"
+                            else f"{boundary_word(r.x_star)} [{boundary_word(r.lo)}, {boundary_word(r.hi)}]"
                             for r in bounds.itertuples()])
     out = b.pivot_table(index=["z", "layer"], columns="level", values="text", aggfunc="first")
     out.columns = [f"ratio {lev:g}" for lev in out.columns]
@@ -364,6 +286,7 @@ def tail_summary(ris: pd.DataFrame, tail: pd.DataFrame, *, S: int, L: int, d: in
     return out
 
 
+@checked
 def spurious_summary(large: pd.DataFrame, *, x_show: float, z_show: int) -> dict:
     """The spurious-on fraction of the large-D sweep against its theory. Returns med (per
     D, x, z and layer ≥ 2: median measured m over seeds, theory th, ratio m/th), sig (the
@@ -403,50 +326,50 @@ def terms_summary(large_r: pd.DataFrame, *, L: int) -> dict:
 
 
 @checked
-def boundary_summary(bnd: pd.DataFrame, D_large, z_large, *, L: int, d: int = 4) -> dict:
-    """The per-D boundary (`bnd` from `per_d_boundary`) against the neuron-level theory's.
-    Returns bth (the theory's x* per D and z, `boundary_theory`), expo (`scaling_exponent`
-    of bnd), expo_th (the theory's slope per z), show (bnd with the theory and the
-    superposition T·d/D = x*·D/d at x*), fac (the median factor between the theory's and
-    the measured x*), zg (the z the prose quotes: 2 if fitted, else the first), table (show
-    and the exponents in words) and "glue"."""
-
-    bth = pd.DataFrame([{"D": D, "z": z, "x_star": boundary_theory(D, z, L)} for D in D_large for z in z_large])
-    expo = scaling_exponent(bnd)
-    expo_th = pd.DataFrame([{"z": z, "slope": np.polyfit(np.log(g.D), np.log(g.x_star), 1)[0]} for z, g in bth.groupby("z")])
-    show = bnd.merge(bth.rename(columns={"x_star": "theory"}), on=["D", "z"])
-    show["superposition"] = show.x_star * show.D / d
-    fin = show[np.isfinite(show.x_star)]
-    fac = np.exp(np.log(fin.theory / fin.x_star).abs().median())
-    zg = 2 if 2 in set(expo.z) else int(expo.z.iloc[0])
-    e = expo.set_index("z").loc[zg]
-    glue = {"regime-L": L, "regime-expo-z": zg, "regime-expo": float(e.slope), "regime-expo-lo": float(e.lo),
-            "regime-expo-hi": float(e.hi), "regime-expo-th": float(expo_th.set_index("z").loc[zg, "slope"]),
-            "regime-th-fac": float(fac)}
-    for z in z_large:
-        s = show[(show.z == z) & np.isfinite(show.x_star)].sort_values("D")
-        if len(s):
-            glue[f"regime-xs-lo-z{z}"] = float(s.x_star.iloc[0])
-            glue[f"regime-xs-hi-z{z}"] = float(s.x_star.iloc[-1])
-            glue[f"regime-sup-lo-z{z}"] = float(s.superposition.iloc[0])
-            glue[f"regime-sup-hi-z{z}"] = float(s.superposition.iloc[-1])
-            glue[f"regime-Dlo-z{z}"] = int(s.D.iloc[0])
-            glue[f"regime-Dhi-z{z}"] = int(s.D.iloc[-1])
-    return {"bth": bth, "expo": expo, "expo_th": expo_th, "show": show, "fac": fac, "zg": zg,
-            "table": _boundary_text(show, expo, expo_th), "glue": glue}
-
-
-def _boundary_text(show: pd.DataFrame, expo: pd.DataFrame, expo_th: pd.DataFrame) -> pd.DataFrame:
-    """The per-D boundaries and the exponents as a table in words (no inf shown)."""
-    fmt = lambda v: "not reached on the grid" if not np.isfinite(v) else f"{v:.5f}"
-    rows = [{"z": r.z, "D": str(r.D), "x* [95 % interval]": f"{fmt(r.x_star)} [{fmt(r.lo)}, {fmt(r.hi)}]",
-             "theory": f"{r.theory:.5f}",
-             "T·d/D at x*": "-" if not np.isfinite(r.superposition) else f"{r.superposition:.1f}"}
-            for r in show.sort_values(["z", "D"]).itertuples()]
-    th = expo_th.set_index("z")["slope"]
-    rows += [{"z": r.z, "D": f"{r.D_min}..{r.D_max}", "x* [95 % interval]": f"~ D^{r.slope:.2f} [{r.lo:.2f}, {r.hi:.2f}]",
-              "theory": f"D^{float(th.loc[r.z]):.2f}", "T·d/D at x*": ""} for r in expo.itertuples()]
-    return pd.DataFrame(rows).set_index(["z", "D"])
+def boundary_capacity(cap: pd.DataFrame, theory: pd.DataFrame, *, L: int, d: int = 4) -> dict:
+    """The working boundary per D and z as the book's capacity on criterion (b)
+    (`cap`: rows of `correction.scheme_capacity` for the baseline with columns D, z, seed,
+    x_max, censor, resolution, why), beside the neuron-level theory's boundary (`theory`:
+    D, z, x_star, from `correction.scale.theory_start`). Returns summary (per z and D:
+    the mean over seeds and its t-interval, `capacity.capacity_summary`, with the theory
+    and the superposition T·d/D = x·D/d at the boundary), expo (the slope in ln D per z
+    with its interval over seeds, `capacity.slopes`, and the theory's over the same D),
+    table (both in words, censored values as bounds, with the condition the seeds most
+    often fail first: a rate of the indicators, or the payload's q90 against the oracle's,
+    which the indicator theory does not model) and "glue"."""
+    c = cap.assign(name=cap["z"])
+    summary = capacity_summary(c).rename(columns={"name": "z"})
+    summary = summary.merge(theory.rename(columns={"x_star": "theory"}), on=["D", "z"], how="left")
+    summary["superposition"] = summary["mean"] * summary["D"] / d
+    expo = slopes(c).rename(columns={"name": "z"})
+    th = []
+    for r in expo.itertuples():
+        t = theory[(theory.z == r.z) & theory.D.between(r.D_min, r.D_max)]
+        th.append(float(np.polyfit(np.log(t.D), np.log(t.x_star), 1)[0]) if len(t) >= 2 else float("nan"))
+    expo["theory"] = th
+    fac = float(np.exp(np.log(summary["theory"] / summary["mean"])[summary["censor"] == ""].abs().median()))
+    rows = [{"z": r.z, "D": str(r.D),
+             "x* [95 % interval]": format_capacity(r.mean, r.low, r.high, r.censor, n=r.n, x_min=r.mean),
+             "theory": f"{r.theory:.5f}", "T·d/D at x*": f"{r.superposition:.1f}" if r.censor == "" else "–",
+             "fails on": r.why.replace("_", " ") or "–"}
+            for r in summary.sort_values(["z", "D"]).itertuples()]
+    rows += [{"z": r.z, "D": f"{r.D_min}..{r.D_max}", "x* [95 % interval]": f"~ D^{r.slope:.2f} [{r.low:.2f}, {r.high:.2f}]",
+              "theory": f"D^{r.theory:.2f}", "T·d/D at x*": "", "fails on": ""} for r in expo.itertuples()]
+    glue = {"regime-L": L, "regime-th-fac": f"{fac:.1f}"}
+    zg = 2 if 2 in set(expo.z) else (int(expo.z.iloc[0]) if len(expo) else None)
+    if zg is not None:
+        e = expo.set_index("z").loc[zg]
+        glue |= {"regime-expo-z": f"{zg}", "regime-expo": f"{e.slope:.2f} [{e.low:.2f}, {e.high:.2f}]",
+                 "regime-expo-th": f"{e.theory:.2f}", "regime-expo-n": f"{int(e.n)}"}
+    for z, g in summary.groupby("z"):
+        g = g.sort_values("D")
+        lo, hi = g.iloc[0], g.iloc[-1]
+        fmt = lambda r: format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"], x_min=r["mean"])  # noqa: E731
+        glue |= {f"regime-xs-lo-z{z}": fmt(lo), f"regime-xs-hi-z{z}": fmt(hi),
+                 f"regime-sup-lo-z{z}": f"{lo['superposition']:.1f}", f"regime-sup-hi-z{z}": f"{hi['superposition']:.1f}",
+                 f"regime-Dlo-z{z}": f"{int(lo['D'])}", f"regime-Dhi-z{z}": f"{int(hi['D'])}"}
+    return {"summary": summary, "expo": expo, "fac": fac, "table": pd.DataFrame(rows).set_index(["z", "D"]),
+            "glue": glue}
 
 
 @checked
@@ -490,6 +413,7 @@ def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: 
     return {"D_lo": D_lo, "cm": cm, "excess": excess, "table": table, "glue": glue}
 
 
+@checked
 def run_note(t_total: float, parts: dict, *, workers: int) -> str:
     """The run's time and work in words: `parts` maps a name to (seconds, the sweep's rows
     or None); a sweep's `attrs["sweep"]` gives its networks computed and read from the

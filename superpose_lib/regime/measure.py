@@ -28,8 +28,9 @@ Tidy rows (`regime_rows`): one per layer and quantity, with `measured` and `theo
 
 At scale (`large_rows`, `fixed_x_sweep`): the four means and the spurious-on fraction with
 RiS's theory, RiS + the neuron-level term (`spurious.spurious_theory`) and the seizure
-floor; the boundary per D with a bootstrap over seeds (`per_d_boundary`), its exponent
-(`scaling_exponent`) and the seizure onset against the floor (`seizure_table`).
+floor, and the seizure onset against the floor (`analysis.seizure_table`). The working
+boundary per D is the book's capacity on criterion (b) (`correction.scheme_capacity`,
+summarised by `analysis.boundary_capacity`).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, var
 
 
 @checked
-def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float = 2.0, d=4, device="cpu",
+def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float | None = 2.0, d=4, device="cpu",
                   variant="baseline", **sweep_kw) -> pd.DataFrame:
     """`sweep(large_rows, ...)` over D × x × z × seeds, x = T(d/D)² in ascending order, with
     one monotone skip rule: once, for a (D, z), the median over seeds of measured/RiS of

@@ -13,20 +13,17 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..core.checks import checked
-from ..plots import LABELS, tidy_log_axis
-from .analysis import add_regime_columns, binned_medians, seed_summary, seizure_onset
+from ..core.checks import checked, integer
+from ..plots import COLORS, LABELS, tidy_log_axis
+from .analysis import add_regime_columns, binned_medians, seed_summary
 
 __all__ = [
     "plot_ris_figure",
     "plot_ratio",
-    "plot_large_d",
-    "plot_superposition",
     "plot_tail",
-    "plot_seizure",
     "plot_spurious_layers",
     "plot_error_terms",
-    "plot_boundary_scaling",
+    "plot_capacity_by_z",
     "plot_causal",
     "plot_causal_checks",
     "plot_spurious_all",
@@ -56,6 +53,7 @@ def _d_colors(Ds):
     return {D: cmap(i / max(len(Ds) - 1, 1)) for i, D in enumerate(Ds)}
 
 
+@checked
 def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: int = 4):
     """RiS Figures 8–11 layout: rows layer 1..L, columns z. x = T(d/D)², y = the mean over
     seeds of `quantity` with error bars min–max over seeds; colour = D, marker o for
@@ -114,6 +112,7 @@ def _z_panels(g: pd.DataFrame, axes=None):
     return axes[0].figure, axes, zs, sorted(g["layer"].unique()), plt.get_cmap("plasma")
 
 
+@checked(n=integer(1, 64), cols=integer(1, 8))
 def z_axes(n: int, cols: int = 2):
     """`n` panels sharing their y axis, `cols` per row (figures at most 7.2 in wide);
     returns the first `n` axes as a flat array."""
@@ -132,6 +131,7 @@ def d_ticks(axes, Ds):
     return axes
 
 
+@checked
 def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
                n_bins: int = 8):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
@@ -167,67 +167,6 @@ def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: s
 
 
 @checked
-def plot_large_d(df: pd.DataFrame, quantity: str = "active_x", layer: int = 4, axes=None):
-    """Ratio measured/theory against T(d/D)² at fixed-x grid points, one line per D
-    (median over seeds, error bars min–max), one panel per z, at `layer`."""
-
-    df = add_regime_columns(df) if "ratio" not in df else df
-    g = df[(df["quantity"] == quantity) & (df["layer"] == layer) & df["ratio"].notna()]
-    zs = sorted(g["z"].unique())
-    if axes is None:
-        fig, axes = plt.subplots(1, len(zs), figsize=(3.6 * len(zs), 3.0), sharey=True, squeeze=False)
-        axes = axes[0]
-    fig = axes[0].figure
-    colors = _d_colors(g["D"])
-    for ax, z in zip(axes, zs):
-        for D, h in g[g["z"] == z].groupby("D"):
-            s = h.groupby("x")["ratio"].agg(["median", "min", "max"]).reset_index()
-            err = np.vstack([s["median"] - s["min"], s["max"] - s["median"]])
-            ax.errorbar(s["x"], s["median"], yerr=err, marker="o", ms=3, color=colors[D], label=f"D={D}", capsize=2)
-        for lev in (1.5, 2.0):
-            ax.axhline(lev, color="k", lw=0.6, ls="--")
-        ax.set(xscale="log", yscale="log", title=f"z = {z}, layer {layer}", xlabel=r"$T(d/D)^2$")
-        _tidy_log_axes(ax)
-    axes[0].set_ylabel("measured / theory")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
-    return axes
-
-
-def plot_superposition(bounds: pd.DataFrame, level: float = 2.0, axes=None, d: int = 4, layers=None):
-    """Left: boundary x* against D (per z and layer, `layers` only if given); right: the
-    superposition it allows, T·d/D = x*·D/d circuit neurons per network neuron, with the
-    seed's 0.004 for reference."""
-
-    b = bounds[(bounds["level"] == level) & np.isfinite(bounds["x_star"])]
-    if layers is not None:
-        b = b[b["layer"].isin(layers)]
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
-    fig = axes[0].figure
-    markers = "osD^v"
-    cmap = plt.get_cmap("plasma")
-    layers = sorted(b["layer"].unique())
-    for (z, layer), h in b.groupby(["z", "layer"]):
-        c, m = cmap(layers.index(layer) / max(len(layers), 1)), markers[(z - 1) % len(markers)]
-        h = h.sort_values("D")
-        err = np.vstack([h["x_star"] - h["lo"], h["hi"] - h["x_star"]]).clip(0)
-        axes[0].errorbar(h["D"], h["x_star"], yerr=np.where(np.isfinite(err), err, 0), marker=m, color=c, ms=4, capsize=2,
-                         label=f"z={z}, layer {layer}")
-        axes[1].plot(h["D"], h["superposition"], marker=m, color=c, ms=4)
-    Ds = np.array(sorted(bounds["D"].unique()), float)
-    axes[0].axhline(0.004, color="gray", ls="-.", lw=0.8, label="seed: 0.004")
-    axes[1].plot(Ds, 0.004 * Ds / d, color="gray", ls="-.", lw=0.8, label="T(d/D)² = 0.004")
-    axes[0].set(xscale="log", yscale="log", xlabel="D", ylabel=f"boundary $T(d/D)^2$ (ratio {level:g})")
-    axes[1].set(xscale="log", yscale="log", xlabel="D", ylabel="superposition $T d/D$ at the boundary")
-    axes[0].legend(fontsize=6, ncol=2)
-    axes[1].legend(fontsize=7)
-    for ax in axes:
-        _tidy_log_axes(ax)
-    fig.tight_layout()
-    return axes
-
-
 def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     """Fraction of active circuits with |δx|² > threshold against T(d/D)², one panel per z,
     colour = layer (mean over seeds per configuration)."""
@@ -243,39 +182,6 @@ def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
         _tidy_log_axes(ax)
     axes[0].set_ylabel(rf"fraction of active circuits, $|\delta x|^2 > {threshold:g}$", fontsize=8)
     axes[-1].legend(fontsize=7)
-    fig.tight_layout()
-    return axes
-
-
-@checked
-def plot_seizure(df: pd.DataFrame, z: int, axes=None):
-    """Left: fraction of neurons switched on (solid) vs the fraction the z active
-    circuits use (dashed) per layer, for every configuration at this z (colour = x, log);
-    right: the seizure onset layer against T(d/D)² (L + 1 = none within the network)."""
-
-    df = add_regime_columns(df) if "x" not in df else df
-    g = df[df["z"] == z]
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
-    fig = axes[0].figure
-    norm = LogNorm(g["x"].min(), g["x"].max())
-    cmap = plt.get_cmap("viridis")
-    for (D, T), h in g.groupby(["D", "T"]):
-        on = h[h["quantity"] == "on_frac"].groupby("layer")["measured"].mean()
-        ex = h[h["quantity"] == "explained_frac"].groupby("layer")["measured"].mean()
-        c = cmap(norm(h["x"].iloc[0]))
-        axes[0].plot(on.index, on.values, color=c, lw=0.8)
-        axes[0].plot(ex.index, ex.values, color=c, lw=0.6, ls="--")
-    axes[0].set(yscale="log", xlabel="layer", ylabel="fraction of D neurons with A > 0", title=f"z = {z}")
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0], label=r"$T(d/D)^2$")
-    on = seizure_onset(g)
-    jitter = (np.random.default_rng(0).random(len(on)) - 0.5) * 0.2
-    axes[1].scatter(on["x"], on["onset"] + jitter, s=8, c=np.log(on["D"]), cmap="viridis")
-    axes[1].axvline(0.004, color="gray", lw=0.8, ls="-.")
-    L = int(g["layer"].max())
-    axes[1].set(xscale="log", xlabel=r"$T(d/D)^2$", ylabel="seizure onset layer", yticks=range(1, L + 2),
-                yticklabels=[str(i) for i in range(1, L + 1)] + ["none"])
-    _tidy_log_axes(axes[1])
     fig.tight_layout()
     return axes
 
@@ -337,28 +243,34 @@ def plot_error_terms(df: pd.DataFrame, quantity: str, layer: int, axes=None, Ds=
     return axes
 
 
-def plot_boundary_scaling(bounds: pd.DataFrame, theory: pd.DataFrame | None = None, ax=None, Ds=None):
-    """Boundary x* per D (bars: bootstrap 95 % over seeds; censored ones omitted), one
-    colour per z, with the theory's x*(D) (dashed) if given (columns D, z, x_star); if `Ds`
-    is given, tidy log ticks and D ticks at every other of `Ds` (`d_ticks`)."""
-
+def plot_capacity_by_z(summary: pd.DataFrame, ax=None, Ds=None):
+    """The baseline's capacity on criterion (b) per D, one colour per z (`COLORS["z"]`):
+    mean over seeds with its 95 % t-interval (open markers: censored), and the neuron-level
+    theory's boundary (dashed); `summary` from `analysis.boundary_capacity`."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.2))
-    for i, (z, b) in enumerate(bounds.groupby("z")):
-        b = b[np.isfinite(b["x_star"])].sort_values("D")
-        hi = np.where(np.isfinite(b["hi"]), b["hi"], b["x_star"])
-        err = np.vstack([b["x_star"] - b["lo"], hi - b["x_star"]]).clip(0)
-        ax.errorbar(b["D"], b["x_star"], yerr=err, fmt="o", ms=4, capsize=2, color=f"C{i}", label=f"z = {z}")
-        if theory is not None:
-            t = theory[theory["z"] == z].sort_values("D")
-            ax.plot(t["D"], t["x_star"], "--", color=f"C{i}", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="D", ylabel="boundary $T(d/D)^2$")
-    ax.legend(fontsize=7)
-    ax.tick_params(labelsize=8)
+    for z, g in summary.groupby("z"):
+        g = g.sort_values("D")
+        colour = COLORS["z"][z]
+        ok = g["censor"] == ""
+        ax.errorbar(g["D"][ok], g["mean"][ok], yerr=[g["mean"][ok] - g["low"][ok], g["high"][ok] - g["mean"][ok]],
+                    fmt="o", ms=4, capsize=2, color=colour, label=f"z = {z}")
+        ax.plot(g["D"][~ok], g["mean"][~ok], ls="none", marker="o", mfc="none", color=colour)
+        ax.plot(g["D"], g["theory"], "--", color=colour, lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="D", ylabel="capacity $T(d/D)^2$, criterion (b)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if Ds is not None:
         tidy_log_axis(ax)
         d_ticks(ax, Ds)
     return ax
+
+
+def _variant_colour(variant: str) -> str:
+    """The book's scheme colour of a causal-check variant, by its name or its label."""
+    for key, scheme in (("baseline", "baseline"), ("oracle", "oracle"), ("sharp", "E1"), ("E1", "E1")):
+        if variant.startswith(key):
+            return COLORS["scheme"][scheme]
+    return "#777777"
 
 
 @checked
@@ -369,10 +281,10 @@ def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=Non
     if ax is None:
         _, ax = plt.subplots(figsize=(4.8, 3.2))
     g = df[(df["quantity"] == quantity) & (df["layer"] == layer)]
-    for i, (v, h) in enumerate(g.groupby("variant", sort=False)):
+    for v, h in g.groupby("variant", sort=False):
         s = h.groupby("D")["measured"].agg(["median", "min", "max"])
         ax.errorbar(s.index, s["median"], yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
-                    marker="o", ms=3, capsize=2, color=f"C{i}", label=v)
+                    marker="o", ms=3, capsize=2, color=_variant_colour(v), label=v)
     ax.set(xscale="log", yscale="log", xlabel="D", ylabel=f"{LABELS['quantity'].get(quantity, quantity)}, layer {layer}")
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=8)

@@ -9,7 +9,7 @@ from ..capacity import RESOLUTION, bisect_capacity
 from ..core.assignment import max_circuits
 from ..core.checks import CIRCUIT_WIDTH, checked
 from ..core.criteria import Q90_DX_MAX, works
-from ..core.experiment import rotation_errors
+from ..core.experiment import check_experiment_fits, rotation_errors
 from ..core.theory import T_at, control_parameter
 from ..plots import axes_or_new, color, label, marker, palette
 
@@ -36,6 +36,9 @@ def construction_capacity_rows(D: int, z: int, L: int, seed: int, *, batch: int 
                                resolution: float = RESOLUTION) -> list[dict]:
     """The construction's capacity on criterion (a) at layer L (bisection in x, as the rest
     of the book), also as a number of circuits T_max and as a multiple of D/d."""
+    # the search's smallest probe (x = 1e-6) must fit before the capacity is counted (O(D) steps)
+    check_experiment_fits(D, T_at(1e-6, D), S_INTERFACE, L, 1, CIRCUIT_WIDTH, batch, 4, "cpu",
+                          what="the capacity search's smallest network and its batch")
     cap = max_circuits(D // CIRCUIT_WIDTH, S_INTERFACE)
     x_hi = control_parameter(D, cap)
     r = bisect_capacity(lambda x: works(rotation_errors(D, T_at(x, D), z=z, L=L, seed=seed, batch=batch), L),

@@ -38,12 +38,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core import cache
-from ..core.checks import CIRCUIT_WIDTH, check_device, check_dtype, check_int, check_real, checked
+from ..core.checks import CIRCUIT_WIDTH, check_device, check_dtype, check_fits, check_int, check_real, checked
 from ..core.circuits import encode_input, run_circuits
 from ..core.config import CiSConfig
 from ..core.criteria import Q90_DX_MAX, failures
 from ..core.experiment import (
     build_network,
+    network_bytes,
     rotation_run,
     sample_active,
     sample_unit_vectors,
@@ -58,6 +59,7 @@ __all__ = [
     "TrainConfig",
     "DenseNetwork",
     "train_superposed",
+    "train_bytes",
     "cached_train",
     "trained_errors",
     "mechanism",
@@ -226,6 +228,23 @@ def _fit(net: DenseNetwork, cfg: TrainConfig, gt: torch.Generator, progress: boo
 
 
 @checked
+def train_bytes(D: int, T: int, L: int, batch: int, *, z: int = 2, itemsize: int = 4) -> int:
+    """Estimated peak memory (bytes) of `train_superposed(D, T, z=z, L=L, batch=batch)`: a
+    closed form of the sizes, for refusing before anything is allocated.
+
+    Weights: W [L−1, D, D] held about seven times (the parameter, its gradient, Adam's two
+    moments, the construction's dense layers while they are stacked, and a random or noisy
+    init drawn in float64); per step: the L activations [B, D] with their gradients and ReLU
+    masks (four copies), per layer l ≥ 2 the [B, T, d] targets, readouts and errors with
+    their gradients (five copies), the float64 truth [L+1, B, z, d]; and the construction
+    itself (`experiment.network_bytes`)."""
+    d = CIRCUIT_WIDTH
+    W = (L - 1) * D * D
+    step = itemsize * batch * (4 * L * D + 5 * (L - 1) * T * d) + 16 * (L + 1) * batch * z * d
+    return int(network_bytes(D, T, 6, L, d, itemsize=itemsize) + W * (5 * itemsize + 16) + step)
+
+
+@checked
 def train_superposed(D: int, T: int, *, z: int = 2, L: int = 4, init: str = "random", loss: str = "outlier",
                      steps: int = 1000, seed: int = 0, batch: int = 256, lr: float = 1e-3, noise: float = 0.1,
                      device="cpu", dtype=torch.float32, progress: bool = False):
@@ -238,6 +257,10 @@ def train_superposed(D: int, T: int, *, z: int = 2, L: int = 4, init: str = "ran
     dict of lists: step, loss, seconds (the loss at step 1 and then every steps/50)."""
     cfg = TrainConfig(D=D, T=T, z=z, L=L, init=init, loss=loss, steps=steps, batch=batch, lr=lr, noise=noise)
     dev, dtype = check_device(device), check_dtype(dtype)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    check_fits(f"training {cfg.L - 1} dense layers",
+               lambda D, T, batch: train_bytes(D, T, cfg.L, batch, z=cfg.z, itemsize=itemsize),
+               {"D": cfg.D, "T": cfg.T, "batch": cfg.batch}, {"D": 4, "T": 1, "batch": 1}, dev)
     net, gt = _setup(cfg, seed, dev, dtype)
     history = _fit(net, cfg, gt, progress)
     net.requires_grad_(False)
@@ -320,6 +343,14 @@ def mechanism(net: DenseNetwork, *, batch: int = 2000) -> dict:
       matrix with no preference for the blocks has support ≈ block_share); participation:
       (Σ|W|)² / (N Σ W²) over the N entries, 2/π for Gaussian entries and ≈ the fraction of
       entries used for a sparse matrix."""
+    itemsize = net.W.element_size()
+
+    D = net.M * net.d
+
+    def need(batch):  # the L − 1 layers' [B, d, T] errors and float64 copies, [B, T] masks; W's masks and float64 copy
+        return batch * net.T * (net.d * ((net.L - 1) * 3 * itemsize + 3 * 8) + 8 * 8) + (net.L - 1) * D * D * (itemsize + 9)
+
+    check_fits("the mechanism measures", need, {"batch": batch}, {"batch": 1}, net.w.device)
     active, x0 = _eval_draws(net, batch)
     with torch.no_grad():
         err = _errors(net, active, x0)[-1].double()  # [B, d, T], layer L

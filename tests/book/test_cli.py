@@ -8,6 +8,7 @@ the error messages are also checked against the real book, generically over _toc
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,7 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 assert n > 0, "n must be positive"
+assert label != "fail", "label asks the chapter to fail"
 fig, ax = plt.subplots(figsize=(2, 2))
 ax.plot(range(n), [scale * i for i in range(n)])
 glue("tiny-line", fig, display=False)
@@ -173,17 +175,22 @@ def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written
     # A value that makes the chapter raise: one-line error, exit 1; the previous complete
     # notebook and figures stay as they were; the partial one is kept as tiny.failed.ipynb.
     before = nb_path.read_bytes()
-    bad = _superpose("--book", str(book), "run", "tiny", "-p", "n", "-3", "--no-progress", "--out", str(out))
+    bad = _superpose("--book", str(book), "run", "tiny", "-p", "label", "fail", "--no-progress", "--out", str(out))
     assert bad.returncode == 1
     last = bad.stderr.strip().splitlines()[-1]
-    assert last.startswith("superpose: error: chapter 'tiny' failed") and "n must be positive" in last, bad.stderr
+    assert last.startswith("superpose: error: chapter 'tiny' failed") and "asks the chapter to fail" in last, bad.stderr
     assert "Traceback" not in bad.stderr
     assert nb_path.read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny-html", "tiny.failed.ipynb", "tiny.ipynb"]
 
+    # A value outside the chapter's own checks (its n values are positive) never starts it.
+    refused = _superpose("--book", str(book), "run", "tiny", "-p", "n", "-3", "--no-progress", "--out", str(out))
+    _one_line_error(refused, "'n'", "n=-3")
+    assert nb_path.read_bytes() == before
+
     # A failure in a fresh folder leaves no tiny.ipynb at all.
     fresh = tmp_path / "fresh"
-    bad = _superpose("--book", str(book), "run", "tiny", "-p", "n", "0", "--no-progress", "--out", str(fresh))
+    bad = _superpose("--book", str(book), "run", "tiny", "-p", "label", "fail", "--no-progress", "--out", str(fresh))
     assert bad.returncode == 1
     assert sorted(p.name for p in fresh.iterdir()) == ["tiny.failed.ipynb"]
 
@@ -366,11 +373,13 @@ def test_notebook_and_figures_are_replaced_together_or_not_at_all(book, tmp_path
         return real_write(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ch.ChapterFailed, match=r"No space left on device: .*\.png") as err:
         ch.execute_chapter(chapter, out, figures=True)
+    assert "\n" not in str(err.value) and "tiny.failed.ipynb" in str(err.value)
     assert (out / "tiny.ipynb").read_bytes() == nb_before
     assert [p.read_bytes() for p in sorted((out / "tiny-figures").iterdir())] == [figs[0].read_bytes()]
-    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny.ipynb"]
+    # the executed notebook is kept for the reader, nothing hidden is left
+    assert sorted(p.name for p in out.iterdir()) == ["tiny-figures", "tiny.failed.ipynb", "tiny.ipynb"]
 
     monkeypatch.setattr(Path, "write_bytes", real_write)
     ch.execute_chapter(chapter, out, figures=True)  # the disk has room again: both replaced
@@ -403,4 +412,184 @@ def test_a_failing_rename_restores_the_old_pair(tmp_path, monkeypatch):
         ch._install(new_nb, out / "c.ipynb", new_figs, out / "c-figures")
     assert (out / "c.ipynb").read_text() == "old nb"
     assert (out / "c-figures" / "a.png").read_text() == "old fig"
-    assert sorted(p.name for p in out.iterdir()) == ["c-figures", "c.ipynb"]
+    # the new notebook is left to the caller (kept as c.failed.ipynb); no other temporary
+    assert sorted(p.name for p in out.iterdir()) == [".c.part.ipynb", "c-figures", "c.ipynb"]
+
+
+# ---- issue 23: malformed chapters, the chapters' own checks, whole-run publishing ------------
+MALFORMED = {
+    "superpose-not-a-mapping": TINY.replace("superpose:\n  smoke:\n    n: 2\n", "superpose: 5\n"),
+    "smoke-not-a-mapping": TINY.replace("  smoke:\n    n: 2\n", "  smoke: [1, 2]\n"),
+    "unclosed-yaml": TINY.replace("    n: 2\n", "    n: [2\n"),
+    "random-bytes": bytes(range(256)) * 8,
+}
+
+
+def _in_process(capsys, *args):
+    """`superpose ARGS` in this process (fast: nothing to import again); (exit status, the
+    one stderr line)."""
+    from superpose_lib.book.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("superpose: error: "), err
+    return rc, err[0]
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+def test_a_malformed_chapter_is_one_line_naming_the_file(book, tmp_path, capsys, kind):
+    path = book / "book" / "tiny.md"
+    text = MALFORMED[kind]
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
+    for args in (("run", "tiny", "--out", str(tmp_path / "o")), ("list",)):
+        rc, line = _in_process(capsys, "--book", str(book), *args)
+        assert rc == 2 and str(path) in line, line
+    assert not (tmp_path / "o").exists()
+    if kind == "random-bytes":  # and so it reads from the command itself
+        _one_line_error(_superpose("--book", str(book), "run", "tiny", "--out", str(tmp_path / "o")), str(path))
+
+
+def test_a_malformed_chapter_does_not_stop_another(book):
+    from superpose_lib.book import run as ch
+
+    (book / "book" / "other.md").write_text(MALFORMED["unclosed-yaml"])
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/tiny\n"
+                                   "  - file: book/other\n")
+    assert ch.get_chapter("tiny", book).parameters["n"] == 5
+    with pytest.raises(ValueError, match="other.md: malformed front matter"):
+        ch.get_chapter("other", book)
+    with pytest.raises(ValueError, match="unknown chapter 'nope': choose one of tiny, other"):
+        ch.get_chapter("nope", book)
+
+
+def _fake_chapter(tmp_path, params: dict, smoke: dict | None = None):
+    from superpose_lib.book.run import Chapter
+
+    return Chapter("fake", tmp_path / "fake.md", params, smoke or {})
+
+
+@pytest.mark.parametrize(("name", "value", "needle"), [
+    ("batch", 0, "batch=0 is out of range"), ("batch", -5, "batch=-5"), ("x_show", float("inf"), "x_show=inf"),
+    ("D_large", [1024, 0], "D_large=0"), ("seed", -1, "seed=-1"), ("L", 10**5, "L=100000"),
+    ("seeds", [0, 1.5], "seeds=1.5"), ("layout_seeds", 0, "layout_seeds=0"), ("on_rate", 2.0, "on_rate=2.0"),
+    ("workers", 0, "workers=0"), ("lm_d_model", 0, "lm_d_model=0"), ("corpus_docs", -1, "corpus_docs=-1"),
+    ("lr", float("nan"), "lr=nan"), ("n", 10**30, "n=10"),
+])
+def test_chapter_values_go_through_the_library_checks(tmp_path, name, value, needle):
+    from superpose_lib.book.run import check_parameter
+
+    chapter = _fake_chapter(tmp_path, {"batch": 500, "x_show": 0.0005, "D_large": [1024, 2048], "seed": 0, "L": 4,
+                                       "seeds": [0, 1], "layout_seeds": 3, "on_rate": 1e-3, "workers": 2,
+                                       "lm_d_model": 128, "corpus_docs": 0, "lr": 3e-3, "n": 5},
+                            {"corpus_docs": 45})
+    for n, v in chapter.parameters.items():  # the chapter's own values pass
+        check_parameter(chapter, n, v)
+    with pytest.raises(ValueError, match=f"parameter '{name}' of chapter 'fake': {re.escape(needle)}"):
+        check_parameter(chapter, name, value)
+
+
+def test_the_real_chapters_refuse_bad_values_before_a_kernel_starts(tmp_path, capsys):
+    out = tmp_path / "never"
+    for args, needles in (
+        (("construction", "-p", "batch", "0"), ("'batch'", "batch=0")),
+        (("construction", "-p", "batch", "-5"), ("'batch'", "batch=-5")),
+        (("regime", "-p", "x_show", "1e999"), ("'x_show'", "x_show=inf")),
+        (("construction", "--device", "cpu", "-p", "device", "cuda"), ("--device cpu and -p device cuda disagree",)),
+    ):
+        rc, line = _in_process(capsys, "--book", str(ROOT), "run", *args, "--out", str(out))
+        assert rc == 2 and all(n in line for n in needles), line
+    rc, line = _in_process(capsys, "--book", str(ROOT), "run", "construction", "--out", "")
+    assert rc == 2 and "--out" in line and "empty" in line
+    assert not out.exists()
+
+
+def test_relative_paths_are_the_callers_and_the_cache_goes_under_out(tmp_path, monkeypatch):
+    from superpose_lib.book import cli
+
+    chapter = _fake_chapter(tmp_path, {"cache_dir": "_build/.superpose_cache", "gpt2_path": "", "label": "a/b"})
+    monkeypatch.chdir(tmp_path)
+    assert cli._caller_path(chapter, "cache_dir", "rel/c") == str(tmp_path / "rel" / "c")
+    assert cli._caller_path(chapter, "gpt2_path", "/abs/w") == "/abs/w"
+    assert cli._caller_path(chapter, "gpt2_path", "") == ""  # empty: the chapter's own search
+    assert cli._caller_path(chapter, "label", "a/b") == "a/b"  # not a path parameter
+    out = Path("runs")
+    assert cli._run_cache("_build/.superpose_cache", out) == str(tmp_path / "runs" / ".superpose_cache")
+    assert cli._run_cache("../.superpose_cache/correction", out) == str(tmp_path / "runs" / ".superpose_cache" /
+                                                                        "correction")
+    assert cli._run_cache("", out) == ""
+
+
+def _published(out):
+    return {p.name: (p.read_bytes() if p.is_file() else sorted(q.name for q in p.iterdir())) for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("fault", ["sphinx-fails", "interrupt"])
+def test_the_notebook_figures_and_page_publish_together_or_not_at_all(book, tmp_path, monkeypatch, fault):
+    """A failed or interrupted one-page build leaves the earlier notebook, figures and page as
+    they were (no new notebook beside an old page), keeps the executed notebook, and says so
+    in one line."""
+    import papermill
+
+    from superpose_lib.book import run as ch
+    from superpose_lib.book.render import PageBuildFailed
+
+    chapter = ch.get_chapter("tiny", book)
+    out = tmp_path / "runs"
+    label = {"v": "first"}
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, path, **kw: _figure_notebook(path, label["v"]))
+
+    def page(nb, out_dir, root, *, name, **kw):
+        if label["v"] == "second":
+            if fault == "interrupt":
+                raise KeyboardInterrupt("SIGINT")
+            raise PageBuildFailed("one-page build of x failed (exit 2): OSError: [Errno 28] No space left on "
+                                  "device: 'x.html'")
+        tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.x"
+        tmp.mkdir()
+        (tmp / f"{name}.html").write_text(label["v"])
+        return tmp
+
+    monkeypatch.setattr(ch, "build_page", page)
+    ch.execute_chapter(chapter, out, figures=True, html=True, root=book)
+    before = _published(out)
+    assert sorted(before) == ["tiny-figures", "tiny-html", "tiny.ipynb"]
+    label["v"] = "second"
+    if fault == "interrupt":
+        with pytest.raises(ch.ChapterInterrupted) as err:
+            ch.execute_chapter(chapter, out, figures=True, html=True, root=book)
+    else:
+        with pytest.raises(ch.ChapterFailed, match="No space left on device") as err:
+            ch.execute_chapter(chapter, out, figures=True, html=True, root=book)
+        assert "\n" not in str(err.value)
+    assert err.value.failed == out / "tiny.failed.ipynb"
+    after = _published(out)
+    assert b"second" in after.pop("tiny.failed.ipynb")
+    assert after == before
+
+
+def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path, monkeypatch):
+    from superpose_lib.book.run import remove_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmpdir))
+    out = tmp_path / "runs"
+    out.mkdir()
+    names = [".tiny.{}.ab12.part.ipynb", "..tiny.{}.ab12.part.ipynb.stamp", ".tiny-figures.{}.x1",
+             ".tiny-figures.old.{}.x2", ".tiny-html.{}.x3", ".tiny-html-src.{}.x4"]
+    for pid in (dead.pid, os.getpid()):
+        for n in names:
+            p = out / n.format(pid)
+            p.write_text("x") if n.endswith(("ipynb", "stamp")) else p.mkdir()
+        (tmpdir / f"superpose-run-{pid}-abc").mkdir()
+    (out / "tiny.ipynb").write_text("a result")
+    (out / ".other.1.x").write_text("not ours")
+    removed = remove_leftovers(out, "tiny")
+    assert len(removed) == len(names) + 1
+    assert all(str(dead.pid) in p.name for p in removed)
+    assert sorted(p.name for p in out.iterdir()) == sorted([".other.1.x", "tiny.ipynb"] +
+                                                           [n.format(os.getpid()) for n in names])
+    assert [p.name for p in tmpdir.iterdir()] == [f"superpose-run-{os.getpid()}-abc"]

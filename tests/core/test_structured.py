@@ -228,15 +228,15 @@ def test_bench_workload_definition():
     assert bench.floor_bytes(1000, batch=1, L=4, S=6, d=4, itemsize=4) == 7 * 1000 * 6 * 4 * 4
 
 
-def test_bench_probe_runs_and_agrees():
-    """The capacity-probe section: both variants run and give the same layer-L numbers."""
+def test_bench_probe_runs():
+    """The capacity-probe section: one probe of the scaling construction with its floor."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    out = bench.bench_probe(1024, "cpu", L_probe=4, batch=4)
-    assert out["T"] == 66 and out["probe_s"] > 0 and out["probe_full_s"] > 0
+    out = bench.bench_probe(1024, "cpu", L_probe=4, batch=8)
+    assert out["T"] > 0 and out["probe_s"] > 0 and out["probe_bytes"] > 0 and out["q90_oracle"] > 0
 
 
 def test_bench_capacity_runs():

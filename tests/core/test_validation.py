@@ -1,7 +1,9 @@
 """Issue 14's probes of the library's entry points: every bad input gets one ValueError naming
 the parameter and the allowed range; no silent wrong answer; no runaway allocation."""
 
+import contextlib
 import math
+import resource
 import time
 
 import numpy as np
@@ -29,7 +31,6 @@ from superpose_lib.graph import blocks
         lambda: theory.control_parameter(1000, 100, d=8),
         lambda: theory.T_at(0.004, 1000, d=8),
         lambda: graph.graph_chain_theory([10, 10, 10], D=1000, T=100, d=8),
-        lambda: graph.edge_capacity(1000, 4, 2, 0.1, d=8),
         lambda: blocks.block_cost(1000, d=8),
         lambda: correction.encode(torch.ones(2, 1), torch.ones(2, 1, 2), d=8),
     ],
@@ -137,3 +138,61 @@ def test_capacity_check_is_cheap_far_below_capacity_and_bounded_above():
         sp.CiSConfig(D=1000, T=558)  # max_circuits(250, 6) = 557
     with pytest.raises(ValueError, match=r"M=.* needs about"):
         sp.max_circuits(2**60, 6)
+
+
+# ---- issue 23: the memory left is the smallest limit; a refusal names the size's cause ------
+@contextlib.contextmanager
+def _ulimit_v(headroom=3 * 2**30):
+    """`ulimit -v` of the current virtual size plus `headroom` (restored after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    vm = next(int(ln.split()[1]) * 1024 for ln in open("/proc/self/status") if ln.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def test_the_memory_left_is_the_smallest_of_meminfo_rlimits_and_cgroup():
+    from superpose_lib.core import checks
+
+    free = checks.available_memory()
+    with _ulimit_v(2**30):
+        limits = checks.memory_limits()
+        assert "the address-space limit (ulimit -v)" in limits
+        assert checks.available_memory() == min(limits.values()) <= 2**30
+    assert checks.available_memory() >= min(free, 2**31)  # restored
+
+
+def _gr(D):
+    return graph.build_graph_network(graph.chain_graph(20, 2, 4, 1, torch.Generator()), D, 6, torch.Generator())
+
+
+@pytest.mark.parametrize(("call", "blamed"), [
+    (lambda: sp.rotation_errors(2**24, 3 * 10**9, batch=1), "T"),  # the network's T·S² pairs
+    (lambda: sp.rotation_errors(2**30, 100, batch=1), "D"),  # one row of activations is 2^30 numbers
+    (lambda: sp.rotation_errors(1000, 100, z=2, batch=5 * 10**6), "batch"),  # fine in RAM, not under ulimit -v
+    (lambda: correction.scheme_run(correction.make_scheme("baseline", 4096), 2000, z=2, L=3, batch=10**7), "batch"),
+    (lambda: sp.assign(10**8, 10**8, 6), "T"),
+    (lambda: graph.graph_rows("chain", 2**30, 10**6, 1, k=2, batch=1), "D"),
+    (lambda: _gr(2**30), "D"),
+    (lambda: sp.train_superposed(8192, 30000, z=2, L=4, steps=1, batch=2**16), "batch"),
+], ids=["experiment-T", "experiment-D", "experiment-batch", "scheme_run", "assign", "graph_rows", "graph-network",
+        "train"])
+def test_sizes_that_cannot_fit_are_refused_before_allocating_naming_their_cause(call, blamed):
+    t = time.perf_counter()
+    with _ulimit_v(), pytest.raises(ValueError) as e:
+        call()
+    msg = str(e.value)
+    assert msg.startswith(f"{blamed}=") and "needs about" in msg and f"choose a smaller {blamed}" in msg, msg
+    assert "address-space limit" in msg or "MemAvailable" in msg
+    assert time.perf_counter() - t < 1.0
+
+
+def test_a_valid_call_is_unchanged_by_the_estimators():
+    """The estimators only refuse: a call that fits returns the same numbers under a tight
+    `ulimit -v` as without one."""
+    a = sp.rotation_errors(400, 40, z=2, L=3, batch=20, seed=3)
+    with _ulimit_v():
+        b = sp.rotation_errors(400, 40, z=2, L=3, batch=20, seed=3)
+    assert a == b

@@ -347,3 +347,18 @@ def test_sparse_run_stops_early_only_when_asked():
     part = scheme_run(sch, 557, z=2, L=5, batch=64, seed=2, chunk=16, stop=lambda c, dx, n: c["false_on"][5] > 0)
     assert "stopped_at" not in full and part["stopped_at"] == 16
     assert part["false_on"][5] > 0
+
+
+def test_chi_from_excess_equals_the_listing_of_every_connected_pair():
+    """The network builds χ from the pairs several circuits connect only; the same χ as
+    `general_chi`, which lists every connected pair (two groups of different sizes)."""
+    from superpose_lib.core.assignment import layer_assignments
+    from superpose_lib.core.network import chi_from_excess, connectivity, excess_pairs
+
+    g = torch.Generator().manual_seed(3)
+    cur = layer_assignments(300, 120, 4, 1, g, design="affine")[0]
+    prev = layer_assignments(300, 90, 3, 1, g, design="affine")[0]
+    n, m, _ = connectivity(cur, prev, 90)
+    xn, xm, xk = excess_pairs(cur, prev, 90)
+    assert chi_from_excess(cur, prev, 120, 90, xn, xm, xk) == pytest.approx(general_chi(cur, prev, 120, 90, n, m),
+                                                                             rel=1e-12)

@@ -225,3 +225,21 @@ def test_scheme_validates():
         so.SwitchOffScheme(1000, 240, 100)
     with pytest.raises(ValueError, match="S_r"):
         so.SwitchOffScheme(1000, 200, 100, 2, 1)
+
+
+def test_weights_count_the_sparse_layer():
+    s = _scheme()
+    T = 100
+    assert s.weights(T) == 9 * T * 4 + T * 2 * 3 + 3 * s.M + s.M_r
+    net = so.SwitchOffNetwork(s, T, 3, torch.Generator().manual_seed(0), dtype=torch.float64)
+    # the dense layer's non-zero payload entries: at most 9 per (circuit, pair), fewer where pairs repeat
+    e2, e1 = net.positions(2, torch.arange(T)), net.positions(1, torch.arange(T))
+    pairs = {(int(n), int(m)) for t in range(T) for n in e2[t] for m in e1[t]}
+    assert 0 < len(pairs) <= T * 4 and 9 * len(pairs) + T * 2 * 3 + 3 * s.M + s.M_r <= s.weights(T)
+
+
+@pytest.mark.parametrize("n,q,k", [(20, 0.1, 3), (100, 0.05, 7), (30, 0.5, 10), (50, 0.3, 2), (1000, 0.01, 12),
+                                   (5, 0.2, 0), (5, 0.2, 6)])
+def test_binomial_tail_equals_the_sum_of_its_terms(n, q, k):
+    naive = sum(math.comb(n, j) * q**j * (1 - q) ** (n - j) for j in range(k, n + 1))
+    assert so._binomial_sf(n, q, k) == pytest.approx(naive, rel=1e-9, abs=1e-15)

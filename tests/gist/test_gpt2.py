@@ -299,3 +299,24 @@ def test_unpickling_error_names_file_and_never_suggests_unsafe_load(monkeypatch,
     (tmp_path / "pytorch_model.bin").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="pytorch_model.bin"):
         G.load_gpt2(tmp_path)
+
+
+@pytest.mark.parametrize("text, why", [('{"n_layer": 12, "n_embd": ', "invalid JSON"), ("[12]", "JSON object"),
+                                       ('{"n_layer": "twelve"}', "n_layer='twelve'"), ('{"n_embd": 0}', "n_embd=0"),
+                                       ('{"n_embd": 100, "n_head": 12}', "not a multiple")])
+def test_a_malformed_config_json_names_the_file(monkeypatch, tmp_path, text, why):
+    _isolate_caches(monkeypatch, tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"never read: the config is checked first")
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError) as e:
+        G.load_gpt2(tmp_path)
+    msg = str(e.value)
+    assert msg.startswith(str(tmp_path / "config.json")) and why in msg and "\n" not in msg, msg
+
+
+def test_a_config_too_large_for_memory_is_refused_before_building(monkeypatch, tmp_path):
+    _isolate_caches(monkeypatch, tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"never read")
+    (tmp_path / "config.json").write_text('{"n_layer": 1024, "n_embd": 65536, "n_head": 64}')
+    with pytest.raises(ValueError, match=r"^n_embd=65536 needs about .* of memory"):
+        G.load_gpt2(tmp_path)

@@ -269,6 +269,23 @@ def test_run_is_reproducible_and_rows_are_tidy():
     assert a != c
 
 
+def test_run_statistics_equal_graph_errors_of_the_same_network():
+    """The baseline scheme is `GraphNetwork`: `graph_correction_run`'s statistics of the
+    criteria equal `graph_errors`' (pinned by naive loops) on the same graph, draw and network."""
+    D, P, z, L, B, seed = 400, 28, 2, 4, 24, 5
+    r = GC.graph_correction_run("baseline", D, P, z=z, L=L, batch=B, seed=seed, dtype=F64)
+    g = _gen(seed)  # graph_correction_run's draws, in its order
+    gr = G.gate_graph(P, L, z, g, and_fraction=0.0, dtype=F64)
+    inp = G.sample_gate_inputs(P, z, B, g)
+    x0 = sample_unit_vectors((B, z), g)
+    sch = GC.graph_scheme("baseline", D)
+    idx = GC.graph_assignments(sch, gr.T, L, g)
+    e = G.graph_errors(G.GraphNetwork(gr, idx[0], D // 4), inp, x0, theory=False)
+    for k in ("false_on", "false_off", "q90_dx", "worst_dx"):
+        assert r[k][1:] == pytest.approx(e[k][1:], rel=1e-9, abs=1e-12), k
+    assert max(r["false_on"]) > 0  # crowded enough that the rates are not all zero
+
+
 def test_small_network_without_overload_is_accurate():
     """Few gates in a wide network: no false activation, and active circuits close to the truth."""
     for kind, kw in (("baseline", {}), ("sharp", {"theta": 0.55}), ("wide", {"share": 0.6, "S_alpha": 4, "theta": 0.55})):

@@ -30,32 +30,6 @@ def test_block_exactness_and_cost_table():
     assert t["circuit share"].iloc[1] == pytest.approx(16 * t["T"].iloc[1] / (16 * 16 + 16))
 
 
-def _last():
-    # z = 1 chains at D = 1000 (depth 1 and 4) and a random graph: measured = ratio · theory
-    rows = []
-    for seed, r in ((0, 0.9), (1, 1.1)):
-        rows += [{"kind": "chain", "z": 1, "D": 1000, "k": 1, "edges": 100, "x": 1e-4, "seed": seed,
-                  "measured": 8e-3 * r, "theory": 8e-3},
-                 {"kind": "chain", "z": 1, "D": 1000, "k": 4, "edges": 25, "x": 2e-5, "seed": seed,
-                  "measured": 1e-3 * r, "theory": 1e-3},
-                 {"kind": "random", "z": 1, "D": 1000, "k": np.nan, "edges": 800, "x": 0.01, "seed": seed,
-                  "measured": 3.0 * r, "theory": 1.0}]
-    last = pd.DataFrame(rows)
-    return last.assign(ratio=last.measured / last.theory)
-
-
-def test_edge_summary():
-    e = graph.edge_summary(_last(), working_x=6e-4, k_list=[1, 4])
-    assert len(e["work"]) == 2 and e["ratio_lo"] == pytest.approx(1.0) and e["ratio_hi"] == pytest.approx(1.0)
-    assert e["gain"][1000] == pytest.approx(8.0)
-    assert list(e["sup"]) == [pytest.approx(3.0)]
-    g = e["glue"]
-    assert g["cross-single-range"] == "0.90–1.10" and g["cross-chain-gain"] == "8.0"
-    assert g["cross-ratio-out"] == "3.0× the prediction" and g["cross-n-work"] == 2
-    none = graph.edge_summary(_last().query("kind == 'chain'"), working_x=6e-4, k_list=[1, 4])
-    assert none["glue"]["cross-ratio-out"].startswith("not measured")
-
-
 def test_gate_summary():
     S, D = 6, 400  # M = 100: n_and · S / M = 0.06 n_and
     rows = []
@@ -73,20 +47,6 @@ def test_gate_summary():
     assert gs["glue"]["cross-or-phantom"] == "0 (none in these runs)"
     assert gs["glue"]["cross-or-on-range"] == "1.00–1.00" and gs["glue"]["cross-or-x-hi"] == "1.0"
     assert list(gs["table"].data.columns)[0] == "wrong-side rate"
-
-
-def test_capacity_table_and_summary():
-    cdf = pd.DataFrame({"D": [1000] * 3, "z": [1] * 3, "T": [100] * 3, "n_edges": [16, 32, 64],
-                        "passes": [True, True, False], "capacity_theory": [50.0] * 3,
-                        "measured": [1e-4, 2e-4, 1.0], "theory": [1e-4, 2e-4, 4e-4]})
-    cap = graph.capacity_table(cdf)
-    assert cap.loc[(1000, 1), "edges that fit (measured)"] == 32
-    assert cap.loc[(1000, 1), "params in edges / D²"] == pytest.approx(32 * 16 / 1000 ** 2)
-    cs = graph.capacity_summary(cdf, cap, working_x=6e-4, S=6, L=4)
-    assert list(cs["few"].n_edges) == [16, 32]  # |E|(d/D)² = 2.6e-4 and 5.1e-4 <= 6e-4
-    assert (cs["few"].ris_T > 0).all()
-    assert cs["glue"]["cross-cap-TdD"] == "0.002" and cs["glue"]["cross-fit"] == "D = 1000, z = 1: 32"
-    assert "x" not in cdf.columns  # the input is left alone
 
 
 def _gwdf():
@@ -123,19 +83,20 @@ def test_tuned_schemes_and_headline():
 
 
 def test_parameter_glue():
-    g = graph.parameter_glue(S=6, L=4, working_x=0.0006, gate_D=2000, gate_P=60, cap_tol1=0.01, cap_tol2=0.2,
-                             D_list=[1000, 2000], z_list=[1, 2], n_seeds=3, cap_D=[1000], block_D=[40, 200],
-                             k_list=[1, 16, 4])
-    assert g["cross-working-x"] == "6.0e-04" and g["cross-tol1"] == "1%" and g["cross-tol2"] == "20%"
-    assert g["cross-Ds"] == "1000, 2000" and g["cross-block-D"] == "40, 200"
-    assert (g["cross-kmin"], g["cross-kmax"]) == (1, 16) and all(k.startswith("cross-") for k in g)
+    g = graph.parameter_glue(S=6, L=4, gate_D=2000, gate_P=60, D_list=[1000, 2000], z_list=[1, 2], n_seeds=3,
+                             cap_D=[1024], block_D=[40, 200], k_list=[1, 16, 4], batch_cap=128, n_cap_seeds=5)
+    assert g["cross-Ds"] == "1000, 2000" and g["cross-block-D"] == "40, 200" and g["cross-cap-D"] == "1024"
+    assert (g["cross-kmin"], g["cross-kmax"], g["cross-kratio"]) == (1, 16, 16)
+    assert g["cross-batch-cap"] == 128 and g["cross-ncapseeds"] == 5 and all(k.startswith("cross-") for k in g)
 
 
 def test_plot_edges_pair():
     common = dict(D=64, T=16, z=1, L=3, S=3, batch=8, device="cpu")
     grid = [dict(kind="chain", k=2, **common), dict(kind="random", n_edges=4, **common)]
-    df = sweep(graph.graph_rows, grid, [0], executor="serial", progress=False)
-    axes = graph.plot_edges_pair(df, working_x=6e-4)
+    df = sweep(graph.graph_rows, grid, [0], executor="serial", progress=False).assign(x_star=0.02)
+    axes = graph.plot_edges_pair(df)
     assert len(axes) == 2 and len(axes[0].figure.legends) == 1
-    assert any(abs(line.get_xdata()[0] - 6e-4) < 1e-12 for line in axes[1].get_lines())  # the dotted edge
+    assert any(abs(line.get_xdata()[0] - 1.0) < 1e-12 for line in axes[1].get_lines())  # the dotted edge at 1
+    x = np.concatenate([c.get_offsets()[:, 0] for c in axes[1].collections])
+    assert np.allclose(sorted(set(np.round(x, 9))), sorted({round(v, 9) for v in df.x / 0.02}))
     plt.close("all")

@@ -135,32 +135,13 @@ def test_boundary_table_ci_covers_the_truth():
         assert abs(math.log(r["x_star"] / truth)) < 0.25
 
 
-def test_large_d_boundaries_per_d():
+def test_tail_table():
     rows = []
-    for D, x0 in ((2000, 2e-3), (8192, 5e-4)):
-        for D_, T in rg.large_d_grid([D], [1.25e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 4e-3]):
-            x = T * (4 / D) ** 2
-            for s in (0, 1):
-                rows.append({"D": D, "T": T, "z": 2, "seed": s, "layer": 4, "quantity": "active_x",
-                             "measured": max(1.0, (x / x0) ** 2) * 0.01, "theory": 0.01})
-    b = rg.large_d_boundaries(pd.DataFrame(rows), levels=(2.0,))
-    got = b.set_index("D")["x_star"]
-    assert got[2000] == pytest.approx(2e-3 * math.sqrt(2), rel=0.02)
-    assert got[8192] == pytest.approx(5e-4 * math.sqrt(2), rel=0.02)
-    assert b.set_index("D")["superposition"][8192] == pytest.approx(got[8192] * 8192 / 4)
-
-
-def test_seizure_onset_and_tail_table():
-    rows = []
-    for T, onset in ((200, 3), (400, 2), (300, 9)):
+    for T in (200, 300, 400):
         for l in (1, 2, 3, 4):
-            rows.append({"D": 1000, "T": T, "z": 1, "seed": 0, "layer": l, "quantity": "seized_frac",
-                         "measured": 0.9 if l >= onset else 0.1, "theory": float("nan")})
             rows.append({"D": 1000, "T": T, "z": 1, "seed": 0, "layer": l, "quantity": "active_x_frac>0.1",
                          "measured": T / 1000, "theory": float("nan")})
     df = pd.DataFrame(rows)
-    on = rg.seizure_onset(df).set_index("T")["onset"]
-    assert on.to_dict() == {200: 3, 300: 5, 400: 2}  # 5 = L + 1: no seizure
     t = rg.tail_table(df, 0.1, x_split=0.004)
     assert set(t.columns) >= {"z", "layer", "below", "above"}
     with pytest.raises(ValueError, match="threshold"):
@@ -178,10 +159,8 @@ def tiny():
 def test_plots_run_on_real_rows(tiny):
     axes = rg.plot_ris_figure(tiny, "active_x")
     assert axes.shape == (2, 2)
-    for axes in (rg.plot_ratio(tiny), rg.plot_tail(tiny, 0.1), rg.plot_large_d(tiny, layer=2), rg.plot_seizure(tiny, z=2)):
+    for axes in (rg.plot_ratio(tiny), rg.plot_tail(tiny, 0.1)):
         assert len(axes) == 2
-    b = rg.large_d_boundaries(tiny, levels=(1.5, 2.0))
-    assert len(rg.plot_superposition(b)) == 2
     plt.close("all")
     s = rg.seed_summary(tiny[tiny.quantity == "active_x"])
     assert (s["measured_count"] == 2).all()
@@ -237,26 +216,6 @@ def _synthetic_large(x_star_by_d, seeds=range(5), xs=(0.00025, 0.0005, 0.001, 0.
     return pd.DataFrame(rows)
 
 
-def test_per_d_boundary_recovers_a_known_boundary_and_its_exponent():
-    """Synthetic ratio (x/x*)²: level 2 is passed at x*·√2; x* ∝ D^(−1/2) must give an
-    exponent near −1/2 with an interval that contains it."""
-    Ds = [1024, 4096, 16384]
-    truth = {D: 0.002 * (D / 1024) ** -0.5 for D in Ds}
-    df = _synthetic_large(truth)
-    b = rg.per_d_boundary(df, layer=4, level=2.0, n_boot=100)
-    for r in b.itertuples():
-        assert r.x_star == pytest.approx(truth[r.D] * math.sqrt(2), rel=0.1)
-        assert r.lo <= r.x_star <= r.hi and not r.censored
-    e = rg.scaling_exponent(b).iloc[0]
-    assert e.slope == pytest.approx(-0.5, abs=0.08) and e.lo <= -0.5 <= e.hi + 0.05
-
-
-def test_per_d_boundary_censors_a_boundary_above_the_grid():
-    df = _synthetic_large({1024: 1.0})  # ratio ≤ 2e-5: never reaches 2
-    b = rg.per_d_boundary(df, layer=4, n_boot=20)
-    assert b.censored.all() and np.isinf(b.x_star).all()
-
-
 def test_seizure_table_uses_the_floor():
     df = _synthetic_large({4096: 0.001})
     on = rg.seizure_table(df).set_index("x")["onset"]
@@ -279,3 +238,12 @@ def test_fixed_x_sweep_skips_past_the_boundary_and_validates(tmp_path):
         rg.fixed_x_sweep([1024], [0.001], [2], [0], batch=0)
     with pytest.raises(ValueError, match="variant"):
         rg.large_rows(1024, 262, variant="bogus", batch=4)
+
+
+def test_crossing_flags_censoring_at_both_ends():
+    x = [0.001, 0.002, 0.004, 0.008]
+    assert rg.crossing_censor(x, [2.5, 3, 4, 5], 2.0, n_bins=4) == "below"
+    assert rg.crossing(x, [2.5, 3, 4, 5], 2.0, n_bins=4) == 0.001  # an upper bound, flagged above
+    assert rg.crossing_censor(x, [1, 1.2, 1.4, 1.5], 2.0, n_bins=4) == "above"
+    assert rg.crossing_censor(x, [1, 1.5, 2.5, 4], 2.0, n_bins=4) == ""
+    assert rg.boundary_word(0.001, "below") == "≤ 0.0010" and rg.boundary_word(float("inf")) == "not reached"

@@ -7,7 +7,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -53,7 +52,9 @@ def test_ratio_summary_medians_and_verdict():
     assert p["inside"] == [2] and p["above"] == [1]
     g = p["glue"]
     assert g["regime-verdict"].startswith("inside the 95 % interval for z = 2, and above the whole interval")
-    assert g["regime-x2-z1"] == 0.003 and g["regime-x2hi-z2"] == 0.005
+    assert g["regime-x2-z1"] == "0.0030 (95 % CI 0.0020–0.0039)" and g["regime-x2-z2"].endswith("0.0030–0.0050)")
+    censored = rg.ratio_summary(_ris(), bounds.assign(censor=["below", ""]), L=4)["glue"]
+    assert censored["regime-x2-z1"] == "≤ 0.0030"  # passed already at the grid's smallest x: a bound
     assert g["regime-low-med-min"] == pytest.approx(1.01) and g["regime-low-med-max"] == pytest.approx(1.02)
 
 
@@ -134,17 +135,21 @@ def test_causal_summary_smallest_overlapping_d():
     assert p["table"].loc["baseline", 800] == "3.15" and p["table"].loc["baseline", "× oracle, D=800"] == "3.00"
 
 
-def test_boundary_summary_superposition_and_exponent():
-    boots = lambda v: np.full(10, v)
-    bnd = pd.DataFrame({"D": [1024, 2048, 4096], "z": [2] * 3, "layer": [4] * 3, "x_star": [0.004, 0.002, 0.001],
-                        "lo": [0.003, 0.0015, 0.0008], "hi": [0.005, 0.0025, 0.0012]})
-    bnd["boot"] = [boots(v) for v in bnd.x_star]
-    p = rg.boundary_summary(bnd, [1024, 2048, 4096], [2], L=4)
-    assert p["expo"].set_index("z").loc[2, "slope"] == pytest.approx(-1.0)
-    assert p["show"].superposition.to_numpy() == pytest.approx([1.024, 1.024, 1.024])
+def test_boundary_capacity_summary_exponent_and_censoring():
+    rows = []
+    for D, x in ((1024, 0.004), (2048, 0.002), (4096, 0.001)):  # x ∝ D^-1 exactly, 3 seeds
+        for s in (0, 1, 2):
+            rows.append({"D": D, "z": 2, "seed": s, "x_max": x * (1 + 0.01 * s), "censor": "", "resolution": 0.05,
+                         "why": "false_on 0.002 > 0.001"})
+    rows.append({"D": 8192, "z": 2, "seed": 0, "x_max": 2e-5, "censor": "below", "resolution": 0.05, "why": ""})
+    theory = pd.DataFrame({"D": [1024, 2048, 4096, 8192], "z": [2] * 4, "x_star": [0.004, 0.002, 0.001, 0.0005]})
+    p = rg.boundary_capacity(pd.DataFrame(rows), theory, L=4)
+    e = p["expo"].set_index("z").loc[2]
+    assert e.slope == pytest.approx(-1.0, abs=0.01) and e.theory == pytest.approx(-1.0) and e.D_max == 4096
+    assert p["fac"] == pytest.approx(1.01, abs=0.02)  # the censored width stays out
     g = p["glue"]
-    assert g["regime-expo-z"] == 2 and g["regime-expo"] == pytest.approx(-1.0)
-    assert g["regime-Dlo-z2"] == 1024 and g["regime-xs-hi-z2"] == 0.001 and g["regime-L"] == 4
+    assert g["regime-expo-z"] == "2" and g["regime-Dlo-z2"] == "1024" and g["regime-L"] == 4
+    assert g["regime-xs-hi-z2"] == "< 0.00002"  # the largest D fails the search's floor: a bound
     assert "D^-1.00" in p["table"].loc[(2, "1024..4096"), "x* [95 % interval]"]
 
 

@@ -268,3 +268,32 @@ def test_numpy_grid_values_share_the_cache_with_python_ints(tmp_path):
     assert b.attrs["sweep"]["cached"] == 1 and len(CALLS) == 1
     pd.testing.assert_frame_equal(a, b)
     assert type(a["a"].iloc[0]) is not np.float64
+
+
+def slow_or_boom(a, *, seed):
+    if a == 2:
+        raise RuntimeError("boom at a=2")
+    import time
+
+    time.sleep(0.5)  # still running when its neighbour fails
+    return [{"value": float(a)}]
+
+
+def test_a_failing_task_keeps_the_result_its_running_neighbour_finishes(tmp_path):
+    with ThreadPoolExecutor(2) as pool, pytest.raises(RuntimeError, match="boom at a=2"):
+        sweep(slow_or_boom, [{"a": 1}, {"a": 2}], cache_dir=tmp_path, executor=pool, progress=False)
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    df = sweep(slow_or_boom, [{"a": 1}], cache_dir=tmp_path, executor="serial", progress=False)
+    assert df.attrs["sweep"]["cached"] == 1
+
+
+@pytest.mark.parametrize(("kw", "needle"), [(dict(seeds=None), "seeds=None"), (dict(seeds=5), "seeds=5"),
+                                           (dict(seeds="01"), "seeds='01'"), (dict(cache_dir=""), "cache_dir=''"),
+                                           (dict(cache_dir="  "), "cache_dir="), (dict(grid=5), "grid=5"),
+                                           (dict(fn=None), "fn=None")])
+def test_arguments_of_the_wrong_kind_are_one_line(kw, needle):
+    args = {"fn": counted, "grid": GRID, "seeds": (0,), **kw}
+    with pytest.raises(ValueError) as e:
+        sweep(args.pop("fn"), args.pop("grid"), args.pop("seeds"), executor="serial", progress=False, **args)
+    assert str(e.value).startswith(needle) and "\n" not in str(e.value)
+    assert not CALLS

@@ -1,0 +1,74 @@
+"""The chapter "Does it work asymptotically?": its measurements and summaries, on small
+networks and on tables with known answers."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from superpose_lib import asymptotic
+from superpose_lib.capacity import capacity_summary, slopes
+from superpose_lib.correction import gate_false_rate, noise_ratio, variance_ratio
+
+
+def test_theory_table_orders_the_constructions():
+    t = asymptotic.theory_table([1024, 4096, 16384], z=2, L=10).set_index(["name", "D"])
+    for D in (1024, 4096, 16384):
+        assert t.loc[("scaling", D), "x_star"] > t.loc[("wide_rule", D), "x_star"] > t.loc[("baseline", D), "x_star"]
+    # the switch-off construction falls by less than the baseline over the same widths
+    fall = lambda n: t.loc[(n, 1024), "x_star"] / t.loc[(n, 16384), "x_star"]  # noqa: E731
+    assert fall("scaling") < fall("baseline")
+    assert 0 < t.loc[("scaling", 16384), "register"] < 1
+
+
+def test_mechanism_rows_pair_the_network_with_its_theory():
+    r = asymptotic.mechanism_rows(4, 2048, 2, 4, 0, x_M=0.02, share=0.25, batch=16)[0]
+    assert r["ratio"] == pytest.approx(r["q90"] / r["q90_oracle"])
+    p = gate_false_rate(r["M"], r["M_r"], r["T"], S=2, S_r=4, z=2)
+    assert r["p_gate_theory"] == p and r["y"] == noise_ratio(p, r["T"], r["M"])
+    assert r["ratio_theory"] == pytest.approx(math.sqrt(variance_ratio(r["y"], 4)))
+    assert r["n_gates"] == 3 * 16 * r["M"] and 0 <= r["p_gate"] < 1
+    assert r == asymptotic.mechanism_rows(4, 2048, 2, 4, 0, x_M=0.02, share=0.25, batch=16)[0]  # seeded
+
+
+def test_payload_rows():
+    r = asymptotic.payload_rows(1024, 2, 4, 0, x=0.001, batch=16)[0]
+    assert r["T"] == 66 and r["q90"] > 0 and r["q90_own"] > 0 and r["q90_ris"] > 0
+
+
+def _cap(slope, name, criterion="b", seeds=(0, 1, 2), Ds=(1024, 4096, 16384), x0=0.01):
+    return [{"name": name, "criterion": criterion, "D": D, "seed": s, "x_max": x0 * (D / 1024) ** slope * (1 + 0.01 * s),
+             "censor": "", "resolution": 0.05, "why": "q90_dx 1 > 1"} for D in Ds for s in seeds]
+
+
+def test_fit_summary_puts_the_theory_beside_the_measured_slope():
+    cap = pd.DataFrame(_cap(-0.2, "scaling") + _cap(-0.5, "baseline"))
+    theory = pd.DataFrame([{"name": n, "D": D, "x_star": 0.01 * (D / 1024) ** s}
+                           for n, s in (("scaling", -0.25), ("baseline", -0.5)) for D in (1024, 4096, 16384, 65536)])
+    f = asymptotic.fit_summary(slopes(cap), theory).set_index("name")
+    assert f.loc["scaling", "slope"] == pytest.approx(-0.2, abs=0.01)
+    assert f.loc["scaling", "theory"] == pytest.approx(-0.25) and f.loc["baseline", "theory"] == pytest.approx(-0.5)
+
+
+def test_headline_from_known_tables():
+    cap = pd.DataFrame(_cap(-0.2, "scaling") + _cap(-0.5, "baseline") + _cap(-0.9, "E5") + _cap(-0.5, "E1")
+                       + _cap(0.0, "oracle", Ds=(1024, 4096), x0=0.006) + _cap(0.0, "scaling", "a", x0=0.0013))
+    summary = capacity_summary(cap)
+    theory = pd.DataFrame([{"name": "scaling", "D": D, "x_star": 0.01 * (D / 1024) ** -0.2, "S": 3 + i,
+                            "register": 0.3 + 0.02 * i} for i, D in enumerate((1024, 4096, 16384, 65536))])
+    fits = asymptotic.fit_summary(slopes(cap), theory)
+    h = asymptotic.headline(summary, fits, theory, criterion_b="b", criterion_a="a", z=2, L=10)
+    assert h["D0"] == "1024" and h["D1"] == "16384"
+    assert h["slope-b-scaling"].startswith("-0.20 [") and "theory -0.20" in h["slope-b-scaling"]
+    assert h["over-E5"] == f"{16 ** 0.7:.0f}"  # 16^(-0.2) / 16^(-0.9)
+    assert h["oracle-D"] == "4096" and h["a-baseline-1"] == "not measured" and h["Dc"] == "16384"
+    assert h["share-1"] == "34%" and h["Sr-0"] == "3" and h["Sr-1"] == "5"
+    assert h["bound-0"] == f"{0.01 * 1.01 * math.log(1024) / 16:.4f}"
+    assert h["weights-1"].endswith("%") and float(h["weights-1"][:-1]) < 100
+
+
+def test_z_table():
+    cap = pd.DataFrame(_cap(-0.2, "scaling") + _cap(-0.6, "baseline", x0=0.002))
+    z = asymptotic.z_table(cap, z=4, L=10)
+    assert set(z["summary"].name) == {"scaling", "baseline"} and z["summary"].theory.notna().all()
+    assert z["glue"]["as-z4-D1"] == "16384" and z["glue"]["as-z4-sc-1"].startswith("0.00")
