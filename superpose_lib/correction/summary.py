@@ -354,6 +354,7 @@ def fit_slopes(cap: pd.DataFrame, schemes: dict, *, z: int, L: int, D_b, D_a) ->
     return pd.concat([f for f in fits if len(f)], ignore_index=True) if fits else pd.DataFrame()
 
 
+@checked
 def redundancy_summary(cap_S: pd.DataFrame, cap: pd.DataFrame, *, tune_seed: int) -> pd.DataFrame:
     """E5's capacity on (b) against S_α: `capacity.capacity_summary` of the S_α sweep
     (`redundancy_plan`, without the held-out tune_seed), of E5 tuned, and of E5 (S_α = 4,
@@ -551,6 +552,7 @@ def control_facts(cap: pd.DataFrame, *, D: int, z: int) -> dict:
     return out
 
 
+@checked
 def redundancy_facts(cap_S: pd.DataFrame, cap: pd.DataFrame, rows: pd.DataFrame, rule: dict, *, tune_seed: int,
                      D_S: int) -> dict:
     """The S_α section's numbers. cap_S: `run_plan` rows of `redundancy_plan` ("E5 S_α=k" at
