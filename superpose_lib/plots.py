@@ -80,7 +80,8 @@ COLORS: dict[str, dict] = {
     # error-correction schemes (error-correction chapter, and the circuit graph of cross-circuit)
     "scheme": {"baseline": PALETTE[6], "E1": PALETTE[0], "E2": PALETTE[4], "E3": PALETTE[3], "E4": PALETTE[2],
                "E5": PALETTE[1], "E5 affine": PALETTE[7], "baseline affine": PALETTE[9], "oracle": "#777777",
-               "scaling": PALETTE[8], "wide_rule": PALETTE[5]},
+               "scaling": PALETTE[8], "wide_rule": PALETTE[5], "untied": PALETTE[12], "E5 f=0.5": PALETTE[10],
+               "E5 tuned": PALETTE[13]},
     # recipes of the trained-versus-constructed chapter
     "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
                "dedicated": "#777777", "switch-off": PALETTE[8], "noisy": PALETTE[3], "code": PALETTE[2],
@@ -111,7 +112,8 @@ LABELS: dict[str, dict] = {
                "E4": "E4 register", "E5": "E5 wide indicators", "E5 affine": "E5, affine assignment",
                "baseline affine": "baseline, affine assignment",
                "oracle": "oracle (bound)", "scaling": "switch-off construction",
-               "wide_rule": "E5, S_α grown by rule"},
+               "wide_rule": "E5, S_α grown by rule", "untied": "untied indicators (f = 0.5, RiS step)",
+               "E5 f=0.5": "E5 at f = 0.5", "E5 tuned": "E5, S_α by the design rule"},
     "gist row": {"tok": "current token", "rand": "random init, attention rescaled",
                  "bow": "bag of words, attention's window", "ewbow": "bag of words, fitted exponential kernel",
                  "unif": "trained, uniform attention 0", "gist": "trained, after attention 0",

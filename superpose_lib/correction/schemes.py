@@ -35,7 +35,7 @@ Schemes (`make_scheme`):
 * ``wide`` (E5) the indicator rows 0–1 leave the payload's positions (as ``independent``)
   and get a share f of D that may exceed 1/2: indicator blocks of M_α = fD/2 > D/4, wider
   than RiS's, with their own redundancy S_α and the E1 dead zone; the payload keeps S in
-  blocks of (1 − f)D/2. `correction_scale.indicator_redundancy` chooses S_α.
+  blocks of (1 − f)D/2. `correction.scale.indicator_redundancy` chooses S_α.
 * ``register`` (E4) like ``redundant``, but the extra pair is an active-set register
   written once at layer 1 from the clean input (layer-0 trick) and refreshed only from
   itself (indicator rows read indicator columns only); its assignment is re-permuted
@@ -266,7 +266,7 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     with redundancy S_x (default S).
     wide (E5): `independent` with the dead-zone step [theta, theta_hi] and share > 1/2
     allowed: indicator blocks wider than RiS's D/4 (more than 2 of the d blocks' worth of
-    neurons), with their own redundancy S_alpha (see `correction_scale.indicator_redundancy`
+    neurons), with their own redundancy S_alpha (see `correction.scale.indicator_redundancy`
     for the choice of S_alpha from θ and M_α).
     gated (E3): gate strength G. Baseline and oracle: RiS, M = D/4, S.
     design: every group's assignment, "prime_step" (CiS2, the default) or "affine" (an

@@ -50,8 +50,9 @@ from ..core.checks import check_device, check_dtype, check_fits, check_int, chec
 from ..core.circuits import encode_input
 from ..core.experiment import sample_unit_vectors
 from ..core.network import connectivity, csr_users, gather_sum, scatter_sum
-from ..correction.scale import family_settings, t_interval
+from ..correction.scale import family_settings
 from ..correction.schemes import Scheme, make_scheme
+from ..stats import t_interval
 from .network import CircuitGraph, gate_graph, sample_gate_inputs
 
 __all__ = [
@@ -477,7 +478,7 @@ def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None,
 @checked
 def graph_correction_summary(df, quantity: str, *, layer: int | None = None,
                              by=("name", "D", "z", "P")):
-    """Mean of `quantity` over seeds with its 95% t-interval (`correction_scale.t_interval`)
+    """Mean of `quantity` over seeds with its 95% t-interval (`correction.scale.t_interval`)
     at one layer (default: the last), per configuration: columns of `by`, T, x, n, mean,
     low, high."""
 
@@ -500,7 +501,7 @@ def _P_of(x: float, D: int) -> int:
 
 @checked
 def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=("E1", "E5")) -> list[dict]:
-    """Tuning probes for `graph_tuning_rows`: every setting of `correction_scale.family_settings`
+    """Tuning probes for `graph_tuning_rows`: every setting of `correction.scale.family_settings`
     of each family at each D, at load T(d/D)² = x (P = T/3 gates)."""
 
     x = check_real("x", x, 0.0, 1.0, open_low=True)
@@ -511,8 +512,8 @@ def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=
 @checked
 def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
                       batch: int = 32, device="cpu", **knobs) -> list[dict]:
-    """One tuning probe in the gate graph (`correction_scale.tuning_rows`' columns, for
-    `correction_scale.best_settings`): layer-L worst active |δx|, false-on and false-off
+    """One tuning probe in the gate graph (`correction.scale.tuning_rows`' columns, for
+    `correction.scale.best_settings`): layer-L worst active |δx|, false-on and false-off
     rates at P = x·(D/4)²/3 gates; a setting whose assignment cannot hold 3P circuits is
     not built (worst_dx = inf, rates 1)."""
     P = _P_of(x, D)

@@ -132,13 +132,13 @@ sw = importlib.import_module("superpose_lib.sweep")
 def test_cache_version_follows_the_maths_not_the_plots(tmp_path):
     root = tmp_path / "superpose_lib"
     shutil.copytree(LIB, root, ignore=shutil.ignore_patterns("__pycache__"))
-    from superpose_lib.correction import named_capacity_rows
+    from superpose_lib.correction import scheme_capacity
     from superpose_lib.regime import large_rows
 
     srcs = {p.relative_to(root).as_posix() for p in sw.library_sources(large_rows, root=root)}
     assert {"regime/measure.py", "regime/spurious.py", "core/network.py", "core/theory.py"} <= srcs
     assert not {s for s in srcs if s.endswith(("plots.py", "report.py"))}
-    before = {fn: sw.library_version(fn, root=root) for fn in (large_rows, named_capacity_rows)}
+    before = {fn: sw.library_version(fn, root=root) for fn in (large_rows, scheme_capacity)}
     for plot_file in ("plots.py", "regime/plots.py", "correction/plots.py", "report.py"):
         (root / plot_file).write_text((root / plot_file).read_text() + "\n# a label changed\n")
     assert {fn: sw.library_version(fn, root=root) for fn in before} == before
@@ -149,4 +149,4 @@ def test_cache_version_follows_the_maths_not_the_plots(tmp_path):
     mid = after
     (root / "correction/schemes.py").write_text((root / "correction/schemes.py").read_text() + "\n# E1 changed\n")
     assert sw.library_version(large_rows, root=root) == mid[large_rows]
-    assert sw.library_version(named_capacity_rows, root=root) != mid[named_capacity_rows]
+    assert sw.library_version(scheme_capacity, root=root) != mid[scheme_capacity]

@@ -227,7 +227,6 @@ import numpy as np  # noqa: E402
 
 import superpose_lib.correction as cs  # noqa: E402
 from superpose_lib import (  # noqa: E402
-    plots,  # noqa: E402
     report,
     stats,
 )
@@ -239,23 +238,6 @@ def test_poisson_sf_matches_direct_sum():
     assert stats.poisson_sf(lam, 3) == pytest.approx(direct, rel=1e-12)
     assert stats.poisson_sf(lam, 3.5) == stats.poisson_sf(lam, 3)  # P(X > 3.5) = P(X ≥ 4)
     assert stats.poisson_sf(0.0, 0) == 0.0 and stats.poisson_sf(2.0, -1) == 1.0
-
-
-def test_indicator_redundancy_rule():
-    # circuit-level quantum: z/S < θ
-    r = cs.indicator_redundancy(2000, 0.001, 2, 0.5)
-    assert r["S"] >= 5 and 2 / r["S"] < 0.5
-    # at fixed x the neuron-level pile-up grows with M (∝ M at fixed S): feasible small, infeasible large
-    small = cs.indicator_redundancy(500, 0.002, 2, 0.55)
-    large = cs.indicator_redundancy(500_000, 0.002, 2, 0.55)
-    assert small["feasible"] and not large["feasible"]
-    assert large["pile"] > small["pile"]
-    # a narrower dead zone (smaller θ) needs more redundancy for the same z
-    assert cs.indicator_redundancy(2000, 0.0005, 4, 0.3)["S"] > cs.indicator_redundancy(2000, 0.0005, 4, 0.6)["S"]
-    for bad in (dict(theta=1.0), dict(theta=0.0), dict(x_alpha=-1.0), dict(budget=0.0)):
-        kw = {"M_alpha": 100, "x_alpha": 0.001, "z": 2, "theta": 0.5, **bad}
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            cs.indicator_redundancy(**kw)
 
 
 def test_t_interval_uses_n_minus_one_degrees_of_freedom():
@@ -274,26 +256,6 @@ def test_format_capacity_censoring():
     assert s == "0.002 [0.0015, 0.0025]" and "inf" not in s and "nan" not in s
 
 
-def _cap_rows():
-    rows = []
-    for D, base, e1, orc in ((1024, 0.002, 0.003, 0.008), (4096, 0.001, 0.002, 0.004)):
-        for seed in range(3):
-            for name, x, c in (("baseline", base, ""), ("E1", e1 + 1e-4 * seed, ""), ("oracle", orc, "above")):
-                rows.append({"name": name, "D": D, "z": 2, "criterion": "indicator", "seed": seed, "x_max": x,
-                             "T_max": int(x * (D / 4) ** 2), "censor": c, "params": 1, "label": name})
-    return pd.DataFrame(rows)
-
-
-def test_capacity_summary_and_vs_D():
-    summ = cs.capacity_summary(_cap_rows())
-    o = summ[summ["name"] == "oracle"]
-    assert set(o["censor"]) == {"above"}
-    v = cs.capacity_vs_D(summ, criterion="indicator", z=2).set_index(["name", "D"])
-    assert v.loc[("E1", 4096), "gain"] == pytest.approx(0.0021 / 0.001)
-    assert v.loc[("E1", 1024), "fraction"] == pytest.approx(0.0031 / 0.008)
-    assert v.loc[("E1", 1024), "fraction_bound"] == "≤"  # the oracle's capacity is only a lower bound
-
-
 def test_best_settings_prefers_passing_then_accuracy():
     tune = pd.DataFrame([
         {"family": "E1", "D": 1024, "setting": "a", "worst_dx": 0.2, "false_on": 0.01, "false_off": 0.0},
@@ -302,39 +264,6 @@ def test_best_settings_prefers_passing_then_accuracy():
     ])
     best = cs.best_settings(tune, eps=1.0, on_rate=1e-3)
     assert best["setting"].tolist() == ["c"]
-
-
-def test_family_settings_equal_grid_sizes():
-    sizes = {f: len(cs.family_settings(f, 4096)) for f in cs.FAMILIES}
-    assert {sizes[f] for f in ("E1", "E2", "E4", "E5")} == {3}
-    for st in cs.family_settings("E5", 4096):
-        sch = make_scheme(st["kind"], 4096, **{k: v for k, v in st.items() if k not in ("setting", "kind")})
-        assert sch.groups[0].M * 2 > 4096 // 2  # indicator blocks wider than RiS's two blocks of D/4
-        assert 4095 < sch.D <= 4096
-    with pytest.raises(ValueError, match="family"):
-        cs.family_settings("E9", 4096)
-
-
-def test_capacity_rows_bisection_agrees_with_a_full_scan():
-    """Bisection's T_max is a grid point that passes, the next one fails (or is censored)."""
-    xg = [0.001, 0.002, 0.004, 0.008]
-    rows = cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=xg, batch=16, on_rate=1e-3)
-    sch = make_scheme("baseline", 512)
-    for r in rows:
-        Ts = [int(round(x * 128**2)) for x in xg]
-        if r["censor"] in ("", "capped"):
-            i = Ts.index(r["T_max"])
-            res = scheme_run(sch, Ts[i], z=2, L=4, batch=16, seed=0)
-            ok = res["worst_dx"][4] <= 1.0 if r["criterion"] == "accuracy" else (
-                res["false_on"][4] <= 1e-3 and res["false_off"][4] <= 1e-3)
-            assert ok
-            if r["censor"] == "" and Ts[i + 1] <= sch.max_T:
-                nxt = scheme_run(sch, Ts[i + 1], z=2, L=4, batch=16, seed=0)
-                bad = nxt["worst_dx"][4] > 1.0 if r["criterion"] == "accuracy" else (
-                    nxt["false_on"][4] > 1e-3 or nxt["false_off"][4] > 1e-3)
-                assert bad
-    with pytest.raises(ValueError, match="x_grid"):
-        cs.capacity_rows("baseline", 512, 2, 4, 0, x_grid=[0.002, 0.001])
 
 
 def test_spurious_on_matches_naive_count():
@@ -365,51 +294,6 @@ def test_ivw_weights_and_wide_scheme():
     assert w.groups[0].rows == (0, 1) and w.groups[0].M == 350 and w.theta_lo == 0.55
 
 
-def test_crossover_D():
-    rows = []
-    for D, e5, e1, base in ((1024, 0.002, 0.003, 0.002), (4096, 0.003, 0.002, 0.001), (16384, 0.003, 0.001, 0.0005)):
-        for name, x in (("E5", e5), ("E1", e1), ("baseline", base)):
-            rows.append({"name": name, "D": D, "mean": x})
-    cross, tab = cs.crossover_D(pd.DataFrame(rows))
-    assert cross == 4096 and tab["pays"].tolist() == [False, True, True]
-    rows[-3]["mean"] = 0.0001  # E5 loses again at the largest D: no crossover that holds
-    assert cs.crossover_D(pd.DataFrame(rows))[0] is None
-
-
-def test_grids_pick_tuned_settings():
-    best = pd.DataFrame([{"family": "E1", "D": 1024, "setting": "θ=0.45"}, {"family": "E5", "D": 1024,
-                                                                          "setting": cs.family_settings("E5", 1024)[2]["setting"]}])
-    g = cs.capacity_grid(best, ["baseline", "E1", "E5"], [1024], [1, 2], L=3, x_grid=[0.001, 0.002], batch=4,
-                         eps=1.0, on_rate=1e-3)
-    assert len(g) == 6
-    e1 = [c for c in g if c["family"] == "E1"]
-    assert all(c["theta"] == 0.45 and c["kind"] == "sharp" for c in e1)
-    # beyond the tuned widths the setting in the same grid position is used (E5: the third)
-    fx = cs.fixed_x_grid(best, ["E5"], [4096], x=0.002, z=2, L=3, batch=4)
-    assert fx[0]["share"] == cs.family_settings("E5", 4096)[2]["share"]
-    assert fx[0]["T"] == int(round(0.002 * 1024**2))
-    rows = cs.named_scheme_rows(**{**fx[0], "T": 40, "D": 4096}, seed=0)
-    assert [r["layer"] for r in rows] == [1, 2, 3]
-
-
-def test_plots_return_axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summ = cs.capacity_summary(_cap_rows())
-    ax = cs.plot_capacity_vs_D(summ, criterion="indicator", z=2, x_min=0.0005, x_max=0.008)
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    # one entry per scheme, censored points included, labelled from the book's table
-    assert sorted(labels) == sorted(plots.LABELS["scheme"][k] for k in ("E1", "baseline", "oracle"))
-    assert cs.plot_redundancy(pd.DataFrame([{"S_alpha": s_, "seed": k, "spurious2": 0.01 * s_, "false_on": 0.0,
-                                             "p_theory": 0.02 * s_} for s_ in (4, 6) for k in range(2)])) is not None
-    df = pd.DataFrame([{"name": "E1", "D": D, "seed": s, "value": 0.1 * s} for D in (1024, 4096) for s in range(3)])
-    assert cs.plot_fixed_x(df, "q") is not None
-    plt.close("all")
-
-
 def test_mechanism_plots():
     import matplotlib
 
@@ -434,32 +318,6 @@ def test_scheme_run_layers_gives_the_same_statistics_at_the_requested_layers():
         assert fast[k][3] == 0.0
     with pytest.raises(ValueError, match="layers"):
         scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(5,))
-
-
-def test_scaling_exponents_recovers_a_power_law_and_drops_censored_widths():
-    rng = __import__("numpy").random.default_rng(0)
-    rows = []
-    for D in (1024, 4096, 16384, 65536):
-        for seed in range(4):
-            x = 0.3 * D**-0.5 * math.exp(0.05 * rng.standard_normal())
-            rows.append({"name": "baseline", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": x,
-                         "censor": ""})
-            rows.append({"name": "oracle", "criterion": "indicator", "z": 2, "D": D, "seed": seed, "x_max": 0.008,
-                         "censor": "above" if D >= 4096 else ""})
-    out = cs.scaling_exponents(pd.DataFrame(rows), criterion="indicator", z=2).set_index("name")
-    b = out.loc["baseline"]
-    # 5% log-noise on 16 points: the slope within 0.03 of -1/2, its interval around it and narrow
-    assert abs(b["slope"] + 0.5) < 0.03 and b["low"] < b["slope"] < b["high"] and b["high"] - b["low"] < 0.1
-    assert b["n"] == 16
-    o = out.loc["oracle"]
-    assert o["left_out"] == [4096, 16384, 65536] and o["slope"] != o["slope"]  # one width left: no slope
-
-
-def test_redundancy_rows_and_one_seed_format():
-    (r,) = cs.redundancy_rows(4, 1024, 2, 3, 0, x=0.002, batch=4)
-    assert r["T"] == int(round(0.002 * 256**2)) and r["M_alpha"] == int(round(0.6 * 1024 / 2))
-    assert 0 <= r["spurious2"] <= 1 and 0 <= r["p_theory"] <= 1
-    assert report.format_capacity(0.0014, 0.0014, 0.0014, "", n=1) == "0.0014 (one seed)"
 
 
 @pytest.mark.parametrize("kind,kw,T", [("baseline", {}, 300), ("baseline", {}, 1500), ("sharp", dict(theta=0.5), 900),
