@@ -10,6 +10,8 @@ Conventions (every plot function of the library follows them):
   `label(kind, value)`; `palette(names)` gives a fixed colour to each of an arbitrary list of
   names (e.g. the schemes of a chapter) from `PALETTE`, which has 14 distinct entries and no
   near-white one.
+- `glue_all(values)` hands a section's numbers and figures to the prose (MyST-NB's glue),
+  closing each figure so that it is shown once, where the text places it.
 - `book_style()` (called once at the top of a chapter) sets 10 pt fonts and 2× PNG
   ("retina") output, so that a figure of at most `MAX_WIDTH` inches is legible in the page
   column and sharp when enlarged.
@@ -41,6 +43,7 @@ __all__ = [
     "axes_or_new",
     "legend_outside",
     "tidy_log_axis",
+    "glue_all",
 ]
 
 #: Widest figure, in inches, that fits the page column at 10 pt fonts.
@@ -261,3 +264,13 @@ def axes_or_new(ax):
     return ax
 
 
+def glue_all(values: dict) -> None:
+    """Glue each value of `values` under its key for the chapter's prose and captions
+    ({glue:text} and {glue:figure}), without displaying it; figures are closed after
+    gluing, so that each appears once, where the text places it."""
+    from myst_nb import glue
+
+    for key, value in values.items():
+        glue(key, value, display=False)
+        if isinstance(value, plt.Figure):
+            plt.close(value)

@@ -10,6 +10,7 @@ switch-off construction's mechanism and payload, and the summaries the chapter s
   the theory (`gate_false_rate`, `noise_ratio`, `variance_ratio`).
 * `payload_rows`: at one load, the q90 |δx| of the switch-off construction, of its own
   oracle (perfect gates: the simplex payload's own noise) and of RiS's oracle.
+* `mechanism_facts`, `payload_facts`: what the chapter states of those rows.
 * `fit_summary`: the measured slopes (`capacity.slopes`) beside the theory's.
 * `headline`: every number the chapter's prose states, from those tables.
 """
@@ -38,7 +39,8 @@ from ..correction.schemes import make_scheme, scheme_run
 from ..correction.wide_rule import wide_rule_design
 from ..report import format_capacity
 
-__all__ = ["theory_table", "mechanism_rows", "payload_rows", "fit_summary", "headline", "z_table"]
+__all__ = ["theory_table", "mechanism_rows", "payload_rows", "mechanism_facts", "payload_facts", "fit_summary",
+           "headline", "z_table"]
 
 
 @checked
@@ -100,6 +102,43 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
     ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
     return [{"x": x, "T": T, "q90": r["q90_dx"][L], "q90_own": r["oracle"]["q90_dx"][L],
              "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
+
+
+#: False gates a network must count before its rate is compared with the theory's: a count
+#: of 100 has a 10 % relative standard deviation.
+GATES_COUNTED = 100
+
+
+@checked
+def mechanism_facts(rows: pd.DataFrame, *, c: float, share: float) -> dict:
+    """What the chapter states of `mechanism_rows` (one row per S_r, D and seed): the
+    networks that counted at least GATES_COUNTED false gates ("counted", a DataFrame) and
+    their measured over predicted false-gate rate ("fit", a Series), and the glue strings
+    "as-mech-*": c, the register's share, the rate at the smallest and the largest S_r
+    (means over D and seeds) and the range of the fit."""
+    counted = rows[rows.p_gate * rows.n_gates >= GATES_COUNTED]
+    fit = counted.p_gate / counted.p_gate_theory
+    by_S = rows.groupby("S_r").p_gate.mean()
+    m0, m1 = by_S.iloc[0], by_S.iloc[-1]
+    glue = {"as-mech-c": f"{c:g}", "as-mech-share": f"{share:.0%}", "as-mech-p0": f"{m0:.1e}",
+            "as-mech-p1": f"{m1:.1e}" if m1 > 0 else "0 (none counted)",
+            "as-mech-S0": f"{by_S.index[0]}", "as-mech-S1": f"{by_S.index[-1]}",
+            "as-mech-fit": f"{fit.min():.2f} to {fit.max():.2f}" if len(fit) else "not measured",
+            "as-mech-n": f"{len(counted)}"}
+    return {"counted": counted, "fit": fit, "glue": glue}
+
+
+@checked
+def payload_facts(rows: pd.DataFrame, *, x: float) -> dict:
+    """What the chapter states of `payload_rows`: per D the mean q90 |δx| of the construction
+    ("q90"), its own oracle ("q90_own") and RiS's oracle ("q90_ris") as a DataFrame
+    ("by_D"), and the glue strings "as-pay-*" at the smallest and the largest D."""
+    pay = rows.groupby("D")[["q90", "q90_own", "q90_ris"]].mean()
+    glue = {"as-pay-x": f"{x:g}", "as-pay-D0": f"{pay.index[0]}", "as-pay-D1": f"{pay.index[-1]}",
+            "as-pay-own0": f"{pay.q90_own.iloc[0]:.2f}", "as-pay-own1": f"{pay.q90_own.iloc[-1]:.2f}",
+            "as-pay-ris0": f"{pay.q90_ris.iloc[0]:.2f}", "as-pay-ris1": f"{pay.q90_ris.iloc[-1]:.2f}",
+            "as-pay-n": f"{rows.seed.nunique()}"}
+    return {"by_D": pay, "glue": glue}
 
 
 def fit_summary(fits: pd.DataFrame, theory: pd.DataFrame, *, criterion: str | None = None) -> pd.DataFrame:

@@ -72,3 +72,27 @@ def test_z_table():
     z = asymptotic.z_table(cap, z=4, L=10)
     assert set(z["summary"].name) == {"scaling", "baseline"} and z["summary"].theory.notna().all()
     assert z["glue"]["as-z4-D1"] == "16384" and z["glue"]["as-z4-sc-1"].startswith("0.00")
+
+
+def test_mechanism_facts_count_and_compare_from_known_rows():
+    rows = pd.DataFrame({"D": [4096] * 4, "seed": [0, 1, 0, 1], "S_r": [3, 3, 6, 6],
+                         "p_gate": [1e-2, 3e-2, 1e-5, 0.0], "p_gate_theory": [2e-2, 2e-2, 1e-5, 1e-5],
+                         "n_gates": [20000, 20000, 20000, 20000]})
+    f = asymptotic.mechanism_facts(rows, c=0.5, share=0.25)
+    # 1e-2·2e4 = 200 and 3e-2·2e4 = 600 false gates counted; 0.2 and 0 are not
+    assert list(f["counted"].index) == [0, 1]
+    assert list(f["fit"].round(6)) == [0.5, 1.5]
+    g = f["glue"]
+    assert g["as-mech-p0"] == "2.0e-02" and g["as-mech-p1"] == "5.0e-06"
+    assert (g["as-mech-S0"], g["as-mech-S1"], g["as-mech-fit"], g["as-mech-n"]) == ("3", "6", "0.50 to 1.50", "2")
+    assert g["as-mech-share"] == "25%" and g["as-mech-c"] == "0.5"
+
+
+def test_payload_facts_average_over_seeds_per_D():
+    rows = pd.DataFrame({"D": [1024, 1024, 4096, 4096], "seed": [0, 1, 0, 1], "q90": [0.1, 0.3, 0.2, 0.2],
+                         "q90_own": [0.1, 0.1, 0.2, 0.2], "q90_ris": [0.5, 0.7, 0.9, 0.9]})
+    f = asymptotic.payload_facts(rows, x=0.004)
+    assert f["by_D"].loc[1024, "q90"] == pytest.approx(0.2) and f["by_D"].loc[4096, "q90_ris"] == pytest.approx(0.9)
+    g = f["glue"]
+    assert (g["as-pay-D0"], g["as-pay-D1"], g["as-pay-ris0"], g["as-pay-own1"], g["as-pay-n"]) == (
+        "1024", "4096", "0.60", "0.20", "2")

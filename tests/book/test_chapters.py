@@ -5,6 +5,7 @@ The executed notebooks are kept in artifacts/executed/ for inspection (a failing
 <name>.failed.ipynb); the smoke site is built into artifacts/site/.
 """
 
+import chapter_measures
 import pytest
 from conftest import EXECUTED, ROOT, SITE, build_smoke_site
 
@@ -44,3 +45,14 @@ def test_papermill_reads_every_parameter(chapter):
 
     cell = next(c for c in _read_notebook(chapter.path).cells if "parameters" in c.metadata.get("tags", []))
     assert {p.name for p in PythonTranslator.inspect({"source": cell.source})} == set(chapter.parameters)
+
+
+@pytest.mark.parametrize("name", chapter_measures.CHAPTERS)
+def test_every_chapter_is_thin(name):
+    """The targets of BOOK_STYLE's thin chapter (`chapter_measures.TARGETS`): median and
+    largest code cell, code against prose, bookkeeping, no unfolded plot/table/assert cell."""
+    m = chapter_measures.measure(ROOT / "book" / f"{name}.md")
+    t = chapter_measures.TARGETS
+    assert m["median"] <= t["median"] and m["max"] <= t["max"], m
+    assert m["code_prose"] <= t["code_prose"] and m["bookkeeping"] <= t["bookkeeping"], m
+    assert m["unfolded"] == t["unfolded"], m

