@@ -55,6 +55,7 @@ PACKAGE = "superpose_lib"
 
 # ---------------------------------------------------------------- stamp
 
+
 def build_commit(srcdir: str | os.PathLike) -> str:
     """Short hash of the checkout's HEAD, with "+dirty" for uncommitted tracked changes;
     "unknown" when `srcdir` is not inside a git checkout (or git is missing);
@@ -127,7 +128,8 @@ def _on_config_inited(app, config):
                 config.html_theme_options.setdefault("repository_provider", provider)
     # (2) the vendored MathJax is loaded once, by sphinx.ext.mathjax via mathjax_path.
     config.html_js_files = [
-        js for js in (config.html_js_files or [])
+        js
+        for js in (config.html_js_files or [])
         if not (isinstance(js, str) and js.startswith("mathjax/"))
         and not (isinstance(js, tuple) and str(js[0]).startswith("mathjax/"))
     ]
@@ -166,6 +168,7 @@ def _on_page_context(app, pagename, templatename, context, doctree):
 
 # ---------------------------------------------------------------- docstrings
 
+
 def _rst_is_clean(text: str) -> bool:
     """Whether `text` parses as reStructuredText without warnings or errors."""
     from docutils.core import publish_doctree
@@ -174,8 +177,13 @@ def _rst_is_clean(text: str) -> bool:
     try:
         doctree = publish_doctree(
             text,
-            settings_overrides={"report_level": 2, "halt_level": 5, "warning_stream": stream,
-                                "file_insertion_enabled": False, "raw_enabled": False},
+            settings_overrides={
+                "report_level": 2,
+                "halt_level": 5,
+                "warning_stream": stream,
+                "file_insertion_enabled": False,
+                "raw_enabled": False,
+            },
         )
     except Exception:  # a Sphinx-only directive needing the build env: trust the author
         return True
@@ -216,7 +224,8 @@ def public_modules(package: str = PACKAGE) -> list[str]:
     name with a leading underscore), in the order of the folder tree."""
     pkg = importlib.import_module(package)
     return sorted(
-        m.name for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}.")
+        m.name
+        for m in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}.")
         if not any(part.startswith("_") for part in m.name.split("."))
     )
 
@@ -227,8 +236,11 @@ def _module_members(modname: str):
     cross-references must resolve); classes and functions only where defined there."""
     mod = importlib.import_module(modname)
     names = list(getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")])
-    names += [n for n, o in vars(mod).items() if not n.startswith("_") and n not in names
-              and inspect.isclass(o) and getattr(o, "__module__", None) == modname]
+    names += [
+        n
+        for n, o in vars(mod).items()
+        if not n.startswith("_") and n not in names and inspect.isclass(o) and getattr(o, "__module__", None) == modname
+    ]
     for name in names:
         obj = getattr(mod, name, None)
         if obj is None or inspect.ismodule(obj):
@@ -305,6 +317,7 @@ class SuperposeAPI(Directive):
 
 # ---------------------------------------------------------------- citation
 
+
 def citation_metadata(root: str | os.PathLike) -> dict:
     """The fields of the BibTeX entry, from CITATION.cff at the book's root (the single
     source: GitHub's "Cite this repository" reads the same file)."""
@@ -359,6 +372,7 @@ class SuperposeBibtex(Directive):
 
 # ---------------------------------------------------------------- source repository (5)
 
+
 class SuperposeSource(Directive):
     """How to get the source: the clone command for this build's repository URL, or a note
     that this build records none (never an invented URL)."""
@@ -381,16 +395,17 @@ class SuperposeSource(Directive):
             text = f"git clone {repo}.git{checkout}" if not repo.endswith(".git") else f"git clone {repo}{checkout}"
         else:
             para = nodes.paragraph()
-            para += nodes.Text("This copy of the book was built without a repository URL (a local build: "
-                               "the setting ")
+            para += nodes.Text("This copy of the book was built without a repository URL (a local build: the setting ")
             para += nodes.literal("repository: url:", "repository: url:")
             para += nodes.Text(" in ")
             para += nodes.literal("_config.yml", "_config.yml")
             para += nodes.Text(" is empty and ")
             para += nodes.literal("SUPERPOSE_REPOSITORY_URL", "SUPERPOSE_REPOSITORY_URL")
-            para += nodes.Text(" is not set), so it cannot link to its source; the published site "
-                               "names its repository here. In a checkout of the source, the commit "
-                               "these pages were built from is:")
+            para += nodes.Text(
+                " is not set), so it cannot link to its source; the published site "
+                "names its repository here. In a checkout of the source, the commit "
+                "these pages were built from is:"
+            )
             out.append(para)
             text = f"git checkout {commit}" if commit not in ("unknown", "") else "git log -1"
         block = nodes.literal_block(text, text, language="bash")
@@ -416,6 +431,7 @@ def _write_citation_cff(app, exception):
 
 # ---------------------------------------------------------------- figures (6)
 
+
 def _link_images(app, doctree, docname):
     """Wrap every image that is not already a link in a link to its full-size file, at the
     path Sphinx copies it to (_images/<unique name>)."""
@@ -430,8 +446,9 @@ def _link_images(app, doctree, docname):
         uri = node.get("candidates", {}).get("*", node["uri"])
         if uri not in app.env.images or "://" in uri:
             continue
-        ref = nodes.reference("", "", refuri=f"{imgdir}/{app.env.images[uri][1]}",
-                              classes=["image-reference", "superpose-enlarge"])
+        ref = nodes.reference(
+            "", "", refuri=f"{imgdir}/{app.env.images[uri][1]}", classes=["image-reference", "superpose-enlarge"]
+        )
         ref["reftitle"] = "Open the full-size image"
         node.replace_self(ref)
         ref.append(node)
@@ -513,13 +530,24 @@ def _on_doctree_read(app, doctree):
         # executed by this build (or served from its cache): its parameters are the cell's
         method = exec_data.get("method", "")
         when = _dt.datetime.fromtimestamp(exec_data["mtime"], _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        record = {"commit": app.config.html_context.get("superpose_commit", "unknown") if method != "cache"
-                  else "not recorded (cached run)", "date": when, "seconds": exec_data["runtime"],
-                  "parameters": _parameters_of(nb), "how": f"book build ({method})"}
+        record = {
+            "commit": app.config.html_context.get("superpose_commit", "unknown")
+            if method != "cache"
+            else "not recorded (cached run)",
+            "date": when,
+            "seconds": exec_data["runtime"],
+            "parameters": _parameters_of(nb),
+            "how": f"book build ({method})",
+        }
     if record and record.get("parameters"):  # in the order of the chapter's parameters cell
         params, order = record["parameters"], list(_parameters_of(nb))
-        record = {**record, "parameters": {**{k: params[k] for k in order if k in params},
-                                           **{k: v for k, v in params.items() if k not in order}}}
+        record = {
+            **record,
+            "parameters": {
+                **{k: params[k] for k in order if k in params},
+                **{k: v for k, v in params.items() if k not in order},
+            },
+        }
     # The downloadable executed notebook: every output kept, its run record in its metadata.
     full = _CAPTURED[0] if _CAPTURED else None
     _CAPTURED.clear()
@@ -538,8 +566,7 @@ def _on_doctree_read(app, doctree):
         dest.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(full, dest)
     title = env.titles.get(docname)
-    store[docname] = {"record": record, "title": title.astext() if title else docname,
-                      "notebook": path.name}
+    store[docname] = {"record": record, "title": title.astext() if title else docname, "notebook": path.name}
 
 
 def _purge(app, env, docname):
@@ -548,7 +575,8 @@ def _purge(app, env, docname):
 
 def _merge(app, env, docnames, other):
     env.__dict__.setdefault("superpose_runs", {}).update(
-        {d: v for d, v in other.__dict__.get("superpose_runs", {}).items() if d in docnames})
+        {d: v for d, v in other.__dict__.get("superpose_runs", {}).items() if d in docnames}
+    )
 
 
 def _notebook_href(docname: str) -> str:
@@ -624,7 +652,9 @@ def _table(header: list[str], rows: list[list[nodes.Node]], widths: list[int]) -
         row = nodes.row()
         for c in cells:
             entry = nodes.entry()
-            entry += c if isinstance(c, nodes.Element) and not isinstance(c, nodes.Text) else nodes.paragraph("", str(c))
+            entry += (
+                c if isinstance(c, nodes.Element) and not isinstance(c, nodes.Text) else nodes.paragraph("", str(c))
+            )
             row += entry
         tbody += row
     return table
@@ -635,11 +665,13 @@ def _fill_execution(app, doctree, docname):
     order = [d for d in app.env.found_docs if d in runs]
     try:  # reading order of the table of contents
         seq = []
+
         def walk(d):
             for c in app.env.toctree_includes.get(d, []):
                 if c not in seq:
                     seq.append(c)
                     walk(c)
+
         walk(app.config.root_doc)
         order = [d for d in seq if d in runs] + sorted(d for d in runs if d not in seq)
     except Exception:
@@ -652,23 +684,33 @@ def _fill_execution(app, doctree, docname):
         for d in order:
             info = runs[d]
             rec = info["record"] or {}
-            ref = nodes.reference("", info["title"], internal=True,
-                                  refuri=app.builder.get_relative_uri(docname, d))
-            dl = nodes.reference("", info["notebook"], internal=True,
-                                 refuri=relative_path(docname, "_sources/" + _notebook_href(d)))
+            ref = nodes.reference("", info["title"], internal=True, refuri=app.builder.get_relative_uri(docname, d))
+            dl = nodes.reference(
+                "", info["notebook"], internal=True, refuri=relative_path(docname, "_sources/" + _notebook_href(d))
+            )
             p1, p2 = nodes.paragraph(), nodes.paragraph()
             p1 += ref
             p2 += dl
-            rows.append([p1, rec.get("date", "not recorded"), _fmt_seconds(rec.get("seconds")),
-                         nodes.paragraph("", "", nodes.literal(rec.get("commit", "unknown"), rec.get("commit", "unknown"))),
-                         rec.get("how", "not recorded"), p2])
+            rows.append(
+                [
+                    p1,
+                    rec.get("date", "not recorded"),
+                    _fmt_seconds(rec.get("seconds")),
+                    nodes.paragraph("", "", nodes.literal(rec.get("commit", "unknown"), rec.get("commit", "unknown"))),
+                    rec.get("how", "not recorded"),
+                    p2,
+                ]
+            )
             params = rec.get("parameters") or {}
             sec = nodes.rubric("", f"Parameters of “{info['title']}”")
             text = "\n".join(f"{k} = {_fmt_value(v)}" for k, v in params.items()) or "(none recorded)"
             lit = nodes.literal_block(text, text, language="python")
             details += [sec, lit]
-        table = _table(["chapter", "run (UTC)", "run time", "commit", "how it ran", "executed notebook"], rows,
-                       [24, 16, 9, 12, 18, 21])
+        table = _table(
+            ["chapter", "run (UTC)", "run time", "commit", "how it ran", "executed notebook"],
+            rows,
+            [24, 16, 9, 12, 18, 21],
+        )
         node.replace_self([table, *details])
 
 
@@ -679,6 +721,7 @@ def relative_path(docname: str, target: str) -> str:
 
 
 # ---------------------------------------------------------------- bibliography labels
+
 
 def _register_bibtex_style():
     """pybtex style "superpose": the bibliography lists each work under the same author-year
@@ -712,6 +755,7 @@ def _register_bibtex_style():
 
 
 # ---------------------------------------------------------------- setup
+
 
 def setup(app):
     _register_bibtex_style()

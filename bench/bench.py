@@ -136,7 +136,13 @@ def bench_fig8_11(device, pairs, zs=ZS, seed=0):
         _sync(device)
         per_D[D] = per_D.get(D, 0.0) + time.perf_counter() - t
     total = time.perf_counter() - t0
-    return {"fig8_11_s": total, "fig8_11_cpu_s": time.process_time() - c0, "fig8_11_calls": len(pairs) * len(zs), "fig8_11_bytes": nbytes, "per_D": per_D}
+    return {
+        "fig8_11_s": total,
+        "fig8_11_cpu_s": time.process_time() - c0,
+        "fig8_11_calls": len(pairs) * len(zs),
+        "fig8_11_bytes": nbytes,
+        "per_D": per_D,
+    }
 
 
 # ---- 2. the large network (run in a fresh subprocess for its peak memory) -----------------
@@ -179,7 +185,11 @@ def _large_child(D, T, z, device, chunk_budget, batch=BATCH):
     times["forward_s"] = time.perf_counter() - t
     times["total_s"] = time.perf_counter() - t0
     times["cpu_s"] = time.process_time() - c0
-    out = {**times, "mse_layer_L": {k: v[L] for k, v in mse.items()}, "chunk": chunk or experiment.batch_chunk(cfg.T, d, batch, device=device)}
+    out = {
+        **times,
+        "mse_layer_L": {k: v[L] for k, v in mse.items()},
+        "chunk": chunk or experiment.batch_chunk(cfg.T, d, batch, device=device),
+    }
     if str(device).startswith("cuda"):
         out["cuda_peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # KiB on Linux
@@ -192,7 +202,17 @@ def bench_large(D, device, *, z=4, thp=True, chunk_budget=None, density=0.004, b
     env = dict(os.environ)
     if thp:
         env["THP_MEM_ALLOC_ENABLE"] = "1"
-    cmd = [sys.executable, __file__, "--_large", str(D), str(T), str(z), str(device), str(chunk_budget or 0), str(batch)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_large",
+        str(D),
+        str(T),
+        str(z),
+        str(device),
+        str(chunk_budget or 0),
+        str(batch),
+    ]
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -246,8 +266,13 @@ def bench_dense(device, D=2000, T=2000, z=4, reps=5):
         diff = max(float((flat(a) - b).abs().max()) for a, b in zip(out_s, out_d))
         scale = max(float(b.abs().max()) for b in out_d)
         name = "f32" if dtype == torch.float32 else "f64"
-        res[name] = {"dense_s": t_dense, "dense_build_s": build, "structured_s": t_struct,
-                     "max_abs_diff": diff, "max_abs_activation": scale}
+        res[name] = {
+            "dense_s": t_dense,
+            "dense_build_s": build,
+            "structured_s": t_struct,
+            "max_abs_diff": diff,
+            "max_abs_activation": scale,
+        }
     return res
 
 
@@ -284,9 +309,19 @@ def bench_probe(D, device, *, z=2, L_probe=10, batch=128, seed=0):
     touched = batch * open_per_sample * T * s.S / s.M  # circuits through the open positions, per layer
     dense = 2 * L_probe * batch * (3 * 3 * s.M + s.M) * 4
     sparse = L_probe * touched * s.S * 3 * 2 * 4
-    return {"D": D, "T": T, "x": x, "S_r": s.S_r, "register": s.M_r / D, "probe_s": wall, "probe_cpu_s": cpu,
-            "build_s": build_s, "probe_bytes": int(dense + sparse), "q90": r["q90_dx"][L_probe],
-            "q90_oracle": r["oracle"]["q90_dx"][L_probe]}
+    return {
+        "D": D,
+        "T": T,
+        "x": x,
+        "S_r": s.S_r,
+        "register": s.M_r / D,
+        "probe_s": wall,
+        "probe_cpu_s": cpu,
+        "build_s": build_s,
+        "probe_bytes": int(dense + sparse),
+        "q90": r["q90_dx"][L_probe],
+        "q90_oracle": r["oracle"]["q90_dx"][L_probe],
+    }
 
 
 def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
@@ -304,9 +339,16 @@ def bench_capacity(D, device, *, z=2, L_cap=10, batch=128, seed=0):
     T = max(r["T_max"], 1)  # the largest passing probe's T (the boundary's)
     s = scaling_design(D, z=z, L=L_cap, x=control_parameter(D, T))
     nbytes = 2 * L_cap * batch * (2 * 3 * s.M + s.M) * 4
-    return {"D": D, "probes": r["probes"], "capacity_s": time.perf_counter() - t0,
-            "capacity_cpu_s": time.process_time() - c0, "x_max": r["x_max"], "T": T, "S_alpha": s.S_r,
-            "probe_bytes": nbytes}
+    return {
+        "D": D,
+        "probes": r["probes"],
+        "capacity_s": time.perf_counter() - t0,
+        "capacity_cpu_s": time.process_time() - c0,
+        "x_max": r["x_max"],
+        "T": T,
+        "S_alpha": s.S_r,
+        "probe_bytes": nbytes,
+    }
 
 
 #: Trained-versus-constructed chapter: one network at D = 1024 must train its TRAIN_STEPS
@@ -324,8 +366,7 @@ def bench_train(device, *, D=1024, T=588, z=2, L=3, steps=100, batch=256, seed=0
     _, hist = train_superposed(D, T, z=z, L=L, init="random", steps=steps, batch=batch, seed=seed, device=device)
     total = time.perf_counter() - t0
     rate = steps / hist["seconds"][-1]
-    return {"D": D, "T": T, "steps": steps, "train_s": total, "steps_per_s": rate,
-            "projected_s": TRAIN_STEPS / rate}
+    return {"D": D, "T": T, "steps": steps, "train_s": total, "steps_per_s": rate, "projected_s": TRAIN_STEPS / rate}
 
 
 def main(argv=None):
@@ -342,7 +383,9 @@ def main(argv=None):
     p.add_argument("--skip-probe", action="store_true", help="skip the error-correction chapter's capacity probe")
     p.add_argument("--skip-capacity", action="store_true", help="skip the scaling construction's capacity search")
     p.add_argument("--skip-train", action="store_true", help="skip the trained chapter's training speed")
-    p.add_argument("--capacity-large", action="store_true", help="also search the capacity at D=65536 (minutes on a CPU)")
+    p.add_argument(
+        "--capacity-large", action="store_true", help="also search the capacity at D=65536 (minutes on a CPU)"
+    )
     p.add_argument("--_large", nargs=6, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._large:
@@ -361,7 +404,9 @@ def main(argv=None):
     if a.gpu_size and dev == "cpu":
         print("warning: --gpu-size on the CPU: D=131072 has T=4.3M circuits; expect tens of minutes", file=sys.stderr)
     info = {
-        "device": torch.cuda.get_device_name() if dev == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "device": torch.cuda.get_device_name()
+        if dev == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
@@ -375,8 +420,14 @@ def main(argv=None):
     pairs = FIG8_11_PAIRS[::5] if a.quick else FIG8_11_PAIRS
     zs = (4,) if a.quick else ZS
     fig = bench_fig8_11(dev, pairs, zs)
-    rows.append(("fig8_11", fig["fig8_11_s"], fig["fig8_11_bytes"],
-                 f"{fig['fig8_11_calls']} rotation_errors calls; CPU time {fig['fig8_11_cpu_s']:.2f} s"))
+    rows.append(
+        (
+            "fig8_11",
+            fig["fig8_11_s"],
+            fig["fig8_11_bytes"],
+            f"{fig['fig8_11_calls']} rotation_errors calls; CPU time {fig['fig8_11_cpu_s']:.2f} s",
+        )
+    )
 
     large = None
     sizes = [] if a.skip_large else [16384 if a.quick else 32768] + ([131072] if a.gpu_size else [])
@@ -384,64 +435,112 @@ def main(argv=None):
     for D in sizes:
         r = bench_large(D, dev, thp=not a.no_thp, chunk_budget=a.chunk_budget)
         larges.append(r)
-        rows.append((f"large D={D}", r["total_s"], floor_bytes(r["T"]),
-                     f"T={r['T']}: assign {r['assign_s']:.2f} s, construct {r['construct_s']:.2f} s, "
-                     f"forward+readouts {r['forward_s']:.2f} s, peak RSS {r['peak_gib']:.2f} GiB, CPU time {r['cpu_s']:.2f} s"))
+        rows.append(
+            (
+                f"large D={D}",
+                r["total_s"],
+                floor_bytes(r["T"]),
+                f"T={r['T']}: assign {r['assign_s']:.2f} s, construct {r['construct_s']:.2f} s, "
+                f"forward+readouts {r['forward_s']:.2f} s, peak RSS {r['peak_gib']:.2f} GiB, CPU time {r['cpu_s']:.2f} s",
+            )
+        )
     large = larges[0] if larges else None
 
     regime = None
     if not a.skip_regime:
         rD = 32768 if a.quick else REGIME_D
-        regime = bench_large(rD, dev, z=REGIME_Z, thp=not a.no_thp, chunk_budget=a.chunk_budget, density=REGIME_X,
-                             batch=REGIME_BATCH)
-        rows.append((f"regime D={rD}", regime["total_s"], floor_bytes(regime["T"], batch=REGIME_BATCH),
-                     f"T={regime['T']} (T(d/D)^2={REGIME_X:g}), z={REGIME_Z}, batch {REGIME_BATCH}: forward+readouts "
-                     f"{regime['forward_s']:.2f} s, peak RSS {regime['peak_gib']:.2f} GiB, CPU time {regime['cpu_s']:.2f} s"))
+        regime = bench_large(
+            rD, dev, z=REGIME_Z, thp=not a.no_thp, chunk_budget=a.chunk_budget, density=REGIME_X, batch=REGIME_BATCH
+        )
+        rows.append(
+            (
+                f"regime D={rD}",
+                regime["total_s"],
+                floor_bytes(regime["T"], batch=REGIME_BATCH),
+                f"T={regime['T']} (T(d/D)^2={REGIME_X:g}), z={REGIME_Z}, batch {REGIME_BATCH}: forward+readouts "
+                f"{regime['forward_s']:.2f} s, peak RSS {regime['peak_gib']:.2f} GiB, CPU time {regime['cpu_s']:.2f} s",
+            )
+        )
 
     probe = None
     if not a.skip_probe:
         probe = bench_probe(16384 if a.quick else 131072, dev)
-        rows.append((f"probe D={probe['D']}", probe["probe_s"], probe["probe_bytes"],
-                     f"scaling construction at its boundary x={probe['x']:.4f} (T={probe['T']}, S_r={probe['S_r']}, "
-                     f"register {probe['register']:.0%}), L=10, batch 128, network + own oracle: build "
-                     f"{probe['build_s']:.1f} s, CPU time {probe['probe_cpu_s']:.1f} s (target <= {PROBE_TARGET_S:.0f} s)"))
+        rows.append(
+            (
+                f"probe D={probe['D']}",
+                probe["probe_s"],
+                probe["probe_bytes"],
+                f"scaling construction at its boundary x={probe['x']:.4f} (T={probe['T']}, S_r={probe['S_r']}, "
+                f"register {probe['register']:.0%}), L=10, batch 128, network + own oracle: build "
+                f"{probe['build_s']:.1f} s, CPU time {probe['probe_cpu_s']:.1f} s (target <= {PROBE_TARGET_S:.0f} s)",
+            )
+        )
 
     caps = []
     if not a.skip_capacity:
         for D in [16384] + ([65536] if a.capacity_large else []):
             c = bench_capacity(D, dev)
             caps.append(c)
-            rows.append((f"capacity D={D}", c["capacity_s"], c["probe_bytes"] * c["probes"],
-                         f"scaling S_r={c['S_alpha']}, criterion (b), z=2, L=10, batch 128: {c['probes']} probes "
-                         f"(each with its oracle), {c['capacity_s'] / c['probes']:.1f} s per probe, "
-                         f"x*={c['x_max']:.5f} (floor: {c['probes']} probes at T={c['T']}, scheme only)"))
+            rows.append(
+                (
+                    f"capacity D={D}",
+                    c["capacity_s"],
+                    c["probe_bytes"] * c["probes"],
+                    f"scaling S_r={c['S_alpha']}, criterion (b), z=2, L=10, batch 128: {c['probes']} probes "
+                    f"(each with its oracle), {c['capacity_s'] / c['probes']:.1f} s per probe, "
+                    f"x*={c['x_max']:.5f} (floor: {c['probes']} probes at T={c['T']}, scheme only)",
+                )
+            )
 
     train = None
     if not a.skip_train:
         train = bench_train(dev)
-        rows.append((f"train D={train['D']}", train["train_s"], None,
-                     f"T={train['T']}, L=3, batch 256, Adam, bf16 products: {train['steps_per_s']:.1f} steps/s; "
-                     f"{TRAIN_STEPS} steps in {train['projected_s']:.0f} s (target <= {TRAIN_TARGET_S:.0f} s)"))
+        rows.append(
+            (
+                f"train D={train['D']}",
+                train["train_s"],
+                None,
+                f"T={train['T']}, L=3, batch 256, Adam, bf16 products: {train['steps_per_s']:.1f} steps/s; "
+                f"{TRAIN_STEPS} steps in {train['projected_s']:.0f} s (target <= {TRAIN_TARGET_S:.0f} s)",
+            )
+        )
 
     dense = bench_dense(dev)
     f32 = dense["f32"]
     ratio = f32["dense_s"] / f32["structured_s"]
-    rows.append(("dense D=2000 T=2000", f32["dense_s"], None, f"dense forward (weights prebuilt; building them: {f32['dense_build_s']:.2f} s)"))
-    rows.append(("structured D=2000 T=2000", f32["structured_s"], floor_bytes(2000) * (2 * L - 2) // (2 * L - 1),
-                 f"dense/structured = {ratio:.1f}× (forward only), "
-                 f"{(f32['dense_s'] + f32['dense_build_s']) / f32['structured_s']:.0f}× with building W"))
+    rows.append(
+        (
+            "dense D=2000 T=2000",
+            f32["dense_s"],
+            None,
+            f"dense forward (weights prebuilt; building them: {f32['dense_build_s']:.2f} s)",
+        )
+    )
+    rows.append(
+        (
+            "structured D=2000 T=2000",
+            f32["structured_s"],
+            floor_bytes(2000) * (2 * L - 2) // (2 * L - 1),
+            f"dense/structured = {ratio:.1f}× (forward only), "
+            f"{(f32['dense_s'] + f32['dense_build_s']) / f32['structured_s']:.0f}× with building W",
+        )
+    )
 
-    print(f"device: {info['device']} | torch {info['torch']} | threads {info['threads']} | "
-          f"OMP_WAIT_POLICY {info['omp_wait_policy']} | copy bandwidth {bw / 1e9:.1f} GB/s | "
-          f"load avg at start {info['load_avg_1min_start']:.2f}")
+    print(
+        f"device: {info['device']} | torch {info['torch']} | threads {info['threads']} | "
+        f"OMP_WAIT_POLICY {info['omp_wait_policy']} | copy bandwidth {bw / 1e9:.1f} GB/s | "
+        f"load avg at start {info['load_avg_1min_start']:.2f}"
+    )
     print(f"{'section':<26}{'time s':>9}{'floor s':>9}{'GB/s':>8}  note")
     for name, t, nbytes, note in rows:
         fl = f"{nbytes / bw:9.2f}" if nbytes else f"{'':>9}"
         gbs = f"{nbytes / t / 1e9:8.1f}" if nbytes else f"{'':>8}"
         print(f"{name:<26}{t:9.2f}{fl}{gbs}  {note}")
     print("fig8_11 time by D: " + ", ".join(f"{D}: {s:.2f} s" for D, s in fig["per_D"].items()))
-    print(f"dense vs structured max |Δactivation|: float32 {f32['max_abs_diff']:.2e} "
-          f"(activations up to {f32['max_abs_activation']:.1f}), float64 {dense['f64']['max_abs_diff']:.2e}")
+    print(
+        f"dense vs structured max |Δactivation|: float32 {f32['max_abs_diff']:.2e} "
+        f"(activations up to {f32['max_abs_activation']:.1f}), float64 {dense['f64']['max_abs_diff']:.2e}"
+    )
     if a.device == "cpu" and not a.gpu_size:
         print("(--gpu-size: D=131072 at T(d/D)^2=0.004, for GPU machines)")
 
@@ -461,32 +560,51 @@ def main(argv=None):
         }
         if large:
             out |= {
-                "large_D": large["D"], "large_T": large["T"],
-                "assign_s": large["assign_s"], "assign_construct_s": large["assign_s"] + large["construct_s"],
-                "large_forward_s": large["forward_s"], "large_cpu_s": large["cpu_s"], "large_floor_s": floor_bytes(large["T"]) / bw,
-                "large_chunk": large["chunk"], "large_mse_layer4": large["mse_layer_L"],
+                "large_D": large["D"],
+                "large_T": large["T"],
+                "assign_s": large["assign_s"],
+                "assign_construct_s": large["assign_s"] + large["construct_s"],
+                "large_forward_s": large["forward_s"],
+                "large_cpu_s": large["cpu_s"],
+                "large_floor_s": floor_bytes(large["T"]) / bw,
+                "large_chunk": large["chunk"],
+                "large_mse_layer4": large["mse_layer_L"],
                 "large_thp": not a.no_thp,
             }
             if "cuda_peak_gib" in large:
                 out["large_cuda_peak_gib"] = large["cuda_peak_gib"]
         if regime:
-            out |= {"regime_D": regime["D"], "regime_T": regime["T"], "regime_s": regime["total_s"],
-                    "regime_forward_s": regime["forward_s"], "regime_peak_gib": regime["peak_gib"],
-                    "regime_cpu_s": regime["cpu_s"]}
+            out |= {
+                "regime_D": regime["D"],
+                "regime_T": regime["T"],
+                "regime_s": regime["total_s"],
+                "regime_forward_s": regime["forward_s"],
+                "regime_peak_gib": regime["peak_gib"],
+                "regime_cpu_s": regime["cpu_s"],
+            }
         for r in larges[1:]:
             out[f"D{r['D']}_s"] = r["total_s"]
         for c in caps:
-            out |= {f"capacity_D{c['D']}_s": c["capacity_s"], f"capacity_D{c['D']}_probes": c["probes"],
-                    f"capacity_D{c['D']}_floor_s": c["probe_bytes"] * c["probes"] / bw}
+            out |= {
+                f"capacity_D{c['D']}_s": c["capacity_s"],
+                f"capacity_D{c['D']}_probes": c["probes"],
+                f"capacity_D{c['D']}_floor_s": c["probe_bytes"] * c["probes"] / bw,
+            }
             out[f"D{r['D']}_peak_gib"] = r["peak_gib"]
             if "cuda_peak_gib" in r:
                 out[f"D{r['D']}_cuda_peak_gib"] = r["cuda_peak_gib"]
         if train:
             out |= {"train_steps_per_s": train["steps_per_s"], "train_projected_s": train["projected_s"]}
         if probe:
-            out |= {"probe_D": probe["D"], "probe_T": probe["T"], "probe_s": probe["probe_s"],
-                    "probe_cpu_s": probe["probe_cpu_s"], "probe_build_s": probe["build_s"],
-                    "probe_floor_s": probe["probe_bytes"] / bw, "probe_target_s": PROBE_TARGET_S}
+            out |= {
+                "probe_D": probe["D"],
+                "probe_T": probe["T"],
+                "probe_s": probe["probe_s"],
+                "probe_cpu_s": probe["probe_cpu_s"],
+                "probe_build_s": probe["build_s"],
+                "probe_floor_s": probe["probe_bytes"] / bw,
+                "probe_target_s": PROBE_TARGET_S,
+            }
         out["load_avg_1min_end"] = os.getloadavg()[0]
         print(json.dumps(out))
 

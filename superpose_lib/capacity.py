@@ -45,8 +45,16 @@ def _check_x(name: str, value) -> float:
 
 
 @checked
-def bisect_capacity(passes: Callable[[float], bool], *, x0: float, x_min: float, x_max: float,
-                    resolution: float = RESOLUTION, max_probes: int = 24, step: float = 2.0) -> dict:
+def bisect_capacity(
+    passes: Callable[[float], bool],
+    *,
+    x0: float,
+    x_min: float,
+    x_max: float,
+    resolution: float = RESOLUTION,
+    max_probes: int = 24,
+    step: float = 2.0,
+) -> dict:
     """The largest x in [x_min, x_max] with passes(x) (module docstring). Returns x_max (the
     largest passing load found; x_min when censored below), x_fail (the smallest failing
     load found; inf when censored above), censor ("", "below", "above"), probes (calls of
@@ -105,12 +113,25 @@ def capacity_summary(cap: pd.DataFrame) -> pd.DataFrame:
         res = float(g["resolution"].max())
         lo, hi = max(min(lo, m / (1 + res)), 0.0), max(hi, m * (1 + res))  # a capacity is never negative
         cens = set(g["censor"])
-        censor = "" if cens == {""} else (cens.pop() if len(cens) == 1 else
-                                          ("some-above" if "above" in cens else "some-below"))
+        censor = (
+            ""
+            if cens == {""}
+            else (cens.pop() if len(cens) == 1 else ("some-above" if "above" in cens else "some-below"))
+        )
         why = g["why"].map(lambda w: w.split(" ")[0] if w else "").mode()
-        rows.append(dict(zip(keys, key)) | {"D": int(key[-1]), "mean": m, "low": lo, "high": hi, "n": len(g),
-                                            "censor": censor, "resolution": res,
-                                            "why": why.iloc[0] if len(why) else ""})
+        rows.append(
+            dict(zip(keys, key))
+            | {
+                "D": int(key[-1]),
+                "mean": m,
+                "low": lo,
+                "high": hi,
+                "n": len(g),
+                "censor": censor,
+                "resolution": res,
+                "why": why.iloc[0] if len(why) else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -131,8 +152,17 @@ def slopes(cap: pd.DataFrame) -> pd.DataFrame:
             continue
         m, lo, hi = t_interval(per_seed)
         ok = g[g["censor"] == ""]
-        rows.append(dict(zip(keys, key)) | {"slope": m, "low": lo, "high": hi, "n": len(per_seed),
-                                            "D_min": int(ok["D"].min()), "D_max": int(ok["D"].max())})
+        rows.append(
+            dict(zip(keys, key))
+            | {
+                "slope": m,
+                "low": lo,
+                "high": hi,
+                "n": len(per_seed),
+                "D_min": int(ok["D"].min()),
+                "D_max": int(ok["D"].max()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -74,25 +74,62 @@ COLORS: dict[str, dict] = {
     # number of active circuits
     "z": {1: PALETTE[0], 2: PALETTE[1], 3: PALETTE[2], 4: PALETTE[3], 5: PALETTE[4], 6: PALETTE[6]},
     # the four error quantities of RiS, and the indicator error rate of the gate experiment
-    "quantity": {"active_x": PALETTE[0], "inactive_x": PALETTE[5], "active_on": PALETTE[1],
-                 "inactive_on": PALETTE[4], "flip_rate": PALETTE[7], "n_active": PALETTE[9]},
+    "quantity": {
+        "active_x": PALETTE[0],
+        "inactive_x": PALETTE[5],
+        "active_on": PALETTE[1],
+        "inactive_on": PALETTE[4],
+        "flip_rate": PALETTE[7],
+        "n_active": PALETTE[9],
+    },
     # components of one circuit's state
     "component": {"x0": PALETTE[0], "x1": PALETTE[2], "alpha": PALETTE[1]},
     # circuit-graph families (cross-circuit chapter)
     "family": {"chain": PALETTE[0], "random": PALETTE[1], "gate": PALETTE[2]},
     # error-correction schemes (error-correction chapter, and the circuit graph of cross-circuit)
-    "scheme": {"baseline": PALETTE[6], "E1": PALETTE[0], "E2": PALETTE[4], "E3": PALETTE[3], "E4": PALETTE[2],
-               "E5": PALETTE[1], "E5 affine": PALETTE[7], "baseline affine": PALETTE[9], "oracle": "#777777",
-               "scaling": PALETTE[8], "wide_rule": PALETTE[5], "untied": PALETTE[12], "E5 f=0.5": PALETTE[10],
-               "E5 tuned": PALETTE[13]},
+    "scheme": {
+        "baseline": PALETTE[6],
+        "E1": PALETTE[0],
+        "E2": PALETTE[4],
+        "E3": PALETTE[3],
+        "E4": PALETTE[2],
+        "E5": PALETTE[1],
+        "E5 affine": PALETTE[7],
+        "baseline affine": PALETTE[9],
+        "oracle": "#777777",
+        "scaling": PALETTE[8],
+        "wide_rule": PALETTE[5],
+        "untied": PALETTE[12],
+        "E5 f=0.5": PALETTE[10],
+        "E5 tuned": PALETTE[13],
+    },
     # recipes of the trained-versus-constructed chapter
-    "recipe": {"construction": PALETTE[6], "trained": PALETTE[0], "fine-tuned": PALETTE[1], "trained, MSE": PALETTE[4],
-               "dedicated": "#777777", "switch-off": PALETTE[8], "noisy": PALETTE[3], "code": PALETTE[2],
-               "linear": PALETTE[7], "trained, outlier": PALETTE[9]},
+    "recipe": {
+        "construction": PALETTE[6],
+        "trained": PALETTE[0],
+        "fine-tuned": PALETTE[1],
+        "trained, MSE": PALETTE[4],
+        "dedicated": "#777777",
+        "switch-off": PALETTE[8],
+        "noisy": PALETTE[3],
+        "code": PALETTE[2],
+        "linear": PALETTE[7],
+        "trained, outlier": PALETTE[9],
+    },
     # rows of the gist chapter: the trained model's layer-0 summary and its controls
-    "gist row": {"tok": "#777777", "rand": PALETTE[9], "bow": PALETTE[4], "ewbow": PALETTE[1], "unif": PALETTE[5],
-                 "gist": PALETTE[0], "last": PALETTE[6], "long": PALETTE[7], "both": PALETTE[2], "gpt2": PALETTE[3],
-                 "gpt2 mid": PALETTE[10]},
+    "gist row": {
+        "tok": "#777777",
+        "rand": PALETTE[9],
+        "bow": PALETTE[4],
+        "ewbow": PALETTE[1],
+        "unif": PALETTE[5],
+        "gist": PALETTE[0],
+        "last": PALETTE[6],
+        "long": PALETTE[7],
+        "both": PALETTE[2],
+        "gpt2": PALETTE[3],
+        "gpt2 mid": PALETTE[10],
+    },
 }
 
 #: Labels of named things, by kind (mathtext).
@@ -111,23 +148,47 @@ LABELS: dict[str, dict] = {
     },
     "component": {"x0": "$x_0$", "x1": "$x_1$", "alpha": r"$\alpha$"},
     "family": {"chain": "chains", "random": "random graphs", "gate": "gates"},
-    "scheme": {"baseline": "baseline (RiS)", "E1": "E1 sharp step", "E2": "E2 redundant, ivw", "E3": "E3 gated",
-               "E4": "E4 register", "E5": "E5 wide indicators", "E5 affine": "E5, affine assignment",
-               "baseline affine": "baseline, affine assignment",
-               "oracle": "oracle (bound)", "scaling": "switch-off construction",
-               "wide_rule": "E5, S_α grown by rule", "untied": "untied indicators (f = 0.5, RiS step)",
-               "E5 f=0.5": "E5 at f = 0.5", "E5 tuned": "E5, S_α by the design rule"},
-    "gist row": {"tok": "current token", "rand": "random init, attention rescaled",
-                 "bow": "bag of words, attention's window", "ewbow": "bag of words, fitted exponential kernel",
-                 "unif": "trained, uniform attention 0", "gist": "trained, after attention 0",
-                 "last": "trained, last layer", "long": "bag of words, longer window",
-                 "both": "after attention 0 and last layer", "gpt2": "GPT-2 Small, after attention 0",
-                 "gpt2 mid": "GPT-2 Small, middle layer"},
-    "recipe": {"construction": "construction (RiS)", "trained": "trained from random init",
-               "fine-tuned": "construction, fine-tuned", "trained, MSE": "trained, MSE loss",
-               "dedicated": "no superposition (D/d dedicated)", "switch-off": "switch-off construction",
-               "noisy": "construction + noise, fine-tuned", "code": "trained, code learned too",
-               "linear": "linear model, trained", "trained, outlier": "trained, outlier loss"},
+    "scheme": {
+        "baseline": "baseline (RiS)",
+        "E1": "E1 sharp step",
+        "E2": "E2 redundant, ivw",
+        "E3": "E3 gated",
+        "E4": "E4 register",
+        "E5": "E5 wide indicators",
+        "E5 affine": "E5, affine assignment",
+        "baseline affine": "baseline, affine assignment",
+        "oracle": "oracle (bound)",
+        "scaling": "switch-off construction",
+        "wide_rule": "E5, S_α grown by rule",
+        "untied": "untied indicators (f = 0.5, RiS step)",
+        "E5 f=0.5": "E5 at f = 0.5",
+        "E5 tuned": "E5, S_α by the design rule",
+    },
+    "gist row": {
+        "tok": "current token",
+        "rand": "random init, attention rescaled",
+        "bow": "bag of words, attention's window",
+        "ewbow": "bag of words, fitted exponential kernel",
+        "unif": "trained, uniform attention 0",
+        "gist": "trained, after attention 0",
+        "last": "trained, last layer",
+        "long": "bag of words, longer window",
+        "both": "after attention 0 and last layer",
+        "gpt2": "GPT-2 Small, after attention 0",
+        "gpt2 mid": "GPT-2 Small, middle layer",
+    },
+    "recipe": {
+        "construction": "construction (RiS)",
+        "trained": "trained from random init",
+        "fine-tuned": "construction, fine-tuned",
+        "trained, MSE": "trained, MSE loss",
+        "dedicated": "no superposition (D/d dedicated)",
+        "switch-off": "switch-off construction",
+        "noisy": "construction + noise, fine-tuned",
+        "code": "trained, code learned too",
+        "linear": "linear model, trained",
+        "trained, outlier": "trained, outlier loss",
+    },
 }
 
 #: How a theory curve is drawn: the colour of its measurement, dashed and thin.
@@ -185,13 +246,25 @@ def book_style() -> None:
     a notebook with the inline backend, PNGs at 2× resolution (shown at their nominal size,
     sharp when a reader opens the full image)."""
 
-    mpl.rcParams.update({
-        "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
-        "xtick.labelsize": 9, "ytick.labelsize": 9, "figure.titlesize": 10,
-        "figure.figsize": (6.0, 3.8), "figure.dpi": 100, "savefig.dpi": 200,
-        "axes.prop_cycle": cycler(color=list(PALETTE)), "image.cmap": "cividis",
-        "legend.frameon": False, "axes.spines.top": False, "axes.spines.right": False,
-    })
+    mpl.rcParams.update(
+        {
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.labelsize": 10,
+            "legend.fontsize": 9,
+            "xtick.labelsize": 9,
+            "ytick.labelsize": 9,
+            "figure.titlesize": 10,
+            "figure.figsize": (6.0, 3.8),
+            "figure.dpi": 100,
+            "savefig.dpi": 200,
+            "axes.prop_cycle": cycler(color=list(PALETTE)),
+            "image.cmap": "cividis",
+            "legend.frameon": False,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )
     try:
         from IPython import get_ipython
 
@@ -225,8 +298,10 @@ def legend_outside(fig_or_ax, handles=None, labels=None, *, ncol: int | None = N
     if not handles:
         return None
     if where == "bottom":
-        opts = {"loc": "outside lower center" if hasattr(target, "subfigs") else "upper center",
-                "ncol": ncol or min(len(handles), 4)}
+        opts = {
+            "loc": "outside lower center" if hasattr(target, "subfigs") else "upper center",
+            "ncol": ncol or min(len(handles), 4),
+        }
         if not hasattr(target, "subfigs"):
             opts["bbox_to_anchor"] = (0.5, -0.18)
     elif where == "right":

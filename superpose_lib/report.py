@@ -33,8 +33,16 @@ def format_bound(bound: str, value: float, digits: int = 2) -> str:
 
 
 @checked(mean=measured(), low=measured(), high=measured(), x_min=measured())
-def format_capacity(mean: float, low: float, high: float, censor: str = "", *, x_min: float | None = None,
-                    digits: int = 5, n: int | None = None) -> str:
+def format_capacity(
+    mean: float,
+    low: float,
+    high: float,
+    censor: str = "",
+    *,
+    x_min: float | None = None,
+    digits: int = 5,
+    n: int | None = None,
+) -> str:
     """A capacity in x = T(d/D)² as text, censored values written as such: "< x_min" (the
     grid's first point fails), "≥ m" (every seed passed the grid's last point or the
     assignment's capacity: only a lower bound), "≥ m (some seeds at the grid's end)",
@@ -69,11 +77,16 @@ def compare_phrase(row, other: str, unit: str) -> str:
 def fmt_length(ell: float, lo: float | None = None, hi: float | None = None, *, cap: float = 1000.0) -> str:
     """A decay length as text, censored: beyond `cap` tokens (or not decaying at all) it is
     "> cap" — a flat kernel has no measurable decay length inside a finite window."""
+
     def one(v):
         return f"> {cap:.0f}" if not math.isfinite(v) or v > cap else f"{v:.1f}"
 
     if lo is None:
         return one(ell)
     if not math.isfinite(ell) or ell > cap:
-        return f"> {cap:.0f} (no decay resolved)" if not math.isfinite(lo) or lo > cap else f"≥ {lo:.0f} (upper end not resolved)"
+        return (
+            f"> {cap:.0f} (no decay resolved)"
+            if not math.isfinite(lo) or lo > cap
+            else f"≥ {lo:.0f} (upper end not resolved)"
+        )
     return f"{ell:.1f} [{lo:.1f}, {one(hi)}]"

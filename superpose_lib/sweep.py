@@ -61,7 +61,16 @@ import torch
 from ._version import __version__
 from .core.checks import check_int, check_seed, checked
 
-__all__ = ["sweep", "library_sources", "library_version", "cache_key", "cache_path", "progress_bar", "LIB_ROOT", "PRESENTATION"]
+__all__ = [
+    "sweep",
+    "library_sources",
+    "library_version",
+    "cache_key",
+    "cache_path",
+    "progress_bar",
+    "LIB_ROOT",
+    "PRESENTATION",
+]
 
 
 #: The library's root folder, and the files that only draw or format (never part of a cached result).
@@ -259,7 +268,6 @@ def sweep(
     many read from the cache.
     """
 
-
     tqdm = progress_bar()
 
     if not callable(fn):
@@ -267,13 +275,17 @@ def sweep(
     try:
         grid = [{k: _plain(v) for k, v in dict(c).items()} for c in grid]
     except (TypeError, ValueError):
-        raise ValueError(f"grid={grid!r} is not allowed: a list of configurations (dicts of keyword arguments)") from None
+        raise ValueError(
+            f"grid={grid!r} is not allowed: a list of configurations (dicts of keyword arguments)"
+        ) from None
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
         raise ValueError(f"seeds={seeds!r} is not allowed: a list of integer seeds, e.g. [0, 1, 2] or range(5)")
     seeds = [check_seed(s) for s in seeds]
     if cache_dir is not None and not str(cache_dir).strip():
-        raise ValueError(f"cache_dir={cache_dir!r} is not allowed: a folder, or None for no cache (an empty path "
-                         "would write into the current directory)")
+        raise ValueError(
+            f"cache_dir={cache_dir!r} is not allowed: a folder, or None for no cache (an empty path "
+            "would write into the current directory)"
+        )
     threads = check_int("threads", threads, 1)
     for c in grid:
         if "seed" in c:
@@ -302,12 +314,18 @@ def sweep(
                 _write_cache(path, key, rows, {"fn": _fn_name(fn), "config": c, "seed": s, "version": version})
             except OSError as e:
                 if e.errno == errno.EISDIR or path.is_dir():  # a folder where this entry goes: skip it
-                    warnings.warn(f"sweep cache: {path} is a folder, not a cache entry; this result is not "
-                                  "cached", RuntimeWarning, stacklevel=3)
+                    warnings.warn(
+                        f"sweep cache: {path} is a folder, not a cache entry; this result is not cached",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
                 else:  # read-only, full, vanished: warn once, keep computing without the cache
                     writable[0] = False
-                    warnings.warn(f"sweep cache {cache_dir}: cannot write ({e.strerror or e}); continuing "
-                                  "without caching", RuntimeWarning, stacklevel=3)
+                    warnings.warn(
+                        f"sweep cache {cache_dir}: cannot write ({e.strerror or e}); continuing without caching",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
         bar.update(1)
 
     workers = max_workers if max_workers is not None else min(len(todo), os.cpu_count() or 1)
@@ -344,5 +362,3 @@ def sweep(
     df = pd.DataFrame(frames)
     df.attrs["sweep"] = {"tasks": len(tasks), "computed": len(todo), "cached": len(tasks) - len(todo)}
     return df
-
-

@@ -39,8 +39,16 @@ from ..correction.schemes import make_scheme, scheme_run
 from ..correction.wide_rule import wide_rule_design
 from ..report import format_capacity
 
-__all__ = ["theory_table", "mechanism_rows", "payload_rows", "mechanism_facts", "payload_facts", "fit_summary",
-           "headline", "z_table"]
+__all__ = [
+    "theory_table",
+    "mechanism_rows",
+    "payload_rows",
+    "mechanism_facts",
+    "payload_facts",
+    "fit_summary",
+    "headline",
+    "z_table",
+]
 
 
 @checked
@@ -53,22 +61,42 @@ def theory_table(D_list, *, z: int, L: int, E1_theta: float = 0.55) -> pd.DataFr
     for D in D_list:
         D = check_int("D", D, 64)
         lnM = math.log(D / 4)
-        rows.append({"name": "baseline", "D": D, "lnM": lnM, "x_star": theory_start("baseline", D, z, L),
-                     "S": 6, "share": 0.5})
-        rows.append({"name": "E1", "D": D, "lnM": lnM, "x_star": theory_start("sharp", D, z, L, theta=E1_theta),
-                     "S": 6, "share": 0.5})
+        rows.append(
+            {"name": "baseline", "D": D, "lnM": lnM, "x_star": theory_start("baseline", D, z, L), "S": 6, "share": 0.5}
+        )
+        rows.append(
+            {
+                "name": "E1",
+                "D": D,
+                "lnM": lnM,
+                "x_star": theory_start("sharp", D, z, L, theta=E1_theta),
+                "S": 6,
+                "share": 0.5,
+            }
+        )
         w = wide_rule_design(D, z=z, L=L)
         rows.append({"name": "wide_rule", "D": D, "lnM": lnM, "x_star": w.x_star, "S": w.S_alpha, "share": w.share})
         x = scaling_boundary(D, z=z, L=L)
         s = scaling_design(D, z=z, L=L, x=x)
-        rows.append({"name": "scaling", "D": D, "lnM": lnM, "x_star": x, "S": s.S_r, "share": s.share,
-                     "register": s.M_r / D})
+        rows.append(
+            {"name": "scaling", "D": D, "lnM": lnM, "x_star": x, "S": s.S_r, "share": s.share, "register": s.M_r / D}
+        )
     return pd.DataFrame(rows)
 
 
 @checked
-def mechanism_rows(S_r: int, D: int, z: int, L: int, seed: int, *, x_M: float, share: float = 0.25,
-                   batch: int = 128, device: str = "cpu") -> list[dict]:
+def mechanism_rows(
+    S_r: int,
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    x_M: float,
+    share: float = 0.25,
+    batch: int = 128,
+    device: str = "cpu",
+) -> list[dict]:
     """One switch-off network with a register of `share`·D neurons and redundancy S_r at the
     payload load x_M = T/M² (one row, for `sweep`): the measured false-gate rate (gates open
     at positions no active circuit uses, mean over layers 2..L) and the payload's layer-L
@@ -82,12 +110,23 @@ def mechanism_rows(S_r: int, D: int, z: int, L: int, seed: int, *, x_M: float, s
     r = scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, with_oracle=True)
     p = gate_false_rate(M, M_r, T, S=2, S_r=S_r, z=z)
     y = noise_ratio(p, T, M)
-    return [{"x_M": x_M, "share": share, "T": T, "M": M, "M_r": M_r,
-             "p_gate": float(np.mean(r["spurious_on"][2:])), "p_gate_theory": p,
-             "q90": r["q90_dx"][L], "q90_oracle": r["oracle"]["q90_dx"][L],
-             "ratio": r["q90_dx"][L] / r["oracle"]["q90_dx"][L], "y": y,
-             "ratio_theory": math.sqrt(variance_ratio(y, L)) if y < 1 else math.inf,
-             "n_gates": (L - 1) * batch * M}]
+    return [
+        {
+            "x_M": x_M,
+            "share": share,
+            "T": T,
+            "M": M,
+            "M_r": M_r,
+            "p_gate": float(np.mean(r["spurious_on"][2:])),
+            "p_gate_theory": p,
+            "q90": r["q90_dx"][L],
+            "q90_oracle": r["oracle"]["q90_dx"][L],
+            "ratio": r["q90_dx"][L] / r["oracle"]["q90_dx"][L],
+            "y": y,
+            "ratio_theory": math.sqrt(variance_ratio(y, L)) if y < 1 else math.inf,
+            "n_gates": (L - 1) * batch * M,
+        }
+    ]
 
 
 @checked
@@ -100,8 +139,17 @@ def payload_rows(D: int, z: int, L: int, seed: int, *, x: float, batch: int = 12
     s = scaling_design(D, z=z, L=L, x=x)
     r = scheme_run(s, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,), with_oracle=True)
     ris = scheme_run(make_scheme("oracle", D), T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(L,))
-    return [{"x": x, "T": T, "q90": r["q90_dx"][L], "q90_own": r["oracle"]["q90_dx"][L],
-             "q90_ris": ris["q90_dx"][L], "worst_own": r["oracle"]["worst_dx"][L], "worst_ris": ris["worst_dx"][L]}]
+    return [
+        {
+            "x": x,
+            "T": T,
+            "q90": r["q90_dx"][L],
+            "q90_own": r["oracle"]["q90_dx"][L],
+            "q90_ris": ris["q90_dx"][L],
+            "worst_own": r["oracle"]["worst_dx"][L],
+            "worst_ris": ris["worst_dx"][L],
+        }
+    ]
 
 
 #: False gates a network must count before its rate is compared with the theory's: a count
@@ -120,11 +168,16 @@ def mechanism_facts(rows: pd.DataFrame, *, c: float, share: float) -> dict:
     fit = counted.p_gate / counted.p_gate_theory
     by_S = rows.groupby("S_r").p_gate.mean()
     m0, m1 = by_S.iloc[0], by_S.iloc[-1]
-    glue = {"as-mech-c": f"{c:g}", "as-mech-share": f"{share:.0%}", "as-mech-p0": f"{m0:.1e}",
-            "as-mech-p1": f"{m1:.1e}" if m1 > 0 else "0 (none counted)",
-            "as-mech-S0": f"{by_S.index[0]}", "as-mech-S1": f"{by_S.index[-1]}",
-            "as-mech-fit": f"{fit.min():.2f} to {fit.max():.2f}" if len(fit) else "not measured",
-            "as-mech-n": f"{len(counted)}"}
+    glue = {
+        "as-mech-c": f"{c:g}",
+        "as-mech-share": f"{share:.0%}",
+        "as-mech-p0": f"{m0:.1e}",
+        "as-mech-p1": f"{m1:.1e}" if m1 > 0 else "0 (none counted)",
+        "as-mech-S0": f"{by_S.index[0]}",
+        "as-mech-S1": f"{by_S.index[-1]}",
+        "as-mech-fit": f"{fit.min():.2f} to {fit.max():.2f}" if len(fit) else "not measured",
+        "as-mech-n": f"{len(counted)}",
+    }
     return {"counted": counted, "fit": fit, "glue": glue}
 
 
@@ -134,10 +187,16 @@ def payload_facts(rows: pd.DataFrame, *, x: float) -> dict:
     ("q90"), its own oracle ("q90_own") and RiS's oracle ("q90_ris") as a DataFrame
     ("by_D"), and the glue strings "as-pay-*" at the smallest and the largest D."""
     pay = rows.groupby("D")[["q90", "q90_own", "q90_ris"]].mean()
-    glue = {"as-pay-x": f"{x:g}", "as-pay-D0": f"{pay.index[0]}", "as-pay-D1": f"{pay.index[-1]}",
-            "as-pay-own0": f"{pay.q90_own.iloc[0]:.2f}", "as-pay-own1": f"{pay.q90_own.iloc[-1]:.2f}",
-            "as-pay-ris0": f"{pay.q90_ris.iloc[0]:.2f}", "as-pay-ris1": f"{pay.q90_ris.iloc[-1]:.2f}",
-            "as-pay-n": f"{rows.seed.nunique()}"}
+    glue = {
+        "as-pay-x": f"{x:g}",
+        "as-pay-D0": f"{pay.index[0]}",
+        "as-pay-D1": f"{pay.index[-1]}",
+        "as-pay-own0": f"{pay.q90_own.iloc[0]:.2f}",
+        "as-pay-own1": f"{pay.q90_own.iloc[-1]:.2f}",
+        "as-pay-ris0": f"{pay.q90_ris.iloc[0]:.2f}",
+        "as-pay-ris1": f"{pay.q90_ris.iloc[-1]:.2f}",
+        "as-pay-n": f"{rows.seed.nunique()}",
+    }
     return {"by_D": pay, "glue": glue}
 
 
@@ -163,8 +222,16 @@ def _cap(r) -> str:
 
 
 @checked
-def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *, criterion_b: str,
-             criterion_a: str, z: int, L: int) -> dict:
+def headline(
+    summary: pd.DataFrame,
+    fits: pd.DataFrame,
+    theory: pd.DataFrame,
+    *,
+    criterion_b: str,
+    criterion_a: str,
+    z: int,
+    L: int,
+) -> dict:
     """The chapter's glued numbers (strings) from the capacity summary, the fitted slopes
     (`fit_summary`) and the theory table: capacities of the scaling construction, the
     baseline, E1, E5 and the oracle at the smallest and largest D and at the comparison
@@ -200,8 +267,10 @@ def headline(summary: pd.DataFrame, fits: pd.DataFrame, theory: pd.DataFrame, *,
     for _, r in fits.iterrows():
         crit = "b" if r["criterion"] == criterion_b else "a"
         th = "" if math.isnan(r["theory"]) else f"; theory {r['theory']:.2f}"
-        out[f"slope-{crit}-{r['name']}"] = (f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
-                                            f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})")
+        out[f"slope-{crit}-{r['name']}"] = (
+            f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
+            f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})"
+        )
     sc1, scc, e5c, or_b = at(b, "scaling", D1), at(b, "scaling", Dc), at(b, "E5", Dc), b[b["name"] == "oracle"]
     if scc is not None and e5c is not None and e5c["censor"] != "below":
         out["over-E5"] = f"{scc['mean'] / e5c['mean']:.0f}"
@@ -249,7 +318,12 @@ def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
     table = table.pivot_table(index="D", columns="name", values=["capacity", "theory"], aggfunc="first")
     sc = summary[summary.name == "scaling"].sort_values("D")
     ba = summary[summary.name == "baseline"].sort_values("D")
-    glue = {"as-z4-D0": f"{int(sc.D.iloc[0])}", "as-z4-D1": f"{int(sc.D.iloc[-1])}",
-            "as-z4-sc-0": fmt(sc.iloc[0]), "as-z4-sc-1": fmt(sc.iloc[-1]),
-            "as-z4-th-1": f"{sc.theory.iloc[-1]:.4f}", "as-z4-ba-1": fmt(ba.iloc[-1]) if len(ba) else "not measured"}
+    glue = {
+        "as-z4-D0": f"{int(sc.D.iloc[0])}",
+        "as-z4-D1": f"{int(sc.D.iloc[-1])}",
+        "as-z4-sc-0": fmt(sc.iloc[0]),
+        "as-z4-sc-1": fmt(sc.iloc[-1]),
+        "as-z4-th-1": f"{sc.theory.iloc[-1]:.4f}",
+        "as-z4-ba-1": fmt(ba.iloc[-1]) if len(ba) else "not measured",
+    }
     return {"summary": summary, "table": table, "glue": glue}

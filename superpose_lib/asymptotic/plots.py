@@ -36,8 +36,15 @@ def plot_theory(table, *, ax=None):
         ax.plot(g["D"], g["x_star"], color=colour, marker=marker, ms=4, lw=1.4, label=_label(name))
         if name == "scaling":
             for _, r in g.iterrows():
-                ax.annotate(f"{int(r['S'])}", (r["D"], r["x_star"]), textcoords="offset points", xytext=(0, 5),
-                            fontsize=7, ha="center", color=colour)
+                ax.annotate(
+                    f"{int(r['S'])}",
+                    (r["D"], r["x_star"]),
+                    textcoords="offset points",
+                    xytext=(0, 5),
+                    fontsize=7,
+                    ha="center",
+                    color=colour,
+                )
     _log_axes(ax, "predicted boundary T(d/D)²")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
@@ -56,8 +63,15 @@ def plot_gate_rate(rows, *, ax=None):
     for D, (colour, marker) in _by_D_styles(rows).items():
         g = rows[rows["D"] == D]
         floor = 1.0 / g["n_gates"]
-        ax.plot(g["S_r"], g["p_gate"].where(g["p_gate"] > 0, floor), ls="none", marker=marker, mfc="none",
-                color=colour, label=f"D = {D}: measured")
+        ax.plot(
+            g["S_r"],
+            g["p_gate"].where(g["p_gate"] > 0, floor),
+            ls="none",
+            marker=marker,
+            mfc="none",
+            color=colour,
+            label=f"D = {D}: measured",
+        )
         m = g.groupby("S_r")["p_gate_theory"].mean()
         ax.plot(m.index, m, color=colour, **THEORY_STYLE, label=f"D = {D}: theory")
     ax.set_yscale("log")
@@ -89,14 +103,25 @@ def plot_payload(rows, *, ax=None):
     seeds, their range as error bars): RiS's oracle, the switch-off construction's own oracle
     (its simplex payload with perfect gates) and the construction itself."""
     ax = axes_or_new(ax)
-    series = (("q90_ris", "oracle", "RiS's oracle (RiS's payload, unused neurons off)"),
-              ("q90_own", "E1", "switch-off, own oracle (simplex payload, perfect gates)"),
-              ("q90", "scaling", _label("scaling")))
+    series = (
+        ("q90_ris", "oracle", "RiS's oracle (RiS's payload, unused neurons off)"),
+        ("q90_own", "E1", "switch-off, own oracle (simplex payload, perfect gates)"),
+        ("q90", "scaling", _label("scaling")),
+    )
     for col, style, lab in series:
         colour, marker = SCHEME_STYLE[style]
         g = rows.groupby("D")[col].agg(["mean", "min", "max"])
-        ax.errorbar(g.index, g["mean"], yerr=[g["mean"] - g["min"], g["max"] - g["mean"]], color=colour,
-                    marker=marker, ms=5, capsize=2, lw=1.2, label=lab)
+        ax.errorbar(
+            g.index,
+            g["mean"],
+            yerr=[g["mean"] - g["min"], g["max"] - g["mean"]],
+            color=colour,
+            marker=marker,
+            ms=5,
+            capsize=2,
+            lw=1.2,
+            label=lab,
+        )
     ax.axhline(0.25, color="#777777", lw=0.8, ls="--", label="criterion (a): 1/4")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("D (neurons per layer)")
@@ -116,16 +141,32 @@ def plot_capacities(summary, *, theory=None, ax=None):
         colour, marker = SCHEME_STYLE.get(name, ("#777777", "o"))
         g = g.sort_values("D")
         ok = g["censor"] == ""
-        ax.errorbar(g["D"][ok], g["mean"][ok], yerr=[g["mean"][ok] - g["low"][ok], g["high"][ok] - g["mean"][ok]],
-                    color=colour, marker=marker, ms=5, capsize=2, lw=1.2, label=_label(name))
+        ax.errorbar(
+            g["D"][ok],
+            g["mean"][ok],
+            yerr=[g["mean"][ok] - g["low"][ok], g["high"][ok] - g["mean"][ok]],
+            color=colour,
+            marker=marker,
+            ms=5,
+            capsize=2,
+            lw=1.2,
+            label=_label(name),
+        )
         if (~ok).any():
-            ax.plot(g["D"][~ok], g["mean"][~ok], ls="none", marker=marker, mfc="none", color=colour, ms=7,
-                    label=None if ok.any() else _label(name) + " (censored)")
+            ax.plot(
+                g["D"][~ok],
+                g["mean"][~ok],
+                ls="none",
+                marker=marker,
+                mfc="none",
+                color=colour,
+                ms=7,
+                label=None if ok.any() else _label(name) + " (censored)",
+            )
     if theory is not None:
-        ax.plot(theory["D"], theory["x_star"], **THEORY_STYLE, color=SCHEME_STYLE["scaling"][0],
-                label="switch-off: theory")
+        ax.plot(
+            theory["D"], theory["x_star"], **THEORY_STYLE, color=SCHEME_STYLE["scaling"][0], label="switch-off: theory"
+        )
     _log_axes(ax, "capacity T(d/D)²")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
-
-

@@ -58,14 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     sub.add_parser("list", help="chapters and their parameters (defaults and smoke values)")
     r = sub.add_parser(
-        "run", help="execute one chapter into an output folder",
+        "run",
+        help="execute one chapter into an output folder",
         description="Execute one chapter with papermill. Writes OUT/CHAPTER.ipynb (the executed notebook) "
         "and OUT/CHAPTER-figures/ (its figures), each only once complete. If the chapter fails, earlier "
         "results are left as they were, the partial notebook is kept as OUT/CHAPTER.failed.ipynb, and the "
-        "exit status is 1.")
+        "exit status is 1.",
+    )
     r.add_argument("chapter", help="chapter name, e.g. construction (see 'superpose list')")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="override a parameter (repeatable); VALUE is a Python literal, e.g. 2000, 0.5, [1, 2]")
+    r.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="override a parameter (repeatable); VALUE is a Python literal, e.g. 2000, 0.5, [1, 2]",
+    )
     r.add_argument("--device", help="sets the chapter's `device` parameter, e.g. cuda or cuda:1")
     r.add_argument("--smoke", action="store_true", help="start from the small test-size values")
     r.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: runs/)")
@@ -145,7 +154,7 @@ def _run_cache(default: str, out: Path) -> str:
     if not default:
         return default
     parts = Path(default).parts
-    tail = parts[parts.index(".superpose_cache") + 1:] if ".superpose_cache" in parts else ()
+    tail = parts[parts.index(".superpose_cache") + 1 :] if ".superpose_cache" in parts else ()
     return str(out.resolve().joinpath(".superpose_cache", *tail))
 
 
@@ -182,13 +191,16 @@ def _cmd_run(args, root: Path) -> int:
     params = chapter.resolve(overrides, smoke=args.smoke)
     _check_out(out)
     changed = {k: v for k, v in params.items() if chapter.parameters.get(k) != v}
-    print(f"running {chapter.name} ({chapter.path.relative_to(root)})"
-          + (f" with {', '.join(f'{k}={v!r}' for k, v in changed.items())}" if changed else " with its defaults"),
-          file=sys.stderr)
+    print(
+        f"running {chapter.name} ({chapter.path.relative_to(root)})"
+        + (f" with {', '.join(f'{k}={v!r}' for k, v in changed.items())}" if changed else " with its defaults"),
+        file=sys.stderr,
+    )
     env = {"PYTHONPATH": os.pathsep.join(p for p in [str(root), os.environ.get("PYTHONPATH", "")] if p)}
     try:  # notebook, figures and the one-page HTML (myst-nb's rendering) are published together
-        nb = _ch.execute_chapter(chapter, out, params, progress=not args.no_progress, env=env, figures=True,
-                                 html=True, root=root)
+        nb = _ch.execute_chapter(
+            chapter, out, params, progress=not args.no_progress, env=env, figures=True, html=True, root=root
+        )
     except _ch.ChapterFailed as e:
         print(f"superpose: error: {e}", file=sys.stderr)
         return 1
@@ -234,8 +246,11 @@ def _main(argv: list[str] | None) -> int:
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in _EXTRA_MODULES:
             raise
-        print(f"superpose: error: the command needs the 'book' extra (module {e.name!r} is missing): "
-              "pip install 'superpose[book]'", file=sys.stderr)
+        print(
+            f"superpose: error: the command needs the 'book' extra (module {e.name!r} is missing): "
+            "pip install 'superpose[book]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt as e:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -29,8 +29,16 @@ from pathlib import Path
 
 from ..core.checks import checked
 
-__all__ = ["git_commit", "stamp_run", "run_record", "render_html", "build_page", "PageBuildFailed", "book_pdf",
-           "kernel_env"]
+__all__ = [
+    "git_commit",
+    "stamp_run",
+    "run_record",
+    "render_html",
+    "build_page",
+    "PageBuildFailed",
+    "book_pdf",
+    "kernel_env",
+]
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -64,15 +72,26 @@ def _now() -> str:
 
 
 @checked
-def stamp_run(notebook: str | os.PathLike, root: str | os.PathLike, *, parameters: dict, seconds: float,
-              how: str = "superpose run") -> dict:
+def stamp_run(
+    notebook: str | os.PathLike,
+    root: str | os.PathLike,
+    *,
+    parameters: dict,
+    seconds: float,
+    how: str = "superpose run",
+) -> dict:
     """Write the record of this run into the executed `notebook` (in place) and return it:
     `metadata.superpose.run = {commit, date, seconds, parameters, how}`."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    record = {"commit": git_commit(root), "date": _now(), "seconds": round(float(seconds), 1),
-              "parameters": {k: v for k, v in parameters.items()}, "how": how}
+    record = {
+        "commit": git_commit(root),
+        "date": _now(),
+        "seconds": round(float(seconds), 1),
+        "parameters": {k: v for k, v in parameters.items()},
+        "how": how,
+    }
     nb.metadata.setdefault("superpose", {})["run"] = record
     # A reader sees the values this run used: papermill's injected cell stays open (labelled),
     # the cell of defaults above it is folded.
@@ -135,14 +154,19 @@ def run_record(nb) -> dict | None:
     pm = meta.get("papermill")
     if pm:
         params = {**_parameters_cell(nb), **(pm.get("parameters") or {})}
-        return {"commit": "not recorded", "date": _papermill_date(pm.get("end_time")) or "not recorded",
-                "seconds": pm.get("duration"), "parameters": params, "how": "papermill"}
+        return {
+            "commit": "not recorded",
+            "date": _papermill_date(pm.get("end_time")) or "not recorded",
+            "seconds": pm.get("duration"),
+            "parameters": params,
+            "how": "papermill",
+        }
     return None
 
 
 # ------------------------------------------------------------------ one-page HTML
 
-_CONF = '''# A one-page Sphinx build of one executed chapter (written by superpose_lib.render).
+_CONF = """# A one-page Sphinx build of one executed chapter (written by superpose_lib.render).
 project = {title!r}
 extensions = ["myst_nb", "sphinxcontrib.bibtex"]
 root_doc = {doc!r}
@@ -170,7 +194,7 @@ html_theme_options = {{"use_download_button": False, "use_fullscreen_button": Fa
                       "extra_footer": {footer!r}}}
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.xref_missing", "ref.doc", "ref.numref", "ref.eq",
                      "toc.not_included", "toc.excluded"]
-'''
+"""
 
 
 class PageBuildFailed(RuntimeError):
@@ -188,8 +212,15 @@ def _last_error_line(text: str) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
-def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike, *,
-                title: str | None = None, log: str | os.PathLike | None = None, name: str | None = None) -> Path:
+def render_html(
+    notebook: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    root: str | os.PathLike,
+    *,
+    title: str | None = None,
+    log: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> Path:
     """Build `out_dir/<name>.html` (with its `_static/` and `_images/`) from the executed
     `notebook` by Sphinx with myst-nb, execution off: glued numbers and figures are rendered
     by myst-nb itself, maths by the book's vendored MathJax, citations from the book's
@@ -206,16 +237,25 @@ def render_html(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: s
     return out_dir / f"{name}.html"
 
 
-def build_page(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike, *,
-               title: str | None = None, log: str | os.PathLike | None = None, name: str | None = None) -> Path:
+def build_page(
+    notebook: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    root: str | os.PathLike,
+    *,
+    title: str | None = None,
+    log: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> Path:
     """`render_html`'s build, into a new hidden folder beside `out_dir` (its name holds this
     process's id, so an interrupted build's leftovers can be told from a running one's);
     returns that folder, complete. Nothing is left behind on failure."""
     notebook, out_dir, root = Path(notebook), Path(out_dir), Path(root)
     name = name or notebook.stem
     record = run_record(notebook) or {}
-    footer = (f"Executed notebook {name}.ipynb, commit {record.get('commit', 'unknown')}, "
-              f"run {record.get('date', 'date not recorded')}.")
+    footer = (
+        f"Executed notebook {name}.ipynb, commit {record.get('commit', 'unknown')}, "
+        f"run {record.get('date', 'date not recorded')}."
+    )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}-src.{os.getpid()}.", dir=out_dir.parent) as src:
         src = Path(src)
@@ -252,10 +292,20 @@ def build_page(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: st
         if log:
             Path(log).write_text(text)
         if proc.returncode != 0 or not (build / f"{name}.html").is_file():
-            raise PageBuildFailed(f"the one-page build of {out_dir / (name + '.html')} failed (Sphinx exit "
-                                  f"{proc.returncode}): {_last_error_line(text)}", text)
-        for junk in (".doctrees", ".buildinfo", "objects.inv", "_sources", "genindex.html", "search.html",
-                     "searchindex.js"):
+            raise PageBuildFailed(
+                f"the one-page build of {out_dir / (name + '.html')} failed (Sphinx exit "
+                f"{proc.returncode}): {_last_error_line(text)}",
+                text,
+            )
+        for junk in (
+            ".doctrees",
+            ".buildinfo",
+            "objects.inv",
+            "_sources",
+            "genindex.html",
+            "search.html",
+            "searchindex.js",
+        ):
             p = build / junk
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         tmp_out = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.{os.getpid()}.", dir=out_dir.parent))
@@ -269,8 +319,10 @@ def build_page(notebook: str | os.PathLike, out_dir: str | os.PathLike, root: st
 
 # ------------------------------------------------------------------ the whole book as a PDF
 
-def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | None = None,
-             log: str | os.PathLike | None = None) -> Path:
+
+def book_pdf(
+    src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | None = None, log: str | os.PathLike | None = None
+) -> Path:
     """Print the whole book to `pdf`: a one-page (`singlehtml`) Jupyter Book build of `src`,
     printed by headless Chromium through playwright once MathJax has typeset every formula.
 
@@ -299,8 +351,15 @@ def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | 
     from playwright.sync_api import sync_playwright
 
     exe = chromium or os.environ.get("SUPERPOSE_CHROMIUM", "/usr/bin/chromium")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     pdf.parent.mkdir(parents=True, exist_ok=True)
     tmp = pdf.with_name("." + pdf.name + ".part")
     with sync_playwright() as p:
@@ -310,11 +369,16 @@ def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | 
             page.goto(pages[0].resolve().as_uri(), wait_until="load")
             n_math = page.locator("span.math, div.math").count()
             if n_math:
-                page.wait_for_function("n => document.querySelectorAll('mjx-container').length >= n",
-                                       arg=n_math, timeout=300_000)
+                page.wait_for_function(
+                    "n => document.querySelectorAll('mjx-container').length >= n", arg=n_math, timeout=300_000
+                )
             page.emulate_media(media="print")
-            page.pdf(path=str(tmp), format="A4", print_background=True,
-                     margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"})
+            page.pdf(
+                path=str(tmp),
+                format="A4",
+                print_background=True,
+                margin={"top": "15mm", "bottom": "15mm", "left": "12mm", "right": "12mm"},
+            )
         finally:
             browser.close()
     os.replace(tmp, pdf)
@@ -322,6 +386,7 @@ def book_pdf(src: str | os.PathLike, pdf: str | os.PathLike, *, chromium: str | 
 
 
 # ------------------------------------------------------------------ kernels
+
 
 def kernel_env(folder: str | os.PathLike | None = None) -> dict:
     """Environment for the kernels that execute chapters: an IPython profile
@@ -334,8 +399,10 @@ def kernel_env(folder: str | os.PathLike | None = None) -> dict:
         folder = Path(tempfile.gettempdir()) / f"superpose-ipython-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     folder = Path(folder)
     conf = folder / "profile_default" / "ipython_kernel_config.py"
-    text = ("# Written by superpose_lib.render.kernel_env: the book's figures as 2x PNGs.\n"
-            "c.InlineBackend.figure_formats = {'retina'}\n")
+    text = (
+        "# Written by superpose_lib.render.kernel_env: the book's figures as 2x PNGs.\n"
+        "c.InlineBackend.figure_formats = {'retina'}\n"
+    )
     if not conf.is_file() or conf.read_text() != text:
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(text)

@@ -135,8 +135,9 @@ def _read_notebook(path: Path):
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a text file (byte {e.start} is not UTF-8): a chapter is a MyST Markdown "
-                         "notebook") from None
+        raise ValueError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8): a chapter is a MyST Markdown notebook"
+        ) from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
     try:
@@ -156,14 +157,16 @@ def _smoke(nb, path: Path) -> dict:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
-        raise ValueError(f"{path}: front matter 'superpose' must be a mapping (e.g. 'superpose: {{smoke: {{n: 2}}}}'), "
-                         f"got {meta!r}")
+        raise ValueError(
+            f"{path}: front matter 'superpose' must be a mapping (e.g. 'superpose: {{smoke: {{n: 2}}}}'), got {meta!r}"
+        )
     smoke = meta.get("smoke", {})
     if smoke is None:
         return {}
     if not isinstance(smoke, dict) or not all(isinstance(k, str) for k in smoke):
-        raise ValueError(f"{path}: front matter 'superpose: smoke' must be a mapping of parameter names to values, "
-                         f"got {smoke!r}")
+        raise ValueError(
+            f"{path}: front matter 'superpose: smoke' must be a mapping of parameter names to values, got {smoke!r}"
+        )
     return dict(smoke)
 
 
@@ -291,7 +294,7 @@ def parameter_domain(name: str):
     words = {k: v for k, v in DOMAINS.items() if k not in _NOT_CHAPTER_WORDS} | CHAPTER_WORDS
     for size in (2, 1):
         for i in range(len(tokens) - size + 1):
-            word = "_".join(tokens[i:i + size])
+            word = "_".join(tokens[i : i + size])
             if word in words:
                 return word, words[word]
             if word == "seeds":
@@ -393,8 +396,12 @@ def execute_chapter(
     # folder, removed whatever happens.
     run_tmp = tempfile.mkdtemp(prefix=f"superpose-run-{os.getpid()}-")
     kernels: list = []  # the kernel processes this run started
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **kernel_env(Path(run_tmp) / "ipython"),
-           **(env or {}), "TMPDIR": run_tmp}
+    env = {
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        **kernel_env(Path(run_tmp) / "ipython"),
+        **(env or {}),
+        "TMPDIR": run_tmp,
+    }
     old_env = {k: os.environ.get(k) for k in env}
     old_tempdir = tempfile.tempdir
     os.environ.update(env)
@@ -446,8 +453,13 @@ def execute_chapter(
             else:
                 os.environ[k] = v
     # The run's record (commit, date, run time, parameters) for the book's Execution page.
-    stamp_run(tmp, chapter.path.parent, parameters=params, seconds=time.perf_counter() - started,
-              how="papermill" + (", smoke parameters" if smoke else ""))
+    stamp_run(
+        tmp,
+        chapter.path.parent,
+        parameters=params,
+        seconds=time.perf_counter() - started,
+        how="papermill" + (", smoke parameters" if smoke else ""),
+    )
     _chmod_like_umask(tmp, 0o666)
     fig_dir = out_dir / f"{chapter.name}-figures"
     page_dir = out_dir / f"{chapter.name}-html"
@@ -470,9 +482,12 @@ def execute_chapter(
             raise ChapterInterrupted(chapter.name, kept, str(e)) from e
         if not isinstance(e, Exception):
             raise
-        raise ChapterFailed(chapter.name, kept, f"chapter {chapter.name!r} ran, but its results could not be "
-                            f"published, so none was: {_cause(e)}"
-                            + (f"; the executed notebook is kept as {kept}" if kept else "")) from e
+        raise ChapterFailed(
+            chapter.name,
+            kept,
+            f"chapter {chapter.name!r} ran, but its results could not be "
+            f"published, so none was: {_cause(e)}" + (f"; the executed notebook is kept as {kept}" if kept else ""),
+        ) from e
     failed.unlink(missing_ok=True)
     return target
 
@@ -588,8 +603,14 @@ def _last_line(path: Path) -> str:
     return f" (kernel: {lines[-1].strip()})" if lines else ""
 
 
-def _install(nb_tmp, target: Path, fig_tmp: Path | None, fig_dir: Path | None, page_tmp: Path | None = None,
-             page_dir: Path | None = None) -> None:
+def _install(
+    nb_tmp,
+    target: Path,
+    fig_tmp: Path | None,
+    fig_dir: Path | None,
+    page_tmp: Path | None = None,
+    page_dir: Path | None = None,
+) -> None:
     """Rename the complete notebook, its complete figures folder and its page folder into
     place together (a folder given with no new one, fig_tmp None, is removed: the chapter
     made no figure). The old folders are moved aside first and restored if any rename

@@ -44,17 +44,44 @@ QUANTITIES = ["active_x", "inactive_x", "active_on", "inactive_on"]
 
 
 @checked
-def parameter_glue(cfg: CiSConfig, *, zs, D_below: int, T_below: int, D_small: int, T_small: int,
-                   S_small: int, n_seeds: int, batch: int, n_trajectories: int) -> dict:
+def parameter_glue(
+    cfg: CiSConfig,
+    *,
+    zs,
+    D_below: int,
+    T_below: int,
+    D_small: int,
+    T_small: int,
+    S_small: int,
+    n_seeds: int,
+    batch: int,
+    n_trajectories: int,
+) -> dict:
     """The run's parameters as text for the prose, keyed "construction-<name>" (a rerun with
     other values reads correctly). x is T(d/D)² of `cfg`, xbelow that of the network below
     the seizure regime (same d, S, L); twoDd is 2D/d."""
     below = CiSConfig(D=D_below, T=T_below, d=cfg.d, S=cfg.S, L=cfg.L)
-    values = {"D": cfg.D, "T": cfg.T, "d": cfg.d, "S": cfg.S, "L": cfg.L, "M": cfg.M, "zs": ", ".join(map(str, zs)),
-              "x": f"{cfg.superposition:.4f}", "eps-val": f"{cfg.epsilon:.5f}",
-              "Dbelow": D_below, "Tbelow": T_below, "xbelow": f"{below.superposition:.4f}",
-              "Dsmall": D_small, "Tsmall": T_small, "Ssmall": S_small, "twoDd": 2 * cfg.D // cfg.d,
-              "nseeds": n_seeds, "batch": batch, "ntraj": n_trajectories}
+    values = {
+        "D": cfg.D,
+        "T": cfg.T,
+        "d": cfg.d,
+        "S": cfg.S,
+        "L": cfg.L,
+        "M": cfg.M,
+        "zs": ", ".join(map(str, zs)),
+        "x": f"{cfg.superposition:.4f}",
+        "eps-val": f"{cfg.epsilon:.5f}",
+        "Dbelow": D_below,
+        "Tbelow": T_below,
+        "xbelow": f"{below.superposition:.4f}",
+        "Dsmall": D_small,
+        "Tsmall": T_small,
+        "Ssmall": S_small,
+        "twoDd": 2 * cfg.D // cfg.d,
+        "nseeds": n_seeds,
+        "batch": batch,
+        "ntraj": n_trajectories,
+    }
     return {f"construction-{k}": v for k, v in values.items()}
 
 
@@ -66,12 +93,15 @@ def step_check(seed: int) -> dict:
     input vectors rotated by each circuit's angle)."""
     theta = sample_thetas(3, torch.Generator().manual_seed(seed), dtype=F64)
     w = rotation_weights(theta)
-    a0 = encode_input(torch.tensor([1.0, 1.0, 0.0], dtype=F64),
-                      torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 0.0]], dtype=F64))
+    a0 = encode_input(
+        torch.tensor([1.0, 1.0, 0.0], dtype=F64), torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 0.0]], dtype=F64)
+    )
     a0_noisy = a0 + torch.tensor([[0.2, 0, 0, 0], [-0.2, 0, 0, 0], [0.2, 0, 0, 0]], dtype=F64)  # δα = ±0.2
     alpha1, x1 = decode(run_circuits(w, a0_noisy, 1)[1])
-    R = torch.stack([torch.stack([torch.cos(theta), -torch.sin(theta)], -1),
-                     torch.stack([torch.sin(theta), torch.cos(theta)], -1)], -2)
+    R = torch.stack(
+        [torch.stack([torch.cos(theta), -torch.sin(theta)], -1), torch.stack([torch.sin(theta), torch.cos(theta)], -1)],
+        -2,
+    )
     x_rot = torch.einsum("tij,tj->ti", R, decode(a0)[1])
     _, x1_clean = decode(run_circuits(w, a0, 1)[1])
     return {"alpha1": alpha1, "x1": x1, "x1_clean": x1_clean, "x_rot": x_rot}
@@ -90,12 +120,18 @@ def overlap_summary(base: torch.Tensor, cfg: CiSConfig, *, cap: int, tol: float)
     uniform = (T * S - M) / (M * S * (T - 1))
     spread = float(M * c.var(unbiased=False) / (S * S * T * (T - 1)))
     steps = admissible_steps(M, S)[:4]
-    glue = {"construction-steps": ", ".join(map(str, steps)),
-            "construction-first": "; ".join(map(str, base[:3].tolist())),
-            "construction-last": "; ".join(map(str, base[-2:].tolist())),
-"construction-msq": f"{msq:.5f}", "construction-eps": f"{cfg.epsilon:.5f}",
-            "construction-msq-ratio": f"{msq / cfg.epsilon:.3f}", "construction-cn": f"{int(c.min())}–{int(c.max())}",
-            "construction-cap": cap, "construction-overlap-tol": f"{tol:.0%}", "construction-spread": f"{spread:.1e}"}
+    glue = {
+        "construction-steps": ", ".join(map(str, steps)),
+        "construction-first": "; ".join(map(str, base[:3].tolist())),
+        "construction-last": "; ".join(map(str, base[-2:].tolist())),
+        "construction-msq": f"{msq:.5f}",
+        "construction-eps": f"{cfg.epsilon:.5f}",
+        "construction-msq-ratio": f"{msq / cfg.epsilon:.3f}",
+        "construction-cn": f"{int(c.min())}–{int(c.max())}",
+        "construction-cap": cap,
+        "construction-overlap-tol": f"{tol:.0%}",
+        "construction-spread": f"{spread:.1e}",
+    }
     return {"c": c, "msq": msq, "uniform": uniform, "spread": spread, "ratio": msq / cfg.epsilon, "glue": glue}
 
 
@@ -117,12 +153,28 @@ def identity_table(net) -> dict:
         diag.append(diag_err)
         offs.append(off)
         poss.append(pos)
-        rows.append({"layer": l, "χ": net.layers[l - 1].chi, "connected pairs |C|": net.layers[l - 1].connected,
-                     "max |(1/S)⟨e_t|W|e_t⟩ − 1|": diag_err, "Σ_{t≠u} / positive part": off / pos})
-    styled = (pd.DataFrame(rows).set_index("layer").style
-              .format({"χ": "{:.5f}", "connected pairs |C|": "{:,d}", "max |(1/S)⟨e_t|W|e_t⟩ − 1|": "{:.1e}",
-                       "Σ_{t≠u} / positive part": "{:.1e}"})
-              .set_caption("The two identities that define W, at every layer of the main network (float64)"))
+        rows.append(
+            {
+                "layer": l,
+                "χ": net.layers[l - 1].chi,
+                "connected pairs |C|": net.layers[l - 1].connected,
+                "max |(1/S)⟨e_t|W|e_t⟩ − 1|": diag_err,
+                "Σ_{t≠u} / positive part": off / pos,
+            }
+        )
+    styled = (
+        pd.DataFrame(rows)
+        .set_index("layer")
+        .style.format(
+            {
+                "χ": "{:.5f}",
+                "connected pairs |C|": "{:,d}",
+                "max |(1/S)⟨e_t|W|e_t⟩ − 1|": "{:.1e}",
+                "Σ_{t≠u} / positive part": "{:.1e}",
+            }
+        )
+        .set_caption("The two identities that define W, at every layer of the main network (float64)")
+    )
     glue = {"construction-chi2": f"{net.layers[1].chi:.4f}"}
     return {"diag_err": diag, "off": offs, "pos": poss, "styled": styled, "glue": glue}
 
@@ -148,21 +200,43 @@ def chi_conventions(net, zs, *, batch: int, seed: int) -> dict:
         e_ne = rotation_run(net, active, x0).mse()
         e_lt = rotation_run(net_lt, active, x0).mse()
         for q in ("active_x", "inactive_x"):
-            effect.append({"z": z, "quantity": q, f"layer {L}, t≠u": e_ne[q][L],
-                           f"layer {L}, t<u": e_lt[q][L], "relative difference": e_lt[q][L] / e_ne[q][L] - 1})
+            effect.append(
+                {
+                    "z": z,
+                    "quantity": q,
+                    f"layer {L}, t≠u": e_ne[q][L],
+                    f"layer {L}, t<u": e_lt[q][L],
+                    "relative difference": e_lt[q][L] / e_ne[q][L] - 1,
+                }
+            )
     table = pd.DataFrame({"layer": range(2, L + 1), "χ (t≠u)": chi_ne, "χ (t<u)": chi_lt, "relative difference": rel})
     effect = pd.DataFrame(effect)
-    styled = [table.set_index("layer").style
-              .format({"χ (t≠u)": "{:.6f}", "χ (t<u)": "{:.6f}", "relative difference": "{:.2%}"})
-              .format_index(escape="html", axis=1).set_caption("χ per layer under the two conventions"),
-              effect.style.format({f"layer {L}, t≠u": "{:.3e}", f"layer {L}, t<u": "{:.3e}",
-                                   "relative difference": "{:+.1%}"})
-              .format_index(escape="html", axis=1).hide(axis="index")
-              .set_caption(f"Mean errors at layer {L}, same inputs, both conventions")]
-    glue = {"construction-chi-rel": f"{rel.max():.2%}",
-            "construction-chi-err": f"{effect['relative difference'].abs().max():.1%}"}
-    return {"chi_ne": chi_ne, "chi_lt": chi_lt, "chi_lib": chi_lib, "rel": rel, "table": table, "effect": effect,
-            "styled": styled, "glue": glue}
+    styled = [
+        table.set_index("layer")
+        .style.format({"χ (t≠u)": "{:.6f}", "χ (t<u)": "{:.6f}", "relative difference": "{:.2%}"})
+        .format_index(escape="html", axis=1)
+        .set_caption("χ per layer under the two conventions"),
+        effect.style.format(
+            {f"layer {L}, t≠u": "{:.3e}", f"layer {L}, t<u": "{:.3e}", "relative difference": "{:+.1%}"}
+        )
+        .format_index(escape="html", axis=1)
+        .hide(axis="index")
+        .set_caption(f"Mean errors at layer {L}, same inputs, both conventions"),
+    ]
+    glue = {
+        "construction-chi-rel": f"{rel.max():.2%}",
+        "construction-chi-err": f"{effect['relative difference'].abs().max():.1%}",
+    }
+    return {
+        "chi_ne": chi_ne,
+        "chi_lt": chi_lt,
+        "chi_lib": chi_lib,
+        "rel": rel,
+        "table": table,
+        "effect": effect,
+        "styled": styled,
+        "glue": glue,
+    }
 
 
 @checked
@@ -182,14 +256,21 @@ def layer1_checks(net, zs, *, batch: int, seed: int) -> dict:
         inactive = ~torch.isnan(alpha_hat)
         k = shared_neurons(net.idx[0], active.to(net.idx.device), net.M).cpu()
         k_max[z] = int(k[inactive].max())
-        rows.append({"z": z, "max (1−α̂)², active": float(per["active_on"][1].max()),
-                     "max |x−x̂|², active": float(per["active_x"][1].max()),
-                     "max |S·α̂ − k_u|, inactive": float((S * alpha_hat[inactive] - k[inactive]).abs().max()),
-                     "max α̂, inactive": float(alpha_hat[inactive].max()), "z/S": z / S})
+        rows.append(
+            {
+                "z": z,
+                "max (1−α̂)², active": float(per["active_on"][1].max()),
+                "max |x−x̂|², active": float(per["active_x"][1].max()),
+                "max |S·α̂ − k_u|, inactive": float((S * alpha_hat[inactive] - k[inactive]).abs().max()),
+                "max α̂, inactive": float(alpha_hat[inactive].max()),
+                "z/S": z / S,
+            }
+        )
     table = pd.DataFrame(rows).set_index("z")
-    exact = (f"{table.loc[1, 'max |x−x̂|², active']:.1e}" if 1 in zs else "(not measured: z = 1 is not in zs)")
-    styled = table.style.format({c: ("{:.3f}" if c in ("max α̂, inactive", "z/S") else "{:.1e}")
-                                 for c in table.columns}).set_caption("Layer 1, largest values over the batch")
+    exact = f"{table.loc[1, 'max |x−x̂|², active']:.1e}" if 1 in zs else "(not measured: z = 1 is not in zs)"
+    styled = table.style.format(
+        {c: ("{:.3f}" if c in ("max α̂, inactive", "z/S") else "{:.1e}") for c in table.columns}
+    ).set_caption("Layer 1, largest values over the batch")
     glue = {"construction-l1-exact": exact, "construction-2S": f"{2 / S:.3f}"}
     return {"table": table, "k_max": k_max, "styled": styled, "glue": glue}
 
@@ -237,9 +318,11 @@ def seizure_summary(df: pd.DataFrame, *, L: int) -> dict:
     layer1 = {q: theory_ratios(df, q).xs(1, level="layer") for q in ("inactive_x", "inactive_on", "active_x")}
     worst_l1 = df[(df.quantity == "inactive_on") & (df.layer == 1)].groupby("z")["worst"].max()
     on_L = df[(df.quantity == "active_on") & (df.layer == L)].groupby("z")["mean"].mean()
-    glue = {"construction-seizure-l2": f"{seizure[2].min():.1f}–{seizure[2].max():.1f}",
-            "construction-seizure-lL": f"{seizure[L].min():.0f}–{seizure[L].max():.0f}",
-            "construction-on-L": f"{on_L.min():.2f}–{on_L.max():.2f}"}
+    glue = {
+        "construction-seizure-l2": f"{seizure[2].min():.1f}–{seizure[2].max():.1f}",
+        "construction-seizure-lL": f"{seizure[L].min():.0f}–{seizure[L].max():.0f}",
+        "construction-on-L": f"{on_L.min():.2f}–{on_L.max():.2f}",
+    }
     styled = seizure.style.format("{:.2f}").set_caption("Measured / theory, inactive |x̂|², main network")
     return {"seizure": seizure, "layer1": layer1, "worst_l1": worst_l1, "on_L": on_L, "styled": styled, "glue": glue}
 
@@ -249,11 +332,16 @@ def below_summary(df: pd.DataFrame, *, D: int, T: int, factor: float) -> dict:
     """The network below the seizure regime (D, T): ratios (measured / theory per quantity,
     z and layer, for the quantities with a nonzero theory), on_worst (the worst (1 − α̂)² of
     an active circuit at any layer), styled and "glue" (also the chapter's tolerance `factor`)."""
-    ratios = pd.concat({q: theory_ratios(df, q) for q in ("active_x", "inactive_x", "inactive_on")},
-                       names=["quantity"])
+    ratios = pd.concat({q: theory_ratios(df, q) for q in ("active_x", "inactive_x", "inactive_on")}, names=["quantity"])
     on_worst = float(df[df.quantity == "active_on"]["worst"].max())
-    glue = {"construction-below-range": f"{ratios.min():.2f}–{ratios.max():.2f}",
-            "construction-below-on": f"{on_worst:.0e}", "construction-factor-below": f"{factor:g}"}
-    styled = (ratios.unstack("layer").style.format("{:.2f}", na_rep="—")
-              .set_caption(f"Measured / theory, D = {D}, T = {T} (—: the theory is 0 there, the error is exact)"))
+    glue = {
+        "construction-below-range": f"{ratios.min():.2f}–{ratios.max():.2f}",
+        "construction-below-on": f"{on_worst:.0e}",
+        "construction-factor-below": f"{factor:g}",
+    }
+    styled = (
+        ratios.unstack("layer")
+        .style.format("{:.2f}", na_rep="—")
+        .set_caption(f"Measured / theory, D = {D}, T = {T} (—: the theory is 0 there, the error is exact)")
+    )
     return {"ratios": ratios, "on_worst": on_worst, "styled": styled, "glue": glue}

@@ -74,8 +74,13 @@ def plot_step(ax=None):
     ax = axes_or_new(ax)
     a = np.linspace(-0.5, 1.5, 801)
     step = np.maximum(2 * a - 0.5, 0) - np.maximum(2 * a - 1.5, 0)
-    ax.plot(a, step, lw=2, color=color("component", "alpha"),
-            label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$")
+    ax.plot(
+        a,
+        step,
+        lw=2,
+        color=color("component", "alpha"),
+        label=r"$\mathrm{ReLU}(2\alpha-\frac{1}{2})-\mathrm{ReLU}(2\alpha-\frac{3}{2})$",
+    )
     ax.plot(a, a, "k:", lw=1, label="identity")
     for lo, hi in ((-0.5, 0.25), (0.75, 1.5)):
         ax.axvspan(lo, hi, color="0.9", zorder=0)
@@ -159,13 +164,26 @@ def plot_trajectories(samples, axes=None):
     Returns the axes [len(samples), n]."""
     n = samples[0]["active"].shape[0]
     if axes is None:
-        _, axes = plt.subplots(len(samples), n, figsize=(MAX_WIDTH, 1.9 * len(samples) + 0.6),
-                               squeeze=False, sharex=True, sharey=True, layout="constrained")
+        _, axes = plt.subplots(
+            len(samples),
+            n,
+            figsize=(MAX_WIDTH, 1.9 * len(samples) + 0.6),
+            squeeze=False,
+            sharex=True,
+            sharey=True,
+            layout="constrained",
+        )
     for row, s in zip(axes, samples):
         z, per = s["z"], s["per"]
         for b, ax in enumerate(row):
-            plot_trajectory(per["true_x"][:, b, 0], per["est_x"][:, b, 0], ax=ax,
-                            true_on=per["true_on"][:, b, 0], est_on=per["est_on"][:, b, 0], legend=False)
+            plot_trajectory(
+                per["true_x"][:, b, 0],
+                per["est_x"][:, b, 0],
+                ax=ax,
+                true_on=per["true_on"][:, b, 0],
+                est_on=per["est_on"][:, b, 0],
+                legend=False,
+            )
             ax.set_title(f"z = {z}: circuit {int(s['active'][b, 0])}")
             ax.set_xlabel("layer l" if z == samples[-1]["z"] else "")
             ax.set_ylabel("value" if b == 0 else "")
@@ -174,8 +192,13 @@ def plot_trajectories(samples, axes=None):
     return axes
 
 
-def plot_error_grid(df, stat: str = "mean", theory: bool = True, axes=None,
-                    quantities=("active_x", "inactive_x", "active_on", "inactive_on")):
+def plot_error_grid(
+    df,
+    stat: str = "mean",
+    theory: bool = True,
+    axes=None,
+    quantities=("active_x", "inactive_x", "active_on", "inactive_on"),
+):
     """The four quantities as a 2 × 2 grid of `plot_errors_per_layer` (log y in every panel),
     one legend below (with "RiS theory" when `theory`). Returns the axes [2, 2]."""
     if axes is None:

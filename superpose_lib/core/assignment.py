@@ -133,8 +133,13 @@ def assignment_bytes(T: int, M: int, S: int, L: int = 1, design: str = "prime_st
 
 
 def _check_assignment_fits(T, M, S, L, design, device="cpu", what="the assignment of circuits to neurons"):
-    check_fits(what, lambda T, M, L: assignment_bytes(T, M, S, L, design), {"T": T, "M": M, "L": L},
-               {"T": 1, "M": S, "L": 0}, device)
+    check_fits(
+        what,
+        lambda T, M, L: assignment_bytes(T, M, S, L, design),
+        {"T": T, "M": M, "L": L},
+        {"T": 1, "M": S, "L": 0},
+        device,
+    )
 
 
 @checked
@@ -186,8 +191,10 @@ def affine_prime(M: int, S: int) -> int:
         p -= 1
     if p < S:
         p_min = next(q for q in range(S, 2 * S + 1) if _is_prime(q))  # Bertrand: a prime in [S, 2S]
-        raise ValueError(f"M={M} is out of range for the affine assignment with S={S}: allowed M >= S·p = "
-                         f"{S * p_min} (p = {p_min}, the smallest prime >= S)")
+        raise ValueError(
+            f"M={M} is out of range for the affine assignment with S={S}: allowed M >= S·p = "
+            f"{S * p_min} (p = {p_min}, the smallest prime >= S)"
+        )
     return p
 
 

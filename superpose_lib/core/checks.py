@@ -121,13 +121,14 @@ def check_d(d, allowed: tuple[int, ...] = (CIRCUIT_WIDTH,)) -> int:
     if d not in allowed:
         what = f"d = {allowed[0]}" if len(allowed) == 1 else "d in {" + ", ".join(map(str, allowed)) + "}"
         raise ValueError(
-            f"d={d} is not supported: the rotation circuits have {CIRCUIT_WIDTH} neurons per layer "
-            f"(allowed: {what})"
+            f"d={d} is not supported: the rotation circuits have {CIRCUIT_WIDTH} neurons per layer (allowed: {what})"
         )
     return d
 
 
-def check_real(name: str, value, low: float | None = None, high: float | None = None, *, open_low: bool = False) -> float:
+def check_real(
+    name: str, value, low: float | None = None, high: float | None = None, *, open_low: bool = False
+) -> float:
     """Return `value` as a finite float in [low, high] ((low, high] with open_low)."""
     if value is None or isinstance(value, (str, bytes)) or _is_bool(value):
         raise ValueError(f"{name}={value!r} is not allowed: a finite number")
@@ -216,8 +217,10 @@ def _cgroup_headroom() -> int | None:
     candidates = []
     for _, controllers, path in entries:
         if controllers == "":  # v2
-            candidates += [("/sys/fs/cgroup", path, "memory.max", "memory.current"),
-                           ("/sys/fs/cgroup/unified", path, "memory.max", "memory.current")]
+            candidates += [
+                ("/sys/fs/cgroup", path, "memory.max", "memory.current"),
+                ("/sys/fs/cgroup/unified", path, "memory.max", "memory.current"),
+            ]
         elif "memory" in controllers.split(","):  # v1
             candidates.append(("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes", "memory.usage_in_bytes"))
     best = None
@@ -257,8 +260,10 @@ def memory_limits(device="cpu") -> dict:
         except (ValueError, OSError, AttributeError):
             pass
     if resource is not None:
-        for rlimit, field, label in ((resource.RLIMIT_AS, "VmSize", "the address-space limit (ulimit -v)"),
-                                     (resource.RLIMIT_DATA, "VmData", "the data-segment limit (ulimit -d)")):
+        for rlimit, field, label in (
+            (resource.RLIMIT_AS, "VmSize", "the address-space limit (ulimit -v)"),
+            (resource.RLIMIT_DATA, "VmData", "the data-segment limit (ulimit -d)"),
+        ):
             soft = resource.getrlimit(rlimit)[0]
             if soft != resource.RLIM_INFINITY:
                 used = _proc_kib(field) or 0
@@ -363,8 +368,9 @@ def measured():
         try:
             float(value)
         except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f"{name}={value!r} is not allowed: a number (NaN or inf for a missing or censored "
-                             "value)") from None
+            raise ValueError(
+                f"{name}={value!r} is not allowed: a number (NaN or inf for a missing or censored value)"
+            ) from None
         return value
 
     return check
@@ -425,7 +431,7 @@ def _words(ann) -> list[str]:
 
 
 def _kind(p: inspect.Parameter) -> str | None:
-    """"int" or "float" for a numeric parameter (by its annotation, else its default), else None."""
+    """ "int" or "float" for a numeric parameter (by its annotation, else its default), else None."""
     ann = p.annotation
     if ann is not p.empty:
         words = [w for w in _words(ann) if w != "None"]

@@ -81,8 +81,9 @@ def run_circuits(w: torch.Tensor, a0: torch.Tensor, L: int, bias: torch.Tensor |
     return torch.stack(out)
 
 
-def scheme_weights(theta: torch.Tensor, theta_lo: float = 0.25, theta_hi: float = 0.75,
-                   extra: str | None = None, rho: float = 0.5):
+def scheme_weights(
+    theta: torch.Tensor, theta_lo: float = 0.25, theta_hi: float = 0.75, extra: str | None = None, rho: float = 0.5
+):
     """Rotation circuits with the indicator step ReLU(k(α−θ_lo)) − ReLU(k(α−θ_hi)),
     k = 1/(θ_hi − θ_lo): w_t [T, d, d], w̄ [d, d], b [d].
 

@@ -32,8 +32,16 @@ import math
 from .checks import check_int, check_real, checked
 
 __all__ = [
-    "ON_THRESHOLD", "RATE_MAX", "Q90_DX_MAX", "WORST_DX_MAX", "ORACLE_FACTOR", "CRITERIA", "STAT_KEYS",
-    "failures", "works", "certain_failure",
+    "ON_THRESHOLD",
+    "RATE_MAX",
+    "Q90_DX_MAX",
+    "WORST_DX_MAX",
+    "ORACLE_FACTOR",
+    "CRITERIA",
+    "STAT_KEYS",
+    "failures",
+    "works",
+    "certain_failure",
 ]
 
 #: An on-indicator readout α̂ above 1/2 reads as on: halfway between off (0) and on (1), and
@@ -68,14 +76,17 @@ STAT_KEYS = ("false_on", "false_off", "q90_dx", "worst_dx")
 
 def _value(stats, key: str, layer: int, what: str = "stats") -> float:
     if not isinstance(stats, dict) or key not in stats:
-        raise ValueError(f"{what} has no {key!r}: pass the dict that rotation_errors or scheme_run returns "
-                         f"(keys {', '.join(STAT_KEYS)})")
+        raise ValueError(
+            f"{what} has no {key!r}: pass the dict that rotation_errors or scheme_run returns "
+            f"(keys {', '.join(STAT_KEYS)})"
+        )
     seq = stats[key]
     try:
         v = seq[layer]
     except (IndexError, TypeError, KeyError):
-        raise ValueError(f"layer={layer} is out of range for {what}[{key!r}] "
-                         f"(length {len(seq) if hasattr(seq, '__len__') else '?'})") from None
+        raise ValueError(
+            f"layer={layer} is out of range for {what}[{key!r}] (length {len(seq) if hasattr(seq, '__len__') else '?'})"
+        ) from None
     return float(v)
 
 
@@ -112,8 +123,9 @@ def works(stats: dict, layer: int, *, oracle: dict | None = None) -> bool:
 
 
 @checked
-def certain_failure(false_on: int, false_off: int, dx, *, n_inactive: int, n_active: int,
-                    oracle_q90: float | None = None) -> bool:
+def certain_failure(
+    false_on: int, false_off: int, dx, *, n_inactive: int, n_active: int, oracle_q90: float | None = None
+) -> bool:
     """Whether a network must fail the criterion ((a), or (b) given the oracle's q90_dx on the
     full draw) once all n_inactive + n_active readouts are in, from a part of them: the
     wrong-side counts so far (false_on, false_off) and the active circuits' |δx| so far (dx, a

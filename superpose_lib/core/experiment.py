@@ -30,10 +30,26 @@ from .network import SuperposedNetwork, gather_sum
 from .theory import rotation_theory
 
 __all__ = [
-    "seeded_experiment", "build_network", "sample_active", "sample_unit_vectors", "RotationRun", "rotation_run",
-    "rotation_errors", "batch_chunk", "experiment_bytes", "network_bytes", "check_experiment_fits", "rotation_per_circuit", "rotation_error_rows",
-    "rotation_rows", "balance_chi_dense", "with_chi", "shared_neurons",
-    "spurious_on_count", "oracle_layers", "variant_experiment",
+    "seeded_experiment",
+    "build_network",
+    "sample_active",
+    "sample_unit_vectors",
+    "RotationRun",
+    "rotation_run",
+    "rotation_errors",
+    "batch_chunk",
+    "experiment_bytes",
+    "network_bytes",
+    "check_experiment_fits",
+    "rotation_per_circuit",
+    "rotation_error_rows",
+    "rotation_rows",
+    "balance_chi_dense",
+    "with_chi",
+    "shared_neurons",
+    "spurious_on_count",
+    "oracle_layers",
+    "variant_experiment",
 ]
 
 
@@ -47,8 +63,13 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
     dtype = check_dtype(dtype)
     dev = check_device(device)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    check_fits("the network", lambda D, T: network_bytes(D, T, cfg.S, cfg.L, cfg.d, itemsize=itemsize),
-               {"D": cfg.D, "T": cfg.T}, {"D": cfg.d, "T": 1}, dev)
+    check_fits(
+        "the network",
+        lambda D, T: network_bytes(D, T, cfg.S, cfg.L, cfg.d, itemsize=itemsize),
+        {"D": cfg.D, "T": cfg.T},
+        {"D": cfg.d, "T": 1},
+        dev,
+    )
     theta = sample_thetas(cfg.T, generator)
     w = rotation_weights(theta).to(dtype)
     idx = layer_assignments(cfg.T, cfg.M, cfg.S, cfg.L, generator, device=device)
@@ -60,8 +81,13 @@ def build_network(cfg: CiSConfig, generator: torch.Generator, *, device="cpu", d
 def sample_active(T: int, z: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """z distinct circuits per batch row, uniformly: LongTensor [batch, z]."""
     z = check_int("z", z, 1, T)
-    check_fits("the active sets", lambda T, batch: 12 * batch * T if T <= 64 * z else 40 * batch * z,
-               {"T": T, "batch": batch}, {"T": z, "batch": 1}, "cpu")
+    check_fits(
+        "the active sets",
+        lambda T, batch: 12 * batch * T if T <= 64 * z else 40 * batch * z,
+        {"T": T, "batch": batch},
+        {"T": z, "batch": 1},
+        "cpu",
+    )
     if T <= 64 * z:  # few circuits: a random permutation per row
         return torch.rand(batch, T, generator=generator).argsort(dim=1)[:, :z]
     active = torch.randint(T, (batch, z), generator=generator)
@@ -146,8 +172,10 @@ def experiment_bytes(cfg: CiSConfig, batch: int, *, itemsize: int = 4, per_circu
     (each [T, d, chunk] within 2²⁸ B, at least one row). per_circuit (`rotation_per_circuit`):
     2·(L+1)·batch·T float64 errors and the T·d·batch float64 readouts of one layer.
     """
-    return int(network_bytes(cfg.D, cfg.T, cfg.S, cfg.L, cfg.d, itemsize=itemsize)
-               + _run_bytes(cfg.D, cfg.T, cfg.z, cfg.L, cfg.d, batch, itemsize, per_circuit))
+    return int(
+        network_bytes(cfg.D, cfg.T, cfg.S, cfg.L, cfg.d, itemsize=itemsize)
+        + _run_bytes(cfg.D, cfg.T, cfg.z, cfg.L, cfg.d, batch, itemsize, per_circuit)
+    )
 
 
 @checked
@@ -156,8 +184,9 @@ def network_bytes(D: int, T: int, S: int, L: int, d: int = 4, *, itemsize: int =
     assignment (`assignment.assignment_bytes`), per layer the T·S² sorted pair keys (8 B,
     plus the sort's copy) and the O(T·S) index lists kept, and the T circuits' d × d
     weights. A closed form of the sizes: evaluated before anything is allocated."""
-    return int(assignment_bytes(T, D // d, S, L) + 16 * T * S * S + 24 * L * T * S + 8 * D
-               + 3 * T * d * d * max(itemsize, 8))
+    return int(
+        assignment_bytes(T, D // d, S, L) + 16 * T * S * S + 24 * L * T * S + 8 * D + 3 * T * d * d * max(itemsize, 8)
+    )
 
 
 def _run_bytes(D, T, z, L, d, batch, itemsize, per_circuit=False) -> int:
@@ -170,15 +199,26 @@ def _run_bytes(D, T, z, L, d, batch, itemsize, per_circuit=False) -> int:
 
 
 @checked
-def check_experiment_fits(D: int, T: int, S: int, L: int, z: int, d: int, batch: int, itemsize: int, device,
-                          *, per_circuit: bool = False, what: str = "the network and one batch") -> None:
+def check_experiment_fits(
+    D: int,
+    T: int,
+    S: int,
+    L: int,
+    z: int,
+    d: int,
+    batch: int,
+    itemsize: int,
+    device,
+    *,
+    per_circuit: bool = False,
+    what: str = "the network and one batch",
+) -> None:
     """Refuse (`checks.check_fits`), before anything is allocated, sizes whose network and
     batch do not fit in the memory left on `device`, naming D, T or batch: whichever makes
     the size."""
 
     def estimate(D, T, batch):
-        return network_bytes(D, T, S, L, d, itemsize=itemsize) + _run_bytes(D, T, z, L, d, batch, itemsize,
-                                                                             per_circuit)
+        return network_bytes(D, T, S, L, d, itemsize=itemsize) + _run_bytes(D, T, z, L, d, batch, itemsize, per_circuit)
 
     check_fits(what, estimate, {"D": D, "T": T, "batch": batch}, {"D": d, "T": 1, "batch": 1}, device)
 
@@ -224,7 +264,12 @@ def oracle_layers(net: SuperposedNetwork, A0: torch.Tensor, active: torch.Tensor
 
 
 def rotation_run(
-    net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None, per_sample: bool = False,
+    net: SuperposedNetwork,
+    active: torch.Tensor,
+    x0: torch.Tensor,
+    *,
+    chunk=None,
+    per_sample: bool = False,
     oracle: bool = False,
 ) -> RotationRun:
     """Run `net` on active sets `active` [B, z] with inputs x0 [B, z, 2] and accumulate the
@@ -295,8 +340,13 @@ def rotation_run(
                 ps["explained"][lo:hi, l] = (d * used.sum(0)).double().cpu()
                 ps["outside"][lo:hi, l] = (on & ~used[:, None, :]).sum((0, 1)).double().cpu()
     n_act, n_inact = B * z, B * (T - z)
-    counts = {"active_x": n_act, "active_on": n_act, "inactive_x": max(n_inact, 1), "inactive_on": max(n_inact, 1),
-              "spurious_on": B}
+    counts = {
+        "active_x": n_act,
+        "active_on": n_act,
+        "inactive_x": max(n_inact, 1),
+        "inactive_on": max(n_inact, 1),
+        "spurious_on": B,
+    }
     return RotationRun(sums, counts, ps, [torch.cat(v) for v in dx], wrong)
 
 
@@ -355,8 +405,22 @@ def seeded_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d
 
 
 @checked
-def variant_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", dtype=torch.float32, d=4,
-                       variant: str = "baseline", theta_lo: float = 0.4, theta_hi: float = 0.75):
+def variant_experiment(
+    D,
+    T,
+    *,
+    S=6,
+    L=4,
+    z=1,
+    batch=500,
+    seed=0,
+    device="cpu",
+    dtype=torch.float32,
+    d=4,
+    variant: str = "baseline",
+    theta_lo: float = 0.4,
+    theta_hi: float = 0.75,
+):
     """`seeded_experiment` (the same draws: same angles, layer permutations, active sets and
     inputs for every variant) with the network of one error-correction variant:
     "baseline" (RiS), "oracle" (the same network; run it with `rotation_run(...,
@@ -375,6 +439,7 @@ def variant_experiment(D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", 
 
 
 # ---- per-circuit errors, trajectories and the χ convention (chapter "Constructing circuits") ----
+
 
 def rotation_per_circuit(net: SuperposedNetwork, active: torch.Tensor, x0: torch.Tensor, *, chunk=None) -> dict:
     """Every circuit's readout error at every layer (not only their means), float64 on the CPU.

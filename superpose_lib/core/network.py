@@ -45,8 +45,20 @@ from torch import nn
 from .checks import checked, integer
 
 __all__ = [
-    "LayerStructure", "StructuredNetwork", "SuperposedNetwork", "dense_blocks", "gather_sum", "scatter_sum", "flat",
-    "csr_users", "csr_expand", "scatter_rows", "connectivity", "excess_pairs", "balance_chi", "chi_from_excess",
+    "LayerStructure",
+    "StructuredNetwork",
+    "SuperposedNetwork",
+    "dense_blocks",
+    "gather_sum",
+    "scatter_sum",
+    "flat",
+    "csr_users",
+    "csr_expand",
+    "scatter_rows",
+    "connectivity",
+    "excess_pairs",
+    "balance_chi",
+    "chi_from_excess",
 ]
 
 
@@ -117,8 +129,9 @@ def csr_expand(users: torch.Tensor, offsets: torch.Tensor, pos: torch.Tensor) ->
     total = torch.tensor([users.numel()], device=offsets.device)
     counts = torch.diff(offsets, append=total)[pos]
     row = torch.repeat_interleave(torch.arange(pos.numel(), device=pos.device), counts)
-    within = torch.arange(row.numel(), device=pos.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts,
-                                                                                      counts)
+    within = torch.arange(row.numel(), device=pos.device) - torch.repeat_interleave(
+        torch.cumsum(counts, 0) - counts, counts
+    )
     return row, users[offsets[pos][row] + within]
 
 
@@ -310,7 +323,6 @@ class StructuredNetwork(nn.Module):
         return gather_sum(A, self.idx[l - 1]) / self.S
 
 
-
 class SuperposedNetwork(StructuredNetwork):
     """The RiS large network, structured (never materialises D × D).
 
@@ -336,7 +348,13 @@ class SuperposedNetwork(StructuredNetwork):
             counts = torch.bincount(n, minlength=M)
             self.layers.append(
                 LayerStructure(
-                    chi, users, offsets, n, m, (k - 1).to(dtype), T * S * S - int((k - 1).sum()),
+                    chi,
+                    users,
+                    offsets,
+                    n,
+                    m,
+                    (k - 1).to(dtype),
+                    T * S * S - int((k - 1).sum()),
                     excess_offsets=torch.cumsum(counts, 0) - counts,
                 )
             )
@@ -373,8 +391,11 @@ class SuperposedNetwork(StructuredNetwork):
             if st.excess_n.numel():  # −(1/S + χ) X u: pairs connected by several circuits count once in C
                 if st.excess_offsets is not None:  # weighted segment sum over n's excess pairs
                     Xu = F.embedding_bag(
-                        st.excess_m, u.reshape(M, r * B), st.excess_offsets,
-                        mode="sum", per_sample_weights=st.excess_k,
+                        st.excess_m,
+                        u.reshape(M, r * B),
+                        st.excess_offsets,
+                        mode="sum",
+                        per_sample_weights=st.excess_k,
                     ).view(M, r, B)
                 else:
                     Xu = torch.zeros_like(u).index_add_(0, st.excess_n, u[st.excess_m] * st.excess_k[:, None, None])

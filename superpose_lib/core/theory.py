@@ -52,8 +52,12 @@ def T_at(x: float, D: int, d: int = CIRCUIT_WIDTH) -> int:
 def ris_pairs() -> list[tuple[int, int]]:
     """The 41 (D, T) pairs of RiS Figures 8–11 (book: "Notation", the regime section)."""
     ranges = {
-        800: range(200, 301, 100), 1000: range(200, 501, 100), 1200: range(200, 701, 100),
-        1400: range(200, 1001, 200), 1600: range(300, 1301, 200), 1800: range(300, 1701, 200),
+        800: range(200, 301, 100),
+        1000: range(200, 501, 100),
+        1200: range(200, 701, 100),
+        1400: range(200, 1001, 200),
+        1600: range(300, 1301, 200),
+        1800: range(300, 1701, 200),
         2000: range(200, 2001, 200),
     }
     return [(D, T) for D, ts in ranges.items() for T in ts]

@@ -21,8 +21,22 @@ __all__ = [
 
 
 # One colour and marker per scheme, in every figure of the chapter.
-_MARK = {"baseline": "o", "E1": "s", "E2": "^", "E3": "P", "E4": "v", "E5": "D", "E5 affine": "d", "baseline affine": "h",
-         "oracle": "*", "scaling": "X", "wide_rule": "p", "untied": "<", "E5 f=0.5": ">", "E5 tuned": "H"}
+_MARK = {
+    "baseline": "o",
+    "E1": "s",
+    "E2": "^",
+    "E3": "P",
+    "E4": "v",
+    "E5": "D",
+    "E5 affine": "d",
+    "baseline affine": "h",
+    "oracle": "*",
+    "scaling": "X",
+    "wide_rule": "p",
+    "untied": "<",
+    "E5 f=0.5": ">",
+    "E5 tuned": "H",
+}
 
 
 #: (colour, marker) of every scheme; the colours are the book's (`plots.COLORS["scheme"]`).
@@ -59,8 +73,15 @@ def plot_capacity_vs_D(summary, *, ax=None, theory=None, names=None, labels=None
         ax.plot([], [], "-" + m, color=c, ms=5, label=lab)  # one legend entry per scheme
         meas = g[g["censor"] == ""]
         low = meas["low"].clip(lower=meas["mean"] * 1e-2)  # a log axis: an interval reaching 0 is drawn to mean/100
-        ax.errorbar(meas["D"], meas["mean"], yerr=[meas["mean"] - low, meas["high"] - meas["mean"]], fmt=m, color=c,
-                    ms=5, capsize=2)
+        ax.errorbar(
+            meas["D"],
+            meas["mean"],
+            yerr=[meas["mean"] - low, meas["high"] - meas["mean"]],
+            fmt=m,
+            color=c,
+            ms=5,
+            capsize=2,
+        )
         for cens, mk in (("above", "^"), ("some-above", "^"), ("below", "v"), ("some-below", "v")):
             h = g[g["censor"] == cens]
             if len(h):
@@ -107,7 +128,9 @@ def plot_cascade(runs: dict, *, ax=None, floor: float = 1e-6):
     for T, r in runs.items():
         L = len(r["false_on"]) - 1
         c = shades[T]
-        ax.semilogy(range(1, L + 1), np.maximum(r["false_on"][1:], floor), "o-", color=c, ms=3, label=f"false on, T={T}")
+        ax.semilogy(
+            range(1, L + 1), np.maximum(r["false_on"][1:], floor), "o-", color=c, ms=3, label=f"false on, T={T}"
+        )
         ax.semilogy(range(1, L + 1), np.maximum(r["leak"][1:], floor), "x:", color=c, label=f"passes step, T={T}")
     ax.set_xlabel("layer l")
     ax.set_ylabel("fraction of inactive circuits")
@@ -128,8 +151,16 @@ def plot_redundancy(summary, rule: dict, *, ax=None):
         c = colours[D]
         g = summary[summary["D"] == D].sort_values("S_alpha")
         if len(g):
-            ax.errorbar(g["S_alpha"], g["mean"], yerr=[g["mean"] - g["low"], g["high"] - g["mean"]], fmt=m + "-",
-                        color=c, ms=5, capsize=2, label=f"measured, D = {D}")
+            ax.errorbar(
+                g["S_alpha"],
+                g["mean"],
+                yerr=[g["mean"] - g["low"], g["high"] - g["mean"]],
+                fmt=m + "-",
+                color=c,
+                ms=5,
+                capsize=2,
+                label=f"measured, D = {D}",
+            )
         if D in rule:
             t = rule[D]["table"]
             ax.plot(list(t), list(t.values()), color=c, **THEORY_STYLE, label=f"rule's prediction, D = {D}")

@@ -96,14 +96,27 @@ def family_settings(family: str, D: int) -> list[dict]:
     if family == "E3":
         return [{"setting": f"G={g:g}", "kind": "gated", "gate": g} for g in (2.0, 4.0, 8.0)]
     if family == "E2":
-        return [{"setting": f"f={f:g}", "kind": "redundant", "share": f, "S_alpha": 6, "theta": 0.45, "ivw": True}
-                for f in (0.2, 0.3, 0.4)]
+        return [
+            {"setting": f"f={f:g}", "kind": "redundant", "share": f, "S_alpha": 6, "theta": 0.45, "ivw": True}
+            for f in (0.2, 0.3, 0.4)
+        ]
     if family == "E4":
-        return [{"setting": f"f={f:g}" + (" static" if st else ""), "kind": "register", "share": f, "S_alpha": 6,
-                 "theta": 0.45, "static": st} for f, st in ((0.2, False), (0.3, False), (0.3, True))]
+        return [
+            {
+                "setting": f"f={f:g}" + (" static" if st else ""),
+                "kind": "register",
+                "share": f,
+                "S_alpha": 6,
+                "theta": 0.45,
+                "static": st,
+            }
+            for f, st in ((0.2, False), (0.3, False), (0.3, True))
+        ]
     if family == "E5":
-        return [{"setting": f"f={f:g} S_α=4", "kind": "wide", "share": f, "S_alpha": 4, "theta": 0.55}
-                for f in (0.55, 0.6, 0.7)]
+        return [
+            {"setting": f"f={f:g} S_α=4", "kind": "wide", "share": f, "S_alpha": 4, "theta": 0.55}
+            for f in (0.55, 0.6, 0.7)
+        ]
     raise ValueError(f"family={family!r} must be one of {FAMILIES}")
 
 
@@ -121,16 +134,28 @@ def best_settings(tune, *, eps: float = 1.0, on_rate: float = 1e-3):
     g["_order"] = range(len(g))
     rows = []
     for (fam, D), h in g.groupby(["family", "D"], sort=False):
-        h = h.sort_values(["ind_ok", "acc_ok", "false_on", "worst_dx", "_order"],
-                          ascending=[False, False, True, True, True])
+        h = h.sort_values(
+            ["ind_ok", "acc_ok", "false_on", "worst_dx", "_order"], ascending=[False, False, True, True, True]
+        )
         rows.append(h.iloc[0].drop("_order").to_dict())
     return pd.DataFrame(rows)
 
 
 @checked
-def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float | None = None,
-                    c: float | None = None, share: float = 0.6, theta: float = 0.55, batch: int = 128,
-                    device: str = "cpu") -> list[dict]:
+def redundancy_rows(
+    S_alpha: int,
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    x: float | None = None,
+    c: float | None = None,
+    share: float = 0.6,
+    theta: float = 0.55,
+    batch: int = 128,
+    device: str = "cpu",
+) -> list[dict]:
     """One E5 network (indicator blocks of M_α = share·D/2 neurons, redundancy S_alpha, dead
     zone [θ, 3/4]) at the load x = T(d/D)², or, given c instead, at x_α = T/M_α² = c/S_α²
     (the regime derivation's scaling: λ = z·S_α³·x_α = z·c·S_α, so λ/(θ·S_α) = z·c/θ is
@@ -149,12 +174,21 @@ def redundancy_rows(S_alpha: int, D: int, z: int, L: int, seed: int, *, x: float
     T = check_int("T", T, z + 1, scheme.max_T)
     r = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, layers=(2, L))
     th = indicator_theory(M_a, T, S=S_alpha, z=z, L=L, theta=theta)
-    return [{"x": control_parameter(D, T), "x_alpha": T / M_a**2, "T": T, "M_alpha": M_a,
-             "spurious2": r["spurious_on"][2], "spuriousL": r["spurious_on"][L], "false_on": r["false_on"][L],
-             "false_off": r["false_off"][L], "th_spurious2": th["spurious_on"][2], "th_spuriousL": th["spurious_on"][L],
-             "th_false_on": th["false_on"][L]}]
-
-
+    return [
+        {
+            "x": control_parameter(D, T),
+            "x_alpha": T / M_a**2,
+            "T": T,
+            "M_alpha": M_a,
+            "spurious2": r["spurious_on"][2],
+            "spuriousL": r["spurious_on"][L],
+            "false_on": r["false_on"][L],
+            "false_off": r["false_off"][L],
+            "th_spurious2": th["spurious_on"][2],
+            "th_spuriousL": th["spurious_on"][L],
+            "th_false_on": th["false_on"][L],
+        }
+    ]
 
 
 # ---- the book's capacity engine ----------------------------------------------------------
@@ -163,8 +197,9 @@ CAPACITY_CRITERIA = CRITERIA
 _RUNS: dict = {}  # layer-L statistics of the probes made in this process, shared by both criteria
 
 
-def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: int, batch: int,
-                 oracle: bool = False) -> tuple[dict, dict | None]:
+def _layer_stats(
+    kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: int, batch: int, oracle: bool = False
+) -> tuple[dict, dict | None]:
     """Layer-L statistics of one probe, and with `oracle` (criterion (b)) those of the same
     network's own oracle (`scheme_run(oracle_only=True)`: the same draw, unused neurons
     off), memoised in this process per criterion. The oracle runs first; the network then
@@ -179,8 +214,14 @@ def _layer_stats(kind: str, knobs: tuple, D: int, T: int, z: int, L: int, seed: 
         q_ref = orc["q90_dx"][L] if oracle else None
 
         def stop(counts, dx, done):
-            return certain_failure(counts["false_on"][L], counts["false_off"][L], torch.cat(dx[L]),
-                                   n_inactive=batch * (T - z), n_active=batch * z, oracle_q90=q_ref)
+            return certain_failure(
+                counts["false_on"][L],
+                counts["false_off"][L],
+                torch.cat(dx[L]),
+                n_inactive=batch * (T - z),
+                n_active=batch * z,
+                oracle_q90=q_ref,
+            )
 
         r = scheme_run(scheme, T, stop=stop, **kw)
         _RUNS[key] = ({k: r[k] for k in STAT_KEYS}, {k: orc[k] for k in STAT_KEYS} if oracle else None)
@@ -214,8 +255,9 @@ def theory_start(kind: str, D: int, z: int, L: int, *, criterion: str = "indicat
         scheme = make_scheme(kind, D, **knobs)
         group = next(g for g in scheme.groups if 0 in g.rows)
         M, S = group.M * group.copies, group.S * group.copies
-        x = control_parameter(D, T_at(max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5),
-                                      4 * M))  # the group's load x_g = T/M² as T(d/D)²
+        x = control_parameter(
+            D, T_at(max(indicator_boundary(M, S, z, L, scheme.theta_lo, RATE_MAX, group.max_T / M**2), 1e-5), 4 * M)
+        )  # the group's load x_g = T/M² as T(d/D)²
     else:
         x = 0.002
     if criterion == CRITERIA[1]:
@@ -245,9 +287,20 @@ def _largest_load(kind: str, knobs: dict, D: int, z: int, L: int) -> float:
 
 
 @checked
-def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: str, batch: int = 128,
-                    resolution: float = RESOLUTION, x0: float | None = None, x_min: float = 2e-5,
-                    **knobs) -> list[dict]:
+def scheme_capacity(
+    kind: str,
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    criterion: str,
+    batch: int = 128,
+    resolution: float = RESOLUTION,
+    x0: float | None = None,
+    x_min: float = 2e-5,
+    **knobs,
+) -> list[dict]:
     """The capacity of the scheme `kind` at width D (knobs as `make_scheme`'s) at depth L
     with z active circuits on one criterion, for one seed (a row function for `sweep`): the
     largest x = T(d/D)² at which the layer-L statistics pass, found by
@@ -289,10 +342,18 @@ def scheme_capacity(kind: str, D: int, z: int, L: int, seed: int, *, criterion: 
     # ~10 % of the measured capacity (chapters "The T(d/D)² regime", "Does it work
     # asymptotically?"); other starts can be 2x off. A step must exceed the bisection's resolution.
     step = max(1.1 if kind in ("scaling", "baseline", "sharp") else 1.5, 1.0 + 1.5 * resolution)
-    res = bisect_capacity(passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution,
-                          step=step)
+    res = bisect_capacity(
+        passes, x0=x0, x_min=max(x_min, control_parameter(D, z)), x_max=x_top, resolution=resolution, step=step
+    )
     T_fail = T_of(res["x_fail"]) if math.isfinite(res["x_fail"]) else None
     T_max = T_of(res["x_max"]) if res["censor"] != "below" else 0
     at = _scheme_at(kind, knobs, D, max(T_max, z), z, L)
-    return [res | {"T_max": T_max, "label": at.label, "why": "; ".join(why.get(T_fail, [])) if T_fail is not None else "",
-                   "knob": float(at.knob)}]
+    return [
+        res
+        | {
+            "T_max": T_max,
+            "label": at.label,
+            "why": "; ".join(why.get(T_fail, [])) if T_fail is not None else "",
+            "knob": float(at.knob),
+        }
+    ]

@@ -152,8 +152,9 @@ class SwitchOffScheme:
         check_int("M_r", self.M_r, 2 * self.S_r)
         check_real("G", self.G, 1.0, 1e6)
         if 4 * self.M + self.M_r > self.D:
-            raise ValueError(f"M={self.M}, M_r={self.M_r}: the width 4·M + M_r = {4 * self.M + self.M_r} "
-                             f"exceeds D={self.D}")
+            raise ValueError(
+                f"M={self.M}, M_r={self.M_r}: the width 4·M + M_r = {4 * self.M + self.M_r} exceeds D={self.D}"
+            )
         affine_prime(self.M, self.S)  # both planes must fit (a ValueError names M)
         affine_prime(self.M_r, self.S_r)
         if not self.label:
@@ -308,8 +309,10 @@ def scaling_design(D: int, *, z: int, L: int, x: float) -> SwitchOffScheme:
             best = (key, S_r, M_r, M)
     if best is None:
         top = max_load(D, z=z)
-        raise ValueError(f"x={x!r} is out of range for the switch-off construction at D={D}: "
-                         f"allowed 0 < x <= {top:.4g} (no register plane holds {T} circuits)")
+        raise ValueError(
+            f"x={x!r} is out of range for the switch-off construction at D={D}: "
+            f"allowed 0 < x <= {top:.4g} (no register plane holds {T} circuits)"
+        )
     _, S_r, M_r, M = best
     return SwitchOffScheme(D, M, M_r, S_PAYLOAD, S_r)
 
@@ -380,8 +383,9 @@ class SwitchOffNetwork:
     circuit gets which line, as `assignment.layer_assignments(..., design="affine")`), the
     register one more."""
 
-    def __init__(self, scheme: SwitchOffScheme, T: int, L: int, generator: torch.Generator, *,
-                 device="cpu", dtype=torch.float32):
+    def __init__(
+        self, scheme: SwitchOffScheme, T: int, L: int, generator: torch.Generator, *, device="cpu", dtype=torch.float32
+    ):
         self.scheme = scheme
         self.T = check_int("T", T, 1, scheme.max_T)
         self.L = check_int("L", L, 1)
@@ -467,8 +471,9 @@ class SwitchOffNetwork:
         G = H[b[:, None] * M + pos].sum(1)  # [N, 3]
         Y = torch.bmm(self.W[u], G[:, :, None])[:, :, 0] / S
         nxt = self.positions(l, u)
-        return scatter_rows((b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3),
-                            H.shape[0])
+        return scatter_rows(
+            (b[:, None] * M + nxt).reshape(-1), Y[:, None, :].expand(-1, S, -1).reshape(-1, 3), H.shape[0]
+        )
 
     def layers(self, active: torch.Tensor, x0: torch.Tensor, *, switch_off: bool = False, hits=None):
         """Yield (l, H^l [B·M, 3], open^l [B·M] bool, used^l [B·M] bool) for l = 1..L.
@@ -513,12 +518,33 @@ def _rotate(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.stack([c * x[..., 0] - s * x[..., 1], s * x[..., 0] + c * x[..., 1]], -1)
 
 
-_KEYS = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
-         "leak", "overlap2", "spurious_on", "open_on")
+_KEYS = (
+    "active_x",
+    "worst_dx",
+    "q90_dx",
+    "active_on",
+    "inactive_on",
+    "inactive_x",
+    "false_on",
+    "false_off",
+    "leak",
+    "overlap2",
+    "spurious_on",
+    "open_on",
+)
 
 
-def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted: set, *, switch_off: bool,
-           on_threshold: float, chunk: int, stop=None) -> dict:
+def _stats(
+    net: SwitchOffNetwork,
+    active: torch.Tensor,
+    x0: torch.Tensor,
+    wanted: set,
+    *,
+    switch_off: bool,
+    on_threshold: float,
+    chunk: int,
+    stop=None,
+) -> dict:
     """`correction.scheme_run`'s statistics (same keys and definitions) of the switch-off
     network, over the batch in chunks of `chunk` samples, sparse: a circuit with no register
     neuron on reads α̂ = 0, one with no open or non-zero position x̂ = 0, exactly.
@@ -535,7 +561,7 @@ def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted
     counts = {k: [0] * (L + 1) for k in ("false_on", "false_off", "leak", "overlap2", "spurious", "open_on")}
     dx_all = {l: [] for l in wanted}
     for lo in range(0, batch, chunk):
-        act, xs = active[lo:lo + chunk], x0[lo:lo + chunk]
+        act, xs = active[lo : lo + chunk], x0[lo : lo + chunk]
         B = act.shape[0]
         truth = xs.double()
         theta = net.theta[act.cpu()].to(net.device)
@@ -591,9 +617,23 @@ def _stats(net: SwitchOffNetwork, active: torch.Tensor, x0: torch.Tensor, wanted
 
 
 @checked
-def scaling_run(scheme: SwitchOffScheme, T: int, *, z: int = 2, L: int = 10, batch: int = 128, seed: int = 0,
-                  device="cpu", dtype=torch.float32, on_threshold: float = 0.5, layers=None,
-                  with_oracle: bool = False, chunk: int = 32, stop=None, oracle_only: bool = False) -> dict:
+def scaling_run(
+    scheme: SwitchOffScheme,
+    T: int,
+    *,
+    z: int = 2,
+    L: int = 10,
+    batch: int = 128,
+    seed: int = 0,
+    device="cpu",
+    dtype=torch.float32,
+    on_threshold: float = 0.5,
+    layers=None,
+    with_oracle: bool = False,
+    chunk: int = 32,
+    stop=None,
+    oracle_only: bool = False,
+) -> dict:
     """One fresh switch-off network and `batch` random active sets of z circuits with unit
     payloads: per-layer statistics with `correction.scheme_run`'s keys (lists indexed by
     layer). spurious_on is the fraction of gates open at positions no active circuit uses.

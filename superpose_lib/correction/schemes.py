@@ -236,11 +236,25 @@ def _split(D: int, parts: int, name: str) -> int:
 
 
 @checked
-def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi: float = 0.75,
-                share: float = 0.25, r: int = 1, S_alpha: int = 6, S_x: int | None = None,
-                static: bool = False, gate: float = 4.0, ivw: bool = False,
-                design: str = "prime_step", z: int | None = None, L: int | None = None,
-                x: float | None = None) -> Scheme:
+def make_scheme(
+    kind: str,
+    D: int,
+    *,
+    S: int = 6,
+    theta: float = 0.25,
+    theta_hi: float = 0.75,
+    share: float = 0.25,
+    r: int = 1,
+    S_alpha: int = 6,
+    S_x: int | None = None,
+    static: bool = False,
+    gate: float = 4.0,
+    ivw: bool = False,
+    design: str = "prime_step",
+    z: int | None = None,
+    L: int | None = None,
+    x: float | None = None,
+) -> Scheme:
     """The scheme `kind` at total width D (module docstring). Knobs:
 
     scaling: the switch-off construction designed by rule for z active circuits at depth L
@@ -287,26 +301,42 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
         if x is not None:
             x = float(x)
             if not (math.isfinite(x) and 0 < x <= rule.x_star):
-                raise ValueError(f"x={x!r} is out of range for the wide_rule construction at D={D}, z={z}, L={L}: "
-                                 f"allowed 0 < x <= {rule.x_star:.3g} (the rule's predicted boundary)")
+                raise ValueError(
+                    f"x={x!r} is out of range for the wide_rule construction at D={D}, z={z}, L={L}: "
+                    f"allowed 0 < x <= {rule.x_star:.3g} (the rule's predicted boundary)"
+                )
         sch = make_scheme("wide", D, **rule.knobs)
-        return Scheme("wide_rule", sch.groups, theta_lo=rule.theta, theta_hi=rule.theta_hi, knob=rule.S_alpha,
-                      label=f"E5 by rule S_α={rule.S_alpha} θ={rule.theta:g}")
+        return Scheme(
+            "wide_rule",
+            sch.groups,
+            theta_lo=rule.theta,
+            theta_hi=rule.theta_hi,
+            knob=rule.S_alpha,
+            label=f"E5 by rule S_α={rule.S_alpha} θ={rule.theta:g}",
+        )
     design = check_design(design)
     tag = "" if design == "prime_step" else f" {design}"
     if kind in ("baseline", "oracle", "sharp", "gated"):
         M = _split(D, 4, kind)
         if M < S:
-            raise ValueError(f"D={D} is out of range for kind={kind!r} with S={S}: allowed D >= {4 * S} "
-                             "(blocks of M = D/4 neurons hold S of them per circuit)")
+            raise ValueError(
+                f"D={D} is out of range for kind={kind!r} with S={S}: allowed D >= {4 * S} "
+                "(blocks of M = D/4 neurons hold S of them per circuit)"
+            )
         if kind == "gated":
             ind = BlockGroup(INDICATOR, M, S, lead=1, design=design)
-            return Scheme(kind, (ind, BlockGroup(PAYLOAD, M, S, design=design)), gate=gate, knob=gate,
-                          label=f"E3 gated G={gate:g}" + tag)
+            return Scheme(
+                kind,
+                (ind, BlockGroup(PAYLOAD, M, S, design=design)),
+                gate=gate,
+                knob=gate,
+                label=f"E3 gated G={gate:g}" + tag,
+            )
         g = (BlockGroup((0, 1, 2, 3), M, S, design=design),)
         if kind == "sharp":
-            return Scheme(kind, g, theta_lo=theta, theta_hi=theta_hi, knob=theta,
-                          label=f"E1 step [{theta:g}, {theta_hi:g}]" + tag)
+            return Scheme(
+                kind, g, theta_lo=theta, theta_hi=theta_hi, knob=theta, label=f"E1 step [{theta:g}, {theta_hi:g}]" + tag
+            )
         name = "oracle (bound)" if kind == "oracle" else "baseline (RiS)"
         return Scheme(kind, g, oracle=kind == "oracle", label=name + tag)
     r = check_int("r", r, 1)
@@ -316,11 +346,15 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
         rest = D - 2 * r * M_e
         S_pay = S if S_x is None else S_x
         if 1 <= M_e < S_alpha and rest >= 2 * S_pay:
-            raise ValueError(f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
-                             f"allowed S_alpha <= {M_e} (indicator blocks of M_alpha = share·D/(2r) neurons)")
+            raise ValueError(
+                f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
+                f"allowed S_alpha <= {M_e} (indicator blocks of M_alpha = share·D/(2r) neurons)"
+            )
         if M_e < 1 or rest < 2 * S_pay or M_e < S_alpha:
-            raise ValueError(f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
-                             f"per block (D={D}, S_alpha={S_alpha})")
+            raise ValueError(
+                f"share={share}: needs >= S_alpha indicator neurons per copy and >= S payload neurons "
+                f"per block (D={D}, S_alpha={S_alpha})"
+            )
         ind = BlockGroup(INDICATOR, M_e, S_alpha, copies=r, design=design)
         pay = BlockGroup(PAYLOAD, rest // 2, S_pay, design=design)
         if kind == "wide":
@@ -332,22 +366,35 @@ def make_scheme(kind: str, D: int, *, S: int = 6, theta: float = 0.25, theta_hi:
     if M_e < 1 or M < S:
         raise ValueError(f"share={share}: needs >= 1 neuron per extra copy and >= S neurons per RiS block")
     if M_e < S_alpha:
-        raise ValueError(f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
-                         f"allowed S_alpha <= {M_e} (extra indicator blocks of M_e = share·D/(2r) neurons)")
+        raise ValueError(
+            f"S_alpha={S_alpha} is out of range for kind={kind!r} at D={D}, share={share:g}, r={r}: "
+            f"allowed S_alpha <= {M_e} (extra indicator blocks of M_e = share·D/(2r) neurons)"
+        )
     main = BlockGroup((0, 1, 2, 3), M, S, design=design)
     extra = BlockGroup((4, 5), M_e, S_alpha, copies=r, static=static, design=design)
     step = "" if (theta, theta_hi) == (0.25, 0.75) else f" step [{theta:g}, {theta_hi:g}]"
     if kind == "redundant":
         label = f"E2 redundant f={share:g} r={r} S_α={S_alpha}" + step + (" ivw" if ivw else "") + tag
         rho = r * M_e / (r * M_e + M) if ivw else r / (r + 1)
-        return Scheme(kind, (main, extra), extra="average", rho=rho, knob=share, label=label,
-                      theta_lo=theta, theta_hi=theta_hi)
+        return Scheme(
+            kind, (main, extra), extra="average", rho=rho, knob=share, label=label, theta_lo=theta, theta_hi=theta_hi
+        )
     label = f"E4 register f={share:g} r={r} S_α={S_alpha}" + (" static" if static else "") + step + tag
     return Scheme(kind, (main, extra), extra="register", knob=share, label=label, theta_lo=theta, theta_hi=theta_hi)
 
 
-SCHEMES = ("baseline", "oracle", "sharp", "redundant", "independent", "wide", "register", "gated", "wide_rule",
-           "scaling")
+SCHEMES = (
+    "baseline",
+    "oracle",
+    "sharp",
+    "redundant",
+    "independent",
+    "wide",
+    "register",
+    "gated",
+    "wide_rule",
+    "scaling",
+)
 
 
 @checked
@@ -385,8 +432,10 @@ def _composite_idx(group: BlockGroup, T: int, L: int, generator: torch.Generator
     """[L, T, S·copies] positions in the composite block of M·copies neurons: copy c's
     independent assignment shifted by c·M. static: one draw repeated at every layer."""
     n_layers = 1 if group.static else L
-    parts = [layer_assignments(T, group.M, group.S, n_layers, generator, design=group.design) + c * group.M
-             for c in range(group.copies)]
+    parts = [
+        layer_assignments(T, group.M, group.S, n_layers, generator, design=group.design) + c * group.M
+        for c in range(group.copies)
+    ]
     idx = torch.cat(parts, dim=2)
     return idx.expand(L, -1, -1).contiguous() if group.static else idx
 
@@ -397,8 +446,16 @@ class CorrectedNetwork(nn.Module):
     Activations are a list over groups of [M_g, d_g, B] tensors (M_g composite, d_g = |rows|).
     """
 
-    def __init__(self, scheme: Scheme, w: torch.Tensor, w_bar: torch.Tensor, bias: torch.Tensor,
-                 L: int, generator: torch.Generator, device="cpu"):
+    def __init__(
+        self,
+        scheme: Scheme,
+        w: torch.Tensor,
+        w_bar: torch.Tensor,
+        bias: torch.Tensor,
+        L: int,
+        generator: torch.Generator,
+        device="cpu",
+    ):
         super().__init__()
         T = w.shape[0]
         self.scheme, self.T, self.L, self.d = scheme, check_int("T", T, 1, scheme.max_T), check_int("L", L, 1), scheme.d
@@ -410,7 +467,7 @@ class CorrectedNetwork(nn.Module):
         idx = [_composite_idx(g, T, L + 1, generator) for g in self.groups]  # one spare layer for `lead`
         for i, g in enumerate(self.groups):
             if g.lead is not None:
-                idx[i] = torch.cat([idx[g.lead][g.shift:], idx[i][-1:]])[: L + 1]
+                idx[i] = torch.cat([idx[g.lead][g.shift :], idx[i][-1:]])[: L + 1]
         self.idx = [x[:L].to(device) for x in idx]
         self.rows = [torch.tensor(g.rows, device=device) for g in self.groups]
         self.layer_pairs: list[list[_Pair]] = [[]]
@@ -540,8 +597,11 @@ class CorrectedNetwork(nn.Module):
         for gi in range(len(self.groups)):
             dg, Mg = len(self.groups[gi].rows), self.Mg[gi]
             pos = self.idx[gi][l - 1][u]  # [N, S_g]
-            pre_t = scatter_rows((pos * B + b[:, None]).reshape(-1),
-                                 Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg), Mg * B).contiguous()
+            pre_t = scatter_rows(
+                (pos * B + b[:, None]).reshape(-1),
+                Y[gi][:, None, :].expand(N, pos.shape[1], dg).reshape(-1, dg),
+                Mg * B,
+            ).contiguous()
             for p in self.layer_pairs[l - 1]:
                 if p.g != gi:
                     continue
@@ -563,8 +623,9 @@ class CorrectedNetwork(nn.Module):
             out.append(torch.relu(pre + self.bias[self.rows[gi]][None, :, None]))
         return out
 
-    def sparse_layers(self, A0: list, active: torch.Tensor | None = None, *, switch_off: bool | None = None,
-                      dense_above: float = 0.1):
+    def sparse_layers(
+        self, A0: list, active: torch.Tensor | None = None, *, switch_off: bool | None = None, dense_above: float = 0.1
+    ):
         """Yield (l, A^l) for l = 1..L as `layers_iter` does, with `layer_sparse` while at most
         a fraction `dense_above` of the previous layer's neurons are non-zero, else `layer`
         (the same network: the two agree to float rounding)."""
@@ -585,8 +646,9 @@ class CorrectedNetwork(nn.Module):
                 A = [a * m for a, m in zip(A, self._mask(l, active))]
             yield l, A
 
-    def layers_iter(self, A0: list, active: torch.Tensor | None = None, readout_at=None, *,
-                    switch_off: bool | None = None):
+    def layers_iter(
+        self, A0: list, active: torch.Tensor | None = None, readout_at=None, *, switch_off: bool | None = None
+    ):
         """Yield (l, A^l, R^l) for l = 1..L; R^l [T, d, B] the readouts of every circuit,
         row by row from its group: (1/S_g)⟨e^{g,l}_t|A^l_g⟩ (None at layers not in
         `readout_at`, default every layer). switch_off (default: the scheme's `oracle`):
@@ -615,8 +677,7 @@ class CorrectedNetwork(nn.Module):
 
 
 @checked
-def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, *, device="cpu",
-                    dtype=torch.float32):
+def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, *, device="cpu", dtype=torch.float32):
     """Random rotation circuits (θ_t ~ U[0, 2π)) in the scheme's network. Returns (net, θ)."""
     theta = sample_thetas(check_int("T", T, 1, scheme.max_T), generator)
     w, w_bar, bias = scheme_weights(theta, scheme.theta_lo, scheme.theta_hi, scheme.extra, scheme.rho)
@@ -625,8 +686,17 @@ def build_corrected(scheme: Scheme, T: int, L: int, generator: torch.Generator, 
 
 
 @checked
-def scheme_bytes(scheme: Scheme, T: int, L: int, batch: int, *, z: int = 2, itemsize: int = 4,
-                 keep_alpha: bool = False, chunk: int | None = None) -> int:
+def scheme_bytes(
+    scheme: Scheme,
+    T: int,
+    L: int,
+    batch: int,
+    *,
+    z: int = 2,
+    itemsize: int = 4,
+    keep_alpha: bool = False,
+    chunk: int | None = None,
+) -> int:
     """Estimated peak memory (bytes) of `scheme_run(scheme, T, z=z, L=L, batch=batch)`: a
     closed form of the sizes, for refusing before anything is allocated.
 
@@ -656,10 +726,25 @@ def scheme_bytes(scheme: Scheme, T: int, L: int, batch: int, *, z: int = 2, item
 
 
 @checked(on_threshold=real(0.0, 1.0))
-def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
-               device="cpu", dtype=torch.float32, on_threshold: float = 0.5, keep_alpha: bool = False,
-               layers=None, with_oracle: bool = False, sparse: bool | None = None, chunk: int = 32,
-               stop=None, oracle_only: bool = False) -> dict:
+def scheme_run(
+    scheme: Scheme,
+    T: int,
+    *,
+    z: int = 2,
+    L: int = 8,
+    batch: int = 200,
+    seed: int = 0,
+    device="cpu",
+    dtype=torch.float32,
+    on_threshold: float = 0.5,
+    keep_alpha: bool = False,
+    layers=None,
+    with_oracle: bool = False,
+    sparse: bool | None = None,
+    chunk: int = 32,
+    stop=None,
+    oracle_only: bool = False,
+) -> dict:
     """One fresh network of `scheme`, `batch` random active sets of z circuits: per-layer
     statistics (lists indexed by layer, 0 = input).
 
@@ -686,15 +771,33 @@ def scheme_run(scheme: Scheme, T: int, *, z: int = 2, L: int = 8, batch: int = 2
     z = check_int("z", z, 1, T)
     batch = check_int("batch", batch, 1)
     if isinstance(scheme, SwitchOffScheme):
-        return scaling_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device, dtype=dtype,
-                           on_threshold=on_threshold, layers=layers, with_oracle=with_oracle, stop=stop,
-                           oracle_only=oracle_only, chunk=chunk)
+        return scaling_run(
+            scheme,
+            T,
+            z=z,
+            L=L,
+            batch=batch,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            on_threshold=on_threshold,
+            layers=layers,
+            with_oracle=with_oracle,
+            stop=stop,
+            oracle_only=oracle_only,
+            chunk=chunk,
+        )
     itemsize = torch.empty((), dtype=check_dtype(dtype)).element_size()
     rows = None if (keep_alpha if sparse is None else not sparse) else chunk
-    check_fits(f"{scheme.label} at width {scheme.D}",
-               lambda T, L, batch: scheme_bytes(scheme, T, L, batch, z=z, itemsize=itemsize, keep_alpha=keep_alpha,
-                                                chunk=rows),
-               {"T": T, "L": L, "batch": batch}, {"T": z, "L": 1, "batch": 1}, check_device(device))
+    check_fits(
+        f"{scheme.label} at width {scheme.D}",
+        lambda T, L, batch: scheme_bytes(
+            scheme, T, L, batch, z=z, itemsize=itemsize, keep_alpha=keep_alpha, chunk=rows
+        ),
+        {"T": T, "L": L, "batch": batch},
+        {"T": z, "L": 1, "batch": 1},
+        check_device(device),
+    )
     T = check_int("T", T, 1, scheme.max_T)
     g = torch.Generator().manual_seed(int(seed))
     net, _ = build_corrected(scheme, T, L, g, device=device, dtype=dtype)
@@ -728,8 +831,19 @@ def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_thres
     """`scheme_run`'s statistics of one forward pass (see there)."""
     batch, z = active.shape
     T, L, device, dtype = net.T, net.L, active.device, net.w.dtype
-    keys = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
-            "leak", "overlap2", "spurious_on")
+    keys = (
+        "active_x",
+        "worst_dx",
+        "q90_dx",
+        "active_on",
+        "inactive_on",
+        "inactive_x",
+        "false_on",
+        "false_off",
+        "leak",
+        "overlap2",
+        "spurious_on",
+    )
     res = {k: [0.0] * (L + 1) for k in keys}
     cols = torch.arange(batch, device=device)[:, None].expand(batch, z)
     n_in = max(batch * (T - z), 1)  # z = T: no inactive circuit, and none read as on (as rotation_errors)
@@ -787,12 +901,24 @@ def _readouts(net: CorrectedNetwork, l: int, A: list, u: torch.Tensor, b: torch.
     return alpha, R[:, 2:4] - alpha[:, None]
 
 
-_STAT_KEYS = ("active_x", "worst_dx", "q90_dx", "active_on", "inactive_on", "inactive_x", "false_on", "false_off",
-              "leak", "overlap2", "spurious_on")
+_STAT_KEYS = (
+    "active_x",
+    "worst_dx",
+    "q90_dx",
+    "active_on",
+    "inactive_on",
+    "inactive_x",
+    "false_on",
+    "false_off",
+    "leak",
+    "overlap2",
+    "spurious_on",
+)
 
 
-def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_threshold, wanted,
-                      chunk: int, stop=None) -> dict:
+def _run_stats_sparse(
+    net: CorrectedNetwork, active, a0, truth, *, switch_off, on_threshold, wanted, chunk: int, stop=None
+) -> dict:
     """`_run_stats`, computed sparsely over the batch in chunks of `chunk` samples: a circuit
     none of whose neurons is non-zero reads α̂ = 0 and x̂ = 0 exactly and adds nothing to any
     statistic, so only the circuits that `CorrectedNetwork.touched` lists are read.
@@ -809,17 +935,17 @@ def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, o
     dx_all = {l: [] for l in wanted}
     done = 0
     for lo in range(0, batch, chunk):
-        act = active[lo:lo + chunk]
+        act = active[lo : lo + chunk]
         B = act.shape[0]
         ab = torch.arange(B, device=act.device)[:, None].expand(B, z).reshape(-1)
         au = act.reshape(-1)
         akey = au * B + ab
-        A0 = net.embed(act, a0[lo:lo + chunk].to(net.w.dtype))
+        A0 = net.embed(act, a0[lo : lo + chunk].to(net.w.dtype))
         for l, A in net.sparse_layers(A0, act, switch_off=switch_off):
             if l not in wanted:
                 continue
             a_alpha, a_x = _readouts(net, l, A, au, ab)
-            t_alpha, t_x = decode(truth[l][lo:lo + chunk])
+            t_alpha, t_x = decode(truth[l][lo : lo + chunk])
             dx = ((a_x.double() - t_x.reshape(-1, 2)) ** 2).sum(-1)
             sums["active_x"][l] += float(dx.sum())
             dx_all[l].append(dx.sqrt().cpu())
@@ -834,8 +960,9 @@ def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, o
             counts["false_on"][l] += int((alpha > on_threshold).sum())
             counts["leak"][l] += int((alpha > 0.25).sum())
             used = net._mask(l, act)[ind][:, 0, :]  # [M, B]
-            flags = [used > 0 if gi == ind else torch.zeros_like(a[:, 0, :], dtype=torch.bool)
-                     for gi, a in enumerate(A)]
+            flags = [
+                used > 0 if gi == ind else torch.zeros_like(a[:, 0, :], dtype=torch.bool) for gi, a in enumerate(A)
+            ]
             u, b = net.touched(l, flags)
             keep = ~torch.isin(u * B + b, akey)
             shared = used[net.idx[ind][l - 1][u[keep]], b[keep][:, None]].sum(1)
@@ -864,8 +991,9 @@ def _run_stats_sparse(net: CorrectedNetwork, active, a0, truth, *, switch_off, o
 
 
 @checked
-def scheme_rows(kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0,
-                device: str = "cpu", **knobs) -> list[dict]:
+def scheme_rows(
+    kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int = 200, seed: int = 0, device: str = "cpu", **knobs
+) -> list[dict]:
     """`scheme_run` as tidy rows for `sweep`: one row per layer, quantities as columns, plus
     the scheme's width, parameters per layer (weights + biases of one layer l ≥ 2), knob
     and assignment capacity."""
@@ -874,8 +1002,12 @@ def scheme_rows(kind: str, D: int, T: int, *, z: int = 2, L: int = 8, batch: int
         return []  # the scheme's assignment cannot hold T circuits at this width
     res = scheme_run(scheme, T, z=z, L=L, batch=batch, seed=seed, device=device)
     params = scheme.parameters(2) - scheme.parameters(1) if isinstance(scheme, Scheme) else float("nan")
-    meta = {"label": scheme.label, "width": scheme.D, "params": params,
-            "knob": scheme.knob, "max_T": scheme.max_T, "superposition": T * (4 / D) ** 2}
+    meta = {
+        "label": scheme.label,
+        "width": scheme.D,
+        "params": params,
+        "knob": scheme.knob,
+        "max_T": scheme.max_T,
+        "superposition": T * (4 / D) ** 2,
+    }
     return [{"layer": l, **meta, **{k: v[l] for k, v in res.items()}} for l in range(1, L + 1)]
-
-

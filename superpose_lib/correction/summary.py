@@ -72,8 +72,10 @@ TUNED = ("E1", "E2", "E3", "E4", "E5")
 #: Controls that separate E5's changes (untied indicator positions, the dead zone with its
 #: own S_α, the share f): RiS's indicator rows moved to blocks of their own at f = 1/2 with
 #: RiS's S = 6 and step, and E5's dead zone and S_α = 4 at f = 1/2.
-CONTROLS = {"untied": ("independent", {"share": 0.5, "S_alpha": 6}),
-            "E5 f=0.5": ("wide", {"share": 0.5, "S_alpha": 4, "theta": 0.55})}
+CONTROLS = {
+    "untied": ("independent", {"share": 0.5, "S_alpha": 6}),
+    "E5 f=0.5": ("wide", {"share": 0.5, "S_alpha": 4, "theta": 0.55}),
+}
 
 
 def _label(name: str) -> str:
@@ -86,15 +88,24 @@ def _slug(name: str) -> str:
 
 
 @checked
-def capacity_config(kind: str, knobs: dict, D: int, criterion: str, *, z: int, L: int, batch: int,
-                    resolution: float) -> dict:
+def capacity_config(
+    kind: str, knobs: dict, D: int, criterion: str, *, z: int, L: int, batch: int, resolution: float
+) -> dict:
     """The `sweep` configuration of one `scheme_capacity` cell, keyed as every chapter keys
     it (kind, D, criterion, z, L, batch, resolution and the scheme's knobs; nothing else),
     so that equal arguments share one cache entry across chapters."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion={criterion!r} is not allowed: one of {CRITERIA}")
-    return dict(kind=kind, D=check_int("D", D, 16), criterion=criterion, z=check_int("z", z, 1),
-                L=check_int("L", L, 2), batch=check_int("batch", batch, 1), resolution=float(resolution), **knobs)
+    return dict(
+        kind=kind,
+        D=check_int("D", D, 16),
+        criterion=criterion,
+        z=check_int("z", z, 1),
+        L=check_int("L", L, 2),
+        batch=check_int("batch", batch, 1),
+        resolution=float(resolution),
+        **knobs,
+    )
 
 
 def _knobs(setting: dict) -> tuple[str, dict]:
@@ -148,14 +159,33 @@ def tuned_redundancy(schemes: dict, D: int, *, z: int, L: int) -> tuple[str, dic
 
 
 def _cells(schemes: dict, names, D_list, criteria, **common) -> list[tuple[dict, dict]]:
-    return [({"name": n}, capacity_config(*schemes[n], D, c, **common))
-            for D in sorted(D_list, reverse=True) for n in names for c in criteria]
+    return [
+        ({"name": n}, capacity_config(*schemes[n], D, c, **common))
+        for D in sorted(D_list, reverse=True)
+        for n in names
+        for c in criteria
+    ]
 
 
 @checked
-def comparison_plan(schemes: dict, *, D_list, D_large, names_large_b, D_oracle_max: int, D_family, D_controls: int,
-                    z: int, z_other, D_other, seeds, seeds_large, L: int, batch: int,
-                    resolution: float) -> list[tuple[list, list]]:
+def comparison_plan(
+    schemes: dict,
+    *,
+    D_list,
+    D_large,
+    names_large_b,
+    D_oracle_max: int,
+    D_family,
+    D_controls: int,
+    z: int,
+    z_other,
+    D_other,
+    seeds,
+    seeds_large,
+    L: int,
+    batch: int,
+    resolution: float,
+) -> list[tuple[list, list]]:
     """The capacity cells of the comparison and their seeds, as (cells, seeds) parts, the
     largest widths first within each part (a process pool then ends on small tasks):
 
@@ -179,24 +209,45 @@ def comparison_plan(schemes: dict, *, D_list, D_large, names_large_b, D_oracle_m
     large += _cells(schemes, list(names_large_b), D_large, (HOLDS,), **common)
     if large:
         plan.append((sorted(large, key=lambda c: -c[1]["D"]), list(seeds_large)))
-    other = [({"name": n}, capacity_config(*schemes[n], D, HOLDS, z=zz, L=L, batch=batch, resolution=resolution))
-             for zz in z_other for D in sorted(D_other, reverse=True) for n in ("baseline", "E1", "E5", "oracle")]
+    other = [
+        ({"name": n}, capacity_config(*schemes[n], D, HOLDS, z=zz, L=L, batch=batch, resolution=resolution))
+        for zz in z_other
+        for D in sorted(D_other, reverse=True)
+        for n in ("baseline", "E1", "E5", "oracle")
+    ]
     if other:
         plan.append((other, list(seeds)))
     return plan
 
 
 @checked
-def redundancy_plan(schemes: dict, *, D_S: int, S_list, D_rule, seeds, seeds_rule, tune_seed: int, z: int, L: int,
-                    batch: int, resolution: float) -> list[tuple[list, list]]:
+def redundancy_plan(
+    schemes: dict,
+    *,
+    D_S: int,
+    S_list,
+    D_rule,
+    seeds,
+    seeds_rule,
+    tune_seed: int,
+    z: int,
+    L: int,
+    batch: int,
+    resolution: float,
+) -> list[tuple[list, list]]:
     """The capacity cells of the S_α section on criterion (b): E5 (its share and dead zone)
     with every S_α of S_list at D_S, on the seeds and on the held-out tune_seed (for the
     pick); E5 with the design rule's S_α (`tuned_redundancy`) at every D of D_rule, on
     seeds_rule. Tags: name ("E5 S_α=k" or "E5 tuned"), S_alpha."""
     kind, knobs = schemes["E5"]
     common = dict(z=z, L=L, batch=batch, resolution=resolution)
-    sweep_S = [({"name": f"E5 S_α={S}", "S_alpha": int(S)},
-                capacity_config(kind, {**knobs, "S_alpha": int(S)}, D_S, HOLDS, **common)) for S in S_list]
+    sweep_S = [
+        (
+            {"name": f"E5 S_α={S}", "S_alpha": int(S)},
+            capacity_config(kind, {**knobs, "S_alpha": int(S)}, D_S, HOLDS, **common),
+        )
+        for S in S_list
+    ]
     plan = [(sweep_S, [*seeds, tune_seed])]
     rule = []
     for D in sorted(D_rule, reverse=True):
@@ -212,8 +263,9 @@ RATE_SERIES = ("fixed x", "x_α ∝ 1/S_α²")
 
 
 @checked
-def rates_cells(schemes: dict, *, D: int, S_list, x: float, z: int, L: int, batch: int,
-                device: str = "cpu") -> list[tuple[dict, dict]]:
+def rates_cells(
+    schemes: dict, *, D: int, S_list, x: float, z: int, L: int, batch: int, device: str = "cpu"
+) -> list[tuple[dict, dict]]:
     """Cells of `scale.redundancy_rows` for E5 (its share and dead zone) with every S_α of
     S_list at width D, at two loads (tag "series"): the fixed x = T(d/D)², and x_α = T/M_α² =
     c/S_α² with c such that S_α = min(S_list) gets the same load (the regime derivation's
@@ -231,9 +283,13 @@ def rates_cells(schemes: dict, *, D: int, S_list, x: float, z: int, L: int, batc
 def theory_lines(schemes: dict, names, D_list, *, z: int, L: int) -> pd.DataFrame:
     """The theory's predicted boundary on criterion (b) (`theory_start`) per scheme and D:
     rows name, D, x."""
-    return pd.DataFrame([{"name": n, "D": int(D), "x": theory_start(schemes[n][0], int(D), z, L, criterion=HOLDS,
-                                                                     **schemes[n][1])}
-                         for n in names for D in D_list])
+    return pd.DataFrame(
+        [
+            {"name": n, "D": int(D), "x": theory_start(schemes[n][0], int(D), z, L, criterion=HOLDS, **schemes[n][1])}
+            for n in names
+            for D in D_list
+        ]
+    )
 
 
 def run_plan(plan, *, fn=scheme_capacity, **sweep_kw) -> pd.DataFrame:
@@ -294,12 +350,10 @@ def theory_slopes(fits: pd.DataFrame, cap: pd.DataFrame, schemes: dict, *, z: in
     out = fits.copy()
     th = []
     for _, r in fits.iterrows():
-        if (r.get("criterion", HOLDS) != HOLDS or r["name"] not in schemes
-                or schemes[r["name"]][0] not in THEORY_KINDS):
+        if r.get("criterion", HOLDS) != HOLDS or r["name"] not in schemes or schemes[r["name"]][0] not in THEORY_KINDS:
             th.append(math.nan)
             continue
-        used = cap[(cap["name"] == r["name"]) & (cap["criterion"] == r.get("criterion", HOLDS))
-                   & (cap["censor"] == "")]
+        used = cap[(cap["name"] == r["name"]) & (cap["criterion"] == r.get("criterion", HOLDS)) & (cap["censor"] == "")]
         Ds = sorted(int(D) for D in used["D"].unique())
         kind, knobs = schemes[r["name"]]
         x = [theory_start(kind, D, z, L, criterion=HOLDS, **knobs) for D in Ds]
@@ -317,11 +371,14 @@ def capacity_table(cap: pd.DataFrame, *, criterion: str, names=None, by=("D",)) 
     for key, g in c.groupby(["name", *by], sort=False):
         r = capacity_summary(g).iloc[0]
         col = ", ".join(f"{b} = {int(v)}" for b, v in zip(by, key[1:]))
-        cells.setdefault(_label(key[0]), {})[col] = format_capacity(r["mean"], r["low"], r["high"], r["censor"],
-                                                                    n=int(r["n"]))
+        cells.setdefault(_label(key[0]), {})[col] = format_capacity(
+            r["mean"], r["low"], r["high"], r["censor"], n=int(r["n"])
+        )
     order = [_label(n) for n in (names or c["name"].unique()) if _label(n) in cells]
-    cols = [", ".join(f"{b} = {int(v)}" for b, v in zip(by, k)) for k in
-            sorted({tuple(int(x) for x in t) for t in c[list(by)].itertuples(index=False)})]
+    cols = [
+        ", ".join(f"{b} = {int(v)}" for b, v in zip(by, k))
+        for k in sorted({tuple(int(x) for x in t) for t in c[list(by)].itertuples(index=False)})
+    ]
     return pd.DataFrame.from_dict(cells, orient="index").reindex(index=order, columns=cols).fillna("–")
 
 
@@ -335,12 +392,19 @@ def slope_table(fits: pd.DataFrame) -> pd.DataFrame:
     """`theory_slopes` as text: per scheme and criterion the measured slope d ln x_max /
     d ln D with its 95 % t-interval over seeds, the theory's over the same widths, the
     seeds and widths of the fit."""
-    return pd.DataFrame([{"scheme": _label(r["name"]), "criterion": r["criterion"],
-                          "measured slope [95 % CI]":
-                              f"{_signed(r['slope'])} [{_signed(r['low'])}, {_signed(r['high'])}]",
-                          "theory": "–" if math.isnan(r["theory"]) else _signed(r["theory"]),
-                          "seeds": int(r["n"]), "widths": f"{int(r['D_min'])} to {int(r['D_max'])}"}
-                         for _, r in fits.iterrows()]).set_index(["scheme", "criterion"])
+    return pd.DataFrame(
+        [
+            {
+                "scheme": _label(r["name"]),
+                "criterion": r["criterion"],
+                "measured slope [95 % CI]": f"{_signed(r['slope'])} [{_signed(r['low'])}, {_signed(r['high'])}]",
+                "theory": "–" if math.isnan(r["theory"]) else _signed(r["theory"]),
+                "seeds": int(r["n"]),
+                "widths": f"{int(r['D_min'])} to {int(r['D_max'])}",
+            }
+            for _, r in fits.iterrows()
+        ]
+    ).set_index(["scheme", "criterion"])
 
 
 @checked
@@ -361,8 +425,9 @@ def redundancy_summary(cap_S: pd.DataFrame, cap: pd.DataFrame, *, tune_seed: int
     from the comparison `cap`) at the widths of E5 tuned; with columns S_alpha and D."""
     rest = cap_S[cap_S["seed"] != tune_seed]
     tuned_D = rest.loc[rest["name"] == "E5 tuned", "D"].unique()
-    e5 = cap[(cap["name"] == "E5") & (cap["criterion"] == HOLDS) & cap["D"].isin(tuned_D)
-             & (cap["z"] == rest["z"].iloc[0])].assign(S_alpha=4)
+    e5 = cap[
+        (cap["name"] == "E5") & (cap["criterion"] == HOLDS) & cap["D"].isin(tuned_D) & (cap["z"] == rest["z"].iloc[0])
+    ].assign(S_alpha=4)
     both = pd.concat([rest, e5], ignore_index=True)
     summ = capacity_summary(both)
     S = both.drop_duplicates(["name", "D"]).set_index(["name", "D"])["S_alpha"]
@@ -378,9 +443,15 @@ def overview(schemes: dict, D: int) -> pd.DataFrame:
     rows = []
     for name, (kind, knobs) in schemes.items():
         s = make_scheme(kind, D, **knobs)
-        rows.append({"scheme": _label(name), "construction": s.label, "width": s.D,
-                     "parameters per layer": f"{s.parameters(2) - s.parameters(1):,}",
-                     "assignment holds T(d/D)² ≤": f"{s.max_T * 16 / D**2:.4f}"})
+        rows.append(
+            {
+                "scheme": _label(name),
+                "construction": s.label,
+                "width": s.D,
+                "parameters per layer": f"{s.parameters(2) - s.parameters(1):,}",
+                "assignment holds T(d/D)² ≤": f"{s.max_T * 16 / D**2:.4f}",
+            }
+        )
     return pd.DataFrame(rows).set_index("scheme")
 
 
@@ -399,18 +470,25 @@ def mechanism_facts(runs: dict, *, S: int) -> dict:
     mid, big = runs[Ts[len(Ts) // 2]], runs[Ts[-1]]
     L = len(big["false_on"]) - 1
     a1 = mid["alpha_inactive"][1].double() * S
-    return {"ec-Tmid": f"{Ts[len(Ts) // 2]}", "ec-big": f"{Ts[-1]}",
-            "ec-leak1": f"{100 * mid['leak'][1]:.2f} %", "ec-fo2": f"{100 * big['false_on'][2]:.3f} %",
-            "ec-foL": f"{100 * big['false_on'][L]:.2f} %", "ec-offL": f"{100 * big['false_off'][L]:.1f} %",
-            "layer1_exact": bool(mid["leak"][1] == mid["overlap2"][1] > 0 and float((a1 - a1.round()).abs().max()) < 1e-4),
-            "grows": bool(big["false_on"][L] > big["false_on"][2])}
+    return {
+        "ec-Tmid": f"{Ts[len(Ts) // 2]}",
+        "ec-big": f"{Ts[-1]}",
+        "ec-leak1": f"{100 * mid['leak'][1]:.2f} %",
+        "ec-fo2": f"{100 * big['false_on'][2]:.3f} %",
+        "ec-foL": f"{100 * big['false_on'][L]:.2f} %",
+        "ec-offL": f"{100 * big['false_off'][L]:.1f} %",
+        "layer1_exact": bool(mid["leak"][1] == mid["overlap2"][1] > 0 and float((a1 - a1.round()).abs().max()) < 1e-4),
+        "grows": bool(big["false_on"][L] > big["false_on"][2]),
+    }
 
 
 def tuning_facts(tune: pd.DataFrame, picks: dict) -> dict:
     """The tuning section's numbers: the held-out seed(s), the width, and per family its
     pick with the capacities of its settings ("E1 θ=0.55 (0.0023; θ=0.35: 0.0018, …)")."""
-    out = {"ec-tune-D": f"{int(tune['D'].iloc[0])}",
-           "ec-tune-seed": ", ".join(str(s) for s in sorted(tune["seed"].unique()))}
+    out = {
+        "ec-tune-D": f"{int(tune['D'].iloc[0])}",
+        "ec-tune-seed": ", ".join(str(s) for s in sorted(tune["seed"].unique())),
+    }
     g = tune.groupby(["family", "setting"], sort=False)["x_max"].mean()
     for fam, pick in picks.items():
         others = "; ".join(f"{st}: {g[(fam, st)]:.4f}" for st in g[fam].index if st != pick["setting"])
@@ -437,8 +515,14 @@ def tuning_table(tune: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (fam, st), g in tune.groupby(["family", "setting"], sort=False):
         bound = "≥ " if (g["censor"] == "above").any() else ""
-        rows.append({"family": fam, "setting": st, "capacity T(d/D)²": f"{bound}{g['x_max'].mean():.5f}",
-                     "fails next by": "; ".join(sorted({_why(w) for w in g["why"] if w})) or "assignment full"})
+        rows.append(
+            {
+                "family": fam,
+                "setting": st,
+                "capacity T(d/D)²": f"{bound}{g['x_max'].mean():.5f}",
+                "fails next by": "; ".join(sorted({_why(w) for w in g["why"] if w})) or "assignment full",
+            }
+        )
     return pd.DataFrame(rows).set_index(["family", "setting"])
 
 
@@ -456,8 +540,10 @@ def _slope(fits: pd.DataFrame, name: str, criterion: str) -> str:
         return "not fitted (fewer than 3 measured widths)"
     r = r.iloc[0]
     th = "" if math.isnan(r["theory"]) else f"; theory {_signed(r['theory'])}"
-    return (f"{_signed(r['slope'])} [{_signed(r['low'])}, {_signed(r['high'])}] (D = {int(r['D_min'])} to "
-            f"{int(r['D_max'])}, {int(r['n'])} seeds{th})")
+    return (
+        f"{_signed(r['slope'])} [{_signed(r['low'])}, {_signed(r['high'])}] (D = {int(r['D_min'])} to "
+        f"{int(r['D_max'])}, {int(r['n'])} seeds{th})"
+    )
 
 
 def _aliases(out: dict, widths: dict) -> dict:
@@ -488,16 +574,22 @@ def capacity_facts(cap: pd.DataFrame, fits: pd.DataFrame, *, z: int, D_list, D_l
     largest."""
     c = cap[cap["z"] == z]
     summ = capacity_summary(c)
-    out = {"ec-Dmin": f"{min(D_list)}", "ec-Dmax": f"{max(D_list)}",
-           "ec-Dlarge": ", ".join(str(D) for D in D_large) or "(none in this run)"}
+    out = {
+        "ec-Dmin": f"{min(D_list)}",
+        "ec-Dmax": f"{max(D_list)}",
+        "ec-Dlarge": ", ".join(str(D) for D in D_large) or "(none in this run)",
+    }
     for crit, tag in ((HOLDS, "b"), (WORKS, "a")):
         for (name, D), _ in summ[summ["criterion"] == crit].groupby(["name", "D"]):
             out[f"ec-{tag}-{_slug(name)}-{int(D)}"] = _cap(summ, name, int(D), crit)
         for name in {*fits["name"].unique(), "baseline", "E1", "E5"}:
             out[f"ec-slope-{tag}-{_slug(name)}"] = _slope(fits, name, crit)
             r = fits[(fits["name"] == name) & (fits["criterion"] == crit)]
-            short = (f"{_signed(r['slope'].iloc[0])} [{_signed(r['low'].iloc[0])}, {_signed(r['high'].iloc[0])}]"
-                     if len(r) else "not fitted")
+            short = (
+                f"{_signed(r['slope'].iloc[0])} [{_signed(r['low'].iloc[0])}, {_signed(r['high'].iloc[0])}]"
+                if len(r)
+                else "not fitted"
+            )
             out[f"ec-slope-short{'' if tag == 'b' else '-a'}-{_slug(name)}"] = short
         if D_large:
             continue
@@ -505,7 +597,13 @@ def capacity_facts(cap: pd.DataFrame, fits: pd.DataFrame, *, z: int, D_list, D_l
             out[f"ec-{tag}-{name}-large"] = "not measured in this run"
     ratios = {}
     for D in D_list:
-        for num, den in (("E5", "E1"), ("E5", "baseline"), ("E1", "baseline"), ("baseline", "oracle"), ("E1", "oracle")):
+        for num, den in (
+            ("E5", "E1"),
+            ("E5", "baseline"),
+            ("E1", "baseline"),
+            ("baseline", "oracle"),
+            ("E1", "oracle"),
+        ):
             r = paired_ratio(c, num, den, D=D, criterion=HOLDS)
             if r["n"]:
                 out[f"ec-gain-{num}-{den}-{D}"] = _ratio_text(r)
@@ -520,11 +618,13 @@ def capacity_facts(cap: pd.DataFrame, fits: pd.DataFrame, *, z: int, D_list, D_l
         ok = sorted(D for (n, d, D, crit), r in ratios.items() if (n, d, crit) == (num, den, HOLDS) and not r["bound"])
         if ok:
             lo, hi = ratios[(num, den, ok[0], HOLDS)], ratios[(num, den, ok[-1], HOLDS)]
-            out[f"ec-gain-{num}-{den}-range"] = (f"{_ratio_text(lo)} at D = {ok[0]} to {_ratio_text(hi)} at D = "
-                                                 f"{ok[-1]}")
+            out[f"ec-gain-{num}-{den}-range"] = f"{_ratio_text(lo)} at D = {ok[0]} to {_ratio_text(hi)} at D = {ok[-1]}"
     b = summ[(summ["criterion"] == HOLDS) & summ["D"].isin(D_list)].set_index(["name", "D"])["mean"]
-    fall = {n: float(b[(n, min(D_list))] / b[(n, max(D_list))]) for n in ("baseline", "E1", "E5")
-            if (n, min(D_list)) in b.index and (n, max(D_list)) in b.index}
+    fall = {
+        n: float(b[(n, min(D_list))] / b[(n, max(D_list))])
+        for n in ("baseline", "E1", "E5")
+        if (n, min(D_list)) in b.index and (n, max(D_list)) in b.index
+    }
     checks = {"ratios": ratios, "fall": fall}
     widths = {"min": min(D_list), "max": max(D_list)} | ({"large": D_large[0]} if D_large else {})
     return _aliases(out, widths) | {"checks": checks}
@@ -538,8 +638,7 @@ def control_facts(cap: pd.DataFrame, *, D: int, z: int) -> dict:
     ratio dicts for the chapter's assertions."""
     c = cap[cap["z"] == z]
     summ = capacity_summary(c[c["D"] == D])
-    steps = (("untied", "baseline"), ("E5 f=0.5", "untied"), ("E5", "E5 f=0.5"), ("E1", "baseline"),
-             ("E5 f=0.5", "E1"))
+    steps = (("untied", "baseline"), ("E5 f=0.5", "untied"), ("E5", "E5 f=0.5"), ("E1", "baseline"), ("E5 f=0.5", "E1"))
     out, ratios = {"ec-ctl-D": f"{D}"}, {}
     for num, den in steps:
         r = paired_ratio(c, num, den, D=D, criterion=HOLDS)
@@ -553,8 +652,9 @@ def control_facts(cap: pd.DataFrame, *, D: int, z: int) -> dict:
 
 
 @checked
-def redundancy_facts(cap_S: pd.DataFrame, cap: pd.DataFrame, rows: pd.DataFrame, rule: dict, *, tune_seed: int,
-                     D_S: int) -> dict:
+def redundancy_facts(
+    cap_S: pd.DataFrame, cap: pd.DataFrame, rows: pd.DataFrame, rule: dict, *, tune_seed: int, D_S: int
+) -> dict:
     """The S_α section's numbers. cap_S: `run_plan` rows of `redundancy_plan` ("E5 S_α=k" at
     D_S, "E5 tuned" at the rule's widths); cap: the comparison's rows (E5 with S_α = 4 at
     every width); rows: `scale.redundancy_rows` with a column "series" ("fixed x" or
@@ -565,15 +665,23 @@ def redundancy_facts(cap_S: pd.DataFrame, cap: pd.DataFrame, rows: pd.DataFrame,
     layer-L spurious fraction and the false-on rate at the smallest and largest S_α, and
     the load. "pick" and "gains" (paired ratios by D) for the chapter's assertions."""
     held = cap_S[(cap_S["seed"] == tune_seed) & (cap_S["D"] == D_S)]
-    rest = pd.concat([cap_S[cap_S["seed"] != tune_seed], cap[(cap["name"] == "E5") & (cap["z"] == cap_S["z"].iloc[0])]],
-                     ignore_index=True)
+    rest = pd.concat(
+        [cap_S[cap_S["seed"] != tune_seed], cap[(cap["name"] == "E5") & (cap["z"] == cap_S["z"].iloc[0])]],
+        ignore_index=True,
+    )
     pick = int(held.loc[held["x_max"].idxmax(), "S_alpha"])
-    out = {"ec-S-D": f"{D_S}", "ec-S-pick": f"{pick}", "ec-S-seed": f"{tune_seed}",
-           "ec-S-list": ", ".join(str(int(s)) for s in sorted(held["S_alpha"].unique()))}
+    out = {
+        "ec-S-D": f"{D_S}",
+        "ec-S-pick": f"{pick}",
+        "ec-S-seed": f"{tune_seed}",
+        "ec-S-list": ", ".join(str(int(s)) for s in sorted(held["S_alpha"].unique())),
+    }
     sweep_S = rest[rest["name"].str.startswith("E5 S_α=")]
     caps = {}
     for _, r in capacity_summary(sweep_S).iterrows():
-        caps[int(r["name"].split("=")[-1])] = format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=int(r["n"]))
+        caps[int(r["name"].split("=")[-1])] = format_capacity(
+            r["mean"], r["low"], r["high"], r["censor"], n=int(r["n"])
+        )
         out[f"ec-S-cap-{r['name'].split('=')[-1]}"] = caps[int(r["name"].split("=")[-1])]
     out["ec-S-caps"] = "; ".join(f"S_α = {S}: {v}" for S, v in sorted(caps.items()))
     gains = {D_S: paired_ratio(rest, f"E5 S_α={pick}", "E5 S_α=4", D=D_S, criterion=HOLDS)}

@@ -39,7 +39,15 @@ from ..core.checks import check_int, checked, real
 from ..core.criteria import RATE_MAX
 from ..regime.spurious import indicator_theory
 
-__all__ = ["WideRuleDesign", "wide_rule_design", "indicator_holds", "indicator_boundary", "THETAS", "S_ALPHA_MAX", "SHARE"]
+__all__ = [
+    "WideRuleDesign",
+    "wide_rule_design",
+    "indicator_holds",
+    "indicator_boundary",
+    "THETAS",
+    "S_ALPHA_MAX",
+    "SHARE",
+]
 
 #: Dead zones the rule chooses from (θ_hi = 3/4 as RiS): below 0.45 the dead zone passes
 #: the z/S quantum of an inactive circuit sharing a neuron with each active one at small S;
@@ -74,13 +82,28 @@ class WideRuleDesign:
     @property
     def knobs(self) -> dict:
         """`make_scheme("wide", D, **knobs)` builds this design."""
-        return {"share": self.share, "S_alpha": self.S_alpha, "theta": self.theta, "theta_hi": self.theta_hi,
-                "design": self.design}
+        return {
+            "share": self.share,
+            "S_alpha": self.S_alpha,
+            "theta": self.theta,
+            "theta_hi": self.theta_hi,
+            "design": self.design,
+        }
 
 
 @checked(x=real(0.0, 1.0, open_low=True))  # a load T/M² (T ≤ the capacity < M²)
-def indicator_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, theta_hi: float = 0.75,
-                    rate: float = RATE_MAX, grid: int = _GRID) -> bool:
+def indicator_holds(
+    M: int,
+    x: float,
+    *,
+    S: int,
+    z: int,
+    L: int,
+    theta: float,
+    theta_hi: float = 0.75,
+    rate: float = RATE_MAX,
+    grid: int = _GRID,
+) -> bool:
     """Does the recursion predict that an indicator group (M neurons per block, redundancy
     S, dead zone θ) at load x = T/M² holds at layer L: false-on and false-off ≤ rate, and
     the spurious fraction at L at most twice its layer-2 value (no cascade)?"""
@@ -96,7 +119,9 @@ def indicator_holds(M: int, x: float, *, S: int, z: int, L: int, theta: float, t
 
 
 @checked(x_cap=real(0.0, 1.0, open_low=True))
-def indicator_boundary(M: int, S: int, z: int, L: int, theta: float, rate: float, x_cap: float, tol: float = 0.03) -> float:
+def indicator_boundary(
+    M: int, S: int, z: int, L: int, theta: float, rate: float, x_cap: float, tol: float = 0.03
+) -> float:
     """Largest x ≤ x_cap at which `indicator_holds` for an indicator group of M neurons per
     block, redundancy S and dead zone [θ, 3/4] (0 if none from 1e-5): a galloping search
     up from 1e-5 in factors of 2, then bisection in log x to `tol` (a single crossing is

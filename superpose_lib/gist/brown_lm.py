@@ -45,9 +45,20 @@ from . import gpt2 as G
 from .gpt2 import transformer_bytes, transformers_class
 
 __all__ = [
-    "LMConfig", "Vocab", "build_vocab", "tokenize_documents", "BrownLM", "train_lm", "initial_lm", "cached_lm", "cached_lms",
+    "LMConfig",
+    "Vocab",
+    "build_vocab",
+    "tokenize_documents",
+    "BrownLM",
+    "train_lm",
+    "initial_lm",
+    "cached_lm",
+    "cached_lms",
     "model_cache_dir",
-    "source_digest", "eval_windows", "heldout_loss", "ngram_losses",
+    "source_digest",
+    "eval_windows",
+    "heldout_loss",
+    "ngram_losses",
 ]
 
 BOS = 50256
@@ -83,8 +94,11 @@ def tokenize_documents(docs: list[dict], *, cache: bool = True) -> list[list[int
     ids = [[BOS] + G.encode(d["text"]) for d in docs]
     if cache:
         offsets = np.cumsum([0] + [len(x) for x in ids])
-        atomic_write(f, lambda p: np.savez(p, flat=np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]),
-                                      offsets=offsets), suffix=".npz")
+        atomic_write(
+            f,
+            lambda p: np.savez(p, flat=np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]), offsets=offsets),
+            suffix=".npz",
+        )
     return ids
 
 
@@ -141,8 +155,14 @@ class LMConfig:
     div_value: float = 4.0
 
     def __post_init__(self):
-        for name, low, high in (("n_ctx", 8, 1024), ("d_model", 8, 4096), ("n_layer", 1, 48), ("n_head", 1, 64),
-                                ("steps", 0, 10**7), ("batch", 1, 4096)):
+        for name, low, high in (
+            ("n_ctx", 8, 1024),
+            ("d_model", 8, 4096),
+            ("n_layer", 1, 48),
+            ("n_head", 1, 64),
+            ("steps", 0, 10**7),
+            ("batch", 1, 4096),
+        ):
             object.__setattr__(self, name, check_int(name, getattr(self, name), low, high))
         if self.d_model % self.n_head:
             raise ValueError(f"d_model={self.d_model} must be a multiple of n_head={self.n_head}")
@@ -164,9 +184,18 @@ class BrownLM(nn.Module):
         super().__init__()
 
         GPT2Config, GPT2Model = transformers_class("GPT2Config"), transformers_class("GPT2Model")
-        gcfg = GPT2Config(vocab_size=vocab_size, n_positions=cfg.n_ctx, n_embd=cfg.d_model, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0,
-                          eos_token_id=0)
+        gcfg = GPT2Config(
+            vocab_size=vocab_size,
+            n_positions=cfg.n_ctx,
+            n_embd=cfg.d_model,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
         gcfg._attn_implementation = "sdpa"  # fast for training; `eval_mode` switches to eager (returns patterns)
         self.cfg, self.vocab_size = cfg, vocab_size
         self.transformer = GPT2Model(gcfg)
@@ -213,19 +242,31 @@ def _heldout_mean(model: "BrownLM", windows: torch.Tensor) -> float:
 
 
 @checked
-def train_lm(train_local: list[torch.Tensor], vocab_size: int, cfg: LMConfig, *, seed: int = 0,
-             heldout: torch.Tensor | None = None, eval_every: int = 0,
-             progress: bool = False) -> tuple[BrownLM, dict]:
+def train_lm(
+    train_local: list[torch.Tensor],
+    vocab_size: int,
+    cfg: LMConfig,
+    *,
+    seed: int = 0,
+    heldout: torch.Tensor | None = None,
+    eval_every: int = 0,
+    progress: bool = False,
+) -> tuple[BrownLM, dict]:
     """Train on random (n_ctx + 1)-token crops of the training documents joined into one stream
     (each starts with BOS, as in GPT-2's training). AdamW (weight decay 0.01), warm-up and
     cosine decay (`_schedule`), gradient norm clipped at 1. With `heldout` windows
     ([W, n_ctx + 1], `eval_windows`) and eval_every > 0, the held-out loss is measured every
     `eval_every` steps and at the end (it does not touch the training's random stream).
     Returns (model in eval mode, {"losses": per step, "heldout": [[step, nats], ...]})."""
-    check_fits("the language model and one training step",
-               lambda d_model, batch: transformer_bytes(vocab_size, cfg.n_ctx, d_model, cfg.n_layer, cfg.n_head,
-                                                        batch, train=True),
-               {"d_model": cfg.d_model, "batch": cfg.batch}, {"d_model": 8, "batch": 1}, "cpu")
+    check_fits(
+        "the language model and one training step",
+        lambda d_model, batch: transformer_bytes(
+            vocab_size, cfg.n_ctx, d_model, cfg.n_layer, cfg.n_head, batch, train=True
+        ),
+        {"d_model": cfg.d_model, "batch": cfg.batch},
+        {"d_model": 8, "batch": 1},
+        "cpu",
+    )
     stream = torch.cat(train_local)
     if len(stream) <= cfg.n_ctx + 1:
         raise ValueError(f"train_local: {len(stream)} tokens, need more than n_ctx + 1 = {cfg.n_ctx + 1}")
@@ -270,15 +311,30 @@ def _key(train_local, vocab: Vocab, cfg: LMConfig, seed: int, heldout, eval_ever
     for t in train_local:
         h.update(t.to(torch.int64).numpy().tobytes() + b"|")
     ev = hashlib.sha256(heldout.to(torch.int64).numpy().tobytes()).hexdigest() if heldout is not None else ""
-    key_parts = {"data": h.hexdigest(), "vocab": vocab.digest(), "config": asdict(cfg), "seed": int(seed),
-                 "source": source_digest(), "heldout": ev, "eval_every": int(eval_every)}
+    key_parts = {
+        "data": h.hexdigest(),
+        "vocab": vocab.digest(),
+        "config": asdict(cfg),
+        "seed": int(seed),
+        "source": source_digest(),
+        "heldout": ev,
+        "eval_every": int(eval_every),
+    }
     return hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:24], key_parts
 
 
 @checked
-def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, seed: int = 0,
-              heldout: torch.Tensor | None = None, eval_every: int = 0, progress: bool = False,
-              root: str | os.PathLike | None = None) -> tuple[BrownLM, dict]:
+def cached_lm(
+    train_local: list[torch.Tensor],
+    vocab: Vocab,
+    cfg: LMConfig,
+    *,
+    seed: int = 0,
+    heldout: torch.Tensor | None = None,
+    eval_every: int = 0,
+    progress: bool = False,
+    root: str | os.PathLike | None = None,
+) -> tuple[BrownLM, dict]:
     """`train_lm`, or its checkpoint from the cache. The key hashes the training tokens, the
     vocabulary, the configuration, the seed, `source_digest()` and the held-out windows of
     the learning curve. Returns (model, info) with info = {key, path, cached (bool), train_s
@@ -294,16 +350,26 @@ def cached_lm(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, *, s
         with torch.random.fork_rng(devices=[]):
             model = BrownLM(cfg, len(vocab))
         model.load_state_dict(sd, strict=True)
-        return model.eval_mode(), {"key": key, "path": path, "cached": True, "train_s": float(meta.get("train_s", "nan")),
-                                   "losses": json.loads(meta.get("losses", "[]")),
-                                   "heldout": json.loads(meta.get("heldout", "[]"))}
+        return model.eval_mode(), {
+            "key": key,
+            "path": path,
+            "cached": True,
+            "train_s": float(meta.get("train_s", "nan")),
+            "losses": json.loads(meta.get("losses", "[]")),
+            "heldout": json.loads(meta.get("heldout", "[]")),
+        }
     t0 = time.process_time()
-    model, hist = train_lm(train_local, len(vocab), cfg, seed=seed, heldout=heldout, eval_every=eval_every,
-                           progress=progress)
+    model, hist = train_lm(
+        train_local, len(vocab), cfg, seed=seed, heldout=heldout, eval_every=eval_every, progress=progress
+    )
     train_s = time.process_time() - t0
     sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {"key_parts": json.dumps(key_parts), "train_s": f"{train_s:.3f}", "losses": json.dumps(hist["losses"]),
-            "heldout": json.dumps(hist["heldout"])}
+    meta = {
+        "key_parts": json.dumps(key_parts),
+        "train_s": f"{train_s:.3f}",
+        "losses": json.dumps(hist["losses"]),
+        "heldout": json.dumps(hist["heldout"]),
+    }
     atomic_write(path, lambda p: save_file(sd, p, metadata=meta), suffix=".safetensors")
     return model, {"key": key, "path": path, "cached": False, "train_s": train_s, **hist}
 
@@ -317,18 +383,31 @@ def _train_one(args) -> dict:
 
 
 @checked
-def cached_lms(train_local: list[torch.Tensor], vocab: Vocab, cfg: LMConfig, seeds, *,
-               heldout: torch.Tensor | None = None, eval_every: int = 0, workers: int = 1,
-               root: str | os.PathLike | None = None) -> list[tuple[BrownLM, dict]]:
+def cached_lms(
+    train_local: list[torch.Tensor],
+    vocab: Vocab,
+    cfg: LMConfig,
+    seeds,
+    *,
+    heldout: torch.Tensor | None = None,
+    eval_every: int = 0,
+    workers: int = 1,
+    root: str | os.PathLike | None = None,
+) -> list[tuple[BrownLM, dict]]:
     """`cached_lm` for every training seed: the checkpoints not in the cache are trained
     first, in `workers` processes of one torch thread each (spawned; the numbers do not
     depend on `workers`), then every model is loaded. info["cached"] says whether a seed's
     model was already in the cache before this call."""
     seeds = [check_int("seed", s, 0) for s in seeds]
     workers = check_int("workers", workers, 1, 64)
-    todo = [s for s in seeds
-            if not (Path(root or model_cache_dir()) / f"brownlm-{_key(train_local, vocab, cfg, s, heldout, eval_every)[0]}"
-                    ".safetensors").is_file()]
+    todo = [
+        s
+        for s in seeds
+        if not (
+            Path(root or model_cache_dir()) / f"brownlm-{_key(train_local, vocab, cfg, s, heldout, eval_every)[0]}"
+            ".safetensors"
+        ).is_file()
+    ]
     fresh = {}
     if todo and workers > 1:
         with ProcessPoolExecutor(min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
@@ -366,8 +445,12 @@ def heldout_loss(model: BrownLM, windows: torch.Tensor, batch: int = 64) -> torc
 
 
 @checked
-def ngram_losses(train_local: list[torch.Tensor], windows: torch.Tensor, vocab_size: int,
-                 lambdas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)) -> dict:
+def ngram_losses(
+    train_local: list[torch.Tensor],
+    windows: torch.Tensor,
+    vocab_size: int,
+    lambdas=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+) -> dict:
     """Per-target NLL [W, n] of the same targets as `heldout_loss` under two baselines fit on
     the training documents: unigram (add-one smoothed) and bigram interpolated with it,
     P(v | u) = λ c(u, v)/c(u) + (1 − λ) P_uni(v), with λ picked from `lambdas` as the best on

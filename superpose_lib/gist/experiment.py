@@ -40,9 +40,28 @@ from .probes import fit_logistic, probe_logits
 from .routing import budget_threshold, indicator_inputs, routed_circuits_errors
 from .splice import readout_curves, splice_docs, switch_time
 
-__all__ = ["ROWS", "PAIRS", "heldout_windows", "lm_losses", "seed_kernels", "gist_rows", "gpt2_rows", "fit_rows",
-           "rows_logits", "context_bins", "context_table", "doc_folds", "splice_curves", "switch_times",
-           "own_and_other", "switched_off_at", "switch_off_table", "cross_fit_rate", "network_capacity", "capacities"]
+__all__ = [
+    "ROWS",
+    "PAIRS",
+    "heldout_windows",
+    "lm_losses",
+    "seed_kernels",
+    "gist_rows",
+    "gpt2_rows",
+    "fit_rows",
+    "rows_logits",
+    "context_bins",
+    "context_table",
+    "doc_folds",
+    "splice_curves",
+    "switch_times",
+    "own_and_other",
+    "switched_off_at",
+    "switch_off_table",
+    "cross_fit_rate",
+    "network_capacity",
+    "capacities",
+]
 
 ROWS = tuple(k for k in LABELS["gist row"] if not k.startswith("gpt2"))
 
@@ -62,14 +81,21 @@ def _interval_row(name, per_seed_doc: np.ndarray, W: np.ndarray) -> dict:
     boot = (W @ per_seed_doc.T) / W.sum(1, keepdims=True)  # [B + 1, seeds]
     mean_b = boot.mean(1)
     _, slo, shi = t_interval(boot[0])
-    return {"predictor": name, "nats per token": float(mean_b[0]), "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
-            "doc_hi": float(np.quantile(mean_b[1:], 0.975)), "seed_lo": slo, "seed_hi": shi,
-            "per_seed": [round(float(v), 4) for v in boot[0]]}
+    return {
+        "predictor": name,
+        "nats per token": float(mean_b[0]),
+        "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
+        "doc_hi": float(np.quantile(mean_b[1:], 0.975)),
+        "seed_lo": slo,
+        "seed_hi": shi,
+        "per_seed": [round(float(v), 4) for v in boot[0]],
+    }
 
 
 @checked
-def lm_losses(models: list, data, windows: torch.Tensor, owner, *, generator: torch.Generator,
-              n_boot: int = 500) -> pd.DataFrame:
+def lm_losses(
+    models: list, data, windows: torch.Tensor, owner, *, generator: torch.Generator, n_boot: int = 500
+) -> pd.DataFrame:
     """Held-out nats per token of the trained models (mean over seeds), the interpolated
     bigram and the unigram model, and the difference trained − bigram, on the same targets.
     Per-document means are averaged over documents; intervals: over documents (bootstrap of
@@ -87,8 +113,12 @@ def lm_losses(models: list, data, windows: torch.Tensor, owner, *, generator: to
     ng = LM.ngram_losses(data.local(data.train), windows, len(data.vocab))
     bigram, unigram = per_doc(ng["bigram"])[None], per_doc(ng["unigram"])[None]
     W = bootstrap_weights(len(docs), n_boot, generator)
-    rows = [_interval_row("trained model", trained, W), _interval_row("bigram (interpolated)", bigram, W),
-            _interval_row("unigram", unigram, W), _interval_row("trained − bigram", trained - bigram, W)]
+    rows = [
+        _interval_row("trained model", trained, W),
+        _interval_row("bigram (interpolated)", bigram, W),
+        _interval_row("unigram", unigram, W),
+        _interval_row("trained − bigram", trained - bigram, W),
+    ]
     df = pd.DataFrame(rows)
     df.attrs["lambda"] = ng["lambda"]
     return df
@@ -115,8 +145,18 @@ def seed_kernels(models: list, docs: list[dict], window: int, n_ctx: int, *, max
 
 # ----------------------------------------------------------------------------- rows
 @checked
-def gist_rows(models: list, inits: list, docs: list[dict], where: dict, n_ctx: int, V: int, ells: list, *,
-              long: int = 512, keys=tuple(ROWS)) -> tuple[dict, dict]:
+def gist_rows(
+    models: list,
+    inits: list,
+    docs: list[dict],
+    where: dict,
+    n_ctx: int,
+    V: int,
+    ells: list,
+    *,
+    long: int = 512,
+    keys=tuple(ROWS),
+) -> tuple[dict, dict]:
     """The comparison's features at the positions `where`, {key: [one per seed]} (a row that
     does not depend on the seed has one entry), for the keys of `ROWS` asked for. models,
     inits: the trained models' GPT2Model bodies and their random initialisations, per seed;
@@ -147,8 +187,7 @@ def gist_rows(models: list, inits: list, docs: list[dict], where: dict, n_ctx: i
 
 
 @checked
-def fit_rows(rows: dict, y: torch.Tensor, folds: list, n_classes: int, *, steps: int = 100,
-             l2: float = 1e-2) -> dict:
+def fit_rows(rows: dict, y: torch.Tensor, folds: list, n_classes: int, *, steps: int = 100, l2: float = 1e-2) -> dict:
     """One multinomial probe per row, seed and fold (fit on the fold's training documents):
     {key: [per seed: [per fold: LogisticProbe]]}."""
     out = {}
@@ -188,16 +227,32 @@ def context_bins(q, edges) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- reach in real text
 @checked
-def splice_curves(models: list, docs: list[dict], doc_fold, probes: dict, ells: list, *, before: int, after: int,
-                  per_fold: int, generator: torch.Generator, V: int, keys=("bow", "ewbow", "unif", "gist", "last")) -> dict:
+def splice_curves(
+    models: list,
+    docs: list[dict],
+    doc_fold,
+    probes: dict,
+    ells: list,
+    *,
+    before: int,
+    after: int,
+    per_fold: int,
+    generator: torch.Generator,
+    V: int,
+    keys=("bow", "ewbow", "unif", "gist", "last"),
+) -> dict:
     """Readout curves d(t) = ℓ_new − ℓ_old of spliced held-out documents (`splice.splice_docs`)
     for the rows `keys`, each piece read by the probes of its documents' fold: {"curves":
     {key: [seeds, pieces, before + after]}, "pair": pair index per piece, "before": before}."""
     pieces, fold_of, pair_of = splice_docs(docs, doc_fold, before, after, per_fold, generator)
     n = before + after
     q = torch.arange(1, n)
-    where = {"doc": np.repeat(np.arange(len(pieces)), n - 1), "offset": np.zeros(len(pieces) * (n - 1), dtype=int),
-             "q": q.repeat(len(pieces)), "y": torch.tensor([p["y"] for p in pieces]).repeat_interleave(n - 1)}
+    where = {
+        "doc": np.repeat(np.arange(len(pieces)), n - 1),
+        "offset": np.zeros(len(pieces) * (n - 1), dtype=int),
+        "q": q.repeat(len(pieces)),
+        "y": torch.tensor([p["y"] for p in pieces]).repeat_interleave(n - 1),
+    }
     rows, _ = gist_rows(models, models, pieces, where, n, V, ells, keys=tuple(k for k in keys))
     pos_fold = fold_of[where["doc"]]
     folds = [(None, np.flatnonzero(pos_fold == f)) for f in range(max(fold_of) + 1)]
@@ -214,8 +269,10 @@ def switch_times(curves: dict, pair, before: int, *, generator: torch.Generator,
     pair = np.asarray(pair)
     ids = np.unique(pair)
     members = [np.flatnonzero(pair == p) for p in ids]
-    draws = [np.concatenate([members[i] for i in torch.randint(len(ids), (len(ids),), generator=generator).numpy()])
-             for _ in range(n_boot)]
+    draws = [
+        np.concatenate([members[i] for i in torch.randint(len(ids), (len(ids),), generator=generator).numpy()])
+        for _ in range(n_boot)
+    ]
     rows = []
     for k, c in curves.items():
         mean = c.mean(0)  # over seeds: [pieces, n]
@@ -223,8 +280,17 @@ def switch_times(curves: dict, pair, before: int, *, generator: torch.Generator,
         per_seed = [switch_time(s, before) for s in c]
         finite = all(math.isfinite(v) for v in per_seed)
         _, slo, shi = t_interval(per_seed) if finite else (None, math.inf, math.inf)
-        rows.append({"row": k, "switch": switch_time(mean, before), "doc_lo": float(np.quantile(boot, 0.025)),
-                     "doc_hi": float(np.quantile(boot, 0.975)), "seed_lo": slo, "seed_hi": shi, "per_seed": per_seed})
+        rows.append(
+            {
+                "row": k,
+                "switch": switch_time(mean, before),
+                "doc_lo": float(np.quantile(boot, 0.025)),
+                "doc_hi": float(np.quantile(boot, 0.975)),
+                "seed_lo": slo,
+                "seed_hi": shi,
+                "per_seed": per_seed,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -266,8 +332,9 @@ def switched_off_at(scores: torch.Tensor, y, rates, weights=None) -> np.ndarray:
 
 
 @checked
-def switch_off_table(scores: dict, y, doc, rates, *, budget: float = 1e-3, generator: torch.Generator,
-                     n_boot: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
+def switch_off_table(
+    scores: dict, y, doc, rates, *, budget: float = 1e-3, generator: torch.Generator, n_boot: int = 200
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The curve of circuits switched off against the wrongly-off rate, per row (mean over
     seeds), and at the budget rate the fraction switched off with intervals over documents
     (bootstrap: τ chosen anew on every resample) and training seeds. scores: {key: [per seed:
@@ -282,9 +349,17 @@ def switch_off_table(scores: dict, y, doc, rates, *, budget: float = 1e-3, gener
         at = np.stack([switched_off_at(s, y, [budget], W)[:, 0] for s in per_seed], 1)  # [B + 1, seeds]
         mean_b = at.mean(1)
         _, slo, shi = t_interval(at[0])
-        table.append({"row": k, "value": float(mean_b[0]), "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
-                      "doc_hi": float(np.quantile(mean_b[1:], 0.975)), "seed_lo": slo, "seed_hi": shi,
-                      "per_seed": [round(float(v), 4) for v in at[0]]})
+        table.append(
+            {
+                "row": k,
+                "value": float(mean_b[0]),
+                "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
+                "doc_hi": float(np.quantile(mean_b[1:], 0.975)),
+                "seed_lo": slo,
+                "seed_hi": shi,
+                "per_seed": [round(float(v), 4) for v in at[0]],
+            }
+        )
     return pd.DataFrame(curve), pd.DataFrame(table)
 
 
@@ -309,8 +384,20 @@ def cross_fit_rate(scores: torch.Tensor, y, doc, budget: float) -> dict:
 
 
 @checked
-def network_capacity(lin_logits: list, y, token, pick, per_class_grid, *, budget: float = 1e-3, width: float = 4.0,
-                     D: int = 1000, L: int = 4, seed: int = 0, device="cpu") -> pd.DataFrame:
+def network_capacity(
+    lin_logits: list,
+    y,
+    token,
+    pick,
+    per_class_grid,
+    *,
+    budget: float = 1e-3,
+    width: float = 4.0,
+    D: int = 1000,
+    L: int = 4,
+    seed: int = 0,
+    device="cpu",
+) -> pd.DataFrame:
     """The superposed network with its on-indicators computed from the summary, at every size
     of `per_class_grid` (circuits per genre group; T = C·per_class).
 
@@ -329,8 +416,10 @@ def network_capacity(lin_logits: list, y, token, pick, per_class_grid, *, budget
     pick = torch.as_tensor(pick, dtype=torch.long)
     yp, tok = y_all[pick], torch.as_tensor(token)[pick]
     C = lin_logits[0].shape[1]
-    sources = [("oracle", None, float("nan"), torch.nn.functional.one_hot(yp, C).double()),
-               ("all on", None, float("nan"), torch.ones(len(yp), C, dtype=torch.float64))]
+    sources = [
+        ("oracle", None, float("nan"), torch.nn.functional.one_hot(yp, C).double()),
+        ("all on", None, float("nan"), torch.ones(len(yp), C, dtype=torch.float64)),
+    ]
     for s, lg in enumerate(lin_logits):
         tau = budget_threshold(lg, y_all, budget)
         sources.append(("gist at budget", s, tau, indicator_inputs(lg[pick], tau - width / 4, width)))
@@ -340,7 +429,9 @@ def network_capacity(lin_logits: list, y, token, pick, per_class_grid, *, budget
         for name, s, tau, alpha in sources:
             r = routed_circuits_errors(alpha, yp, tok % per, per, D=D, L=L, seed=seed, device=device)
             r["phantom_rate"] = r["phantom"] / max(1, C * per - C)
-            r["passes"] = bool(r["false_off"] <= RATE_MAX and r["phantom_rate"] <= RATE_MAX and r["q90_dx"] <= Q90_DX_MAX)
+            r["passes"] = bool(
+                r["false_off"] <= RATE_MAX and r["phantom_rate"] <= RATE_MAX and r["q90_dx"] <= Q90_DX_MAX
+            )
             rows.append({"source": name, "seed": s, "tau": tau, "per_class": per, "T": C * per, **r})
     return pd.DataFrame(rows)
 
@@ -356,11 +447,16 @@ def capacities(net: pd.DataFrame) -> pd.DataFrame:
         n = int(np.argmin(ok)) if not ok.all() else len(ok)
         T = sub["T"].to_numpy()
         text = f"≥ {T[-1]}" if n == len(ok) else f"< {T[0]}" if n == 0 else f"{T[n - 1]}"
-        out.append({"source": name, "seed": None if s < 0 else int(s), "capacity": int(T[n - 1]) if n else 0,
-                    "text": text, "z": float(sub.n_on.mean())})
+        out.append(
+            {
+                "source": name,
+                "seed": None if s < 0 else int(s),
+                "capacity": int(T[n - 1]) if n else 0,
+                "text": text,
+                "z": float(sub.n_on.mean()),
+            }
+        )
     return pd.DataFrame(out)
-
-
 
 
 # ----------------------------------------------------------------------------- helpers of the chapter
@@ -397,8 +493,15 @@ def doc_folds(folds: list, doc, n_docs: int) -> np.ndarray:
 
 
 @checked
-def context_table(logits: dict, where: dict, edges, *, keys=("bow", "gist", "last", "long"),
-                  generator: torch.Generator, n_boot: int = 200) -> pd.DataFrame:
+def context_table(
+    logits: dict,
+    where: dict,
+    edges,
+    *,
+    keys=("bow", "gist", "last", "long"),
+    generator: torch.Generator,
+    n_boot: int = 200,
+) -> pd.DataFrame:
     """Balanced accuracy of the rows `keys` by context length (`context_bins` of q + 1, the
     tokens attention can see), mean over seeds with the document interval:
     columns row, lo_len, hi_len (the bin's context lengths), bacc, doc_lo, doc_hi."""
@@ -413,6 +516,14 @@ def context_table(logits: dict, where: dict, edges, *, keys=("bow", "gist", "las
         preds = {k: [lg[torch.as_tensor(m)].argmax(1).numpy() for lg in logits[k]] for k in keys if k in logits}
         t = paired_table(preds, y[m], doc[m], C, generator=generator, n_boot=n_boot)
         for r in t.itertuples():
-            out.append({"row": r.name, "lo_len": int(edges[i]), "hi_len": int(edges[i + 1]) - 1, "bacc": r.value,
-                        "doc_lo": r.doc_lo, "doc_hi": r.doc_hi})
+            out.append(
+                {
+                    "row": r.name,
+                    "lo_len": int(edges[i]),
+                    "hi_len": int(edges[i + 1]) - 1,
+                    "bacc": r.value,
+                    "doc_lo": r.doc_lo,
+                    "doc_hi": r.doc_hi,
+                }
+            )
     return pd.DataFrame(out)

@@ -31,8 +31,7 @@ import torch
 from ..core.checks import check_int, checked
 from .gpt2 import attn0_by_hand, attn0_uniform
 
-__all__ = ["WindowBag", "pieces_of", "sample_positions", "model_features", "window_bags",
-           "rescale_attention"]
+__all__ = ["WindowBag", "pieces_of", "sample_positions", "model_features", "window_bags", "rescale_attention"]
 
 
 @dataclass
@@ -46,9 +45,9 @@ class WindowBag:
     exp(j/ell) for the exponential kernel), so `matmul` costs O(sequence length · C) per
     sequence, however long the windows, and is differentiable in θ."""
 
-    seqs: torch.Tensor   # [S, N] token ids (padded with 0 past each sequence's end)
-    seq: torch.Tensor    # [n] the sequence of each row
-    pos: torch.Tensor    # [n] the window's last position (inclusive)
+    seqs: torch.Tensor  # [S, N] token ids (padded with 0 past each sequence's end)
+    seq: torch.Tensor  # [n] the sequence of each row
+    pos: torch.Tensor  # [n] the window's last position (inclusive)
     start: torch.Tensor  # [n] the window's first position
     V: int
     ell: float | None = None
@@ -107,7 +106,9 @@ class WindowBag:
             for i in torch.linspace(0, len(self) - 1, min(n_sample, len(self))).long().tolist():
                 toks, w = self._row(i)
                 _, inv = torch.unique(toks, return_inverse=True)
-                sq.append(float(torch.zeros(int(inv.max()) + 1, dtype=torch.float64).index_add_(0, inv, w).pow(2).sum()))
+                sq.append(
+                    float(torch.zeros(int(inv.max()) + 1, dtype=torch.float64).index_add_(0, inv, w).pow(2).sum())
+                )
             self.rms = math.sqrt(sum(sq) / len(sq))
         return self.rms
 
@@ -121,8 +122,9 @@ def pieces_of(ids, n_ctx: int) -> list[tuple[int, torch.Tensor]]:
 
 
 @checked
-def sample_positions(docs: list[dict], n_ctx: int, per_piece: int, generator: torch.Generator, *,
-                     first: int = 1) -> dict:
+def sample_positions(
+    docs: list[dict], n_ctx: int, per_piece: int, generator: torch.Generator, *, first: int = 1
+) -> dict:
     """`per_piece` positions q ≥ `first` of every piece of every document, drawn without
     replacement: {"doc" [n], "offset" [n] (the piece's start in its document), "q" [n]
     (position in the piece), "token" [n], "y" [n], "group" (document ids)}; the same draw
@@ -141,14 +143,28 @@ def sample_positions(docs: list[dict], n_ctx: int, per_piece: int, generator: to
             out["token"].append(piece[q])
             out["y"] += [d["y"]] * len(q)
             out["group"] += [d["group"]] * len(q)
-    return {"doc": np.array(out["doc"]), "offset": np.array(out["offset"]), "q": torch.cat(out["q"]),
-            "token": torch.cat(out["token"]), "y": torch.tensor(out["y"]), "group": np.array(out["group"])}
+    return {
+        "doc": np.array(out["doc"]),
+        "offset": np.array(out["offset"]),
+        "q": torch.cat(out["q"]),
+        "token": torch.cat(out["token"]),
+        "y": torch.tensor(out["y"]),
+        "group": np.array(out["group"]),
+    }
 
 
 @torch.no_grad()
 @checked
-def model_features(model, docs: list[dict], where: dict, n_ctx: int, *, last_layer: int | None = None,
-                   vocab_map: torch.Tensor | None = None, batch: int = 64) -> dict:
+def model_features(
+    model,
+    docs: list[dict],
+    where: dict,
+    n_ctx: int,
+    *,
+    last_layer: int | None = None,
+    vocab_map: torch.Tensor | None = None,
+    batch: int = 64,
+) -> dict:
     """The model rows at the positions `where` (`sample_positions`): resid_pre, resid_mid,
     attn_out, resid_uniform (attention 0's pattern made uniform, `attn0_uniform`) and, with
     `last_layer`, the hidden state `last_layer` (the residual after that many blocks).
@@ -172,7 +188,8 @@ def model_features(model, docs: list[dict], where: dict, n_ctx: int, *, last_lay
             ids[r, : len(piece)] = piece if vocab_map is None else vocab_map[piece]
         got = {}
         hook = model.h[0].register_forward_pre_hook(
-            lambda m, a, kw: got.__setitem__("pre", a[0] if a else kw["hidden_states"]), with_kwargs=True)
+            lambda m, a, kw: got.__setitem__("pre", a[0] if a else kw["hidden_states"]), with_kwargs=True
+        )
         try:
             if last_layer is not None:
                 hs = model(input_ids=ids.to(dev), output_hidden_states=True).hidden_states[last_layer]
@@ -182,8 +199,12 @@ def model_features(model, docs: list[dict], where: dict, n_ctx: int, *, last_lay
             hook.remove()
         pre = got["pre"]
         attn, _ = attn0_by_hand(model, pre)
-        vals = {"resid_pre": pre, "attn_out": attn, "resid_mid": pre + attn,
-                "resid_uniform": pre + attn0_uniform(model, pre)}
+        vals = {
+            "resid_pre": pre,
+            "attn_out": attn,
+            "resid_mid": pre + attn,
+            "resid_uniform": pre + attn0_uniform(model, pre),
+        }
         if last_layer is not None:
             vals["resid_last"] = hs
         rows = torch.nonzero((piece_of >= b0) & (piece_of < b0 + len(keys)))[:, 0]
@@ -205,8 +226,9 @@ def rescale_attention(f_random: dict, f_trained: dict) -> tuple[torch.Tensor, fl
 
 
 @checked
-def window_bags(docs: list[dict], where: dict, n_ctx: int, V: int, *, ell: float | None = None,
-                long: int | None = None) -> WindowBag:
+def window_bags(
+    docs: list[dict], where: dict, n_ctx: int, V: int, *, ell: float | None = None, long: int | None = None
+) -> WindowBag:
     """Bags of words at the positions `where`, over all V types:
     - default: the piece's tokens 0..q with equal weights (attention 0's window);
     - `ell`: the same window weighted by exp(−(q − j)/ℓ), normalised to sum 1;

@@ -75,6 +75,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 # ----------------------------------------------------------------------------- tokenizer
 
+
 def transformers_class(name: str):
     """`transformers.<name>`, imported lazily (it is heavy) and quietly: its progress bars
     import tqdm.auto, which warns "IProgress not found" into every notebook without
@@ -203,8 +204,9 @@ def _read_config(path: Path) -> dict:
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a GPT-2 config.json (not UTF-8 text)") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not a GPT-2 config.json (invalid JSON: {e.msg} at line {e.lineno}, "
-                         f"column {e.colno})") from None
+        raise ValueError(
+            f"{path}: not a GPT-2 config.json (invalid JSON: {e.msg} at line {e.lineno}, column {e.colno})"
+        ) from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
     if not isinstance(raw, dict):
@@ -217,8 +219,9 @@ def _read_config(path: Path) -> dict:
         if raw.get("n_inner") is not None:
             kw["n_inner"] = check_int("n_inner", raw["n_inner"], 1, 2**18)
         if "layer_norm_epsilon" in raw:
-            kw["layer_norm_epsilon"] = check_real("layer_norm_epsilon", raw["layer_norm_epsilon"], 0.0, 1.0,
-                                                  open_low=True)
+            kw["layer_norm_epsilon"] = check_real(
+                "layer_norm_epsilon", raw["layer_norm_epsilon"], 0.0, 1.0, open_low=True
+            )
         if "activation_function" in raw:
             if not isinstance(raw["activation_function"], str):
                 raise ValueError(f"activation_function={raw['activation_function']!r} is not a name")
@@ -227,14 +230,24 @@ def _read_config(path: Path) -> dict:
         raise ValueError(f"{path}: not a usable GPT-2 config.json ({e})") from None
     n_embd, n_head = kw.get("n_embd", 768), kw.get("n_head", 12)
     if n_embd % n_head:
-        raise ValueError(f"{path}: not a usable GPT-2 config.json (n_embd={n_embd} is not a multiple of "
-                         f"n_head={n_head})")
+        raise ValueError(
+            f"{path}: not a usable GPT-2 config.json (n_embd={n_embd} is not a multiple of n_head={n_head})"
+        )
     return kw
 
 
 @checked(batch=integer(0, BATCH_MAX))
-def transformer_bytes(vocab_size: int, n_ctx: int, d_model: int, n_layer: int, n_head: int, batch: int = 0, *,
-                      d_mlp: int | None = None, train: bool = False) -> int:
+def transformer_bytes(
+    vocab_size: int,
+    n_ctx: int,
+    d_model: int,
+    n_layer: int,
+    n_head: int,
+    batch: int = 0,
+    *,
+    d_mlp: int | None = None,
+    train: bool = False,
+) -> int:
     """Estimated peak memory (bytes, float32) of a GPT-2-architecture model: its weights (token
     and position embeddings, per block 4·d² attention and 2·d·d_mlp MLP weights, d_mlp = 4d
     by default), twice while it is built; with train=True four times (parameters, gradients,
@@ -252,11 +265,15 @@ def transformer_bytes(vocab_size: int, n_ctx: int, d_model: int, n_layer: int, n
 
 def _model(cfg, device, dtype):
     GPT2Model = transformers_class("GPT2Model")
-    check_fits("the GPT-2 model's weights",
-               lambda n_layer, n_embd, vocab_size: transformer_bytes(vocab_size, cfg.n_positions, n_embd, n_layer,
-                                                                     cfg.n_head, d_mlp=cfg.n_inner),
-               {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "vocab_size": cfg.vocab_size},
-               {"n_layer": 1, "n_embd": 1, "vocab_size": 1}, "cpu")
+    check_fits(
+        "the GPT-2 model's weights",
+        lambda n_layer, n_embd, vocab_size: transformer_bytes(
+            vocab_size, cfg.n_positions, n_embd, n_layer, cfg.n_head, d_mlp=cfg.n_inner
+        ),
+        {"n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "vocab_size": cfg.vocab_size},
+        {"n_layer": 1, "n_embd": 1, "vocab_size": 1},
+        "cpu",
+    )
 
     cfg._attn_implementation = "eager"  # eager attention returns the attention weights
     m = GPT2Model(cfg)
@@ -271,8 +288,7 @@ def _not_found_message() -> str:
     if env is None:
         how = "SUPERPOSE_GPT2_PATH is not set; set it to a folder with model.safetensors, or pass gpt2_path"
     elif not env.strip():
-        how = ("SUPERPOSE_GPT2_PATH is set but empty; give it the folder that holds model.safetensors, "
-               "or pass gpt2_path")
+        how = "SUPERPOSE_GPT2_PATH is set but empty; give it the folder that holds model.safetensors, or pass gpt2_path"
     else:
         how = f"SUPERPOSE_GPT2_PATH={env!r} holds no {' or '.join(WEIGHT_FILES)}"
     return f"GPT-2 weights not found: {how} (also searched the Hugging Face caches {caches})"
@@ -287,7 +303,9 @@ def _read_state_dict(folder: Path) -> dict:
         try:
             return load_file(str(st))
         except Exception as e:  # safetensors raises its own SafetensorError / OSError
-            raise ValueError(f"{st}: not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            raise ValueError(
+                f"{st}: not a readable safetensors file ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
     try:
         return torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -295,7 +313,11 @@ def _read_state_dict(folder: Path) -> dict:
         # weights_only=False (arbitrary code execution): do not pass that advice on.
         import pickle
 
-        kind = "holds objects beyond tensors, which are not loaded" if isinstance(e, pickle.UnpicklingError) else "is not a readable PyTorch weight file"
+        kind = (
+            "holds objects beyond tensors, which are not loaded"
+            if isinstance(e, pickle.UnpicklingError)
+            else "is not a readable PyTorch weight file"
+        )
         raise ValueError(f"{pt}: {kind} ({type(e).__name__}); convert it to model.safetensors") from None
 
 
@@ -368,7 +390,9 @@ def run_layer0(model, ids: torch.Tensor, *, mid_layer: int | None = None) -> Lay
     got = {}
     blk = model.h[0]
     hooks = [
-        blk.register_forward_pre_hook(lambda m, a, kw: got.__setitem__("pre", (a[0] if a else kw["hidden_states"])), with_kwargs=True),
+        blk.register_forward_pre_hook(
+            lambda m, a, kw: got.__setitem__("pre", (a[0] if a else kw["hidden_states"])), with_kwargs=True
+        ),
         blk.attn.register_forward_hook(lambda m, a, out: got.update(attn=out[0], pat=out[1])),
         blk.mlp.act.register_forward_hook(lambda m, a, out: got.__setitem__("act", out)),
     ]
@@ -546,8 +570,15 @@ def load_labelled_text(task: str, root: str | os.PathLike | None = None) -> tupl
     labels = raw["labels"]
     docs = []
     for d in raw["documents"]:
-        docs.append({"id": d["id"], "group": d.get("group", d["id"]), "y": labels.index(d["label"]),
-                     "text": d["text"], "ids": [BOS] + encode(d["text"])})
+        docs.append(
+            {
+                "id": d["id"],
+                "group": d.get("group", d["id"]),
+                "y": labels.index(d["label"]),
+                "text": d["text"],
+                "ids": [BOS] + encode(d["text"]),
+            }
+        )
     return docs, labels
 
 
@@ -561,9 +592,18 @@ def _pieces(ids: torch.Tensor, chunk: int | None) -> list[tuple[int, torch.Tenso
 
 @torch.no_grad()
 @checked
-def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.Tensor | None = None,
-                    mid_layer: int | None = None, first: int = 1, chunk: int | None = None,
-                    per_piece: int | None = None, generator: torch.Generator | None = None) -> dict:
+def layer0_features(
+    model,
+    docs: list[dict],
+    *,
+    window: int = 50,
+    vocab: torch.Tensor | None = None,
+    mid_layer: int | None = None,
+    first: int = 1,
+    chunk: int | None = None,
+    per_piece: int | None = None,
+    generator: torch.Generator | None = None,
+) -> dict:
     """Per-token features of every document, for positions q ≥ `first` of each piece:
 
     resid_pre (current token + position: the "current token only" row), resid_mid (after
@@ -579,7 +619,9 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
         vocab = torch.tensor(sorted({t for d in docs for t in d["ids"]}))
     if per_piece is not None and generator is None:
         raise ValueError("per_piece needs a generator")
-    cols = {k: [] for k in ("resid_pre", "resid_mid", "mlp_act", "bow", "resid_layer", "y", "group", "doc", "pos", "token")}
+    cols = {
+        k: [] for k in ("resid_pre", "resid_mid", "mlp_act", "bow", "resid_layer", "y", "group", "doc", "pos", "token")
+    }
     for i, d in enumerate(docs):
         ids_all = torch.as_tensor(d["ids"])
         for off, ids in _pieces(ids_all, chunk):
@@ -611,8 +653,15 @@ def layer0_features(model, docs: list[dict], *, window: int = 50, vocab: torch.T
 # ----------------------------------------------------------------------------- experiments
 @torch.no_grad()
 @checked
-def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 256, *, per_piece: bool = False,
-                      max_pieces: int | None = None) -> torch.Tensor:
+def kernels_from_docs(
+    model,
+    docs: list[dict],
+    window: int = 50,
+    chunk: int = 256,
+    *,
+    per_piece: bool = False,
+    max_pieces: int | None = None,
+) -> torch.Tensor:
     """Positional kernels of the layer-0 heads on running text: the documents are joined
     (each starts with BOS, as in GPT-2's training stream), cut into `chunk`-token pieces, and
     `attention_by_distance` is averaged over pieces (at most `max_pieces`, the first ones).
@@ -626,15 +675,20 @@ def kernels_from_docs(model, docs: list[dict], window: int = 50, chunk: int = 25
 
 
 @checked
-def decay_length_ci(kernels: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
-                    level: float = 0.95) -> dict:
+def decay_length_ci(
+    kernels: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200, level: float = 0.95
+) -> dict:
     """Decay length of each head's mean kernel (`fit_decay_length`) with a percentile interval
     from resampling the pieces. kernels [P, H, K]. Returns {"ell", "lo", "hi"} tensors [H];
     a non-decaying kernel gives inf (format it with `fmt_length`, never print it)."""
     P = kernels.shape[0]
     ell = fit_decay_length(kernels.mean(0), kmin, kmax)
-    boot = torch.stack([fit_decay_length(kernels[torch.randint(P, (P,), generator=generator)].mean(0), kmin, kmax)
-                        for _ in range(n_boot)])
+    boot = torch.stack(
+        [
+            fit_decay_length(kernels[torch.randint(P, (P,), generator=generator)].mean(0), kmin, kmax)
+            for _ in range(n_boot)
+        ]
+    )
     a = (1 - level) / 2
     # quantiles of a set that may hold inf: sort and pick (torch.quantile rejects inf)
     srt = boot.sort(0).values
@@ -654,8 +708,16 @@ def mlp0_acts_from(model, resid: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 @checked
-def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tensor, generator: torch.Generator,
-                  vocab: torch.Tensor, *, chunk: int | None = None) -> dict:
+def far_influence(
+    model,
+    docs: list[dict],
+    ks: torch.Tensor,
+    readout: torch.Tensor,
+    generator: torch.Generator,
+    vocab: torch.Tensor,
+    *,
+    chunk: int | None = None,
+) -> dict:
     """How far back the summary reaches in a GPT-2-shaped model: for the last token q of
     every document (its first `chunk` tokens when given) with q ≥ max(ks), replace the token
     at q − k by a random token from `vocab` and measure the change of resid_mid at q
@@ -682,15 +744,22 @@ def far_influence(model, docs: list[dict], ks: torch.Tensor, readout: torch.Tens
 
 
 @checked
-def reach_ci(curves: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200,
-             level: float = 0.95) -> tuple[float, float, float]:
+def reach_ci(
+    curves: torch.Tensor, kmin: int, kmax: int, generator: torch.Generator, *, n_boot: int = 200, level: float = 0.95
+) -> tuple[float, float, float]:
     """Decay length of the mean influence curve over documents (curves [n, K]), with a
     percentile interval from resampling documents; inf where it does not decay."""
     n = curves.shape[0]
     ell = float(fit_decay_length(curves.mean(0)[None], kmin, kmax)[0])
-    boot = torch.stack([fit_decay_length(curves[torch.randint(n, (n,), generator=generator)].mean(0)[None], kmin, kmax)[0]
-                        for _ in range(n_boot)]).sort().values
+    boot = (
+        torch.stack(
+            [
+                fit_decay_length(curves[torch.randint(n, (n,), generator=generator)].mean(0)[None], kmin, kmax)[0]
+                for _ in range(n_boot)
+            ]
+        )
+        .sort()
+        .values
+    )
     a = (1 - level) / 2
     return ell, float(boot[int(math.floor(a * (n_boot - 1)))]), float(boot[int(math.ceil((1 - a) * (n_boot - 1)))])
-
-

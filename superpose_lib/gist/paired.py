@@ -38,7 +38,9 @@ def cv_logits(X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e
     for tr, te in folds:
         Xtr = X[torch.as_tensor(tr)] if torch.is_tensor(X) else X.rows(tr)
         Xte = X[torch.as_tensor(te)] if torch.is_tensor(X) else X.rows(te)
-        out[torch.as_tensor(te)] = probe_logits(fit_logistic(Xtr, y[torch.as_tensor(tr)], n_classes, l2=l2, steps=steps), Xte)
+        out[torch.as_tensor(te)] = probe_logits(
+            fit_logistic(Xtr, y[torch.as_tensor(tr)], n_classes, l2=l2, steps=steps), Xte
+        )
     return out
 
 
@@ -59,7 +61,9 @@ def bootstrap_weights(n_docs: int, n_boot: int, generator: torch.Generator) -> n
     the others resample the documents with replacement."""
     n_docs = check_int("n_docs", n_docs, 1)
     pick = torch.randint(n_docs, (n_boot, n_docs), generator=generator)
-    w = torch.zeros(n_boot, n_docs, dtype=torch.float64).scatter_add_(1, pick, torch.ones(n_boot, n_docs, dtype=torch.float64))
+    w = torch.zeros(n_boot, n_docs, dtype=torch.float64).scatter_add_(
+        1, pick, torch.ones(n_boot, n_docs, dtype=torch.float64)
+    )
     return np.vstack([np.ones((1, n_docs)), w.numpy()])
 
 
@@ -72,8 +76,9 @@ def _bacc(correct, total, weights):
 
 
 @checked
-def paired_table(preds: dict, y, doc, n_classes: int, *, pairs: dict | None = None, generator: torch.Generator,
-                 n_boot: int = 500) -> pd.DataFrame:
+def paired_table(
+    preds: dict, y, doc, n_classes: int, *, pairs: dict | None = None, generator: torch.Generator, n_boot: int = 500
+) -> pd.DataFrame:
     """Balanced accuracies of rows and paired differences, over documents and seeds.
 
     preds: {row: [n_seeds, n] predicted classes (or [n]: the same for every seed)} at the same
@@ -97,9 +102,18 @@ def paired_table(preds: dict, y, doc, n_classes: int, *, pairs: dict | None = No
         mean_b = b.mean(0)
         per_seed = b[:, 0]
         _, slo, shi = t_interval(per_seed)
-        rows.append({"name": name, "kind": kind, "value": float(mean_b[0]),
-                     "doc_lo": float(np.quantile(mean_b[1:], 0.025)), "doc_hi": float(np.quantile(mean_b[1:], 0.975)),
-                     "seed_lo": slo, "seed_hi": shi, "per_seed": [round(float(v), 4) for v in per_seed]})
+        rows.append(
+            {
+                "name": name,
+                "kind": kind,
+                "value": float(mean_b[0]),
+                "doc_lo": float(np.quantile(mean_b[1:], 0.025)),
+                "doc_hi": float(np.quantile(mean_b[1:], 0.975)),
+                "seed_lo": slo,
+                "seed_hi": shi,
+                "per_seed": [round(float(v), 4) for v in per_seed],
+            }
+        )
     return pd.DataFrame(rows)
 
 

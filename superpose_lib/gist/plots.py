@@ -126,8 +126,10 @@ def plot_lm_curves(infos: list, baselines: dict, ax=None):
     for lab, v in baselines.items():
         ax.axhline(v, ls=styles[lab], color="k", lw=1)
     handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)], lw=2, label=f"seed {i}") for i in range(len(infos))]
-    handles += [Line2D([], [], color="0.3", marker="o", ms=3, label="held out"),
-                Line2D([], [], color="0.3", lw=0.8, label="training (60-step mean)")]
+    handles += [
+        Line2D([], [], color="0.3", marker="o", ms=3, label="held out"),
+        Line2D([], [], color="0.3", lw=0.8, label="training (60-step mean)"),
+    ]
     handles += [Line2D([], [], color="k", ls=styles[lab], lw=1, label=lab) for lab in baselines]
     ax.set_xlabel("training step")
     ax.set_ylabel("nats per token")
@@ -137,8 +139,9 @@ def plot_lm_curves(infos: list, baselines: dict, ax=None):
 
 
 @checked
-def plot_paired(table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy", colors=None,
-                labels=None):
+def plot_paired(
+    table, ax=None, *, chance: float | None = None, xlabel: str = "balanced accuracy", colors=None, labels=None
+):
     """One line per row: the mean over seeds with its interval over documents (thick) and over
     training seeds (thin, below it; none where the row does not depend on the seed). table:
     `paired.paired_table`'s rows; `colors`, `labels`: {name: ...} (default: the gist rows')."""
@@ -199,7 +202,9 @@ def plot_probe_rows(table, axes=None, *, chance: float | None = None, pairs: dic
     if axes is None:
         _, axes = figure(1, 2, width=7.0, panel_height=1.0, height_ratios=[len(rows), len(diffs)])
         axes[0].figure.set_size_inches(7.0, 0.3 * (len(rows) + len(diffs)) + 1.4)
-    labels = {"long": _row_label("long").replace("longer window", f"last {long_window} tokens")} if long_window else None
+    labels = (
+        {"long": _row_label("long").replace("longer window", f"last {long_window} tokens")} if long_window else None
+    )
     plot_paired(rows, axes[0], chance=chance, labels=labels)
     colors = {n: _row_color(a) for n, (a, _) in (pairs or {}).items()}
     plot_paired(diffs, axes[1], chance=0.0, xlabel="paired difference in balanced accuracy", colors=colors)

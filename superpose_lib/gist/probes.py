@@ -67,8 +67,9 @@ def _linear(X, W, b, mu, sd):
 
 
 @checked
-def fit_logistic(X, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100,
-                 dtype=torch.float32) -> LogisticProbe:
+def fit_logistic(
+    X, y: torch.Tensor, n_classes: int, *, l2: float = 1e-2, steps: int = 100, dtype=torch.float32
+) -> LogisticProbe:
     """Multinomial logistic regression on standardised features, L2-penalised (weight `l2`
     on the mean squared weight), class-balanced loss, L-BFGS (at most `steps` iterations).
     X is a dense [n, d] tensor or a `features.WindowBag` (never densified; scaled, see
@@ -140,8 +141,18 @@ class ProbeResult:
 
 
 @checked
-def cross_val_probe(X, y, groups, n_classes: int, *, n_folds: int = 5, seed: int = 0, l2: float = 1e-2,
-                    steps: int = 100, n_boot: int = 200) -> ProbeResult:
+def cross_val_probe(
+    X,
+    y,
+    groups,
+    n_classes: int,
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+    l2: float = 1e-2,
+    steps: int = 100,
+    n_boot: int = 200,
+) -> ProbeResult:
     """Balanced accuracy (with a document-bootstrap CI) of a linear probe X -> y, trained and
     tested on disjoint documents (`group_folds`)."""
     g = torch.Generator().manual_seed(int(seed))

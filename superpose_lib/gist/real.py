@@ -28,11 +28,11 @@ TASK_LABELS = {"genre (4 groups)": B.COARSE, "genre (15 letters)": tuple(B.GENRE
 
 @dataclass
 class BrownData:
-    docs: list          # every document used: {id, genre, coarse, text}
-    train: list         # the training documents (the language model and the indicator map)
-    held: list          # the held-out documents (losses, probes, kernels, reach, routing)
-    gpt2_ids: dict      # id -> [BOS] + GPT-2 tokens
-    vocab: LM.Vocab     # GPT-2 ids that occur, remapped to local ids
+    docs: list  # every document used: {id, genre, coarse, text}
+    train: list  # the training documents (the language model and the indicator map)
+    held: list  # the held-out documents (losses, probes, kernels, reach, routing)
+    gpt2_ids: dict  # id -> [BOS] + GPT-2 tokens
+    vocab: LM.Vocab  # GPT-2 ids that occur, remapped to local ids
 
     def local(self, part: list) -> list[torch.Tensor]:
         return [self.vocab.to_local(self.gpt2_ids[d["id"]]) for d in part]
@@ -69,6 +69,7 @@ def task_docs(data: BrownData, part: list, task: str, *, local: bool = True) -> 
     for d in part:
         y = d["coarse"] if task == "genre (4 groups)" else letters.index(d["genre"])
         ids = data.gpt2_ids[d["id"]]
-        out.append({"id": d["id"], "group": d["id"], "y": y,
-                    "ids": data.vocab.to_local(ids).tolist() if local else list(ids)})
+        out.append(
+            {"id": d["id"], "group": d["id"], "y": y, "ids": data.vocab.to_local(ids).tolist() if local else list(ids)}
+        )
     return out

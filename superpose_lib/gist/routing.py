@@ -80,8 +80,18 @@ def indicator_inputs(logits: torch.Tensor, tau: float = 0.0, width: float = 4.0)
 
 @torch.no_grad()
 @checked
-def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slot: torch.Tensor, per_class: int, *,
-                           D: int = 1000, L: int = 4, S: int = 6, seed: int = 0, device="cpu") -> dict:
+def routed_circuits_errors(
+    alpha_in: torch.Tensor,
+    true_class: torch.Tensor,
+    slot: torch.Tensor,
+    per_class: int,
+    *,
+    D: int = 1000,
+    L: int = 4,
+    S: int = 6,
+    seed: int = 0,
+    device="cpu",
+) -> dict:
     """Run the superposed network with every class's candidate circuit fed α_in [B, C] and the
     payload x; measure at layer L. Returns false_on (fraction of wrong-class candidates that
     run), false_off (fraction of tokens whose true circuit does not run), n_on (circuits running
@@ -106,7 +116,9 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
         pass
     alpha, x = decode((G / net.S).double().permute(0, 2, 1))  # [T, B], [T, B, 2]
     true_circ = (true_class * per_class + slot).to(device)
-    truth = run_circuits(net.w[true_circ].double(), encode_input(torch.ones(B, dtype=torch.float64), x0[:, 0]).to(device), L)[L]
+    truth = run_circuits(
+        net.w[true_circ].double(), encode_input(torch.ones(B, dtype=torch.float64), x0[:, 0]).to(device), L
+    )[L]
     t_alpha, t_x = decode(truth)  # [B], [B, 2]
     cols = torch.arange(B, device=alpha.device)
     a_alpha, a_x = alpha[true_circ, cols], x[true_circ, cols]
@@ -131,8 +143,9 @@ def routed_circuits_errors(alpha_in: torch.Tensor, true_class: torch.Tensor, slo
 
 # ----------------------------------------------------------------------------- switching circuits off
 @checked
-def cv_indicator_logits(X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e-2,
-                        steps: int = 100) -> torch.Tensor:
+def cv_indicator_logits(
+    X, y: torch.Tensor, folds: list, n_classes: int, *, l2: float = 1e-2, steps: int = 100
+) -> torch.Tensor:
     """Out-of-fold one-vs-rest log-odds [n, C] (float64): at each position, the indicator
     map (`fit_indicator_map`) fit on the other folds' documents. X dense [n, d] or a
     `features.Bag`."""
@@ -160,9 +173,14 @@ def switch_off_curve(logits: torch.Tensor, y, taus) -> pd.DataFrame:
     rows = []
     for tau in taus:
         off = other < tau
-        rows.append({"tau": float(tau), "wrongly_off": float((own < tau).double().mean()),
-                     "switched_off": float(off.double().sum(1).mean() / (C - 1)),
-                     "on": float(C - off.double().sum(1).mean() - (own < tau).double().mean())})
+        rows.append(
+            {
+                "tau": float(tau),
+                "wrongly_off": float((own < tau).double().mean()),
+                "switched_off": float(off.double().sum(1).mean() / (C - 1)),
+                "on": float(C - off.double().sum(1).mean() - (own < tau).double().mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -24,8 +24,9 @@ __all__ = ["splice_docs", "switch_time", "readout_curves"]
 
 
 @checked
-def splice_docs(docs: list[dict], doc_fold, before: int, after: int, per_fold: int,
-                generator: torch.Generator) -> tuple[list[dict], np.ndarray, np.ndarray]:
+def splice_docs(
+    docs: list[dict], doc_fold, before: int, after: int, per_fold: int, generator: torch.Generator
+) -> tuple[list[dict], np.ndarray, np.ndarray]:
     """Spliced pieces: for each fold (doc_fold[i]: the fold of document i), `per_fold` pairs of
     its documents of different groups, each in both orders, from a random start in each
     document (at least one token in from the start). Returns (pieces as documents {"ids",
@@ -53,11 +54,21 @@ def splice_docs(docs: list[dict], doc_fold, before: int, after: int, per_fold: i
             sa = 1 + int(torch.randint(len(ia) - span - 1, (1,), generator=generator))
             sb = 1 + int(torch.randint(len(ib) - span - 1, (1,), generator=generator))
             for (x, sx, n1), (w, sw, n2), (old, new) in (
-                    (((ia, sa, before), (ib, sb, after), (int(a), int(b)))),
-                    (((ib, sb, before), (ia, sa, after), (int(b), int(a))))):
+                (((ia, sa, before), (ib, sb, after), (int(a), int(b)))),
+                (((ib, sb, before), (ia, sa, after), (int(b), int(a)))),
+            ):
                 ids = torch.cat([x[sx : sx + n1], w[sw : sw + n2]])
-                out.append({"ids": ids.tolist(), "y": groups[new], "old": groups[old], "a": old, "b": new,
-                            "group": f"{old}|{new}", "index": len(out)})
+                out.append(
+                    {
+                        "ids": ids.tolist(),
+                        "y": groups[new],
+                        "old": groups[old],
+                        "a": old,
+                        "b": new,
+                        "group": f"{old}|{new}",
+                        "index": len(out),
+                    }
+                )
                 fold_of.append(f)
                 pair_of.append(pair)
             pair += 1

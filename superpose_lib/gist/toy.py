@@ -78,7 +78,9 @@ class ToyLanguage:
     def transition(self) -> torch.Tensor:
         """P(z_{t+1} = j | z_t = i) [K, K]."""
         K, p = self.n_topics, self.switch
-        return torch.full((K, K), p / (K - 1), dtype=torch.float64) + (1 - p - p / (K - 1)) * torch.eye(K, dtype=torch.float64)
+        return torch.full((K, K), p / (K - 1), dtype=torch.float64) + (1 - p - p / (K - 1)) * torch.eye(
+            K, dtype=torch.float64
+        )
 
     def reach(self) -> float:
         """Decay length of the optimal filter's memory, ℓ = −1/ln(1 − pK/(K−1)) (tokens)."""
@@ -202,15 +204,29 @@ def _toy_bytes(cfg: ToyConfig, batch: int) -> int:
 
 
 @checked
-def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: int = 64, lr: float = 3e-3,
-              seed: int = 0, device="cpu", progress: bool = False):
+def train_toy(
+    lang: ToyLanguage,
+    cfg: ToyConfig,
+    *,
+    steps: int = 1500,
+    batch: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device="cpu",
+    progress: bool = False,
+):
     """Next-token training on fresh samples of `lang` every step (AdamW, cosine schedule).
     Returns (model, losses list). Seeded: model init and data both come from `seed`."""
     steps, batch = check_int("steps", steps, 0), check_int("batch", batch, 1)
-    check_fits("training the toy transformer", lambda d_model, n_ctx, d_mlp, vocab, batch: _toy_bytes(
-        ToyConfig(vocab, n_ctx, d_model, cfg.n_heads if d_model % cfg.n_heads == 0 else 1, d_mlp), batch),
+    check_fits(
+        "training the toy transformer",
+        lambda d_model, n_ctx, d_mlp, vocab, batch: _toy_bytes(
+            ToyConfig(vocab, n_ctx, d_model, cfg.n_heads if d_model % cfg.n_heads == 0 else 1, d_mlp), batch
+        ),
         {"d_model": cfg.d_model, "n_ctx": cfg.n_ctx, "d_mlp": cfg.d_mlp, "vocab": cfg.vocab, "batch": batch},
-        {"d_model": 2, "n_ctx": 2, "d_mlp": 1, "vocab": 2, "batch": 1}, check_device(device))
+        {"d_model": 2, "n_ctx": 2, "d_mlp": 1, "vocab": 2, "batch": 1},
+        check_device(device),
+    )
     if cfg.vocab != lang.vocab:
         raise ValueError(f"cfg.vocab={cfg.vocab} must equal lang.vocab={lang.vocab}")
     g = torch.Generator().manual_seed(int(seed))
@@ -241,8 +257,15 @@ def train_toy(lang: ToyLanguage, cfg: ToyConfig, *, steps: int = 1500, batch: in
 
 @torch.no_grad()
 @checked
-def toy_features(model: ToyTransformer, lang: ToyLanguage, n_docs: int, generator: torch.Generator, *,
-                 window: int = 32, first: int = 1) -> dict:
+def toy_features(
+    model: ToyTransformer,
+    lang: ToyLanguage,
+    n_docs: int,
+    generator: torch.Generator,
+    *,
+    window: int = 32,
+    first: int = 1,
+) -> dict:
     """Per-token features on fresh documents (positions ≥ `first`): resid_pre (current token
     only), resid_mid (the gist), mlp_act, mlp_act_no_attn (MLP0 fed the residual without
     attention's output), bow (window bag of words), posterior (the exact filter), and y (true
@@ -257,11 +280,18 @@ def toy_features(model: ToyTransformer, lang: ToyLanguage, n_docs: int, generato
     vocab = torch.arange(lang.vocab)
     bow = torch.cat([window_bow(tokens[i], pos, window, vocab) for i in range(n_docs)])
     return {
-        "resid_pre": sel(c["resid_pre"]), "resid_mid": sel(c["resid_mid"]), "mlp_act": sel(c["mlp_act"]),
-        "mlp_act_no_attn": sel(model.mlp_act_from(c["resid_pre"])), "bow": bow,
+        "resid_pre": sel(c["resid_pre"]),
+        "resid_mid": sel(c["resid_mid"]),
+        "mlp_act": sel(c["mlp_act"]),
+        "mlp_act_no_attn": sel(model.mlp_act_from(c["resid_pre"])),
+        "bow": bow,
         "posterior": lang.posterior(tokens)[:, first:].reshape(-1, lang.n_topics),
-        "y": topics[:, first:].reshape(-1), "group": np.repeat(np.arange(n_docs), N - first),
-        "pos": pos.repeat(n_docs), "token": tokens[:, first:].reshape(-1), "tokens": tokens, "topics": topics,
+        "y": topics[:, first:].reshape(-1),
+        "group": np.repeat(np.arange(n_docs), N - first),
+        "pos": pos.repeat(n_docs),
+        "token": tokens[:, first:].reshape(-1),
+        "tokens": tokens,
+        "topics": topics,
     }
 
 
@@ -314,8 +344,19 @@ def neuron_gating(feat: dict, n_topics: int) -> dict:
 
 @torch.no_grad()
 @checked
-def topic_circuits_errors(true_topic: torch.Tensor, pred_topic: torch.Tensor, slot: torch.Tensor, n_topics: int,
-                          per_topic: int, *, D: int = 1000, L: int = 4, S: int = 6, seed: int = 0, device="cpu") -> dict:
+def topic_circuits_errors(
+    true_topic: torch.Tensor,
+    pred_topic: torch.Tensor,
+    slot: torch.Tensor,
+    n_topics: int,
+    per_topic: int,
+    *,
+    D: int = 1000,
+    L: int = 4,
+    S: int = 6,
+    seed: int = 0,
+    device="cpu",
+) -> dict:
     """Close the loop: a RiS rotation network of T = K·per_topic circuits, circuit k·per_topic + s
     belonging to topic k (think of n-gram circuits that only apply in one context). At each
     sampled position exactly one circuit should run (z = 1): the true topic's circuit `slot`
@@ -354,5 +395,3 @@ def topic_circuits_errors(true_topic: torch.Tensor, pred_topic: torch.Tensor, sl
         "inactive_on": float(((alpha**2).sum() - (a_alpha**2).sum()) / n_in),
         "wrong": float((true_topic != pred_topic).double().mean()),
     }
-
-

@@ -184,13 +184,35 @@ def cost_table(D_list, S: int):
     rows = []
     for Dc in D_list:
         bc = block_cost(Dc)
-        rows.append({"D": Dc, "construction": "block (z = 1 only)", "T": bc["T"], "neurons": bc["neurons"],
-                     "params": bc["params_dense"], "non-zero": bc["params_nonzero"],
-                     "circuit share": 16 * bc["T"] / bc["params_dense"]})
+        rows.append(
+            {
+                "D": Dc,
+                "construction": "block (z = 1 only)",
+                "T": bc["T"],
+                "neurons": bc["neurons"],
+                "params": bc["params_dense"],
+                "non-zero": bc["params_nonzero"],
+                "circuit share": 16 * bc["T"] / bc["params_dense"],
+            }
+        )
         Tc = max_circuits(Dc // 4, S)
-        rows.append({"D": Dc, "construction": "superposed (z ≥ 1)", "T": Tc, "neurons": Dc,
-                     "params": Dc * Dc + Dc, "non-zero": Dc * Dc + Dc, "circuit share": 16 * Tc / (Dc * Dc + Dc)})
-    return (pd.DataFrame(rows).style.hide(axis="index")
-            .format({"T": "{:,d}", "neurons": "{:,d}", "params": "{:,d}", "non-zero": "{:,d}", "circuit share": "{:.3f}"})
-            .set_caption("Per layer: circuits, neurons, parameters (dense and non-zero), and the share of parameters "
-                         "that are circuit weights"))
+        rows.append(
+            {
+                "D": Dc,
+                "construction": "superposed (z ≥ 1)",
+                "T": Tc,
+                "neurons": Dc,
+                "params": Dc * Dc + Dc,
+                "non-zero": Dc * Dc + Dc,
+                "circuit share": 16 * Tc / (Dc * Dc + Dc),
+            }
+        )
+    return (
+        pd.DataFrame(rows)
+        .style.hide(axis="index")
+        .format({"T": "{:,d}", "neurons": "{:,d}", "params": "{:,d}", "non-zero": "{:,d}", "circuit share": "{:.3f}"})
+        .set_caption(
+            "Per layer: circuits, neurons, parameters (dense and non-zero), and the share of parameters "
+            "that are circuit weights"
+        )
+    )

@@ -93,7 +93,8 @@ def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float =
         raise ValueError(f"graph.bias[:2]={tuple(graph.bias[:2])}: stepped_graph needs RiS's step biases (-0.5, -1.5)")
     mats = [graph.layer1, *graph.weights, torch.as_tensor(graph.w_bar, dtype=torch.float64)]
     if any(not torch.equal(w[..., 0, :], w[..., 1, :]) for w in mats) or any(
-            not torch.equal(s[:, 0], s[:, 1]) for s in graph.shifts):
+        not torch.equal(s[:, 0], s[:, 1]) for s in graph.shifts
+    ):
         raise ValueError("graph: indicator rows 0 and 1 (and their shifts) must be equal (RiS's step of one input)")
     k = 1.0 / (hi - lo)
     if (lo, hi) == (0.25, 0.75):
@@ -111,9 +112,18 @@ def stepped_graph(graph: CircuitGraph, theta_lo: float = 0.25, theta_hi: float =
 
     w_bar = scale(torch.as_tensor(graph.w_bar, dtype=torch.float64))
     bias = (-k * lo, -k * hi, *graph.bias[2:])
-    return CircuitGraph(graph.T, graph.L, graph.z, scale(graph.layer1), graph.readers, graph.sources,
-                        tuple(scale(w) for w in graph.weights), tuple(scale_shift(s) for s in graph.shifts),
-                        bias, tuple(tuple(float(v) for v in row) for row in w_bar))
+    return CircuitGraph(
+        graph.T,
+        graph.L,
+        graph.z,
+        scale(graph.layer1),
+        graph.readers,
+        graph.sources,
+        tuple(scale(w) for w in graph.weights),
+        tuple(scale_shift(s) for s in graph.shifts),
+        bias,
+        tuple(tuple(float(v) for v in row) for row in w_bar),
+    )
 
 
 # ---- χ per group pair --------------------------------------------------------------------
@@ -134,8 +144,10 @@ def chi_edges(cur: torch.Tensor, prev: torch.Tensor, n_edges: int, M_cur: int, M
 
 def _check_scheme(scheme: Scheme) -> None:
     if scheme.d != 4 or scheme.oracle or scheme.gate > 0:
-        raise ValueError(f"scheme={scheme.name!r}: a circuit graph takes schemes of the d = 4 rows without an extra "
-                         "indicator pair, gate or oracle (allowed kinds: baseline, sharp, wide, independent)")
+        raise ValueError(
+            f"scheme={scheme.name!r}: a circuit graph takes schemes of the d = 4 rows without an extra "
+            "indicator pair, gate or oracle (allowed kinds: baseline, sharp, wide, independent)"
+        )
     for g in scheme.groups:
         if g.lead is not None and g.shift != 0:
             raise ValueError(f"scheme={scheme.name!r}: a group may lead another only with shift = 0 (tied)")
@@ -156,7 +168,7 @@ def graph_assignments(scheme: Scheme, T: int, L: int, generator: torch.Generator
         idx.append(x.expand(L + 1, -1, -1).contiguous() if g.static else x)
     for i, g in enumerate(scheme.groups):
         if g.lead is not None:
-            idx[i] = torch.cat([idx[g.lead][g.shift:], idx[i][-1:]])[: L + 1]
+            idx[i] = torch.cat([idx[g.lead][g.shift :], idx[i][-1:]])[: L + 1]
     return [x[:L].to(device) for x in idx]
 
 
@@ -227,8 +239,11 @@ class GraphCorrectedNetwork(nn.Module):
                     chi = chi_edges(cur, prev, n_e, self.Mg[gi], self.Mg[hi], n, m)
                     c = 1.0 / self.Sg[hi] + chi
                     many = k > 1
-                    pairs.append(_GroupPair(gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many],
-                                            (k[many] - 1).to(dtype)))
+                    pairs.append(
+                        _GroupPair(
+                            gi, hi, chi, c, dw / self.Sg[hi] + c * wb, wb, n[many], m[many], (k[many] - 1).to(dtype)
+                        )
+                    )
             self.pairs.append(pairs)
             self.users.append([csr_users(self.idx[gi][l - 1][r], self.Mg[gi]) for gi in range(len(self.groups))])
             self.edges.append((r, s))
@@ -238,7 +253,9 @@ class GraphCorrectedNetwork(nn.Module):
             for gi, rg in enumerate(self.rows):
                 b = self.bias[rg][None, :].repeat(self.Mg[gi], 1)  # b + Σ_u δb_u ⊗ e^{g,l}_u
                 if nz.numel():
-                    b.index_add_(0, self.idx[gi][l - 1][nz].reshape(-1), sh[nz][:, rg].repeat_interleave(self.Sg[gi], 0))
+                    b.index_add_(
+                        0, self.idx[gi][l - 1][nz].reshape(-1), sh[nz][:, rg].repeat_interleave(self.Sg[gi], 0)
+                    )
                 lb.append(b)
             self.layer_bias.append(lb)
 
@@ -304,18 +321,30 @@ class GraphCorrectedNetwork(nn.Module):
 
 
 @checked
-def build_graph_corrected(graph: CircuitGraph, scheme: Scheme, generator: torch.Generator, *, device="cpu",
-                          dtype=torch.float32) -> GraphCorrectedNetwork:
+def build_graph_corrected(
+    graph: CircuitGraph, scheme: Scheme, generator: torch.Generator, *, device="cpu", dtype=torch.float32
+) -> GraphCorrectedNetwork:
     """The network of `graph` on `scheme`'s groups with its step (`stepped_graph`), assignments
     drawn from `generator` (`graph_assignments`)."""
     dtype = check_dtype(dtype)
     _check_scheme(scheme)
     check_int("T", graph.T, 1, scheme.max_T)
     g = stepped_graph(graph, scheme.theta_lo, scheme.theta_hi)
-    g = CircuitGraph(g.T, g.L, g.z, g.layer1.to(dtype), g.readers, g.sources, tuple(w.to(dtype) for w in g.weights),
-                     tuple(x.to(dtype) for x in g.shifts), g.bias, g.w_bar)
-    return GraphCorrectedNetwork(g, scheme, graph_assignments(scheme, graph.T, graph.L, generator, device=device),
-                                 device=device)
+    g = CircuitGraph(
+        g.T,
+        g.L,
+        g.z,
+        g.layer1.to(dtype),
+        g.readers,
+        g.sources,
+        tuple(w.to(dtype) for w in g.weights),
+        tuple(x.to(dtype) for x in g.shifts),
+        g.bias,
+        g.w_bar,
+    )
+    return GraphCorrectedNetwork(
+        g, scheme, graph_assignments(scheme, graph.T, graph.L, generator, device=device), device=device
+    )
 
 
 @checked
@@ -339,7 +368,9 @@ def sparse_truth(graph: CircuitGraph, inputs: torch.Tensor, a0: torch.Tensor):
     b = torch.tensor(graph.bias, dtype=torch.float64)
     for l, sh in enumerate(graph.shifts, start=2):
         if (b[None, :] + sh.double()).max() > 0:
-            raise ValueError(f"layer {l}: a bias b + δb > 0 switches circuits on without input; sparse_truth needs <= 0")
+            raise ValueError(
+                f"layer {l}: a bias b + δb > 0 switches circuits on without input; sparse_truth needs <= 0"
+            )
     if b.max() > 0:
         raise ValueError("graph.bias must be <= 0 on every row (an input-free circuit must stay off)")
     ids = torch.unique(inputs)
@@ -375,9 +406,21 @@ def _estimate_bytes(T: int, batch: int, D: int, E: int, itemsize: int) -> float:
 
 
 @checked
-def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, and_fraction: float = 0.0,
-                         batch: int = 64, seed: int = 0, device="cpu", dtype=torch.float32,
-                         on_threshold: float = 0.5, **knobs) -> dict:
+def graph_correction_run(
+    kind: str,
+    D: int,
+    P: int,
+    *,
+    z: int = 2,
+    L: int = 4,
+    and_fraction: float = 0.0,
+    batch: int = 64,
+    seed: int = 0,
+    device="cpu",
+    dtype=torch.float32,
+    on_threshold: float = 0.5,
+    **knobs,
+) -> dict:
     """One gate graph (`graph.gate_graph`: T = 3P circuits, P fan-in gates whose on-indicators
     are computed from their parents' at layer 2, then kept by self-edges), one network of
     scheme `kind` at width D, `batch` rows of z inputs (`sample_gate_inputs`). Per-layer lists
@@ -405,12 +448,18 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
     scheme = graph_scheme(kind, D, **knobs)
     T = 3 * P
     if T > scheme.max_T:
-        raise ValueError(f"P={P} is out of range for {scheme.label} at D={D}: allowed 3P <= {scheme.max_T} "
-                         "(the scheme's assignment capacity)")
+        raise ValueError(
+            f"P={P} is out of range for {scheme.label} at D={D}: allowed 3P <= {scheme.max_T} "
+            "(the scheme's assignment capacity)"
+        )
     itemsize = torch.finfo(dtype).bits // 8
-    check_fits(f"the gate graph's network at width {D}",
-               lambda D, P, batch: _estimate_bytes(3 * P, batch, D, 2 * P, itemsize),
-               {"D": D, "P": P, "batch": batch}, {"D": 16, "P": 1, "batch": 1}, check_device(device))
+    check_fits(
+        f"the gate graph's network at width {D}",
+        lambda D, P, batch: _estimate_bytes(3 * P, batch, D, 2 * P, itemsize),
+        {"D": D, "P": P, "batch": batch},
+        {"D": 16, "P": 1, "batch": 1},
+        check_device(device),
+    )
     g = torch.Generator().manual_seed(seed)
     graph = gate_graph(P, L, z, g, and_fraction=and_fraction, dtype=torch.float64)
     inputs = sample_gate_inputs(P, z, batch, g)
@@ -461,14 +510,27 @@ def graph_correction_run(kind: str, D: int, P: int, *, z: int = 2, L: int = 4, a
 
 
 @checked
-def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None, z: int = 2, L: int = 4, and_fraction: float = 0.0,
-                          batch: int = 64, seed: int = 0, device="cpu", **knobs) -> list[dict]:
+def graph_correction_rows(
+    kind: str,
+    D: int,
+    P: int,
+    *,
+    name: str | None = None,
+    z: int = 2,
+    L: int = 4,
+    and_fraction: float = 0.0,
+    batch: int = 64,
+    seed: int = 0,
+    device="cpu",
+    **knobs,
+) -> list[dict]:
     """`graph_correction_run` as tidy rows for `sweep`: one row per layer l = 1..L with the
     quantities as columns (name: the scheme's short name, a column of the sweep's grid; not
     used here), plus T = 3P, the control parameter T(d/D)², |ℰ^L|(d/D)² and the
     scheme's label."""
-    res = graph_correction_run(kind, D, P, z=z, L=L, and_fraction=and_fraction, batch=batch, seed=seed,
-                               device=device, **knobs)
+    res = graph_correction_run(
+        kind, D, P, z=z, L=L, and_fraction=and_fraction, batch=batch, seed=seed, device=device, **knobs
+    )
     T = res["T"]
     meta = {"T": T, "x": T * (4 / D) ** 2, "x_edges": P * (4 / D) ** 2, "label": res["label"]}
     keys = ("false_on", "false_off", "worst_dx", "q90_dx", "active_x", "spurious_on", "n_active")
@@ -476,20 +538,27 @@ def graph_correction_rows(kind: str, D: int, P: int, *, name: str | None = None,
 
 
 @checked
-def graph_correction_summary(df, quantity: str, *, layer: int | None = None,
-                             by=("name", "D", "z", "P")):
+def graph_correction_summary(df, quantity: str, *, layer: int | None = None, by=("name", "D", "z", "P")):
     """Mean of `quantity` over seeds with its 95% t-interval (`correction.scale.t_interval`)
     at one layer (default: the last), per configuration: columns of `by`, T, x, n, mean,
     low, high."""
-
 
     layer = int(df["layer"].max()) if layer is None else check_int("layer", layer, 1)
     d = df[df["layer"] == layer]
     rows = []
     for key, grp in d.groupby(list(by), sort=False):
         m, lo, hi = t_interval(grp[quantity])
-        rows.append({**dict(zip(by, key)), "T": int(grp["T"].iloc[0]), "x": float(grp["x"].iloc[0]),
-                     "n": len(grp), "mean": m, "low": lo, "high": hi})
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "T": int(grp["T"].iloc[0]),
+                "x": float(grp["x"].iloc[0]),
+                "n": len(grp),
+                "mean": m,
+                "low": lo,
+                "high": hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -505,13 +574,29 @@ def graph_tuning_grid(D_list, *, z: int, L: int, x: float, batch: int, families=
     of each family at each D, at load T(d/D)² = x (P = T/3 gates)."""
 
     x = check_real("x", x, 0.0, 1.0, open_low=True)
-    return [{"family": fam, "D": int(D), "z": int(z), "L": int(L), "x": x, "batch": int(batch), **s}
-            for D in D_list for fam in families for s in family_settings(fam, int(D))]
+    return [
+        {"family": fam, "D": int(D), "z": int(z), "L": int(L), "x": x, "batch": int(batch), **s}
+        for D in D_list
+        for fam in families
+        for s in family_settings(fam, int(D))
+    ]
 
 
 @checked
-def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: int, seed: int, *, x: float,
-                      batch: int = 32, device="cpu", **knobs) -> list[dict]:
+def graph_tuning_rows(
+    family: str,
+    setting: str,
+    kind: str,
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    x: float,
+    batch: int = 32,
+    device="cpu",
+    **knobs,
+) -> list[dict]:
     """One tuning probe in the gate graph (`correction.scale.tuning_rows`' columns, for
     `correction.scale.best_settings`): layer-L worst active |δx|, false-on and false-off
     rates at P = x·(D/4)²/3 gates; a setting whose assignment cannot hold 3P circuits is
@@ -520,8 +605,7 @@ def graph_tuning_rows(family: str, setting: str, kind: str, D: int, z: int, L: i
     if 3 * P > graph_scheme(kind, D, **knobs).max_T:
         return [{"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "built": False}]
     r = graph_correction_run(kind, D, P, z=z, L=L, batch=batch, seed=seed, device=device, **knobs)
-    return [{"worst_dx": r["worst_dx"][L], "false_on": r["false_on"][L], "false_off": r["false_off"][L],
-             "built": True}]
+    return [{"worst_dx": r["worst_dx"][L], "false_on": r["false_on"][L], "false_off": r["false_off"][L], "built": True}]
 
 
 @checked
@@ -539,8 +623,18 @@ def graph_correction_grid(schemes: dict, D_list, z_list, x_grid, *, L: int, batc
                 for x in x_grid:
                     P = _P_of(x, D)
                     if 3 * P <= cap and z <= P:
-                        grid.append({"name": name, "kind": kind, "D": int(D), "P": P, "z": int(z), "L": int(L),
-                                     "batch": int(batch), **kw})
+                        grid.append(
+                            {
+                                "name": name,
+                                "kind": kind,
+                                "D": int(D),
+                                "P": P,
+                                "z": int(z),
+                                "L": int(L),
+                                "batch": int(batch),
+                                **kw,
+                            }
+                        )
     return grid
 
 
@@ -551,7 +645,6 @@ def top_load_table(df, *, on_rate: float = 1e-3, layer: int | None = None, schem
     t-intervals), whether the scheme fails the indicator budget (mean false-on > on_rate),
     and for E5 against E1 the ratio of mean false-on rates and whether E5 is below E1 in
     every seed (paired by seed: the same graph and inputs)."""
-
 
     layer = int(df["layer"].max()) if layer is None else layer
     d = df[(df["layer"] == layer) & df["name"].isin(list(schemes))]
@@ -580,18 +673,26 @@ def top_load_table(df, *, on_rate: float = 1e-3, layer: int | None = None, schem
     return pd.DataFrame(rows)
 
 
-
-
 def tuned_schemes(best, D_list, families=("E1", "E5")) -> tuple[dict, dict]:
     """The tuned settings and the schemes to run (`best`: `correction.best_settings` rows).
     Returns settings {family: {D: the `family_settings` entry picked for D}} and schemes
     {"baseline": {"kind": "baseline"}, family: {D: its knobs (the entry without "setting")}}."""
-    settings = {fam: {D: s for D in D_list for s in family_settings(fam, D)
-                      if s["setting"] == best[(best.family == fam) & (best.D == D)].setting.iloc[0]}
-                for fam in families}
+    settings = {
+        fam: {
+            D: s
+            for D in D_list
+            for s in family_settings(fam, D)
+            if s["setting"] == best[(best.family == fam) & (best.D == D)].setting.iloc[0]
+        }
+        for fam in families
+    }
     schemes = {"baseline": {"kind": "baseline"}}
-    schemes.update({fam: {D: {k: v for k, v in s.items() if k != "setting"} for D, s in by_D.items()}
-                    for fam, by_D in settings.items()})
+    schemes.update(
+        {
+            fam: {D: {k: v for k, v in s.items() if k != "setting"} for D, s in by_D.items()}
+            for fam, by_D in settings.items()
+        }
+    )
     return settings, schemes
 
 
@@ -607,8 +708,21 @@ def ci_text(m, lo, hi) -> str:
 
 
 @checked
-def graph_correction_headline(top, df, settings, *, L: int, on_rate: float, x_tune: float, D_list, z_list, x_grid,
-                              n_seeds: int, batch: int, schemes=("baseline", "E1", "E5")) -> dict:
+def graph_correction_headline(
+    top,
+    df,
+    settings,
+    *,
+    L: int,
+    on_rate: float,
+    x_tune: float,
+    D_list,
+    z_list,
+    x_grid,
+    n_seeds: int,
+    batch: int,
+    schemes=("baseline", "E1", "E5"),
+) -> dict:
     """The wide-indicator section's numbers at the largest D (`top`: `top_load_table`; `df`:
     the `graph_correction_rows`; `settings`: from `tuned_schemes`). Returns Dmax, hard (the
     `top` rows where E1 fails the budget), the table of `top` formatted for the page (styled)
@@ -619,15 +733,30 @@ def graph_correction_headline(top, df, settings, *, L: int, on_rate: float, x_tu
     big = top[top.D == Dmax].set_index("z")
     fo, dx, ratios, loads = [], [], [], []
     for zz, r in big.iterrows():
-        ci = {(n, q): ci_text(r[f"{n}_{q}"], r[f"{n}_{q}_lo"], r[f"{n}_{q}_hi"]) for n in schemes
-              for q in ("false_on", "worst_dx")}
-        fo.append(f"z = {zz}: baseline {ci['baseline', 'false_on']}, E1 {ci['E1', 'false_on']}, E5 {ci['E5', 'false_on']}")
-        dx.append(f"z = {zz}: baseline {ci['baseline', 'worst_dx']}, E1 {ci['E1', 'worst_dx']}, E5 {ci['E5', 'worst_dx']}")
+        ci = {
+            (n, q): ci_text(r[f"{n}_{q}"], r[f"{n}_{q}_lo"], r[f"{n}_{q}_hi"])
+            for n in schemes
+            for q in ("false_on", "worst_dx")
+        }
+        fo.append(
+            f"z = {zz}: baseline {ci['baseline', 'false_on']}, E1 {ci['E1', 'false_on']}, E5 {ci['E5', 'false_on']}"
+        )
+        dx.append(
+            f"z = {zz}: baseline {ci['baseline', 'worst_dx']}, E1 {ci['E1', 'worst_dx']}, E5 {ci['E5', 'worst_dx']}"
+        )
         ratio = r["E1_over_E5"]
         # E5's rate is a handful of events among ~10⁶ readouts where it is tiny: a ratio beyond 10³ is
         # written as a bound, not as a measured number
-        ratios.append(f"z = {zz}: " + ("unbounded (E5 had no false activation)" if not np.isfinite(ratio)
-                                       else "over 1,000×" if ratio > 1000 else f"{ratio:,.0f}×"))
+        ratios.append(
+            f"z = {zz}: "
+            + (
+                "unbounded (E5 had no false activation)"
+                if not np.isfinite(ratio)
+                else "over 1,000×"
+                if ratio > 1000
+                else f"{ratio:,.0f}×"
+            )
+        )
         loads.append(f"T = {int(r['T']):,}, T(d/D)² = {r['x']:.4f}")
     # the lightest load, where nothing seizes: what the narrower payload blocks cost
     light = []
@@ -642,19 +771,35 @@ def graph_correction_headline(top, df, settings, *, L: int, on_rate: float, x_tu
     hard = top[top.E1_fails]
     e5_ok = [f"D = {int(r.D)}, z = {int(r.z)}" for r in top.itertuples() if not r.E5_fails]
     e5_bad = [f"D = {int(r.D)}, z = {int(r.z)}" for r in top.itertuples() if r.E5_fails]
-    glue = {"cross-gw-fo": "; ".join(fo), "cross-gw-dx": "; ".join(dx), "cross-gw-ratio": "; ".join(ratios),
-            "cross-gw-load": " and ".join(sorted(set(loads))), "cross-gw-light": "; ".join(light),
-            "cross-gw-hard": "; ".join(f"D = {int(r.D)}, z = {int(r.z)}" for r in hard.itertuples()),
-            "cross-gw-e5ok": "; ".join(e5_ok) if e5_ok else "none of the configurations",
-            "cross-gw-e5bad": "; ".join(e5_bad) if e5_bad else "none",
-            "cross-gw-E5": settings["E5"][Dmax]["setting"], "cross-gw-E1": settings["E1"][Dmax]["setting"],
-            "cross-gw-Dmax": f"{Dmax:,}"}
-    for key, value in {"xtune": f"{x_tune:g}", "Ds": ", ".join(f"{D:,}" for D in D_list),
-                       "zs": ", ".join(map(str, z_list)), "xs": ", ".join(f"{x:g}" for x in x_grid),
-                       "nseeds": n_seeds, "batch": batch, "onrate": f"{on_rate:g}"}.items():
+    glue = {
+        "cross-gw-fo": "; ".join(fo),
+        "cross-gw-dx": "; ".join(dx),
+        "cross-gw-ratio": "; ".join(ratios),
+        "cross-gw-load": " and ".join(sorted(set(loads))),
+        "cross-gw-light": "; ".join(light),
+        "cross-gw-hard": "; ".join(f"D = {int(r.D)}, z = {int(r.z)}" for r in hard.itertuples()),
+        "cross-gw-e5ok": "; ".join(e5_ok) if e5_ok else "none of the configurations",
+        "cross-gw-e5bad": "; ".join(e5_bad) if e5_bad else "none",
+        "cross-gw-E5": settings["E5"][Dmax]["setting"],
+        "cross-gw-E1": settings["E1"][Dmax]["setting"],
+        "cross-gw-Dmax": f"{Dmax:,}",
+    }
+    for key, value in {
+        "xtune": f"{x_tune:g}",
+        "Ds": ", ".join(f"{D:,}" for D in D_list),
+        "zs": ", ".join(map(str, z_list)),
+        "xs": ", ".join(f"{x:g}" for x in x_grid),
+        "nseeds": n_seeds,
+        "batch": batch,
+        "onrate": f"{on_rate:g}",
+    }.items():
         glue[f"cross-gw-{key}"] = value
-    styled = (top[["D", "z", "T", "x"] + [f"{n}_{q}" for q in ("false_on", "worst_dx") for n in schemes]]
-              .rename(columns=lambda c: c.replace("_false_on", " false-on").replace("_worst_dx", " worst |δx|"))
-              .style.hide(axis="index").format(precision=3).format({"T": "{:,d}", "x": "{:.4f}"})
-              .set_caption("Largest load every scheme holds: last-layer means over seeds"))
+    styled = (
+        top[["D", "z", "T", "x"] + [f"{n}_{q}" for q in ("false_on", "worst_dx") for n in schemes]]
+        .rename(columns=lambda c: c.replace("_false_on", " false-on").replace("_worst_dx", " worst |δx|"))
+        .style.hide(axis="index")
+        .format(precision=3)
+        .format({"T": "{:,d}", "x": "{:.4f}"})
+        .set_caption("Largest load every scheme holds: last-layer means over seeds")
+    )
     return {"Dmax": Dmax, "hard": hard, "styled": styled, "glue": glue}

@@ -304,8 +304,19 @@ class GraphNetwork(StructuredNetwork):
             if nz.numel():  # δb_u on each of u's S neurons
                 bias.index_add_(0, cur[nz].reshape(-1), sh[nz].repeat_interleave(S, 0))
             self.layers.append(
-                _EdgeLayer(chi, r, s, dw / S + (1.0 / S + chi) * w_bar, dw, users, offsets,
-                           n[many], m[many], (k[many] - 1).to(dtype), bias)
+                _EdgeLayer(
+                    chi,
+                    r,
+                    s,
+                    dw / S + (1.0 / S + chi) * w_bar,
+                    dw,
+                    users,
+                    offsets,
+                    n[many],
+                    m[many],
+                    (k[many] - 1).to(dtype),
+                    bias,
+                )
             )
 
     def layer(
@@ -386,8 +397,9 @@ def chain_graph(T: int, k: int, L: int, z: int, generator: torch.Generator, *, d
 
 
 @checked
-def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fraction: float = 0.5,
-               dtype=torch.float64) -> CircuitGraph:
+def gate_graph(
+    P: int, L: int, z: int, generator: torch.Generator, *, and_fraction: float = 0.5, dtype=torch.float64
+) -> CircuitGraph:
     """Fan-in gates: T = 3P circuits; parents 0..2P−1 (rotation circuits at layer 1), children
     2P..3P−1. At layer 2 child i reads parents 2i and 2i+1 through mean-weight edges (W = w̄):
     OR = step(α_a + α_b); the first round(and_fraction·P) children are AND gates, their
@@ -419,8 +431,9 @@ def gate_graph(P: int, L: int, z: int, generator: torch.Generator, *, and_fracti
 
 
 @checked
-def random_graph(T: int, L: int, z: int, n_edges: int, generator: torch.Generator, *,
-                 handoff: float = 0.5, dtype=torch.float64) -> CircuitGraph:
+def random_graph(
+    T: int, L: int, z: int, n_edges: int, generator: torch.Generator, *, handoff: float = 0.5, dtype=torch.float64
+) -> CircuitGraph:
     """A random sparse circuit graph of n_edges random pipelines ("lanes").
 
     Layer 1: n_edges random circuits hold a lane each. At every layer l ≥ 2 each lane's
@@ -504,8 +517,9 @@ def graph_bytes(D: int, T: int, S: int, L: int, n_edges: int, batch: int = 0, *,
     stacked: four copies), the layer-0 states, the [T, d, B] readouts decoded in float64
     (about eight copies), the [E, d, B] edge products and gathers, four [D, B] activations."""
     M = D // d
-    net = assignment_bytes(T, M, S, L) + max(L - 1, 0) * (40 * n_edges * S * S + 16 * (n_edges * S + M)
-                                                          + 8 * M * d + 4 * 8 * n_edges * d * d)
+    net = assignment_bytes(T, M, S, L) + max(L - 1, 0) * (
+        40 * n_edges * S * S + 16 * (n_edges * S + M) + 8 * M * d + 4 * 8 * n_edges * d * d
+    )
     run = 0
     if batch:
         run = 8 * batch * T * d * (4 * (L + 1) + 10) + itemsize * batch * (2 * n_edges * d + 2 * T * d + 4 * D)
@@ -528,8 +542,9 @@ def _check_graph_fits(what, device, *, D, T, S, L, n_edges, batch=0, itemsize=4,
 
 
 @checked
-def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Generator, *,
-                        device="cpu", dtype=torch.float32) -> GraphNetwork:
+def build_graph_network(
+    graph: CircuitGraph, D: int, S: int, generator: torch.Generator, *, device="cpu", dtype=torch.float32
+) -> GraphNetwork:
     """The superposed network of `graph` at width D (prime-step assignment, random layer
     permutations drawn from `generator`)."""
     d = check_d(graph.d)
@@ -539,8 +554,16 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
     S = check_int("S", S, 1, M)
     E = max((int(r.numel()) for r in graph.readers), default=0)
     itemsize = torch.empty((), dtype=check_dtype(dtype)).element_size()
-    _check_graph_fits(f"the network of a graph of {graph.T} circuits", check_device(device), D=D, T=graph.T, S=S,
-                      L=graph.L, n_edges=E, itemsize=itemsize)
+    _check_graph_fits(
+        f"the network of a graph of {graph.T} circuits",
+        check_device(device),
+        D=D,
+        T=graph.T,
+        S=S,
+        L=graph.L,
+        n_edges=E,
+        itemsize=itemsize,
+    )
     check_int("T", graph.T, 1, max_circuits(M, S))
     idx = layer_assignments(graph.T, M, S, graph.L, generator, device=device)
     g = _cast(graph, dtype)
@@ -550,9 +573,18 @@ def build_graph_network(graph: CircuitGraph, D: int, S: int, generator: torch.Ge
 def _cast(graph: CircuitGraph, dtype) -> CircuitGraph:
     if graph.layer1.dtype == dtype:
         return graph
-    return CircuitGraph(graph.T, graph.L, graph.z, graph.layer1.to(dtype), graph.readers, graph.sources,
-                        tuple(w.to(dtype) for w in graph.weights), tuple(s.to(dtype) for s in graph.shifts),
-                        graph.bias, graph.w_bar)
+    return CircuitGraph(
+        graph.T,
+        graph.L,
+        graph.z,
+        graph.layer1.to(dtype),
+        graph.readers,
+        graph.sources,
+        tuple(w.to(dtype) for w in graph.weights),
+        tuple(s.to(dtype) for s in graph.shifts),
+        graph.bias,
+        graph.w_bar,
+    )
 
 
 # ---- measurement -----------------------------------------------------------------------
@@ -590,8 +622,9 @@ def oracle_mask(idx_l: torch.Tensor, act: torch.Tensor, M: int) -> torch.Tensor:
     return keep
 
 
-def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True,
-                 oracle: bool = False) -> dict:
+def graph_errors(
+    net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, theory: bool = True, oracle: bool = False
+) -> dict:
     """Run the network and the circuit graph on the same inputs: per-layer statistics (index =
     layer). Active = the ground truth's α^l > ½.
 
@@ -614,9 +647,18 @@ def graph_errors(net: GraphNetwork, inputs: torch.Tensor, x0: torch.Tensor, *, t
     dev, dtype = net.idx.device, net.w.dtype
     E = max((int(r.numel()) for r in graph.readers), default=0)
     B = int(inputs.shape[0])
-    run = lambda batch: graph_bytes(net.d * net.M, graph.T, net.S, graph.L, E, batch,  # noqa: E731
-                                    itemsize=net.w.element_size()) - graph_bytes(net.d * net.M, graph.T, net.S,
-                                                                                 graph.L, E, 0)
+    run = lambda batch: (
+        graph_bytes(
+            net.d * net.M,
+            graph.T,
+            net.S,
+            graph.L,
+            E,
+            batch,  # noqa: E731
+            itemsize=net.w.element_size(),
+        )
+        - graph_bytes(net.d * net.M, graph.T, net.S, graph.L, E, 0)
+    )
     check_fits(f"a batch through the network of {graph.T} circuits", run, {"batch": B}, {"batch": 1}, dev)
     a0, a_in = layer0_states(graph, inputs, x0, torch.float64)
     truth, pre = run_graph(graph, a0, pre=True)
@@ -709,7 +751,7 @@ def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Te
             a_r = a[r_idx, :, cols]
             # the circuits writing anything (a non-zero pre-activation or a shift), per sample,
             # padded to the most in any sample: the others add exactly nothing
-            loud = ((p != 0).any(1) | (sh != 0).any(1)[:, None])  # [T, B]
+            loud = (p != 0).any(1) | (sh != 0).any(1)[:, None]  # [T, B]
             lv, u_idx = loud.T.double().topk(max(int(loud.sum(0).max()), 1), dim=1)  # [B, kl]
             pu = (p + sh[:, :, None])[u_idx, :, torch.arange(B)[:, None].expand_as(u_idx)]  # [B, kl, d]
             err = torch.relu(q_r[:, :, None, :] + pu[:, None, :, :]) - a_r[:, :, None, :]  # [B, kz, kl, d]
@@ -761,7 +803,9 @@ def predict_graph_errors(graph: CircuitGraph, truth: torch.Tensor, pre: torch.Te
                         p_s = (pre[l - 1] + sh_prev[:, :, None])[s_idx, :, torch.arange(B)[:, None].expand(B, kp)]
                         shared = torch.relu(p_s[:, :, None] + p_s[:, None, :] + b[0, :, 0])  # [B, kp, kp, d]
                         v2 = eps * ((shared @ (Dx @ wbar).T) ** 2).sum(-1)  # [B, kp, kp]
-                        pair = parent[:, :, :, None] & parent[:, :, None, :] & torch.ones(kp, kp, dtype=torch.bool).triu(1)
+                        pair = (
+                            parent[:, :, :, None] & parent[:, :, None, :] & torch.ones(kp, kp, dtype=torch.bool).triu(1)
+                        )
                         fan2 = (pair * v2[:, None]).sum((-1, -2))  # [B, kz]
                         fan[r_idx[valid], cols[valid]] += fan2[valid]
                     # second order: Q over all edges, and the w̄ term for sources that are not parents
@@ -814,9 +858,23 @@ def graph_chain_theory(n_edges, *, D: int, T: int, S: int = 6, z: int = 1, d: in
 
 # ---- experiments as tidy rows -------------------------------------------------------------
 @checked(T=integer(0, 2**40))  # T = 0 allowed: gates ignore it (T = 3P)
-def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges: int = 0, P: int = 0,
-               n_and: int = 0, S: int = 6, batch: int = 300, seed: int = 0, device="cpu",
-               circuits: str = "") -> list[dict]:
+def graph_rows(
+    kind: str,
+    D: int,
+    T,
+    z: int,
+    *,
+    L: int = 4,
+    k: int = 1,
+    n_edges: int = 0,
+    P: int = 0,
+    n_and: int = 0,
+    S: int = 6,
+    batch: int = 300,
+    seed: int = 0,
+    device="cpu",
+    circuits: str = "",
+) -> list[dict]:
     """One network, one batch: tidy rows (layer, quantity, measured, theory, ...) for a chain
     (kind="chain", depth k), a random graph ("random", n_edges lanes) or fan-in gates ("gate",
     P gates of which n_and are AND; T is then the graph's and the argument is ignored).
@@ -833,8 +891,17 @@ def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges:
         T, E, names = 3 * P, 2 * P, {"D": D, "P": P, "batch": batch}
     if D % 4:
         raise ValueError(f"D={D} must be a multiple of d=4")
-    _check_graph_fits(f"a {kind} graph's network and one batch", check_device(device), D=D, T=T,
-                      S=check_int("S", S, 1, D // 4), L=L, n_edges=E, batch=batch, names=names)
+    _check_graph_fits(
+        f"a {kind} graph's network and one batch",
+        check_device(device),
+        D=D,
+        T=T,
+        S=check_int("S", S, 1, D // 4),
+        L=L,
+        n_edges=E,
+        batch=batch,
+        names=names,
+    )
     g = torch.Generator().manual_seed(int(seed))
     if kind == "chain":
         gr = chain_graph(T, k, L, z, g)
@@ -857,8 +924,18 @@ def graph_rows(kind: str, D: int, T, z: int, *, L: int = 4, k: int = 1, n_edges:
     rows = []
     for q in ("active_x", "active_on", "inactive_x", "inactive_on", "flip_rate", "n_active"):
         for l in range(1, L + 1):
-            rows.append({"layer": l, "quantity": q, "measured": e[q][l], "theory": e.get(f"theory_{q}", [np.nan] * (L + 1))[l],
-                         "edges": edges, "x": edges * (d / D) ** 2, "eps": epsilon(D, T, S, d), "T_graph": T})
+            rows.append(
+                {
+                    "layer": l,
+                    "quantity": q,
+                    "measured": e[q][l],
+                    "theory": e.get(f"theory_{q}", [np.nan] * (L + 1))[l],
+                    "edges": edges,
+                    "x": edges * (d / D) ** 2,
+                    "eps": epsilon(D, T, S, d),
+                    "T_graph": T,
+                }
+            )
     return rows
 
 
@@ -888,8 +965,15 @@ def exactness_checks(seed: int, L: int) -> dict:
     max_dense = max(float((flat(A) - Ad).abs().max()) for A, Ad in zip(net.forward(A0), net.forward_dense(A0)))
     rejected = None
     try:
-        CircuitGraph(6, 3, 1, gr.layer1[:6], [torch.tensor([1, 2]), torch.tensor([3])],
-                     [torch.tensor([0, 0]), torch.tensor([1])], [gr.layer1[:2], gr.layer1[:1]])
+        CircuitGraph(
+            6,
+            3,
+            1,
+            gr.layer1[:6],
+            [torch.tensor([1, 2]), torch.tensor([3])],
+            [torch.tensor([0, 0]), torch.tensor([1])],
+            [gr.layer1[:2], gr.layer1[:1]],
+        )
     except ValueError as err:
         rejected = str(err)
     glue = {"cross-max-s1": _exact_text(max_s1), "cross-max-dense": _exact_text(max_dense), "cross-rejected": rejected}
@@ -914,32 +998,76 @@ def gate_summary(gdf: pd.DataFrame, *, S: int, D: int, and_counts, few_collatera
     or_only = l2[(l2.n_and == 0) & (l2.quantity.isin(["active_x", "inactive_on"]))]
     or_ratio = or_only.assign(r=or_only.measured / or_only.theory).groupby("quantity").r.agg(["min", "max"])
     phantom = float(flips[0].max())
-    glue = {"cross-gate-worst": f"{float(flips[worst].mean()):.4f}",
-            "cross-gate-worst-coll": f"{worst * S / M:.2f}",
-            "cross-gate-aon": f"{float(aon[worst].mean()):.3f}",
-            "cross-or-x-hi": f"{float(or_ratio.loc['active_x', 'max']):.1f}",
-            "cross-or-on-range": f"{float(or_ratio.loc['inactive_on', 'min']):.2f}–"
-                                 f"{float(or_ratio.loc['inactive_on', 'max']):.2f}",
-            "cross-or-phantom": f"{phantom:.5f}" if phantom > 0 else "0 (none in these runs)",
-            "cross-few-collateral": f"{few_collateral:g}"}
-    cols = {"flip_rate": "wrong-side rate", "active_on": "active (1−α̂)²", "active_x": "active |x−x̂|²",
-            "inactive_on": "inactive α̂²", "n_active": "circuits on"}
+    glue = {
+        "cross-gate-worst": f"{float(flips[worst].mean()):.4f}",
+        "cross-gate-worst-coll": f"{worst * S / M:.2f}",
+        "cross-gate-aon": f"{float(aon[worst].mean()):.3f}",
+        "cross-or-x-hi": f"{float(or_ratio.loc['active_x', 'max']):.1f}",
+        "cross-or-on-range": f"{float(or_ratio.loc['inactive_on', 'min']):.2f}–"
+        f"{float(or_ratio.loc['inactive_on', 'max']):.2f}",
+        "cross-or-phantom": f"{phantom:.5f}" if phantom > 0 else "0 (none in these runs)",
+        "cross-few-collateral": f"{few_collateral:g}",
+    }
+    cols = {
+        "flip_rate": "wrong-side rate",
+        "active_on": "active (1−α̂)²",
+        "active_x": "active |x−x̂|²",
+        "inactive_on": "inactive α̂²",
+        "n_active": "circuits on",
+    }
     tab = l2.pivot_table(index=["n_and", "collateral"], columns="quantity", values="measured", aggfunc="mean")
-    table = (tab[list(cols)].rename(columns=cols).rename_axis(index=["AND gates", "n_AND·S/M"], columns=None)
-             .style.format({c: ("{:.1f}" if c == "circuits on" else "{:.1e}") for c in cols.values()})
-             .format_index("{:.3f}", level=1)
-             .set_caption("Layer 2 (gate outputs), mean over seeds"))
-    return {"flips": flips, "aon": aon, "ax": ax_, "worst": worst, "small": small, "or_ratio": or_ratio,
-            "table": table, "glue": glue}
+    table = (
+        tab[list(cols)]
+        .rename(columns=cols)
+        .rename_axis(index=["AND gates", "n_AND·S/M"], columns=None)
+        .style.format({c: ("{:.1f}" if c == "circuits on" else "{:.1e}") for c in cols.values()})
+        .format_index("{:.3f}", level=1)
+        .set_caption("Layer 2 (gate outputs), mean over seeds")
+    )
+    return {
+        "flips": flips,
+        "aon": aon,
+        "ax": ax_,
+        "worst": worst,
+        "small": small,
+        "or_ratio": or_ratio,
+        "table": table,
+        "glue": glue,
+    }
 
 
 @checked
-def parameter_glue(*, S: int, L: int, gate_D: int, gate_P: int, D_list, z_list, n_seeds: int, cap_D, block_D, k_list,
-                   batch_cap: int, n_cap_seeds: int) -> dict:
+def parameter_glue(
+    *,
+    S: int,
+    L: int,
+    gate_D: int,
+    gate_P: int,
+    D_list,
+    z_list,
+    n_seeds: int,
+    cap_D,
+    block_D,
+    k_list,
+    batch_cap: int,
+    n_cap_seeds: int,
+) -> dict:
     """The run's parameters as text for the prose, keyed "cross-<name>" (a rerun with other
     values reads correctly)."""
-    params = {"S": S, "L": L, "gate-D": gate_D, "gate-P": gate_P, "Ds": ", ".join(map(str, D_list)),
-              "zs": ", ".join(map(str, z_list)), "nseeds": n_seeds, "cap-D": ", ".join(map(str, cap_D)),
-              "block-D": ", ".join(map(str, block_D)), "kmin": min(k_list), "kmax": max(k_list),
-              "kratio": max(k_list) // min(k_list), "batch-cap": batch_cap, "ncapseeds": n_cap_seeds}
+    params = {
+        "S": S,
+        "L": L,
+        "gate-D": gate_D,
+        "gate-P": gate_P,
+        "Ds": ", ".join(map(str, D_list)),
+        "zs": ", ".join(map(str, z_list)),
+        "nseeds": n_seeds,
+        "cap-D": ", ".join(map(str, cap_D)),
+        "block-D": ", ".join(map(str, block_D)),
+        "kmin": min(k_list),
+        "kmax": max(k_list),
+        "kratio": max(k_list) // min(k_list),
+        "batch-cap": batch_cap,
+        "ncapseeds": n_cap_seeds,
+    }
     return {f"cross-{key}": value for key, value in params.items()}

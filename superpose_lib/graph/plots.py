@@ -42,8 +42,15 @@ def plot_edges(df, ax=None, *, layer: int | None = None, legend: bool = True):
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     d = d.groupby(["kind", "z", "D", "x"], as_index=False)[["measured", "theory"]].mean()
     for (kind, z), g in d.groupby(["kind", "z"]):
-        ax.scatter(g.x, g.measured, marker=_FAMILY_MARKER.get(kind, "^"), color=color("z", int(z)), alpha=0.85,
-                   s=22, label=f"{label('family', kind)}, z = {z}")
+        ax.scatter(
+            g.x,
+            g.measured,
+            marker=_FAMILY_MARKER.get(kind, "^"),
+            color=color("z", int(z)),
+            alpha=0.85,
+            s=22,
+            label=f"{label('family', kind)}, z = {z}",
+        )
     ax.scatter(d.x, d.theory, marker="_", color="k", s=60, label="prediction")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -65,8 +72,15 @@ def plot_edge_ratio(df, ax=None, *, layer: int | None = None, legend: bool = Tru
     layer = layer or int(df["layer"].max())
     d = df[(df.quantity == "active_x") & (df.layer == layer)]
     for (kind, z), g in d.groupby(["kind", "z"]):
-        ax.scatter(g.x / g.x_star, g.measured / g.theory, marker=_FAMILY_MARKER.get(kind, "^"),
-                   color=color("z", int(z)), alpha=0.75, s=18, label=f"{label('family', kind)}, z = {z}")
+        ax.scatter(
+            g.x / g.x_star,
+            g.measured / g.theory,
+            marker=_FAMILY_MARKER.get(kind, "^"),
+            color=color("z", int(z)),
+            alpha=0.75,
+            s=18,
+            label=f"{label('family', kind)}, z = {z}",
+        )
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axvline(1.0, color="0.4", ls=":")
     ax.set_xscale("log")
@@ -89,8 +103,13 @@ def plot_gates(df, ax=None, *, floor: float = 1e-6, legend: bool = True):
     d = df[df.layer == 2]
     for k, q in enumerate(("flip_rate", "active_on", "active_x")):
         g = d[d.quantity == q].groupby("collateral", as_index=False)["measured"].mean()
-        ax.plot(g.collateral, g.measured.clip(lower=floor), marker=marker(k), color=color("quantity", q),
-                label=label("quantity", q))
+        ax.plot(
+            g.collateral,
+            g.measured.clip(lower=floor),
+            marker=marker(k),
+            color=color("quantity", q),
+            label=label("quantity", q),
+        )
     ax.set_yscale("log")
     ax.set_xlabel(r"AND gates $\times S/M$ (expected shifted neighbours per neuron)")
     ax.set_ylabel("layer 2 (gate outputs)")
@@ -113,8 +132,17 @@ def plot_edge_capacity(summary, ax=None, *, legend: bool = True):
     for (crit, z), g in rows.groupby(["criterion", "z"], sort=False):
         c, m, yy = color("z", int(z)), _CRITERION_MARKER[crit], y[g.index]
         ok = (g.censor != "below").to_numpy()
-        ax.errorbar(g["mean"][ok], yy[ok], xerr=[(g["mean"] - g.low)[ok], (g.high - g["mean"])[ok]], color=c,
-                    marker=m, ls="none", ms=5, capsize=2, label=f"z = {z}, {crit}")
+        ax.errorbar(
+            g["mean"][ok],
+            yy[ok],
+            xerr=[(g["mean"] - g.low)[ok], (g.high - g["mean"])[ok]],
+            color=c,
+            marker=m,
+            ls="none",
+            ms=5,
+            capsize=2,
+            label=f"z = {z}, {crit}",
+        )
         if "indep" in g:
             ax.scatter(g.indep, yy, marker=m, facecolors="none", edgecolors=c, s=40, zorder=3)
         th = g.theory > THEORY_FLOOR
@@ -122,8 +150,9 @@ def plot_edge_capacity(summary, ax=None, *, legend: bool = True):
     if "indep" in rows:
         ax.scatter([], [], marker="o", facecolors="none", edgecolors="0.3", label="independent circuits")
     ax.scatter([], [], marker="|", color="k", s=80, label="theory")
-    ax.set_yticks(y, [f"({'a' if r.criterion == CRITERIA[0] else 'b'}) z = {int(r.z)}, D = {int(r.D)}"
-                      for r in rows.itertuples()])
+    ax.set_yticks(
+        y, [f"({'a' if r.criterion == CRITERIA[0] else 'b'}) z = {int(r.z)}, D = {int(r.D)}" for r in rows.itertuples()]
+    )
     ax.set_xscale("log")
     ax.set_xlabel(r"capacity $|\mathcal{E}|\,(d/D)^2$")
     tidy_log_axis(ax)
@@ -138,8 +167,18 @@ _SCHEME_MARKER = {"baseline": "o", "E1": "s", "E5": "D"}
 
 
 @checked
-def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int | None = None, z: int | None = None,
-                          D: int | None = None, floor: float = 1e-5, legend: bool = True, labels: dict | None = None):
+def plot_graph_correction(
+    df,
+    quantity: str = "false_on",
+    ax=None,
+    *,
+    layer: int | None = None,
+    z: int | None = None,
+    D: int | None = None,
+    floor: float = 1e-5,
+    legend: bool = True,
+    labels: dict | None = None,
+):
     """`quantity` at one layer (default: the last) against T(d/D)², one line per scheme name
     (colour and marker from `plots`' "scheme" table), mean over seeds with 95% t-intervals,
     for one z and one D (None: every one); values below `floor` (zeros on a log axis) drawn
@@ -155,8 +194,17 @@ def plot_graph_correction(df, quantity: str = "false_on", ax=None, *, layer: int
         lo = (g["mean"] - g["low"]).clip(lower=0)
         hi = (g["high"] - g["mean"]).clip(lower=0)
         lo = np.minimum(lo, m - floor * 0.999)  # keep the bar on the log axis
-        ax.errorbar(g["x"], m, yerr=[lo, hi], color=color("scheme", name), marker=_SCHEME_MARKER.get(name, "^"), ms=4,
-                    capsize=2, lw=1.2, label=(labels or {}).get(name, label("scheme", name)))
+        ax.errorbar(
+            g["x"],
+            m,
+            yerr=[lo, hi],
+            color=color("scheme", name),
+            marker=_SCHEME_MARKER.get(name, "^"),
+            ms=4,
+            capsize=2,
+            lw=1.2,
+            label=(labels or {}).get(name, label("scheme", name)),
+        )
     ax.set_yscale("log")  # the load axis stays linear: the grid spans a factor of a few
     ax.set_xlabel(r"$T\,(d/D)^2$")
     ax.set_ylabel(label("quantity", quantity))

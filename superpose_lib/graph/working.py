@@ -45,8 +45,19 @@ from ..regime.spurious import boundary_theory, spurious_theory
 from ..report import format_capacity
 from .network import build_graph_network, graph_errors, random_graph, sample_inputs, surviving_inputs
 
-__all__ = ["working_x", "regime_T", "neuron_factor", "coincidences", "edge_summary", "edge_stats",
-           "edge_capacity_rows", "edge_capacity_summary", "MIN_COINCIDENCES", "EDGE_ROUNDING", "THEORY_FLOOR"]
+__all__ = [
+    "working_x",
+    "regime_T",
+    "neuron_factor",
+    "coincidences",
+    "edge_summary",
+    "edge_stats",
+    "edge_capacity_rows",
+    "edge_capacity_summary",
+    "MIN_COINCIDENCES",
+    "EDGE_ROUNDING",
+    "THEORY_FLOOR",
+]
 
 _D_CIRCUIT = 4  # d: the rotation circuits' width
 
@@ -117,8 +128,9 @@ def _k_text(inside: list, every: list) -> str:
 
 
 @checked
-def edge_stats(D: int, T: int, z: int, L: int, n_edges: int, seed: int, *, S: int = 6, batch: int = 128,
-               oracle: bool = False) -> dict:
+def edge_stats(
+    D: int, T: int, z: int, L: int, n_edges: int, seed: int, *, S: int = 6, batch: int = 128, oracle: bool = False
+) -> dict:
     """`graph_errors`' statistics (per layer) of a random graph of n_edges pipelines on T
     circuits at width D (`random_graph`, `build_graph_network`, `batch` rows of z inputs
     from the circuits whose payload reaches layer L), all drawn from one generator seeded
@@ -132,8 +144,18 @@ def edge_stats(D: int, T: int, z: int, L: int, n_edges: int, seed: int, *, S: in
 
 
 @checked
-def edge_capacity_rows(D: int, z: int, L: int, seed: int, *, S: int = 6, batch: int = 128,
-                       resolution: float = RESOLUTION, criteria=CRITERIA, T: int | None = None) -> list[dict]:
+def edge_capacity_rows(
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    S: int = 6,
+    batch: int = 128,
+    resolution: float = RESOLUTION,
+    criteria=CRITERIA,
+    T: int | None = None,
+) -> list[dict]:
     """The edge capacity at width D, depth L, z active circuits, one seed (a row function for
     `sweep`), on each criterion in `criteria` (`core.criteria.CRITERIA`): the largest
     x_E = |ℰ|(d/D)² at which a random graph on T circuits (default: the assignment's
@@ -175,10 +197,19 @@ def edge_capacity_rows(D: int, z: int, L: int, seed: int, *, S: int = 6, batch: 
         r = bisect_capacity(passes, x0=x0, x_min=z / scale, x_max=n_top / scale, resolution=resolution, step=1.5)
         n_max = 0 if r["censor"] == "below" else n_of(r["x_max"])
         n_fail = n_of(r["x_fail"]) if math.isfinite(r["x_fail"]) else None
-        rows.append(r | {"criterion": crit, "x_max": max(n_max, z) / scale,
-                         "x_fail": n_fail / scale if n_fail is not None else math.inf, "n_max": n_max, "T": T,
-                         "x_T": T / scale, "theory": x0,
-                         "why": "; ".join(why.get(n_fail, [])) if n_fail is not None else ""})
+        rows.append(
+            r
+            | {
+                "criterion": crit,
+                "x_max": max(n_max, z) / scale,
+                "x_fail": n_fail / scale if n_fail is not None else math.inf,
+                "n_max": n_max,
+                "T": T,
+                "x_T": T / scale,
+                "theory": x0,
+                "why": "; ".join(why.get(n_fail, [])) if n_fail is not None else "",
+            }
+        )
     return rows
 
 
@@ -202,49 +233,73 @@ def edge_capacity_summary(cap: pd.DataFrame, independent: pd.DataFrame | None = 
     s["share"] = s["edges"] * _D_CIRCUIT**2 / s["D"] ** 2
     if independent is not None:
         # paired by seed: the graphs' capacity below the independent circuits' in every seed
-        pair = cap.merge(independent[["criterion", "z", "D", "seed", "x_max", "censor"]], on=["criterion", "z", "D", "seed"],
-                         suffixes=("", "_ind"))
+        pair = cap.merge(
+            independent[["criterion", "z", "D", "seed", "x_max", "censor"]],
+            on=["criterion", "z", "D", "seed"],
+            suffixes=("", "_ind"),
+        )
         pair = pair[(pair.censor == "") & (pair.censor_ind == "")]
-        below = pair.assign(b=pair.x_max < pair.x_max_ind).groupby(["criterion", "z", "D"]).b.all().rename("below_every_seed")
+        below = (
+            pair.assign(b=pair.x_max < pair.x_max_ind)
+            .groupby(["criterion", "z", "D"])
+            .b.all()
+            .rename("below_every_seed")
+        )
         s = s.merge(below.reset_index(), on=["criterion", "z", "D"], how="left")
         ind = capacity_summary(independent.assign(name=independent["z"])).rename(columns={"name": "z"})
-        s = s.merge(ind[["criterion", "z", "D", "mean", "low", "high", "censor"]]
-                    .rename(columns={"mean": "indep", "low": "indep_low", "high": "indep_high",
-                                     "censor": "indep_censor"}), on=["criterion", "z", "D"], how="left")
-    s = s.sort_values(["criterion", "z", "D"], key=lambda c: c.map({v: i for i, v in enumerate(CRITERIA)})
-                      if c.name == "criterion" else c).reset_index(drop=True)
+        s = s.merge(
+            ind[["criterion", "z", "D", "mean", "low", "high", "censor"]].rename(
+                columns={"mean": "indep", "low": "indep_low", "high": "indep_high", "censor": "indep_censor"}
+            ),
+            on=["criterion", "z", "D"],
+            how="left",
+        )
+    s = s.sort_values(
+        ["criterion", "z", "D"],
+        key=lambda c: c.map({v: i for i, v in enumerate(CRITERIA)}) if c.name == "criterion" else c,
+    ).reset_index(drop=True)
 
     def fmt(m, lo, hi, censor, n, x_min):
         # the search's lower end is |ℰ| = z pipelines, not a grid
         if censor == "below":
             return f"< {x_min:.2g} (|ℰ| = z fails)"
         return format_capacity(m, max(lo, 0.0), hi, censor, n=n, x_min=x_min).replace(
-            "(some seeds below the grid)", "(some seeds: not even |ℰ| = z)")
+            "(some seeds below the grid)", "(some seeds: not even |ℰ| = z)"
+        )
 
     rows, glue = [], {}
     for r in s.itertuples():
         x_min = r.z * (_D_CIRCUIT / r.D) ** 2
         text = fmt(r.mean, r.low, r.high, r.censor, r.n, x_min)
-        row = {"criterion": r.criterion, "z": int(r.z), "D": int(r.D), "|ℰ|(d/D)² [95 % interval]": text,
-               "edges per layer": "none" if r.censor == "below" else f"{r.edges:,.0f}",
-               "theory": f"{r.theory:.4f}" if r.theory > max(2 * x_min, THEORY_FLOOR) else "none",
-               "graphs' T(d/D)²": f"{r.x_T:.4f}"}
+        row = {
+            "criterion": r.criterion,
+            "z": int(r.z),
+            "D": int(r.D),
+            "|ℰ|(d/D)² [95 % interval]": text,
+            "edges per layer": "none" if r.censor == "below" else f"{r.edges:,.0f}",
+            "theory": f"{r.theory:.4f}" if r.theory > max(2 * x_min, THEORY_FLOOR) else "none",
+            "graphs' T(d/D)²": f"{r.x_T:.4f}",
+        }
         if independent is not None:
-            row["independent circuits, T(d/D)²"] = ("–" if not np.isfinite(r.indep) else
-                                                    fmt(r.indep, r.indep_low, r.indep_high, r.indep_censor, 2, x_min))
+            row["independent circuits, T(d/D)²"] = (
+                "–" if not np.isfinite(r.indep) else fmt(r.indep, r.indep_low, r.indep_high, r.indep_censor, 2, x_min)
+            )
         row["fails first on"] = (r.why.replace("_", " ") or "–") if r.censor != "below" else "the payload at |ℰ| = z"
         rows.append(row)
     for (crit, z), g in s.groupby(["criterion", "z"], sort=False):
         tag = "a" if crit == CRITERIA[0] else "b"
         glue[f"cross-cap-{tag}-z{int(z)}"] = "; ".join(
             f"D = {int(r.D)}: {fmt(r.mean, r.low, r.high, r.censor, r.n, r.z * (_D_CIRCUIT / r.D) ** 2)}"
-            + ("" if r.censor == "below" else f", {r.edges:,.0f} edges") for r in g.itertuples())
+            + ("" if r.censor == "below" else f", {r.edges:,.0f} edges")
+            for r in g.itertuples()
+        )
     fit = s[s.censor != "below"]
     glue["cross-cap-TdD"] = f"{s.x_T.min():.4f}–{s.x_T.max():.4f}" if s.x_T.nunique() > 1 else f"{s.x_T.iloc[0]:.4f}"
     glue["cross-cap-frac"] = f"{fit.share.max():.4f}" if len(fit) else "none"
     b = s[s.criterion == CRITERIA[1]]
-    glue["cross-cap-why-b"] = " and ".join(f"{_WHY.get(g.why.mode().iloc[0], g.why.mode().iloc[0])} at z = {int(z)}"
-                                          for z, g in b.groupby("z"))
+    glue["cross-cap-why-b"] = " and ".join(
+        f"{_WHY.get(g.why.mode().iloc[0], g.why.mode().iloc[0])} at z = {int(z)}" for z, g in b.groupby("z")
+    )
     if independent is not None:
         r = (b["mean"] / b.indep)[(b.censor == "") & (b.indep_censor == "")]
         glue["cross-cap-vs-indep"] = f"{r.min():.2f}–{r.max():.2f}" if len(r) else "not measured"
@@ -252,8 +307,11 @@ def edge_capacity_summary(cap: pd.DataFrame, independent: pd.DataFrame | None = 
 
 
 #: The condition a network misses first on (b) (`core.criteria.failures`), in words.
-_WHY = {"false_on": "the false-on rate", "false_off": "the false-off rate",
-        "q90_dx": "the payload's 90th percentile against the oracle's"}
+_WHY = {
+    "false_on": "the false-on rate",
+    "false_off": "the false-off rate",
+    "q90_dx": "the payload's 90th percentile against the oracle's",
+}
 
 #: `correction.scale.theory_start`'s floor: the start it returns when the linear payload
 #: limit of criterion (a) is already passed at no load (the first-order term alone).
@@ -290,41 +348,68 @@ def edge_summary(last: pd.DataFrame, *, k_list, edge_set: str, L: int, S: int = 
     work, beyond = conf[conf.inside & conf.resolved], conf[~conf.inside & conf.resolved]
     ch = conf[(conf.kind == "chain") & (conf.circuits == edge_set)].set_index(["D", "z", "k"])
     lo, hi = ch.xs(min(k_list), level="k"), ch.xs(max(k_list), level="k")
-    gain = pd.DataFrame({"measured": lo.measured / hi.measured, "linear": lo.theory / hi.theory,
-                         "full": lo.theory * lo.factor / (hi.theory * hi.factor), "rel": lo.rel,
-                         "resolved": hi.resolved})
+    gain = pd.DataFrame(
+        {
+            "measured": lo.measured / hi.measured,
+            "linear": lo.theory / hi.theory,
+            "full": lo.theory * lo.factor / (hi.theory * hi.factor),
+            "rel": lo.rel,
+            "resolved": hi.resolved,
+        }
+    )
     gain = gain[gain.resolved]
     gain["over_linear"] = gain.measured / gain.linear
     ok = conf[conf.resolved]
-    glue = {"cross-ratio-lo": f"{work.ratio.min():.2f}", "cross-ratio-hi": f"{work.ratio.max():.2f}",
-            "cross-full-lo": f"{ok.full.min():.2f}", "cross-full-hi": f"{ok.full.max():.2f}",
-            "cross-n-work": len(work), "cross-n-beyond": len(beyond), "cross-n-unresolved": len(conf) - len(ok),
-            "cross-n-conf": len(conf), "cross-full-worst": _where(ok.loc[ok.full.idxmax()], S),
-            "cross-min-events": MIN_COINCIDENCES,
-            "cross-xstar": "; ".join(f"z = {z}: " + ", ".join(f"{v:.4f}" for v in g.sort_values("D").drop_duplicates("D").x_star)
-                                     for z, g in conf.groupby("z")),
-            "cross-xstar-D": ", ".join(str(int(D)) for D in sorted(conf.D.unique())),
-            "cross-edge-ratio": _range(lo.ratio),
-            "cross-beyond-lo": f"{beyond.ratio.min():.1f}" if len(beyond) else "not measured",
-            "cross-beyond-hi": f"{beyond.ratio.max():.1f}" if len(beyond) else "not measured",
-            "cross-rel-max": f"{conf.rel.max():.1f}",
-            "cross-gain": "; ".join(f"{r.measured:.1f}× at D = {D}, z = {z} (linear theory {r.linear:.1f}×, "
-                                    f"with the neuron-level term {r.full:.1f}×)" for (D, z), r in gain.iterrows()),
-            "cross-gain-over": _range(gain.over_linear) if len(gain) else "not measured"}
+    glue = {
+        "cross-ratio-lo": f"{work.ratio.min():.2f}",
+        "cross-ratio-hi": f"{work.ratio.max():.2f}",
+        "cross-full-lo": f"{ok.full.min():.2f}",
+        "cross-full-hi": f"{ok.full.max():.2f}",
+        "cross-n-work": len(work),
+        "cross-n-beyond": len(beyond),
+        "cross-n-unresolved": len(conf) - len(ok),
+        "cross-n-conf": len(conf),
+        "cross-full-worst": _where(ok.loc[ok.full.idxmax()], S),
+        "cross-min-events": MIN_COINCIDENCES,
+        "cross-xstar": "; ".join(
+            f"z = {z}: " + ", ".join(f"{v:.4f}" for v in g.sort_values("D").drop_duplicates("D").x_star)
+            for z, g in conf.groupby("z")
+        ),
+        "cross-xstar-D": ", ".join(str(int(D)) for D in sorted(conf.D.unique())),
+        "cross-edge-ratio": _range(lo.ratio),
+        "cross-beyond-lo": f"{beyond.ratio.min():.1f}" if len(beyond) else "not measured",
+        "cross-beyond-hi": f"{beyond.ratio.max():.1f}" if len(beyond) else "not measured",
+        "cross-rel-max": f"{conf.rel.max():.1f}",
+        "cross-gain": "; ".join(
+            f"{r.measured:.1f}× at D = {D}, z = {z} (linear theory {r.linear:.1f}×, "
+            f"with the neuron-level term {r.full:.1f}×)"
+            for (D, z), r in gain.iterrows()
+        ),
+        "cross-gain-over": _range(gain.over_linear) if len(gain) else "not measured",
+    }
     rows = last.fillna({"k": 0}).merge(conf[keys + ["x_star", "resolved"]], on=keys, how="left")
-    return {"conf": conf, "rows": rows, "work": work, "beyond": beyond, "gain": gain, "regime": _regime_table(conf),
-            "glue": glue}
+    return {
+        "conf": conf,
+        "rows": rows,
+        "work": work,
+        "beyond": beyond,
+        "gain": gain,
+        "regime": _regime_table(conf),
+        "glue": glue,
+    }
 
 
 def _where(r, S: int) -> str:
     """A configuration's width and circuits as text, with the share of the assignment it fills."""
     T = int(r["T"])
-    return (f"D = {int(r['D'])}, z = {int(r['z'])} with T = {T} ({T / max_circuits(int(r['D']) // _D_CIRCUIT, S):.0%} "
-            f"of the circuits the assignment holds)")
+    return (
+        f"D = {int(r['D'])}, z = {int(r['z'])} with T = {T} ({T / max_circuits(int(r['D']) // _D_CIRCUIT, S):.0%} "
+        f"of the circuits the assignment holds)"
+    )
 
 
 def _range(v: pd.Series) -> str:
-    """"lo–hi" of a column to two decimals, or the one value when they agree."""
+    """ "lo–hi" of a column to two decimals, or the one value when they agree."""
     lo, hi = f"{v.min():.2f}", f"{v.max():.2f}"
     return lo if lo == hi else f"{lo}–{hi}"
 
@@ -335,8 +420,16 @@ def _regime_table(conf: pd.DataFrame) -> pd.DataFrame:
     for (name, D, z), g in conf.groupby(["circuits", "D", "z"], sort=False):
         ch, rg = g[g.kind == "chain"], g[g.kind == "random"]
         T = int(g["T"].iloc[0])
-        rows.append({"circuits": name, "D": int(D), "z": int(z), "x*": f"{g.x_star.iloc[0]:.4f}", "T": T,
-                     "T(d/D)²": f"{T * (_D_CIRCUIT / D) ** 2:.4f}",
-                     "chains inside": _k_text(sorted(int(k) for k in ch[ch.inside].k), sorted(int(k) for k in ch.k)),
-                     "random graphs inside": f"{int(rg.inside.sum())} of {len(rg)}"})
+        rows.append(
+            {
+                "circuits": name,
+                "D": int(D),
+                "z": int(z),
+                "x*": f"{g.x_star.iloc[0]:.4f}",
+                "T": T,
+                "T(d/D)²": f"{T * (_D_CIRCUIT / D) ** 2:.4f}",
+                "chains inside": _k_text(sorted(int(k) for k in ch[ch.inside].k), sorted(int(k) for k in ch.k)),
+                "random graphs inside": f"{int(rg.inside.sum())} of {len(rg)}",
+            }
+        )
     return pd.DataFrame(rows).set_index(["circuits", "D", "z"])

@@ -58,7 +58,12 @@ def seed_summary(df: pd.DataFrame, by=("D", "T", "z", "layer", "quantity")) -> p
     """Mean, standard deviation, min, max and count over seeds of `measured` (and of
     `ratio` if present), with the theory, one row per `by` group."""
     df = add_regime_columns(df) if "x" not in df else df
-    agg = {"measured": ["mean", "std", "min", "max", "count"], "theory": "first", "x": "first", "superposition": "first"}
+    agg = {
+        "measured": ["mean", "std", "min", "max", "count"],
+        "theory": "first",
+        "x": "first",
+        "superposition": "first",
+    }
     if "ratio" in df:
         agg["ratio"] = ["median", "mean"]
     s = df.groupby(list(by), sort=True).agg(agg)
@@ -125,8 +130,14 @@ def crossing(x, ratio, level: float, n_bins: int = 8) -> float:
 
 @checked
 def boundary_table(
-    df: pd.DataFrame, quantity: str = "active_x", levels=(1.5, 2.0), *, n_boot: int = 200, n_bins: int = 8,
-    seed: int = 0, ci: float = 0.95,
+    df: pd.DataFrame,
+    quantity: str = "active_x",
+    levels=(1.5, 2.0),
+    *,
+    n_boot: int = 200,
+    n_bins: int = 8,
+    seed: int = 0,
+    ci: float = 0.95,
 ) -> pd.DataFrame:
     """Boundary x* (where the median ratio measured/theory passes each level, `crossing`)
     per z and layer, with a hierarchical bootstrap confidence interval: resample the
@@ -155,8 +166,19 @@ def boundary_table(
             srt, a = np.sort(boots), (1 - ci) / 2
             lo, hi = srt[int(math.floor(a * (n_boot - 1)))], srt[int(math.ceil((1 - a) * (n_boot - 1)))]
             cens = crossing_censor(np.repeat(xs, ns), R.reshape(-1), level, n_bins)
-            out.append({"z": z, "layer": layer, "level": level, "x_star": est, "lo": lo, "hi": hi, "censor": cens,
-                        "n_configs": nc, "n_seeds": ns})
+            out.append(
+                {
+                    "z": z,
+                    "layer": layer,
+                    "level": level,
+                    "x_star": est,
+                    "lo": lo,
+                    "hi": hi,
+                    "censor": cens,
+                    "n_configs": nc,
+                    "n_seeds": ns,
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -215,27 +237,46 @@ def ratio_summary(ris: pd.DataFrame, bounds: pd.DataFrame, *, L: int) -> dict:
     x2, x2_lo, x2_hi = b2["x_star"], b2["lo"], b2["hi"]
     inside = [z for z in x2.index if x2_lo[z] <= 0.004 <= x2_hi[z]]
     above = [z for z in x2.index if x2_hi[z] < 0.004]
-    verdict = (f"inside the 95 % interval for z = {', '.join(map(str, inside))}" if inside else "inside no interval")
+    verdict = f"inside the 95 % interval for z = {', '.join(map(str, inside))}" if inside else "inside no interval"
     if above:
         verdict += f", and above the whole interval (the measurement leaves the theory earlier) for z = {', '.join(map(str, above))}"
     glue = {"regime-verdict": verdict}
     cens = b2["censor"] if "censor" in b2 else pd.Series("", index=b2.index)
     for z in x2.index:
-        glue[f"regime-x2-z{z}"] = (f"{boundary_word(x2[z], cens[z])}" if cens[z] == "below" else
-                                   f"{boundary_word(x2[z])} (95 % CI {boundary_word(x2_lo[z])}–{boundary_word(x2_hi[z])})")
+        glue[f"regime-x2-z{z}"] = (
+            f"{boundary_word(x2[z], cens[z])}"
+            if cens[z] == "below"
+            else f"{boundary_word(x2[z])} (95 % CI {boundary_word(x2_lo[z])}–{boundary_word(x2_hi[z])})"
+        )
     glue["regime-low-med-min"] = float(early.min())
     glue["regime-low-med-max"] = float(early.max())
-    return {"low_med": low_med, "early": early, "high_med": high_med, "by_d": by_d, "x2": x2, "x2_lo": x2_lo,
-            "x2_hi": x2_hi, "inside": inside, "above": above, "table": boundary_words(bounds), "glue": glue}
+    return {
+        "low_med": low_med,
+        "early": early,
+        "high_med": high_med,
+        "by_d": by_d,
+        "x2": x2,
+        "x2_lo": x2_lo,
+        "x2_hi": x2_hi,
+        "inside": inside,
+        "above": above,
+        "table": boundary_words(bounds),
+        "glue": glue,
+    }
 
 
 def boundary_words(bounds: pd.DataFrame) -> pd.DataFrame:
     """`boundary_table` rows as a table in words, one row per (z, layer) and one column per
     level: "x* [lo, hi]" ("not reached" where the grid never reached the level, "≤ x" where
     it was passed at the grid's smallest x)."""
-    b = bounds.assign(text=[boundary_word(r.x_star, getattr(r, "censor", "")) if getattr(r, "censor", "") == "below"
-                            else f"{boundary_word(r.x_star)} [{boundary_word(r.lo)}, {boundary_word(r.hi)}]"
-                            for r in bounds.itertuples()])
+    b = bounds.assign(
+        text=[
+            boundary_word(r.x_star, getattr(r, "censor", ""))
+            if getattr(r, "censor", "") == "below"
+            else f"{boundary_word(r.x_star)} [{boundary_word(r.lo)}, {boundary_word(r.hi)}]"
+            for r in bounds.itertuples()
+        ]
+    )
     out = b.pivot_table(index=["z", "layer"], columns="level", values="text", aggfunc="first")
     out.columns = [f"ratio {lev:g}" for lev in out.columns]
     return out
@@ -271,18 +312,28 @@ def tail_summary(ris: pd.DataFrame, tail: pd.DataFrame, *, S: int, L: int, d: in
     (the fraction at layer 1 for the smallest such z, at layer L for the largest)."""
     tb = tail.set_index(["z", "layer"])["below"]
     z_many = sorted(z for z in set(tail.z) if z >= 2)
-    out = {"tb": tb, "z_many": z_many, "worst_l1": None, "pred": None, "table": None,
-           "sides": tail.set_index(["z", "layer"]), "glue": {}}
+    out = {
+        "tb": tb,
+        "z_many": z_many,
+        "worst_l1": None,
+        "pred": None,
+        "table": None,
+        "sides": tail.set_index(["z", "layer"]),
+        "glue": {},
+    }
     if z_many:
         out["worst_l1"] = tb.loc[(z_many, 1)]
         b1 = ris[(ris.quantity == "active_x") & (ris.layer == 1) & (ris.x < 0.002)]
         eps = d / b1.D - 1 / (S * b1["T"])
         out["pred"] = (1 - (1 - S**2 * eps) ** (b1.z - 1)).groupby(b1.z).mean()
-        out["table"] = pd.DataFrame({"measured": out["worst_l1"].to_numpy(),
-                                     "shared-neuron prediction": out["pred"].loc[z_many].to_numpy()},
-                                    index=pd.Index(z_many, name="z"))
-        out["glue"] = {"regime-tail-z2-l1": float(tb.loc[(min(z_many), 1)]),
-                       "regime-tail-zmax-lL": float(tb.loc[(max(z_many), L)])}
+        out["table"] = pd.DataFrame(
+            {"measured": out["worst_l1"].to_numpy(), "shared-neuron prediction": out["pred"].loc[z_many].to_numpy()},
+            index=pd.Index(z_many, name="z"),
+        )
+        out["glue"] = {
+            "regime-tail-z2-l1": float(tb.loc[(min(z_many), 1)]),
+            "regime-tail-zmax-lL": float(tb.loc[(max(z_many), L)]),
+        }
     return out
 
 
@@ -302,9 +353,16 @@ def spurious_summary(large: pd.DataFrame, *, x_show: float, z_show: int) -> dict
     r3 = sig[sig.layer == 3]["ratio"].median()
     f = med[(med.x == x_show) & (med.z == z_show)].set_index(["layer", "D"])["m"]
     Ds = sorted(f.loc[3].index)
-    glue = {"regime-x-show": x_show, "regime-z-show": z_show, "regime-r2": float(r2), "regime-r3": float(r3),
-            "regime-l3-lo": float(f.loc[(3, Ds[0])]), "regime-l3-hi": float(f.loc[(3, Ds[-1])]),
-            "regime-l2-lo": float(f.loc[(2, Ds[0])]), "regime-l2-hi": float(f.loc[(2, Ds[-1])])}
+    glue = {
+        "regime-x-show": x_show,
+        "regime-z-show": z_show,
+        "regime-r2": float(r2),
+        "regime-r3": float(r3),
+        "regime-l3-lo": float(f.loc[(3, Ds[0])]),
+        "regime-l3-hi": float(f.loc[(3, Ds[-1])]),
+        "regime-l2-lo": float(f.loc[(2, Ds[0])]),
+        "regime-l2-hi": float(f.loc[(2, Ds[-1])]),
+    }
     return {"med": med, "sig": sig, "table": table, "r2": r2, "r3": r3, "f": f, "Ds": Ds, "glue": glue}
 
 
@@ -321,8 +379,12 @@ def terms_summary(large_r: pd.DataFrame, *, L: int) -> dict:
     table = q.groupby(["quantity", "layer"])[["ris", "total"]].median().unstack("layer")
     aL = q[(q.quantity == "active_x") & (q.layer == L)]
     gap_ris, gap_tot = np.log(aL.ris).abs().median(), np.log(aL.total).abs().median()
-    return {"table": table, "gap_ris": gap_ris, "gap_tot": gap_tot,
-            "glue": {"regime-gap-ris": float(np.exp(gap_ris)), "regime-gap-tot": float(np.exp(gap_tot))}}
+    return {
+        "table": table,
+        "gap_ris": gap_ris,
+        "gap_tot": gap_tot,
+        "glue": {"regime-gap-ris": float(np.exp(gap_ris)), "regime-gap-tot": float(np.exp(gap_tot))},
+    }
 
 
 @checked
@@ -348,28 +410,57 @@ def boundary_capacity(cap: pd.DataFrame, theory: pd.DataFrame, *, L: int, d: int
         th.append(float(np.polyfit(np.log(t.D), np.log(t.x_star), 1)[0]) if len(t) >= 2 else float("nan"))
     expo["theory"] = th
     fac = float(np.exp(np.log(summary["theory"] / summary["mean"])[summary["censor"] == ""].abs().median()))
-    rows = [{"z": r.z, "D": str(r.D),
-             "x* [95 % interval]": format_capacity(r.mean, r.low, r.high, r.censor, n=r.n, x_min=r.mean),
-             "theory": f"{r.theory:.5f}", "T·d/D at x*": f"{r.superposition:.1f}" if r.censor == "" else "–",
-             "fails on": r.why.replace("_", " ") or "–"}
-            for r in summary.sort_values(["z", "D"]).itertuples()]
-    rows += [{"z": r.z, "D": f"{r.D_min}..{r.D_max}", "x* [95 % interval]": f"~ D^{r.slope:.2f} [{r.low:.2f}, {r.high:.2f}]",
-              "theory": f"D^{r.theory:.2f}", "T·d/D at x*": "", "fails on": ""} for r in expo.itertuples()]
+    rows = [
+        {
+            "z": r.z,
+            "D": str(r.D),
+            "x* [95 % interval]": format_capacity(r.mean, r.low, r.high, r.censor, n=r.n, x_min=r.mean),
+            "theory": f"{r.theory:.5f}",
+            "T·d/D at x*": f"{r.superposition:.1f}" if r.censor == "" else "–",
+            "fails on": r.why.replace("_", " ") or "–",
+        }
+        for r in summary.sort_values(["z", "D"]).itertuples()
+    ]
+    rows += [
+        {
+            "z": r.z,
+            "D": f"{r.D_min}..{r.D_max}",
+            "x* [95 % interval]": f"~ D^{r.slope:.2f} [{r.low:.2f}, {r.high:.2f}]",
+            "theory": f"D^{r.theory:.2f}",
+            "T·d/D at x*": "",
+            "fails on": "",
+        }
+        for r in expo.itertuples()
+    ]
     glue = {"regime-L": L, "regime-th-fac": f"{fac:.1f}"}
     zg = 2 if 2 in set(expo.z) else (int(expo.z.iloc[0]) if len(expo) else None)
     if zg is not None:
         e = expo.set_index("z").loc[zg]
-        glue |= {"regime-expo-z": f"{zg}", "regime-expo": f"{e.slope:.2f} [{e.low:.2f}, {e.high:.2f}]",
-                 "regime-expo-th": f"{e.theory:.2f}", "regime-expo-n": f"{int(e.n)}"}
+        glue |= {
+            "regime-expo-z": f"{zg}",
+            "regime-expo": f"{e.slope:.2f} [{e.low:.2f}, {e.high:.2f}]",
+            "regime-expo-th": f"{e.theory:.2f}",
+            "regime-expo-n": f"{int(e.n)}",
+        }
     for z, g in summary.groupby("z"):
         g = g.sort_values("D")
         lo, hi = g.iloc[0], g.iloc[-1]
         fmt = lambda r: format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"], x_min=r["mean"])  # noqa: E731
-        glue |= {f"regime-xs-lo-z{z}": fmt(lo), f"regime-xs-hi-z{z}": fmt(hi),
-                 f"regime-sup-lo-z{z}": f"{lo['superposition']:.1f}", f"regime-sup-hi-z{z}": f"{hi['superposition']:.1f}",
-                 f"regime-Dlo-z{z}": f"{int(lo['D'])}", f"regime-Dhi-z{z}": f"{int(hi['D'])}"}
-    return {"summary": summary, "expo": expo, "fac": fac, "table": pd.DataFrame(rows).set_index(["z", "D"]),
-            "glue": glue}
+        glue |= {
+            f"regime-xs-lo-z{z}": fmt(lo),
+            f"regime-xs-hi-z{z}": fmt(hi),
+            f"regime-sup-lo-z{z}": f"{lo['superposition']:.1f}",
+            f"regime-sup-hi-z{z}": f"{hi['superposition']:.1f}",
+            f"regime-Dlo-z{z}": f"{int(lo['D'])}",
+            f"regime-Dhi-z{z}": f"{int(hi['D'])}",
+        }
+    return {
+        "summary": summary,
+        "expo": expo,
+        "fac": fac,
+        "table": pd.DataFrame(rows).set_index(["z", "D"]),
+        "glue": glue,
+    }
 
 
 @checked
@@ -389,8 +480,9 @@ def onset_summary(large: pd.DataFrame, *, L: int) -> dict:
 
 
 @checked
-def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: int, n_seeds: int, S: int,
-                   L: int, d: int = 4) -> dict:
+def causal_summary(
+    causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: int, n_seeds: int, S: int, L: int, d: int = 4
+) -> dict:
     """The causal checks (rows of `fixed_x_sweep` with a `variant` column: baseline, oracle,
     sharp). Returns D_lo (the smallest D where RiS's overlap estimate d/D − 1/(ST) is
     positive: below it the circuits barely overlap and every error is ~0), cm (median
@@ -399,14 +491,24 @@ def causal_summary(causal: pd.DataFrame, D_large, *, x_causal: float, z_causal: 
 
     T_c = {D: T for D, T in large_d_grid(D_large, [x_causal], S=S)}
     D_lo = min(D for D in D_large if d / D - 1 / (S * T_c[D]) > 0)
-    cm = causal[(causal.quantity == "active_x") & (causal.layer == L)].groupby(["variant", "D"])["measured"].median().unstack("D")
+    cm = (
+        causal[(causal.quantity == "active_x") & (causal.layer == L)]
+        .groupby(["variant", "D"])["measured"]
+        .median()
+        .unstack("D")
+    )
     excess = cm / cm.loc["oracle"]
     D_max = max(D_large)
-    glue = {"regime-x-causal": x_causal, "regime-n-causal": n_seeds, "regime-z-causal": z_causal,
-            "regime-theta": 0.4, "regime-causal-Dlo": D_lo,
-            "regime-ex-base-lo": float(excess.loc["baseline", D_lo]),
-            "regime-ex-base": float(excess.loc["baseline", D_max]),
-            "regime-ex-sharp": float(excess.loc["sharp", D_max])}
+    glue = {
+        "regime-x-causal": x_causal,
+        "regime-n-causal": n_seeds,
+        "regime-z-causal": z_causal,
+        "regime-theta": 0.4,
+        "regime-causal-Dlo": D_lo,
+        "regime-ex-base-lo": float(excess.loc["baseline", D_lo]),
+        "regime-ex-base": float(excess.loc["baseline", D_max]),
+        "regime-ex-sharp": float(excess.loc["sharp", D_max]),
+    }
     table = cm.map(lambda v: f"{v:.3g}")
     for D in dict.fromkeys((D_lo, D_max)):
         table[f"× oracle, D={D}"] = excess[D].map(lambda v: "—" if not np.isfinite(v) else f"{v:.2f}")

@@ -75,14 +75,26 @@ def large_d_grid(Ds, xs, *, d: int = 4, S: int = 6) -> list[tuple[int, int]]:
             T = max(1, round(x * (D / d) ** 2))
             cap = max_circuits(D // d, S)
             if T > cap:
-                raise ValueError(f"T(d/D)^2={x} at D={D} needs T={T} > max_circuits={cap}: allowed x <= {cap * (d / D) ** 2:.4g}")
+                raise ValueError(
+                    f"T(d/D)^2={x} at D={D} needs T={T} > max_circuits={cap}: allowed x <= {cap * (d / D) ** 2:.4g}"
+                )
             out.append((D, T))
     return out
 
 
 @checked
 def regime_rows(
-    D, T, *, S=6, L=4, z=1, batch=500, seed=0, device="cpu", d=4, thresholds=(0.01, 0.1, 1.0),
+    D,
+    T,
+    *,
+    S=6,
+    L=4,
+    z=1,
+    batch=500,
+    seed=0,
+    device="cpu",
+    d=4,
+    thresholds=(0.01, 0.1, 1.0),
     seizure_factor: float = 2.0,
 ) -> list[dict]:
     """Tidy rows (module docstring) for one fresh network: the RiS means with their theory,
@@ -90,7 +102,9 @@ def regime_rows(
 
     Same draws as `rotation_errors(D, T, ..., seed=seed)`: the means are identical.
     """
-    run = rotation_run(*seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d), per_sample=True)
+    run = rotation_run(
+        *seeded_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d), per_sample=True
+    )
     mse, theory, ps = run.mse(), rotation_theory(D, T, S=S, L=L, z=z, d=d), run.per_sample
     nan = float("nan")
     rows = []
@@ -98,16 +112,30 @@ def regime_rows(
         rows += [{"layer": l, "quantity": q, "measured": mse[q][l], "theory": theory[q][l]} for q in MEANS]
         e = ps["err_x"][:, :, l].reshape(-1)
         for name, q in QUANTILES.items():
-            rows.append({"layer": l, "quantity": f"active_x_{name}", "measured": float(torch.quantile(e, q)), "theory": nan})
+            rows.append(
+                {"layer": l, "quantity": f"active_x_{name}", "measured": float(torch.quantile(e, q)), "theory": nan}
+            )
         for thr in thresholds:
-            rows.append({"layer": l, "quantity": f"active_x_frac>{thr:g}", "measured": float((e > thr).double().mean()), "theory": nan})
+            rows.append(
+                {
+                    "layer": l,
+                    "quantity": f"active_x_frac>{thr:g}",
+                    "measured": float((e > thr).double().mean()),
+                    "theory": nan,
+                }
+            )
         on, expl = ps["on"][:, l], ps["explained"][:, l]
         rows += [
             {"layer": l, "quantity": "on_frac", "measured": float(on.mean()) / D, "theory": nan},
             {"layer": l, "quantity": "explained_frac", "measured": float(expl.mean()) / D, "theory": nan},
             {"layer": l, "quantity": "outside_frac", "measured": float(ps["outside"][:, l].mean()) / D, "theory": nan},
             {"layer": l, "quantity": "on_ratio", "measured": float((on / expl).mean()), "theory": nan},
-            {"layer": l, "quantity": "seized_frac", "measured": float((on > seizure_factor * expl).double().mean()), "theory": nan},
+            {
+                "layer": l,
+                "quantity": "seized_frac",
+                "measured": float((on > seizure_factor * expl).double().mean()),
+                "theory": nan,
+            },
             {"layer": l, "quantity": "phantoms", "measured": float(ps["phantoms"][:, l].mean()), "theory": nan},
         ]
     return rows
@@ -135,8 +163,9 @@ LARGE_QUANTITIES = MEANS + ("spurious_on",)
 
 
 @checked
-def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, variant="baseline",
-               theta_lo: float = 0.4) -> list[dict]:
+def large_rows(
+    D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, variant="baseline", theta_lo: float = 0.4
+) -> list[dict]:
     """Tidy rows for one network at scale: per layer 1..L and quantity (the four RiS means
     and spurious_on), `measured`, `theory` (RiS §6; for spurious_on the neuron-level
     prediction `spurious_on_theory`), `theory_total` (RiS + the spurious neurons' terms,
@@ -145,20 +174,44 @@ def large_rows(D, T, *, S=6, L=4, z=1, batch=200, seed=0, device="cpu", d=4, var
     `experiment.variant_experiment`: same draws for every variant. Only the batch means
     are measured (no per-sample tensors: the large networks need nothing else)."""
 
-    net, active, x0, oracle = variant_experiment(D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d,
-                                                 variant=variant, theta_lo=theta_lo)
+    net, active, x0, oracle = variant_experiment(
+        D, T, S=S, L=L, z=z, batch=batch, seed=seed, device=device, d=d, variant=variant, theta_lo=theta_lo
+    )
     mse = rotation_run(net, active, x0, oracle=oracle).mse()
     th = spurious_theory(D, T, S=S, L=L, z=z, d=d)
     theory = dict(th["ris"], spurious_on=th["spurious_on"])
     total = dict(th["total"], spurious_on=th["spurious_on"])
     floor = th["spurious_on"][2] if L >= 2 else 0.0
-    return [{"layer": l, "quantity": q, "measured": mse[q][l], "theory": theory[q][l], "theory_total": total[q][l],
-             "floor": floor} for l in range(1, L + 1) for q in LARGE_QUANTITIES]
+    return [
+        {
+            "layer": l,
+            "quantity": q,
+            "measured": mse[q][l],
+            "theory": theory[q][l],
+            "theory_total": total[q][l],
+            "floor": floor,
+        }
+        for l in range(1, L + 1)
+        for q in LARGE_QUANTITIES
+    ]
 
 
 @checked
-def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float | None = 2.0, d=4, device="cpu",
-                  variant="baseline", **sweep_kw) -> pd.DataFrame:
+def fixed_x_sweep(
+    Ds,
+    xs,
+    zs,
+    seeds,
+    *,
+    S=6,
+    L=4,
+    batch=200,
+    stop_ratio: float | None = 2.0,
+    d=4,
+    device="cpu",
+    variant="baseline",
+    **sweep_kw,
+) -> pd.DataFrame:
     """`sweep(large_rows, ...)` over D × x × z × seeds, x = T(d/D)² in ascending order, with
     one monotone skip rule: once, for a (D, z), the median over seeds of measured/RiS of
     the active error at the last layer L exceeds `stop_ratio` (the boundary level: the
@@ -177,8 +230,11 @@ def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float |
     for x in xs:
         grid = []
         for D, T in large_d_grid(sorted({D for D, _ in live}), [x], d=d, S=S):
-            grid += [dict(D=D, T=T, z=z, S=S, L=L, batch=batch, device=device, variant=variant)
-                     for z in zs if (D, z) in live and z < T]
+            grid += [
+                dict(D=D, T=T, z=z, S=S, L=L, batch=batch, device=device, variant=variant)
+                for z in zs
+                if (D, z) in live and z < T
+            ]
         skipped += [(D, z, x) for D in Ds for z in zs if (D, z) not in live]
         if not grid:
             continue
@@ -195,5 +251,3 @@ def fixed_x_sweep(Ds, xs, zs, seeds, *, S=6, L=4, batch=200, stop_ratio: float |
     out["superposition"] = out["x"] * out["D"] / d
     out.attrs["sweep"], out.attrs["skipped"] = stats, skipped
     return out
-
-

@@ -63,8 +63,9 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
     s = seed_summary(df[df["quantity"] == quantity])
     zs, layers = sorted(s["z"].unique()), sorted(s["layer"].unique())
     if axes is None:
-        fig, axes = plt.subplots(len(layers), len(zs), figsize=(min(3.2 * len(zs), 7.2), 2.2 * len(layers)), sharex=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(layers), len(zs), figsize=(min(3.2 * len(zs), 7.2), 2.2 * len(layers)), sharex=True, squeeze=False
+        )
     else:
         axes = np.atleast_2d(axes)
         fig = axes[0, 0].figure
@@ -82,7 +83,16 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
                     if m.any():
                         y = gd.loc[m, "measured_mean"]
                         err = np.vstack([y - gd.loc[m, "measured_min"], gd.loc[m, "measured_max"] - y])
-                        ax.errorbar(gd.loc[m, "x"], y, yerr=err, fmt=marker, ms=3.5, color=colors[D], elinewidth=0.8, capsize=1.5)
+                        ax.errorbar(
+                            gd.loc[m, "x"],
+                            y,
+                            yerr=err,
+                            fmt=marker,
+                            ms=3.5,
+                            color=colors[D],
+                            elinewidth=0.8,
+                            capsize=1.5,
+                        )
             pos = g["measured_mean"] > 0
             if pos.any() and g.loc[pos, "measured_max"].max() / g.loc[pos, "measured_mean"].min() > 30:
                 ax.set_yscale("log")
@@ -96,7 +106,10 @@ def plot_ris_figure(df: pd.DataFrame, quantity: str = "active_x", axes=None, d: 
             ax.tick_params(labelsize=7)
             _tidy_log_axes(ax)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=f"D={D}") for D, c in colors.items()]
-    handles += [plt.Line2D([], [], marker="^", ls="", color="gray", label="T > D/d"), plt.Line2D([], [], ls="--", color="gray", label="theory")]
+    handles += [
+        plt.Line2D([], [], marker="^", ls="", color="gray", label="T > D/d"),
+        plt.Line2D([], [], ls="--", color="gray", label="theory"),
+    ]
     fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 10), fontsize=7, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return axes
@@ -132,8 +145,9 @@ def d_ticks(axes, Ds):
 
 
 @checked
-def plot_ratio(df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None,
-               n_bins: int = 8):
+def plot_ratio(
+    df: pd.DataFrame, bounds: pd.DataFrame | None = None, quantity: str = "active_x", axes=None, n_bins: int = 8
+):
     """Ratio measured/theory against T(d/D)², one panel per z (colour = layer): every
     configuration and seed (dots), the binned medians `crossing` uses (lines), the levels
     and the level-2 boundaries from `boundary_table` (dotted)."""
@@ -175,7 +189,11 @@ def plot_tail(df: pd.DataFrame, threshold: float, axes=None):
     fig, axes, zs, layers, cmap = _z_panels(g, axes)
     for ax, z in zip(axes, zs):
         for k, layer in enumerate(layers):
-            h = g[(g["z"] == z) & (g["layer"] == layer)].groupby(["D", "T"]).agg(x=("x", "first"), f=("measured", "mean"))
+            h = (
+                g[(g["z"] == z) & (g["layer"] == layer)]
+                .groupby(["D", "T"])
+                .agg(x=("x", "first"), f=("measured", "mean"))
+            )
             ax.scatter(h["x"], h["f"], s=8, color=cmap(k / max(len(layers), 1)), label=f"layer {layer}")
         ax.axvline(0.004, color="gray", lw=0.8, ls="-.")
         ax.set(xscale="log", title=f"z = {z}", xlabel=r"$T(d/D)^2$")
@@ -253,8 +271,16 @@ def plot_capacity_by_z(summary: pd.DataFrame, ax=None, Ds=None):
         g = g.sort_values("D")
         colour = COLORS["z"][z]
         ok = g["censor"] == ""
-        ax.errorbar(g["D"][ok], g["mean"][ok], yerr=[g["mean"][ok] - g["low"][ok], g["high"][ok] - g["mean"][ok]],
-                    fmt="o", ms=4, capsize=2, color=colour, label=f"z = {z}")
+        ax.errorbar(
+            g["D"][ok],
+            g["mean"][ok],
+            yerr=[g["mean"][ok] - g["low"][ok], g["high"][ok] - g["mean"][ok]],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            color=colour,
+            label=f"z = {z}",
+        )
         ax.plot(g["D"][~ok], g["mean"][~ok], ls="none", marker="o", mfc="none", color=colour)
         ax.plot(g["D"], g["theory"], "--", color=colour, lw=1)
     ax.set(xscale="log", yscale="log", xlabel="D", ylabel="capacity $T(d/D)^2$, criterion (b)")
@@ -283,9 +309,19 @@ def plot_causal(df: pd.DataFrame, layer: int, quantity: str = "active_x", ax=Non
     g = df[(df["quantity"] == quantity) & (df["layer"] == layer)]
     for v, h in g.groupby("variant", sort=False):
         s = h.groupby("D")["measured"].agg(["median", "min", "max"])
-        ax.errorbar(s.index, s["median"], yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
-                    marker="o", ms=3, capsize=2, color=_variant_colour(v), label=v)
-    ax.set(xscale="log", yscale="log", xlabel="D", ylabel=f"{LABELS['quantity'].get(quantity, quantity)}, layer {layer}")
+        ax.errorbar(
+            s.index,
+            s["median"],
+            yerr=np.vstack([s["median"] - s["min"], s["max"] - s["median"]]),
+            marker="o",
+            ms=3,
+            capsize=2,
+            color=_variant_colour(v),
+            label=v,
+        )
+    ax.set(
+        xscale="log", yscale="log", xlabel="D", ylabel=f"{LABELS['quantity'].get(quantity, quantity)}, layer {layer}"
+    )
     ax.legend(fontsize=7)
     ax.tick_params(labelsize=8)
     return ax
@@ -345,8 +381,13 @@ def plot_onset(onset: pd.DataFrame, zs, L: int, axes=None):
         o = onset[onset.z == z].groupby(["x", "D"])["onset"].median().unstack("D")
         for i, D in enumerate(o.columns):
             ax.plot(o.index, o[D], "o-", ms=3, color=cmap(i / max(len(o.columns) - 1, 1)), label=str(D), lw=1)
-        ax.set(xscale="log", xlabel=r"$T(d/D)^2$", title=f"z = {z}", yticks=range(2, L + 2),
-               yticklabels=[str(i) for i in range(2, L + 1)] + ["none"])
+        ax.set(
+            xscale="log",
+            xlabel=r"$T(d/D)^2$",
+            title=f"z = {z}",
+            yticks=range(2, L + 2),
+            yticklabels=[str(i) for i in range(2, L + 1)] + ["none"],
+        )
         tidy_log_axis(ax)
     axes[0].set_ylabel("seizure onset layer")
     axes[-1].legend(title="D", fontsize=6, title_fontsize=7, ncol=2)

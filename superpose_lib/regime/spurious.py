@@ -75,7 +75,14 @@ from ..core.checks import check_int, checked
 from ..core.config import CiSConfig
 from ..core.theory import rotation_theory
 
-__all__ = ["indicator_theory", "spurious_on_theory", "spurious_theory", "boundary_theory", "seizure_floor", "layer2_threshold"]
+__all__ = [
+    "indicator_theory",
+    "spurious_on_theory",
+    "spurious_theory",
+    "boundary_theory",
+    "seizure_floor",
+    "layer2_threshold",
+]
 
 
 def _check_pos(name: str, value, low: float = 0.0, high: float = math.inf) -> float:
@@ -141,8 +148,9 @@ def _compound_poisson(rate: float, jump: np.ndarray, h: float) -> np.ndarray:
     return pmf / pmf.sum()
 
 
-def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float, theta_hi: float,
-                         grid: int, stop_above: float = math.inf) -> dict:
+def _indicator_recursion(
+    M: int, T: int, S: int, L: int, z: int, theta_lo: float, theta_hi: float, grid: int, stop_above: float = math.inf
+) -> dict:
     """The recursion of the module docstring for one indicator block of M neurons with
     redundancy S, T circuits and the step clip(k(y − θ_lo), 0, 1), k = 1/(θ_hi − θ_lo):
     a neuron is on iff y > θ_lo (RiS: [1/4, 3/4], k = 2). Stops after the first layer whose
@@ -156,7 +164,11 @@ def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float
     pmf[0] = 1.0  # layer 1: unused neurons are exactly 0 (layer-0 trick)
     kmax = int(lam + 12 * math.sqrt(lam) + 12)
     k = np.arange(kmax + 1)
-    pk = np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1) for i in k])) if lam > 0 else (k == 0).astype(float)
+    pk = (
+        np.exp(-lam + k * math.log(lam) - np.array([math.lgamma(i + 1) for i in k]))
+        if lam > 0
+        else (k == 0).astype(float)
+    )
     keys = ("spurious_on", "mu", "m2", "sigma2", "active_x", "active_on", "inactive_on", "inactive_x", "false_off")
     out = {key: [0.0] * (L + 1) for key in keys}
     out["pmf"] = [None] * (L + 1)
@@ -181,7 +193,9 @@ def _indicator_recursion(M: int, T: int, S: int, L: int, z: int, theta_lo: float
         on = y > theta_lo
         out["spurious_on"][l] = unused * float(w[on].sum())
         a_new = np.clip(k_step * (y - theta_lo), 0.0, 1.0)
-        pmf = np.bincount(np.rint(a_new / h).astype(np.int64).ravel(), weights=w.ravel(), minlength=grid + 1)[: grid + 1]
+        pmf = np.bincount(np.rint(a_new / h).astype(np.int64).ravel(), weights=w.ravel(), minlength=grid + 1)[
+            : grid + 1
+        ]
         pmf /= pmf.sum()
         out["pmf"][l] = pmf
         out["mu"][l] = float((pmf * alpha_grid).sum())
@@ -221,8 +235,18 @@ def _power_pmf(pmf: np.ndarray, n: int) -> np.ndarray:
 
 
 @checked
-def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0.25, theta_hi: float = 0.75,
-                     grid: int = 200, stop_above: float | None = None) -> dict:
+def indicator_theory(
+    M: int,
+    T: int,
+    *,
+    S: int,
+    z: int,
+    L: int,
+    theta: float = 0.25,
+    theta_hi: float = 0.75,
+    grid: int = 200,
+    stop_above: float | None = None,
+) -> dict:
     """The neuron-level recursion for an indicator group of its own: M neurons per block,
     redundancy S, T circuits, z active, the dead-zone step [θ, θ_hi] (a neuron is on iff its
     input y > θ). Per layer (index 0..L):
@@ -269,7 +293,7 @@ def indicator_theory(M: int, T: int, *, S: int, z: int, L: int, theta: float = 0
                 continue
             tot = _power_pmf(pmf, S - j)  # Σ over the S − j unused neurons, on the grid h
             need = (0.5 * S - j) / h  # α̂ > 1/2  ⇔  Σ_unused > S/2 − j
-            rate += w * float(tot[int(math.floor(need + 1e-9)) + 1:].sum()) if need >= 0 else w
+            rate += w * float(tot[int(math.floor(need + 1e-9)) + 1 :].sum()) if need >= 0 else w
         out["false_on"][l] = rate
     del out["pmf"]
     return out
@@ -321,8 +345,19 @@ def seizure_floor(D: int, T: int, *, S: int = 6, z: int = 1, d: int = 4) -> floa
 
 
 @checked
-def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d: int = 4, kind: str = "active_x",
-                    x_lo: float = 1e-5, x_hi: float = 0.02, tol: float = 0.01) -> float:
+def boundary_theory(
+    D: int,
+    z: int,
+    l: int,
+    *,
+    level: float = 2.0,
+    S: int = 6,
+    d: int = 4,
+    kind: str = "active_x",
+    x_lo: float = 1e-5,
+    x_hi: float = 0.02,
+    tol: float = 0.01,
+) -> float:
     """Predicted boundary x*(D, z, l) in T(d/D)² (T = round(x·(D/d)²)):
 
     kind="active_x": the active error (RiS + new) reaches `level` × RiS's at layer l;
@@ -339,7 +374,6 @@ def boundary_theory(D: int, z: int, l: int, *, level: float = 2.0, S: int = 6, d
         raise ValueError(f"kind={kind!r} is not allowed: use 'active_x' or 'seizure'")
     M = D // d
     if M <= 8192:  # no more circuits than the embedding holds
-
         x_hi = min(x_hi, max_circuits(M, S) / M**2)
 
     def ratio(x):

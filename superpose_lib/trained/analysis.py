@@ -52,9 +52,24 @@ def first_passing_step(history: dict) -> int:
 
 
 @checked
-def trained_rows(D: int, T: int, z: int, L: int, seed: int, *, init: str = "random", loss: str = "hinge",
-                 variant: str = "dense", steps: int = 1500, batch: int = 256, lr: float = 3e-3, noise: float = 0.5,
-                 eval_batch: int = 2000, device="cpu", root: str | os.PathLike | None = None) -> list[dict]:
+def trained_rows(
+    D: int,
+    T: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    init: str = "random",
+    loss: str = "hinge",
+    variant: str = "dense",
+    steps: int = 1500,
+    batch: int = 256,
+    lr: float = 3e-3,
+    noise: float = 0.5,
+    eval_batch: int = 2000,
+    device="cpu",
+    root: str | os.PathLike | None = None,
+) -> list[dict]:
     """One trained network as a tidy row (for `sweep`): the task (D, T, x = T(d/D)², T over
     D/d, z, L), the recipe, the first and final loss, the training's seconds (those of the
     run that made the checkpoint) and samples per circuit (steps·batch·z/T), the first
@@ -62,29 +77,72 @@ def trained_rows(D: int, T: int, z: int, L: int, seed: int, *, init: str = "rand
     statistics on the evaluation draws with (a) "works" and its failures, and `mechanism`'s
     measures. steps = 0 with init "construction" is the construction itself, measured by
     the same code."""
-    net, hist = cached_train(D, T, z=z, L=L, init=init, loss=loss, variant=variant, steps=steps, seed=seed,
-                             batch=batch, lr=lr, noise=noise, device=device, root=root)
+    net, hist = cached_train(
+        D,
+        T,
+        z=z,
+        L=L,
+        init=init,
+        loss=loss,
+        variant=variant,
+        steps=steps,
+        seed=seed,
+        batch=batch,
+        lr=lr,
+        noise=noise,
+        device=device,
+        root=root,
+    )
     st = trained_errors(net, batch=eval_batch)
     fails = failures(st, L)
-    row = {"D": D, "T": T, "x": control_parameter(D, T), "T_over_dedicated": T / (D // CIRCUIT_WIDTH), "z": z,
-           "L": L, "seed": seed, "init": init, "loss": loss, "variant": variant, "steps": steps,
-           "samples_per_circuit": steps * batch * z / T,
-           "first_loss": hist["loss"][0] if hist["loss"] else float("nan"),
-           "final_loss": hist["loss"][-1] if hist["loss"] else float("nan"),
-           "seconds": hist["seconds"][-1] if hist["seconds"] else 0.0,
-           "first_pass_step": first_passing_step(hist), "works": not fails, "why": "; ".join(fails)}
+    row = {
+        "D": D,
+        "T": T,
+        "x": control_parameter(D, T),
+        "T_over_dedicated": T / (D // CIRCUIT_WIDTH),
+        "z": z,
+        "L": L,
+        "seed": seed,
+        "init": init,
+        "loss": loss,
+        "variant": variant,
+        "steps": steps,
+        "samples_per_circuit": steps * batch * z / T,
+        "first_loss": hist["loss"][0] if hist["loss"] else float("nan"),
+        "final_loss": hist["loss"][-1] if hist["loss"] else float("nan"),
+        "seconds": hist["seconds"][-1] if hist["seconds"] else 0.0,
+        "first_pass_step": first_passing_step(hist),
+        "works": not fails,
+        "why": "; ".join(fails),
+    }
     row |= {k: float(st[k][L]) for k in ROW_STATS}
     row |= mechanism(net, batch=eval_batch)
     return [row]
 
 
 @checked
-def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | None = None,
-                          T_min: int | None = None, resolution: float = 0.5, step: float = 2.0,
-                          max_probes: int = 24,
-                          init: str = "random", loss: str = "hinge", variant: str = "dense", steps: int = 1500,
-                          batch: int = 256, lr: float = 3e-3, noise: float = 0.5, eval_batch: int = 2000,
-                          device="cpu", root: str | os.PathLike | None = None) -> list[dict]:
+def trained_capacity_rows(
+    D: int,
+    z: int,
+    L: int,
+    seed: int,
+    *,
+    T_start: int | None = None,
+    T_min: int | None = None,
+    resolution: float = 0.5,
+    step: float = 2.0,
+    max_probes: int = 24,
+    init: str = "random",
+    loss: str = "hinge",
+    variant: str = "dense",
+    steps: int = 1500,
+    batch: int = 256,
+    lr: float = 3e-3,
+    noise: float = 0.5,
+    eval_batch: int = 2000,
+    device="cpu",
+    root: str | os.PathLike | None = None,
+) -> list[dict]:
     """One seed's capacity of a training recipe on criterion (a) at width D: the book's
     capacity search (`capacity.bisect_capacity` in x = T(d/D)²) where every probe trains a
     network at that T (`trained_rows`; checkpoints cached). It starts at T_start (default
@@ -109,31 +167,70 @@ def trained_capacity_rows(D: int, z: int, L: int, seed: int, *, T_start: int | N
     def passes(x: float) -> bool:
         T = T_of(x)
         if T not in probes:
-            row = trained_rows(D, T, z, L, seed, init=init, loss=loss, variant=variant, steps=steps, batch=batch,
-                               lr=lr, noise=noise, eval_batch=eval_batch, device=device, root=root)[0]
+            row = trained_rows(
+                D,
+                T,
+                z,
+                L,
+                seed,
+                init=init,
+                loss=loss,
+                variant=variant,
+                steps=steps,
+                batch=batch,
+                lr=lr,
+                noise=noise,
+                eval_batch=eval_batch,
+                device=device,
+                root=root,
+            )[0]
             probes[T] = row | {"probe": len(probes)}
         return probes[T]["works"]
 
-    r = bisect_capacity(passes, x0=control_parameter(D, T_start), x_min=control_parameter(D, T_min),
-                        x_max=control_parameter(D, cap), resolution=resolution, step=step, max_probes=max_probes)
+    r = bisect_capacity(
+        passes,
+        x0=control_parameter(D, T_start),
+        x_min=control_parameter(D, T_min),
+        x_max=control_parameter(D, cap),
+        resolution=resolution,
+        step=step,
+        max_probes=max_probes,
+    )
     T_fail = T_of(r["x_fail"]) if math.isfinite(r["x_fail"]) else -1
     reached = r["x_fail"] / r["x_max"] - 1 if r["censor"] == "" else r["resolution"]
-    res = {"x_max": r["x_max"], "x_fail": r["x_fail"] if math.isfinite(r["x_fail"]) else -1.0,
-           "censor": r["censor"], "probes": r["probes"], "resolution": max(reached, r["resolution"]),
-           "T_max": T_of(r["x_max"]) if r["censor"] != "below" else 0, "T_fail": T_fail,
-           "why_fail": probes[T_fail]["why"] if T_fail in probes else ""}
+    res = {
+        "x_max": r["x_max"],
+        "x_fail": r["x_fail"] if math.isfinite(r["x_fail"]) else -1.0,
+        "censor": r["censor"],
+        "probes": r["probes"],
+        "resolution": max(reached, r["resolution"]),
+        "T_max": T_of(r["x_max"]) if r["censor"] != "below" else 0,
+        "T_fail": T_fail,
+        "why_fail": probes[T_fail]["why"] if T_fail in probes else "",
+    }
     return [row | res for row in probes.values()]
 
 
 @checked
-def construction_capacity_rows(D: int, z: int, L: int, seed: int, *, batch: int = 2000,
-                               resolution: float = RESOLUTION) -> list[dict]:
+def construction_capacity_rows(
+    D: int, z: int, L: int, seed: int, *, batch: int = 2000, resolution: float = RESOLUTION
+) -> list[dict]:
     """The construction's capacity on criterion (a) at layer L (bisection in x, as the rest
     of the book), also as a number of circuits T_max and as a multiple of D/d; the largest
     load tried is what the S-hot interface holds."""
     # the search's smallest probe (T = z circuits) must fit before the capacity is counted
-    check_experiment_fits(D, z, S_INTERFACE, L, z, CIRCUIT_WIDTH, batch, 4, "cpu",
-                          what="the capacity search's smallest network and its batch")
+    check_experiment_fits(
+        D,
+        z,
+        S_INTERFACE,
+        L,
+        z,
+        CIRCUIT_WIDTH,
+        batch,
+        4,
+        "cpu",
+        what="the capacity search's smallest network and its batch",
+    )
     cap = max_trainable_T(D)
     x_hi = control_parameter(D, cap)
     why = {}
@@ -144,12 +241,23 @@ def construction_capacity_rows(D: int, z: int, L: int, seed: int, *, batch: int 
         why[x] = "; ".join(f)
         return not f
 
-    r = bisect_capacity(passes, x0=min(x_hi, 0.002), x_min=min(x_hi, control_parameter(D, z)), x_max=x_hi,
-                        resolution=resolution)
+    r = bisect_capacity(
+        passes, x0=min(x_hi, 0.002), x_min=min(x_hi, control_parameter(D, z)), x_max=x_hi, resolution=resolution
+    )
     T_max = T_at(r["x_max"], D) if r["censor"] != "below" else 0
-    return [{"D": D, "z": z, "L": L, "seed": seed, **{k: v for k, v in r.items() if k != "x_fail"},
-             "x_fail": r["x_fail"] if math.isfinite(r["x_fail"]) else -1.0, "T_max": T_max,
-             "T_over_dedicated": T_max / (D // CIRCUIT_WIDTH), "why": why.get(r["x_fail"], "")}]
+    return [
+        {
+            "D": D,
+            "z": z,
+            "L": L,
+            "seed": seed,
+            **{k: v for k, v in r.items() if k != "x_fail"},
+            "x_fail": r["x_fail"] if math.isfinite(r["x_fail"]) else -1.0,
+            "T_max": T_max,
+            "T_over_dedicated": T_max / (D // CIRCUIT_WIDTH),
+            "why": why.get(r["x_fail"], ""),
+        }
+    ]
 
 
 @checked
@@ -157,8 +265,18 @@ def construction_error_rows(D: int, T: int, z: int, L: int, seed: int, *, batch:
     """The construction's layer-L statistics at (D, T) on the draws the trained networks are
     evaluated on (`rotation_errors` at the same seed), with criterion (a)."""
     st = rotation_errors(D, T, z=z, L=L, seed=seed, batch=batch)
-    return [{"D": D, "T": T, "T_over_dedicated": T / (D // CIRCUIT_WIDTH), "z": z, "L": L, "seed": seed,
-             "works": works(st, L), **{k: float(st[k][L]) for k in ROW_STATS}}]
+    return [
+        {
+            "D": D,
+            "T": T,
+            "T_over_dedicated": T / (D // CIRCUIT_WIDTH),
+            "z": z,
+            "L": L,
+            "seed": seed,
+            "works": works(st, L),
+            **{k: float(st[k][L]) for k in ROW_STATS},
+        }
+    ]
 
 
 @checked
@@ -199,19 +317,36 @@ def capacity_table(cap: pd.DataFrame) -> pd.DataFrame:
                 top = seeds["x_fail"].where((seeds["x_fail"] > 0) & (seeds["x_fail"] < math.inf), seeds["x_max"])
                 T["low"] = max(T["low"], seeds["x_max"].min() * scale)
                 T["high"] = min(T["high"], top.max() * scale)
-            rows.append({"name": r["name"], "z": int(z), "D": D, **{f"T_{k}": v for k, v in T.items()},
-                         "over_dedicated": T["mean"] / (D // CIRCUIT_WIDTH), "censor": r["censor"], "n": r["n"],
-                         "text": capacity_text(T["mean"], T["low"], T["high"], r["censor"], r["n"]),
-                         "why": r["why"]})
+            rows.append(
+                {
+                    "name": r["name"],
+                    "z": int(z),
+                    "D": D,
+                    **{f"T_{k}": v for k, v in T.items()},
+                    "over_dedicated": T["mean"] / (D // CIRCUIT_WIDTH),
+                    "censor": r["censor"],
+                    "n": r["n"],
+                    "text": capacity_text(T["mean"], T["low"], T["high"], r["censor"], r["n"]),
+                    "why": r["why"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def loss_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Per loss (and T): the share of seeds that work on (a), the mean q90 |δx|, false-off
     rate and inactive payload readout at layer L."""
-    return rows.groupby(["loss", "T"]).agg(works=("works", "mean"), q90_dx=("q90_dx", "mean"),
-                                           false_off=("false_off", "mean"), inactive_x=("inactive_x", "mean"),
-                                           n=("seed", "nunique")).reset_index()
+    return (
+        rows.groupby(["loss", "T"])
+        .agg(
+            works=("works", "mean"),
+            q90_dx=("q90_dx", "mean"),
+            false_off=("false_off", "mean"),
+            inactive_x=("inactive_x", "mean"),
+            n=("seed", "nunique"),
+        )
+        .reset_index()
+    )
 
 
 def _mean_ci(values) -> str:
@@ -246,7 +381,9 @@ def capacity_facts(table: pd.DataFrame) -> dict:
     which trained networks hold more than D/d circuits on every seed ("at no width" if none)."""
     out = {}
     for (name, z), g in table.groupby(["name", "z"], sort=False):
-        out[f"cap-{name}-{z}"] = "; ".join(f"{r['text']} at D = {int(r['D'])}" for _, r in g.sort_values("D").iterrows())
+        out[f"cap-{name}-{z}"] = "; ".join(
+            f"{r['text']} at D = {int(r['D'])}" for _, r in g.sort_values("D").iterrows()
+        )
     t = table.set_index(["name", "z", "D"])
     for z, g in table[table["name"] == "trained"].groupby("z"):
         parts = []
@@ -262,8 +399,11 @@ def capacity_facts(table: pd.DataFrame) -> dict:
             pre = "≤ " if c["censor"] in ("above", "some-above") and not pre else pre
             parts.append(f"{pre}{r['T_mean'] / c['T_mean']:.1f} at D = {D}")
         out[f"ratio-{z}"] = "; ".join(parts) or "not measured"
-        beyond = [int(r["D"]) for _, r in g.iterrows() if r["T_low"] > r["D"] / CIRCUIT_WIDTH
-                  or (r["censor"] == "above" and r["T_mean"] > r["D"] / CIRCUIT_WIDTH)]
+        beyond = [
+            int(r["D"])
+            for _, r in g.iterrows()
+            if r["T_low"] > r["D"] / CIRCUIT_WIDTH or (r["censor"] == "above" and r["T_mean"] > r["D"] / CIRCUIT_WIDTH)
+        ]
         out[f"beyond-{z}"] = ", ".join(f"D = {D}" for D in beyond) if beyond else "at no width"
     return out
 
@@ -296,7 +436,8 @@ def mechanism_facts(trained: pd.DataFrame, construction: pd.DataFrame) -> dict:
     w = trained[trained["works"]]
     beyond = w[w["T"] > w["D"] / CIRCUIT_WIDTH]
     out = {
-        "span-trained": f"{trained['span'].mean():.3f}", "span-cons": f"{construction['span'].mean():.2f}",
+        "span-trained": f"{trained['span'].mean():.3f}",
+        "span-cons": f"{construction['span'].mean():.2f}",
         "span-chance": f"{((trained['T'] + 1) / (trained['D'] / CIRCUIT_WIDTH) ** 2).mean():.4f}",
         "part-trained": f"{trained['participation'].mean():.2f}",
         "part-cons": f"{construction['participation'].mean():.2f}",

@@ -120,8 +120,11 @@ def mechanism(net: DenseNetwork, *, batch: int = 2000) -> dict:
         dx = (x_hat - x).norm(dim=-1)  # [B, T]
         count = on.sum(0)
         per = ((dx * on).sum(0) / count.clamp(min=1))[count > 0]
-        p10, p90 = (torch.quantile(per, torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist() if per.numel()
-                    else (math.nan, math.nan))
+        p10, p90 = (
+            torch.quantile(per, torch.tensor([0.1, 0.9], dtype=torch.float64)).tolist()
+            if per.numel()
+            else (math.nan, math.nan)
+        )
         used = torch.zeros(B, net.M, dtype=torch.bool, device=A.device)
         cols = torch.arange(B, device=A.device)[:, None].expand(B, active.shape[1] * net.S)
         used[cols, net.idx[net.L - 1][active].reshape(B, -1)] = True
@@ -149,5 +152,10 @@ def dedicated_errors(D: int, T: int, *, z: int = 2, L: int = 3, seed: int = 0, b
     of active circuits with t ≥ D/d, |δx| = 1 for those and 0 for the rest."""
     _, active, _ = seeded_experiment(D, T, z=z, L=L, seed=seed, batch=batch)
     dropped = (active >= D // CIRCUIT_WIDTH).double().flatten()
-    return {"false_on": 0.0, "false_off": float(dropped.mean()), "q90_dx": float(torch.quantile(dropped, 0.9)),
-            "worst_dx": float(dropped.max()), "served": min(T, D // CIRCUIT_WIDTH)}
+    return {
+        "false_on": 0.0,
+        "false_off": float(dropped.mean()),
+        "q90_dx": float(torch.quantile(dropped, 0.9)),
+        "worst_dx": float(dropped.max()),
+        "served": min(T, D // CIRCUIT_WIDTH),
+    }

@@ -123,10 +123,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         D = check_int("D", self.D, 4, D_TRAIN_MAX)
         if D % CIRCUIT_WIDTH:
-            raise ValueError(f"D={D} is out of range: allowed a multiple of d = {CIRCUIT_WIDTH} (D/d neurons per block)")
+            raise ValueError(
+                f"D={D} is out of range: allowed a multiple of d = {CIRCUIT_WIDTH} (D/d neurons per block)"
+            )
         if D // CIRCUIT_WIDTH < 2 * S_INTERFACE:
-            raise ValueError(f"D={D} is out of range: allowed D >= {2 * S_INTERFACE * CIRCUIT_WIDTH} "
-                             f"(the S = {S_INTERFACE} interface needs D/d >= {2 * S_INTERFACE})")
+            raise ValueError(
+                f"D={D} is out of range: allowed D >= {2 * S_INTERFACE * CIRCUIT_WIDTH} "
+                f"(the S = {S_INTERFACE} interface needs D/d >= {2 * S_INTERFACE})"
+            )
         cap = max_trainable_T(D)
         T = check_int("T", self.T, 1, cap)
         cfg = CiSConfig(D=D, T=T, z=self.z, L=self.L)
@@ -297,7 +301,9 @@ def _init_weights(cfg: TrainConfig, base: SuperposedNetwork, g: torch.Generator)
     b = base.bias.repeat_interleave(base.M).expand(L - 1, D).clone()
     if cfg.init == "noisy":
         rms = W.double().pow(2).mean((1, 2), keepdim=True).sqrt()
-        W = W + (cfg.noise * rms * torch.randn(W.shape, generator=g, dtype=torch.float64)).to(device=device, dtype=dtype)
+        W = W + (cfg.noise * rms * torch.randn(W.shape, generator=g, dtype=torch.float64)).to(
+            device=device, dtype=dtype
+        )
     return W, b
 
 
@@ -373,10 +379,19 @@ def _check(net: DenseNetwork, active, x0) -> dict:
     return {"works": not failures(st, L), **{k: float(st[k][L]) for k in ("q90_dx", "false_on", "false_off")}}
 
 
-def _fit(net: DenseNetwork, cfg: TrainConfig, gt: torch.Generator, seed: int, progress: bool,
-         monitor_batch: int) -> dict:
-    history = {"step": [], "loss": [], "seconds": [], "check_step": [], "check_works": [], "check_q90": [],
-               "check_false_off": [], "check_false_on": []}
+def _fit(
+    net: DenseNetwork, cfg: TrainConfig, gt: torch.Generator, seed: int, progress: bool, monitor_batch: int
+) -> dict:
+    history = {
+        "step": [],
+        "loss": [],
+        "seconds": [],
+        "check_step": [],
+        "check_works": [],
+        "check_q90": [],
+        "check_false_off": [],
+        "check_false_on": [],
+    }
     if not cfg.steps:
         return history
     dev = net.w.device
@@ -387,15 +402,17 @@ def _fit(net: DenseNetwork, cfg: TrainConfig, gt: torch.Generator, seed: int, pr
     opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
     warm = max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))))
+        opt, lambda s: min((s + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    )
     checks = set(check_steps(cfg.steps))
     t0 = time.perf_counter()
     steps_iter = range(1, cfg.steps + 1)
     if progress:
         from tqdm.auto import tqdm
 
-        steps_iter = tqdm(steps_iter, desc=f"train D={cfg.D} T={cfg.T} {cfg.init}/{cfg.loss}/{cfg.variant}",
-                          leave=False)
+        steps_iter = tqdm(
+            steps_iter, desc=f"train D={cfg.D} T={cfg.T} {cfg.init}/{cfg.loss}/{cfg.variant}", leave=False
+        )
     every = max(1, cfg.steps // 50)
     for step in steps_iter:
         active = sample_active(cfg.T, cfg.z, cfg.batch, gt).to(dev)
@@ -418,8 +435,20 @@ def _fit(net: DenseNetwork, cfg: TrainConfig, gt: torch.Generator, seed: int, pr
 
 
 def _parse(D, T, z, L, init, loss, variant, steps, batch, lr, noise, mixed, device, dtype):
-    cfg = TrainConfig(D=D, T=T, z=z, L=L, init=init, loss=loss, variant=variant, steps=steps, batch=batch, lr=lr,
-                      noise=noise, mixed=mixed)
+    cfg = TrainConfig(
+        D=D,
+        T=T,
+        z=z,
+        L=L,
+        init=init,
+        loss=loss,
+        variant=variant,
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        noise=noise,
+        mixed=mixed,
+    )
     return cfg, check_device(device), check_dtype(dtype)
 
 
@@ -442,15 +471,35 @@ def train_bytes(D: int, T: int, L: int, batch: int, *, z: int = 2, variant: str 
     P = 2 * L * T * (D // d)
     code = 4 * L * T * D if variant == "code" else 0
     step = itemsize * batch * (4 * L * D + 5 * (L - 1) * T * d) + 16 * (L + 1) * batch * z * d
-    return int(network_bytes(D, T, S_INTERFACE, L, d, itemsize=itemsize) + W * (5 * itemsize + 16)
-               + itemsize * (P + code) + step)
+    return int(
+        network_bytes(D, T, S_INTERFACE, L, d, itemsize=itemsize)
+        + W * (5 * itemsize + 16)
+        + itemsize * (P + code)
+        + step
+    )
 
 
 @checked
-def train_superposed(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "random", loss: str = "hinge",
-                     steps: int = 1000, seed: int = 0, variant: str = "dense", batch: int = 256, lr: float = 3e-3,
-                     noise: float = 0.5, mixed: bool = True, device="cpu", dtype=torch.float32,
-                     progress: bool = False, monitor_batch: int = 256):
+def train_superposed(
+    D: int,
+    T: int,
+    *,
+    z: int = 2,
+    L: int = 3,
+    init: str = "random",
+    loss: str = "hinge",
+    steps: int = 1000,
+    seed: int = 0,
+    variant: str = "dense",
+    batch: int = 256,
+    lr: float = 3e-3,
+    noise: float = 0.5,
+    mixed: bool = True,
+    device="cpu",
+    dtype=torch.float32,
+    progress: bool = False,
+    monitor_batch: int = 256,
+):
     """Train the network of `TrainConfig` on the book's task (module docstring).
 
     The construction is drawn exactly as `seeded_experiment` draws it (generator seeded
@@ -464,9 +513,13 @@ def train_superposed(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "ran
     cfg, dev, dtype = _parse(D, T, z, L, init, loss, variant, steps, batch, lr, noise, mixed, device, dtype)
     monitor_batch = check_int("monitor_batch", monitor_batch, 1, 2**16)
     itemsize = torch.empty((), dtype=dtype).element_size()
-    check_fits(f"training {cfg.L - 1} dense layers",
-               lambda D, T, batch: train_bytes(D, T, cfg.L, batch, z=cfg.z, variant=cfg.variant, itemsize=itemsize),
-               {"D": cfg.D, "T": cfg.T, "batch": cfg.batch}, {"D": 4, "T": 1, "batch": 1}, dev)
+    check_fits(
+        f"training {cfg.L - 1} dense layers",
+        lambda D, T, batch: train_bytes(D, T, cfg.L, batch, z=cfg.z, variant=cfg.variant, itemsize=itemsize),
+        {"D": cfg.D, "T": cfg.T, "batch": cfg.batch},
+        {"D": 4, "T": 1, "batch": 1},
+        dev,
+    )
     net, gt = _setup(cfg, seed, dev, dtype)
     history = _fit(net, cfg, gt, seed, progress, monitor_batch)
     net.requires_grad_(False)
@@ -483,18 +536,40 @@ _STATE = ("W", "b", "E", "b1", "R")  # the learned tensors a checkpoint holds
 
 
 @checked
-def cached_train(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "random", loss: str = "hinge",
-                 steps: int = 1000, seed: int = 0, variant: str = "dense", batch: int = 256, lr: float = 3e-3,
-                 noise: float = 0.5, mixed: bool = True, device="cpu", dtype=torch.float32, progress: bool = False,
-                 monitor_batch: int = 256, root: str | os.PathLike | None = None):
+def cached_train(
+    D: int,
+    T: int,
+    *,
+    z: int = 2,
+    L: int = 3,
+    init: str = "random",
+    loss: str = "hinge",
+    steps: int = 1000,
+    seed: int = 0,
+    variant: str = "dense",
+    batch: int = 256,
+    lr: float = 3e-3,
+    noise: float = 0.5,
+    mixed: bool = True,
+    device="cpu",
+    dtype=torch.float32,
+    progress: bool = False,
+    monitor_batch: int = 256,
+    root: str | os.PathLike | None = None,
+):
     """`train_superposed`, or its checkpoint: safetensors under `root` (default
     `core.cache.model_cache_dir()`), keyed by the configuration, the seed, the dtype, the
     monitor batch and `source_digest()`. Returns (net, history); history["cached"] says
     which."""
     cfg, dev, dtype = _parse(D, T, z, L, init, loss, variant, steps, batch, lr, noise, mixed, device, dtype)
     monitor_batch = check_int("monitor_batch", monitor_batch, 1, 2**16)
-    parts = {"config": asdict(cfg), "seed": int(seed), "dtype": str(dtype), "monitor": monitor_batch,
-             "source": source_digest()}
+    parts = {
+        "config": asdict(cfg),
+        "seed": int(seed),
+        "dtype": str(dtype),
+        "monitor": monitor_batch,
+        "source": source_digest(),
+    }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
     path = Path(root or cache.model_cache_dir()) / f"trained-{key}.safetensors"
     net, gt = _setup(cfg, seed, dev, dtype)
@@ -517,9 +592,11 @@ def cached_train(D: int, T: int, *, z: int = 2, L: int = 3, init: str = "random"
     if not cfg.steps:  # nothing learned: the weights are the init, rebuilt in milliseconds
         return net, {**history, "cached": False}
     sd = {n: getattr(net, n).detach().cpu().contiguous() for n in names}
-    cache.atomic_write(path, lambda p: save_file(sd, p, metadata={"key_parts": json.dumps(parts),
-                                                                   "history": json.dumps(history)}),
-                       suffix=".safetensors")
+    cache.atomic_write(
+        path,
+        lambda p: save_file(sd, p, metadata={"key_parts": json.dumps(parts), "history": json.dumps(history)}),
+        suffix=".safetensors",
+    )
     return net, {**history, "cached": False}
 
 

@@ -37,30 +37,57 @@ def test_payload_rows():
 
 
 def _cap(slope, name, criterion="b", seeds=(0, 1, 2), Ds=(1024, 4096, 16384), x0=0.01):
-    return [{"name": name, "criterion": criterion, "D": D, "seed": s, "x_max": x0 * (D / 1024) ** slope * (1 + 0.01 * s),
-             "censor": "", "resolution": 0.05, "why": "q90_dx 1 > 1"} for D in Ds for s in seeds]
+    return [
+        {
+            "name": name,
+            "criterion": criterion,
+            "D": D,
+            "seed": s,
+            "x_max": x0 * (D / 1024) ** slope * (1 + 0.01 * s),
+            "censor": "",
+            "resolution": 0.05,
+            "why": "q90_dx 1 > 1",
+        }
+        for D in Ds
+        for s in seeds
+    ]
 
 
 def test_fit_summary_puts_the_theory_beside_the_measured_slope():
     cap = pd.DataFrame(_cap(-0.2, "scaling") + _cap(-0.5, "baseline"))
-    theory = pd.DataFrame([{"name": n, "D": D, "x_star": 0.01 * (D / 1024) ** s}
-                           for n, s in (("scaling", -0.25), ("baseline", -0.5)) for D in (1024, 4096, 16384, 65536)])
+    theory = pd.DataFrame(
+        [
+            {"name": n, "D": D, "x_star": 0.01 * (D / 1024) ** s}
+            for n, s in (("scaling", -0.25), ("baseline", -0.5))
+            for D in (1024, 4096, 16384, 65536)
+        ]
+    )
     f = asymptotic.fit_summary(slopes(cap), theory).set_index("name")
     assert f.loc["scaling", "slope"] == pytest.approx(-0.2, abs=0.01)
     assert f.loc["scaling", "theory"] == pytest.approx(-0.25) and f.loc["baseline", "theory"] == pytest.approx(-0.5)
 
 
 def test_headline_from_known_tables():
-    cap = pd.DataFrame(_cap(-0.2, "scaling") + _cap(-0.5, "baseline") + _cap(-0.9, "E5") + _cap(-0.5, "E1")
-                       + _cap(0.0, "oracle", Ds=(1024, 4096), x0=0.006) + _cap(0.0, "scaling", "a", x0=0.0013))
+    cap = pd.DataFrame(
+        _cap(-0.2, "scaling")
+        + _cap(-0.5, "baseline")
+        + _cap(-0.9, "E5")
+        + _cap(-0.5, "E1")
+        + _cap(0.0, "oracle", Ds=(1024, 4096), x0=0.006)
+        + _cap(0.0, "scaling", "a", x0=0.0013)
+    )
     summary = capacity_summary(cap)
-    theory = pd.DataFrame([{"name": "scaling", "D": D, "x_star": 0.01 * (D / 1024) ** -0.2, "S": 3 + i,
-                            "register": 0.3 + 0.02 * i} for i, D in enumerate((1024, 4096, 16384, 65536))])
+    theory = pd.DataFrame(
+        [
+            {"name": "scaling", "D": D, "x_star": 0.01 * (D / 1024) ** -0.2, "S": 3 + i, "register": 0.3 + 0.02 * i}
+            for i, D in enumerate((1024, 4096, 16384, 65536))
+        ]
+    )
     fits = asymptotic.fit_summary(slopes(cap), theory)
     h = asymptotic.headline(summary, fits, theory, criterion_b="b", criterion_a="a", z=2, L=10)
     assert h["D0"] == "1024" and h["D1"] == "16384"
     assert h["slope-b-scaling"].startswith("-0.20 [") and "theory -0.20" in h["slope-b-scaling"]
-    assert h["over-E5"] == f"{16 ** 0.7:.0f}"  # 16^(-0.2) / 16^(-0.9)
+    assert h["over-E5"] == f"{16**0.7:.0f}"  # 16^(-0.2) / 16^(-0.9)
     assert h["oracle-D"] == "4096" and h["a-baseline-1"] == "not measured" and h["Dc"] == "16384"
     assert h["share-1"] == "34%" and h["Sr-0"] == "3" and h["Sr-1"] == "5"
     assert h["bound-0"] == f"{0.01 * 1.01 * math.log(1024) / 16:.4f}"
@@ -75,9 +102,16 @@ def test_z_table():
 
 
 def test_mechanism_facts_count_and_compare_from_known_rows():
-    rows = pd.DataFrame({"D": [4096] * 4, "seed": [0, 1, 0, 1], "S_r": [3, 3, 6, 6],
-                         "p_gate": [1e-2, 3e-2, 1e-5, 0.0], "p_gate_theory": [2e-2, 2e-2, 1e-5, 1e-5],
-                         "n_gates": [20000, 20000, 20000, 20000]})
+    rows = pd.DataFrame(
+        {
+            "D": [4096] * 4,
+            "seed": [0, 1, 0, 1],
+            "S_r": [3, 3, 6, 6],
+            "p_gate": [1e-2, 3e-2, 1e-5, 0.0],
+            "p_gate_theory": [2e-2, 2e-2, 1e-5, 1e-5],
+            "n_gates": [20000, 20000, 20000, 20000],
+        }
+    )
     f = asymptotic.mechanism_facts(rows, c=0.5, share=0.25)
     # 1e-2·2e4 = 200 and 3e-2·2e4 = 600 false gates counted; 0.2 and 0 are not
     assert list(f["counted"].index) == [0, 1]
@@ -89,10 +123,22 @@ def test_mechanism_facts_count_and_compare_from_known_rows():
 
 
 def test_payload_facts_average_over_seeds_per_D():
-    rows = pd.DataFrame({"D": [1024, 1024, 4096, 4096], "seed": [0, 1, 0, 1], "q90": [0.1, 0.3, 0.2, 0.2],
-                         "q90_own": [0.1, 0.1, 0.2, 0.2], "q90_ris": [0.5, 0.7, 0.9, 0.9]})
+    rows = pd.DataFrame(
+        {
+            "D": [1024, 1024, 4096, 4096],
+            "seed": [0, 1, 0, 1],
+            "q90": [0.1, 0.3, 0.2, 0.2],
+            "q90_own": [0.1, 0.1, 0.2, 0.2],
+            "q90_ris": [0.5, 0.7, 0.9, 0.9],
+        }
+    )
     f = asymptotic.payload_facts(rows, x=0.004)
     assert f["by_D"].loc[1024, "q90"] == pytest.approx(0.2) and f["by_D"].loc[4096, "q90_ris"] == pytest.approx(0.9)
     g = f["glue"]
     assert (g["as-pay-D0"], g["as-pay-D1"], g["as-pay-ris0"], g["as-pay-own1"], g["as-pay-n"]) == (
-        "1024", "4096", "0.60", "0.20", "2")
+        "1024",
+        "4096",
+        "0.60",
+        "0.20",
+        "2",
+    )

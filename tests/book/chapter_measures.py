@@ -77,10 +77,14 @@ def main(argv=None) -> int:
         return 0
     print(f"{'chapter':18} {'median/max':>10} {'code:prose':>10} {'bookkeeping':>11} {'unfolded':>8} {'visible':>7}")
     for r in rows:
-        print(f"{r['chapter']:18} {r['median']:>5}/{r['max']:<4} {r['code_prose']:>10} {r['bookkeeping']:>10.0%}"
-              f" {r['unfolded']:>8} {r['visible_code_lines']:>7}")
-    print(f"targets: median <= {TARGETS['median']}, max <= {TARGETS['max']}, code:prose <= {TARGETS['code_prose']},"
-          f" bookkeeping <= {TARGETS['bookkeeping']:.0%}, unfolded = 0")
+        print(
+            f"{r['chapter']:18} {r['median']:>5}/{r['max']:<4} {r['code_prose']:>10} {r['bookkeeping']:>10.0%}"
+            f" {r['unfolded']:>8} {r['visible_code_lines']:>7}"
+        )
+    print(
+        f"targets: median <= {TARGETS['median']}, max <= {TARGETS['max']}, code:prose <= {TARGETS['code_prose']},"
+        f" bookkeeping <= {TARGETS['bookkeeping']:.0%}, unfolded = 0"
+    )
     return 0
 
 

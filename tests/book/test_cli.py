@@ -76,8 +76,9 @@ def _env(**extra):
 
 
 def _superpose(*args, cwd=None, env=None):
-    return subprocess.run([*COMMAND, *args], cwd=cwd or ROOT, capture_output=True, text=True,
-                          env=env or _env(), timeout=300)
+    return subprocess.run(
+        [*COMMAND, *args], cwd=cwd or ROOT, capture_output=True, text=True, env=env or _env(), timeout=300
+    )
 
 
 @pytest.fixture
@@ -143,18 +144,21 @@ def test_bad_values_and_flags_are_one_line_errors(book, tmp_path):
 
 
 def test_device_needs_a_device_parameter(book, tmp_path):
-    text = (book / "book" / "tiny.md").read_text().replace('device = "cpu"\n', "").replace(
-        ', "device =", device', "")
+    text = (book / "book" / "tiny.md").read_text().replace('device = "cpu"\n', "").replace(', "device =", device', "")
     (book / "book" / "tiny.md").write_text(text)
-    _one_line_error(_superpose("--book", str(book), "run", "tiny", "--device", "cpu", "--out", str(tmp_path / "o")),
-                    "no device parameter", "n, scale, label")
+    _one_line_error(
+        _superpose("--book", str(book), "run", "tiny", "--device", "cpu", "--out", str(tmp_path / "o")),
+        "no device parameter",
+        "n, scale, label",
+    )
 
 
 @pytest.mark.slow
 def test_run_writes_notebook_and_figures_and_failure_leaves_nothing_half_written(book, tmp_path):
     out = tmp_path / "runs"
-    ok = _superpose("--book", str(book), "run", "tiny", "-p", "n", "7", "-p", "label", "mine",
-                    "--device", "cpu", "--out", str(out))
+    ok = _superpose(
+        "--book", str(book), "run", "tiny", "-p", "n", "7", "-p", "label", "mine", "--device", "cpu", "--out", str(out)
+    )
     assert ok.returncode == 0, ok.stderr[-3000:]
     nb_path, fig = out / "tiny.ipynb", out / "tiny-figures" / "tiny-line.png"
     assert f"executed notebook: {nb_path}" in ok.stdout
@@ -233,12 +237,16 @@ def test_empty_list_parameter_is_one_line(chapter, name, tmp_path):
 
 def test_non_literal_parameters_cell_names_the_chapter(book):
     (book / "book" / "tiny.md").write_text(TINY.replace("n = 5\n", 'n = int("5")\n'))
-    _one_line_error(_superpose("--book", str(book), "list"), "chapter 'tiny'", 'n = int(\'5\')', "not a Python literal")
+    _one_line_error(_superpose("--book", str(book), "list"), "chapter 'tiny'", "n = int('5')", "not a Python literal")
 
 
 @pytest.mark.parametrize(
     "toc",
-    ["format: jb-book\nroot: book/intro\nchapters:\n  - file: [book/tiny\n", "just a string\n", "root: book/intro\nchapters: 5\n"],
+    [
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: [book/tiny\n",
+        "just a string\n",
+        "root: book/intro\nchapters: 5\n",
+    ],
     ids=["bad-yaml", "not-a-mapping", "chapters-not-a-list"],
 )
 def test_malformed_toc_is_one_line(book, toc):
@@ -271,9 +279,14 @@ SLOW = TINY.replace("n = 5\n", "n = 5\nwait = 0\n").replace(
 def _start_slow(book, out, tmpdir):
     (book / "book" / "tiny.md").write_text(SLOW)
     tmpdir.mkdir()
-    return subprocess.Popen([*COMMAND, "--book", str(book), "run", "tiny", "-p", "wait", "60", "--no-progress",
-                             "--out", str(out)], cwd=ROOT, env=_env(TMPDIR=str(tmpdir)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*COMMAND, "--book", str(book), "run", "tiny", "-p", "wait", "60", "--no-progress", "--out", str(out)],
+        cwd=ROOT,
+        env=_env(TMPDIR=str(tmpdir)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_kernel(out, proc, timeout=120):
@@ -290,8 +303,9 @@ def _wait_for_kernel(out, proc, timeout=120):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("signals", "rc"), [([signal.SIGTERM], 143), ([signal.SIGINT, signal.SIGINT], 130)],
-                         ids=["SIGTERM", "Ctrl-C-twice"])
+@pytest.mark.parametrize(
+    ("signals", "rc"), [([signal.SIGTERM], 143), ([signal.SIGINT, signal.SIGINT], 130)], ids=["SIGTERM", "Ctrl-C-twice"]
+)
 def test_sigterm_and_double_ctrl_c_keep_the_partial_notebook_and_leave_no_temporaries(book, tmp_path, signals, rc):
     out, tmpdir = tmp_path / "runs", tmp_path / "tmp"
     proc = _start_slow(book, out, tmpdir)
@@ -324,8 +338,9 @@ def _processes_mentioning(text):
 
 @pytest.mark.slow
 def test_ctrl_c_during_start_up_is_one_line():
-    proc = subprocess.Popen([*COMMAND, "list"], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*COMMAND, "list"], cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(1.0)  # the guard is in place after ~0.1 s; importing torch takes seconds more
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
@@ -454,8 +469,9 @@ def test_a_malformed_chapter_does_not_stop_another(book):
     from superpose_lib.book import run as ch
 
     (book / "book" / "other.md").write_text(MALFORMED["unclosed-yaml"])
-    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/tiny\n"
-                                   "  - file: book/other\n")
+    (book / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/tiny\n  - file: book/other\n"
+    )
     assert ch.get_chapter("tiny", book).parameters["n"] == 5
     with pytest.raises(ValueError, match="other.md: malformed front matter"):
         ch.get_chapter("other", book)
@@ -469,20 +485,47 @@ def _fake_chapter(tmp_path, params: dict, smoke: dict | None = None):
     return Chapter("fake", tmp_path / "fake.md", params, smoke or {})
 
 
-@pytest.mark.parametrize(("name", "value", "needle"), [
-    ("batch", 0, "batch=0 is out of range"), ("batch", -5, "batch=-5"), ("x_show", float("inf"), "x_show=inf"),
-    ("D_large", [1024, 0], "D_large=0"), ("seed", -1, "seed=-1"), ("L", 10**5, "L=100000"),
-    ("seeds", [0, 1.5], "seeds=1.5"), ("layout_seeds", 0, "layout_seeds=0"), ("on_rate", 2.0, "on_rate=2.0"),
-    ("workers", 0, "workers=0"), ("lm_d_model", 0, "lm_d_model=0"), ("corpus_docs", -1, "corpus_docs=-1"),
-    ("lr", float("nan"), "lr=nan"), ("n", 10**30, "n=10"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("batch", 0, "batch=0 is out of range"),
+        ("batch", -5, "batch=-5"),
+        ("x_show", float("inf"), "x_show=inf"),
+        ("D_large", [1024, 0], "D_large=0"),
+        ("seed", -1, "seed=-1"),
+        ("L", 10**5, "L=100000"),
+        ("seeds", [0, 1.5], "seeds=1.5"),
+        ("layout_seeds", 0, "layout_seeds=0"),
+        ("on_rate", 2.0, "on_rate=2.0"),
+        ("workers", 0, "workers=0"),
+        ("lm_d_model", 0, "lm_d_model=0"),
+        ("corpus_docs", -1, "corpus_docs=-1"),
+        ("lr", float("nan"), "lr=nan"),
+        ("n", 10**30, "n=10"),
+    ],
+)
 def test_chapter_values_go_through_the_library_checks(tmp_path, name, value, needle):
     from superpose_lib.book.run import check_parameter
 
-    chapter = _fake_chapter(tmp_path, {"batch": 500, "x_show": 0.0005, "D_large": [1024, 2048], "seed": 0, "L": 4,
-                                       "seeds": [0, 1], "layout_seeds": 3, "on_rate": 1e-3, "workers": 2,
-                                       "lm_d_model": 128, "corpus_docs": 0, "lr": 3e-3, "n": 5},
-                            {"corpus_docs": 45})
+    chapter = _fake_chapter(
+        tmp_path,
+        {
+            "batch": 500,
+            "x_show": 0.0005,
+            "D_large": [1024, 2048],
+            "seed": 0,
+            "L": 4,
+            "seeds": [0, 1],
+            "layout_seeds": 3,
+            "on_rate": 1e-3,
+            "workers": 2,
+            "lm_d_model": 128,
+            "corpus_docs": 0,
+            "lr": 3e-3,
+            "n": 5,
+        },
+        {"corpus_docs": 45},
+    )
     for n, v in chapter.parameters.items():  # the chapter's own values pass
         check_parameter(chapter, n, v)
     with pytest.raises(ValueError, match=f"parameter '{name}' of chapter 'fake': {re.escape(needle)}"):
@@ -515,8 +558,9 @@ def test_relative_paths_are_the_callers_and_the_cache_goes_under_out(tmp_path, m
     assert cli._caller_path(chapter, "label", "a/b") == "a/b"  # not a path parameter
     out = Path("runs")
     assert cli._run_cache("_build/.superpose_cache", out) == str(tmp_path / "runs" / ".superpose_cache")
-    assert cli._run_cache("../.superpose_cache/correction", out) == str(tmp_path / "runs" / ".superpose_cache" /
-                                                                        "correction")
+    assert cli._run_cache("../.superpose_cache/correction", out) == str(
+        tmp_path / "runs" / ".superpose_cache" / "correction"
+    )
     assert cli._run_cache("", out) == ""
 
 
@@ -543,8 +587,9 @@ def test_the_notebook_figures_and_page_publish_together_or_not_at_all(book, tmp_
         if label["v"] == "second":
             if fault == "interrupt":
                 raise KeyboardInterrupt("SIGINT")
-            raise PageBuildFailed("one-page build of x failed (exit 2): OSError: [Errno 28] No space left on "
-                                  "device: 'x.html'")
+            raise PageBuildFailed(
+                "one-page build of x failed (exit 2): OSError: [Errno 28] No space left on device: 'x.html'"
+            )
         tmp = out_dir.parent / f".{out_dir.name}.{os.getpid()}.x"
         tmp.mkdir()
         (tmp / f"{name}.html").write_text(label["v"])
@@ -578,8 +623,14 @@ def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path,
     monkeypatch.setattr("tempfile.tempdir", str(tmpdir))
     out = tmp_path / "runs"
     out.mkdir()
-    names = [".tiny.{}.ab12.part.ipynb", "..tiny.{}.ab12.part.ipynb.stamp", ".tiny-figures.{}.x1",
-             ".tiny-figures.old.{}.x2", ".tiny-html.{}.x3", ".tiny-html-src.{}.x4"]
+    names = [
+        ".tiny.{}.ab12.part.ipynb",
+        "..tiny.{}.ab12.part.ipynb.stamp",
+        ".tiny-figures.{}.x1",
+        ".tiny-figures.old.{}.x2",
+        ".tiny-html.{}.x3",
+        ".tiny-html-src.{}.x4",
+    ]
     for pid in (dead.pid, os.getpid()):
         for n in names:
             p = out / n.format(pid)
@@ -590,6 +641,7 @@ def test_leftovers_of_a_killed_run_are_removed_and_a_running_ones_kept(tmp_path,
     removed = remove_leftovers(out, "tiny")
     assert len(removed) == len(names) + 1
     assert all(str(dead.pid) in p.name for p in removed)
-    assert sorted(p.name for p in out.iterdir()) == sorted([".other.1.x", "tiny.ipynb"] +
-                                                           [n.format(os.getpid()) for n in names])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".other.1.x", "tiny.ipynb"] + [n.format(os.getpid()) for n in names]
+    )
     assert [p.name for p in tmpdir.iterdir()] == [f"superpose-run-{os.getpid()}-abc"]

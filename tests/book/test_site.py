@@ -48,15 +48,21 @@ TOC = toc_files(ROOT)
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 CHROMIUM = os.environ.get("SUPERPOSE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
 # ------------------------------------------------------------------ static checks
 
-FIGURE = re.compile(r"^(?P<fence>```+|:::+)\{(?P<kind>glue:figure|figure)\}[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$",
-                    re.M | re.S)
+FIGURE = re.compile(
+    r"^(?P<fence>```+|:::+)\{(?P<kind>glue:figure|figure)\}[^\n]*\n(?P<body>.*?)^(?P=fence)\s*$", re.M | re.S
+)
 
 
 def _book_text() -> str:
@@ -142,14 +148,23 @@ def test_every_citation_key_exists():
 def _tracked_text_files() -> list[Path]:
     out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:  # not a git checkout (an export): every file under the root
-        files = [p for p in ROOT.rglob("*") if p.is_file() and not any(
-            part.startswith(".") or part in ("_build", "artifacts", "runs") for part in p.relative_to(ROOT).parts)]
+        files = [
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file()
+            and not any(
+                part.startswith(".") or part in ("_build", "artifacts", "runs") for part in p.relative_to(ROOT).parts
+            )
+        ]
     else:
         files = [ROOT / f for f in out.stdout.splitlines()]
     keep = []
     for f in files:
-        if f.suffix in {".py", ".md", ".yml", ".yaml", ".toml", ".cff", ".bib", ".sh", ".txt", ".css", ".cfg", ""} \
-                and f.is_file() and f.stat().st_size < 2_000_000:
+        if (
+            f.suffix in {".py", ".md", ".yml", ".yaml", ".toml", ".cff", ".bib", ".sh", ".txt", ".css", ".cfg", ""}
+            and f.is_file()
+            and f.stat().st_size < 2_000_000
+        ):
             keep.append(f)
     return keep
 
@@ -168,8 +183,7 @@ def test_nothing_refers_to_files_outside_the_repository():
 
 
 _BOOK_WORDS = {
-    r"\bthe seed(?:'s| discussion)\b|\bseed discussion\b":
-        "name the source as 'the LessWrong comment thread of RiS', not 'the seed'",
+    r"\bthe seed(?:'s| discussion)\b|\bseed discussion\b": "name the source as 'the LessWrong comment thread of RiS', not 'the seed'",
     r"\bthis machine\b|\bour machine\b|\bthe build machine\b": "no remarks about the machine the book was built on",
 }
 
@@ -177,8 +191,9 @@ _BOOK_WORDS = {
 @pytest.mark.parametrize("page", sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
 def test_book_words(page):
     text = page.read_text()
-    problems = [f"{page.name}: {why}: {m.group(0)!r}" for pat, why in _BOOK_WORDS.items()
-                for m in re.finditer(pat, text, re.I)]
+    problems = [
+        f"{page.name}: {why}: {m.group(0)!r}" for pat, why in _BOOK_WORDS.items() for m in re.finditer(pat, text, re.I)
+    ]
     assert not problems, "\n".join(problems)
 
 
@@ -228,11 +243,15 @@ def _cffconvert() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_cffconvert() is None, reason="cffconvert not installed (python3 -m venv /tmp/cffenv && "
-                    "/tmp/cffenv/bin/pip install cffconvert; it pins old deps, keep it out of .venv)")
+@pytest.mark.skipif(
+    _cffconvert() is None,
+    reason="cffconvert not installed (python3 -m venv /tmp/cffenv && "
+    "/tmp/cffenv/bin/pip install cffconvert; it pins old deps, keep it out of .venv)",
+)
 def test_citation_cff_passes_cffconvert():
-    proc = subprocess.run([_cffconvert(), "--validate", "-i", str(ROOT / "CITATION.cff")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [_cffconvert(), "--validate", "-i", str(ROOT / "CITATION.cff")], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -242,20 +261,31 @@ def test_pages_workflow_publishes_the_built_book():
     assert "main" in on["push"]["branches"]
     assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
     steps = [s.get("uses", "") + " " + s.get("run", "") for job in wf["jobs"].values() for s in job["steps"]]
-    for needed in ("actions/checkout", "actions/setup-python", "scripts/build_book.sh",
-                   "actions/upload-pages-artifact", "actions/deploy-pages"):
+    for needed in (
+        "actions/checkout",
+        "actions/setup-python",
+        "scripts/build_book.sh",
+        "actions/upload-pages-artifact",
+        "actions/deploy-pages",
+    ):
         assert any(needed in s for s in steps), f"pages.yml lacks {needed}"
-    upload = next(s for job in wf["jobs"].values() for s in job["steps"]
-                  if "upload-pages-artifact" in s.get("uses", ""))
+    upload = next(
+        s for job in wf["jobs"].values() for s in job["steps"] if "upload-pages-artifact" in s.get("uses", "")
+    )
     assert upload["with"]["path"].strip("./") == "_build/html"
     build = next(s for job in wf["jobs"].values() for s in job["steps"] if "build_book.sh" in s.get("run", ""))
-    env = {**wf.get("env", {}), **next(j for j in wf["jobs"].values() if build in j["steps"]).get("env", {}),
-           **build.get("env", {})}
+    env = {
+        **wf.get("env", {}),
+        **next(j for j in wf["jobs"].values() if build in j["steps"]).get("env", {}),
+        **build.get("env", {}),
+    }
     assert env.get("SUPERPOSE_REPOSITORY_URL") == "${{ github.server_url }}/${{ github.repository }}", (
-        "the Pages build must fill the repository URL from the repository it runs in")
+        "the Pages build must fill the repository URL from the repository it runs in"
+    )
 
 
 # ------------------------------------------------------------------ the book's Sphinx extension
+
 
 @pytest.fixture
 def ext():
@@ -336,6 +366,7 @@ def test_mathjax_is_vendored_and_configured():
 
 # ------------------------------------------------------------------ browser
 
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -404,8 +435,11 @@ def _fetch(url: str) -> tuple[int, frozenset]:
 
 def _pages(site: Path) -> list[str]:
     skip = ("_static/", "_sources/", "_images/", "reports/")
-    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                  if not p.relative_to(site).as_posix().startswith(skip) and p.name != "index.html")
+    return sorted(
+        p.relative_to(site).as_posix()
+        for p in site.rglob("*.html")
+        if not p.relative_to(site).as_posix().startswith(skip) and p.name != "index.html"
+    )
 
 
 # Text of the page a reader sees, less code and the MathJax-typeset math.
@@ -465,10 +499,14 @@ SCREEN_WIDTHS = (1400, 400)
 def _bibliography_entries(page, server) -> dict:
     """id -> (label, has an external URL) of every entry on the bibliography page."""
     page.goto(server + "book/bibliography.html", wait_until="load")
-    return {e["id"]: (e["label"], e["url"]) for e in page.evaluate(
-        "() => Array.from(document.querySelectorAll('.citation')).map(c => ({id: c.id, "
-        "label: (c.querySelector('.label') || {innerText: ''}).innerText.trim(), "
-        "url: !!c.querySelector('a.reference.external[href^=\"http\"]')}))")}
+    return {
+        e["id"]: (e["label"], e["url"])
+        for e in page.evaluate(
+            "() => Array.from(document.querySelectorAll('.citation')).map(c => ({id: c.id, "
+            "label: (c.querySelector('.label') || {innerText: ''}).innerText.trim(), "
+            "url: !!c.querySelector('a.reference.external[href^=\"http\"]')}))"
+        )
+    }
 
 
 @pytest.mark.browser
@@ -481,15 +519,22 @@ def test_every_page_in_a_real_browser(site, server, browser):
     chapter_pages = {f"book/{c.name}.html" for c in CHAPTERS}
     problems: list[str] = []
     pages = _pages(site)
-    assert {"book/intro.html", "book/api.html", "book/cite.html", "book/bibliography.html",
-            "book/execution.html"} <= set(pages)
+    assert {
+        "book/intro.html",
+        "book/api.html",
+        "book/cite.html",
+        "book/bibliography.html",
+        "book/execution.html",
+    } <= set(pages)
     assert chapter_pages <= set(pages), f"chapters missing from the site: {chapter_pages - set(pages)}"
 
     for width in SCREEN_WIDTHS:
         ctx = browser.new_context(viewport={"width": width, "height": 900})
         offsite: list[str] = []
-        ctx.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"),
-                  lambda route: (offsite.append(route.request.url), route.abort()))
+        ctx.route(
+            re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"),
+            lambda route: (offsite.append(route.request.url), route.abort()),
+        )
         page = ctx.new_page()
         bad_responses: list[str] = []
         page.on("response", lambda r: bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None)
@@ -542,7 +587,8 @@ def _check_math(page, where, problems):
     if n_math:
         try:
             page.wait_for_function(
-                "n => document.querySelectorAll('mjx-container').length >= n", arg=n_math, timeout=30_000)
+                "n => document.querySelectorAll('mjx-container').length >= n", arg=n_math, timeout=30_000
+            )
         except Exception:
             problems.append(f"{where} MathJax typeset {page.locator('mjx-container').count()} of {n_math} formulas")
         if page.locator("mjx-container svg").count() == 0:
@@ -558,11 +604,11 @@ def _check_math(page, where, problems):
 def _check_page(page, rel, where, origin, chapter_pages, bib, problems):
     """The checks that do not depend on the width."""
     for fig in page.evaluate(
-            "() => Array.from(document.querySelectorAll('main figure'))"
-            ".filter(f => !f.querySelector('img, svg')).map(f => f.id || f.innerText.slice(0, 60))"):
+        "() => Array.from(document.querySelectorAll('main figure'))"
+        ".filter(f => !f.querySelector('img, svg')).map(f => f.id || f.innerText.slice(0, 60))"
+    ):
         problems.append(f"{where} figure without an image (a glued figure saved as text?): {fig}")
-    for src in page.evaluate(
-            "() => Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)"):
+    for src in page.evaluate("() => Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)"):
         problems.append(f"{where} image does not load: {src}")
 
     # No traceback, error output or build error shows.
@@ -622,8 +668,10 @@ def _check_page(page, rel, where, origin, chapter_pages, bib, problems):
 
     # The Execution page: a row per chapter with its date, run time and commit.
     if rel == "book/execution.html":
-        rows = page.evaluate("() => Array.from(document.querySelectorAll('table.superpose-execution tbody tr'))"
-                             ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))")
+        rows = page.evaluate(
+            "() => Array.from(document.querySelectorAll('table.superpose-execution tbody tr'))"
+            ".map(r => Array.from(r.cells).map(c => c.innerText.trim()))"
+        )
         titled = {c.name: False for c in CHAPTERS}
         links = page.eval_on_selector_all("table.superpose-execution a[href]", "els => els.map(e => e.href)")
         for c in CHAPTERS:
@@ -665,7 +713,11 @@ def test_executed_chapters_glue_text_without_display(site):
         for cell in nb.cells:
             for out in cell.get("outputs", []):
                 meta = (out.get("metadata") or {}).get("scrapbook") or {}
-                if meta and meta.get("mime_prefix", "") == "" and not any(k.startswith("image/") for k in out.get("data", {})):
+                if (
+                    meta
+                    and meta.get("mime_prefix", "") == ""
+                    and not any(k.startswith("image/") for k in out.get("data", {}))
+                ):
                     problems.append(f"{c.name}: glue({meta.get('name')!r}) is displayed (add display=False)")
     assert not problems, "\n".join(problems)
 

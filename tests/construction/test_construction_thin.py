@@ -16,14 +16,26 @@ from superpose_lib import construction  # noqa: E402
 
 def _rows(values, *, quantity, theory):
     """Tidy rows as `rotation_error_rows` makes them: {(z, seed, layer): mean}, worst = 2 * mean."""
-    return [{"z": z, "seed": s, "layer": l, "quantity": quantity, "mean": v, "worst": 2 * v, "theory": theory}
-            for (z, s, l), v in values.items()]
+    return [
+        {"z": z, "seed": s, "layer": l, "quantity": quantity, "mean": v, "worst": 2 * v, "theory": theory}
+        for (z, s, l), v in values.items()
+    ]
 
 
 def test_parameter_glue_keys_and_values():
     cfg = sp.CiSConfig(D=1000, T=557, d=4, S=6, L=5)
-    g = construction.parameter_glue(cfg, zs=[1, 2], D_below=2000, T_below=300, D_small=64, T_small=16, S_small=3,
-                                    n_seeds=5, batch=500, n_trajectories=2)
+    g = construction.parameter_glue(
+        cfg,
+        zs=[1, 2],
+        D_below=2000,
+        T_below=300,
+        D_small=64,
+        T_small=16,
+        S_small=3,
+        n_seeds=5,
+        batch=500,
+        n_trajectories=2,
+    )
     assert g["construction-M"] == 250 and g["construction-twoDd"] == 500 and g["construction-zs"] == "1, 2"
     assert g["construction-x"] == f"{557 * (4 / 1000) ** 2:.4f}"
     assert g["construction-xbelow"] == f"{300 * (4 / 2000) ** 2:.4f}"
@@ -59,7 +71,8 @@ def test_theory_ratios_and_seizure_summary():
         _rows(vals, quantity="inactive_x", theory=1.0)
         + _rows(vals, quantity="inactive_on", theory=1.0)
         + _rows(vals, quantity="active_x", theory=1.0)
-        + _rows({k: 0.0 for k in vals}, quantity="active_on", theory=0.0))
+        + _rows({k: 0.0 for k in vals}, quantity="active_on", theory=0.0)
+    )
     r = construction.theory_ratios(df, "inactive_x")
     assert r[(2, 3)] == pytest.approx(2 * 3 * 1.5)  # seed mean of z·l·(1 + s) over s = 0, 1
     assert construction.theory_ratios(df, "active_on").empty  # theory 0: no ratio
@@ -74,14 +87,19 @@ def test_theory_ratios_and_seizure_summary():
 def test_below_summary():
     vals = {(z, s, l): 1.0 + 0.1 * l for z in (1,) for s in (0,) for l in (1, 2)}
     df = pd.DataFrame(
-        _rows(vals, quantity="active_x", theory=1.0) + _rows(vals, quantity="inactive_x", theory=2.0)
-        + _rows(vals, quantity="inactive_on", theory=1.0) + _rows({k: 1e-12 for k in vals}, quantity="active_on",
-                                                                   theory=0.0))
+        _rows(vals, quantity="active_x", theory=1.0)
+        + _rows(vals, quantity="inactive_x", theory=2.0)
+        + _rows(vals, quantity="inactive_on", theory=1.0)
+        + _rows({k: 1e-12 for k in vals}, quantity="active_on", theory=0.0)
+    )
     b = construction.below_summary(df, D=64, T=8, factor=2.0)
     assert b["ratios"].min() == pytest.approx(0.55) and b["ratios"].max() == pytest.approx(1.2)
     assert b["on_worst"] == pytest.approx(2e-12)
-    assert b["glue"] == {"construction-below-range": "0.55–1.20", "construction-below-on": "2e-12",
-                         "construction-factor-below": "2"}
+    assert b["glue"] == {
+        "construction-below-range": "0.55–1.20",
+        "construction-below-on": "2e-12",
+        "construction-factor-below": "2",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +139,9 @@ def test_figures_return_axes(small_net):
     grid = construction.plot_error_grid(df, "mean", True)
     assert grid.shape == (2, 2) and grid[0, 0].get_yscale() == "log"
     assert "RiS theory" in [t.get_text() for t in grid[0, 0].figure.legends[0].get_texts()]
-    w = construction.plot_weights(small_net.dense_weight(2), small_net.mixing_matrix(2), d=4, S=3,
-                                  small=(64, 16, 3), D=64, n=10)
+    w = construction.plot_weights(
+        small_net.dense_weight(2), small_net.mixing_matrix(2), d=4, S=3, small=(64, 16, 3), D=64, n=10
+    )
     assert len(w) == 2 and "first 10 neurons" in w[1].get_title()
     assert construction.mean_table(df).data.index.get_level_values("quantity")[0] == "active_x"
     plt.close("all")

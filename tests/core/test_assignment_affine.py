@@ -83,7 +83,7 @@ def test_capacity_at_the_chapter_sizes():
 def test_usage_uniform(M, S):
     p = affine_prime(M, S)
     c = neuron_counts(assign_affine(p * p, M, S), M)
-    assert (c[: S * p] == p).all() and (c[S * p:] == 0).all()  # every line count T/p = p
+    assert (c[: S * p] == p).all() and (c[S * p :] == 0).all()  # every line count T/p = p
     # exact mean squared overlap: pairs of different slopes meet once iff the meeting column
     # i is one of the S used, Σ_n c_n(c_n − 1) = S·p·p(p − 1) ⇒ 1/(S(p + 1))
     assert mean_squared_overlap(assign_affine(p * p, M, S), M) == pytest.approx(1 / (S * (p + 1)), rel=1e-12)
@@ -125,20 +125,23 @@ def test_default_design_is_prime_step_bit_for_bit():
     assert make_scheme("wide", 1024, share=0.6, S_alpha=4, theta=0.55).label == "E5 wide f=0.6 S_α=4 θ=0.55"
 
 
-@pytest.mark.parametrize("call,name", [
-    (lambda: assign_affine(50, 30, 3), "T"),  # p = 7: capacity 49
-    (lambda: assign_affine(0, 30, 3), "T"),
-    (lambda: affine_capacity(30, 6), "M"),  # p = 5 < S = 6
-    (lambda: affine_capacity(8, 3), "M"),  # M // S = 2 < 3
-    (lambda: affine_capacity(30, 1), "S"),  # one-point lines of equal intercept coincide
-    (lambda: affine_capacity(30, 31), "S"),
-    (lambda: capacity(30, 3, "random"), "design"),
-    (lambda: layer_assignments(10, 30, 3, 2, torch.Generator(), design="prime-step"), "design"),
-    (lambda: layer_assignments(50, 30, 3, 2, torch.Generator(), design="affine"), "T"),
-    (lambda: BlockGroup((0, 1), 30, 3, design="projective"), "design"),
-    (lambda: BlockGroup((0, 1), 30, 6, design="affine"), "M"),
-    (lambda: make_scheme("wide", 1024, design="Affine"), "design"),
-])
+@pytest.mark.parametrize(
+    "call,name",
+    [
+        (lambda: assign_affine(50, 30, 3), "T"),  # p = 7: capacity 49
+        (lambda: assign_affine(0, 30, 3), "T"),
+        (lambda: affine_capacity(30, 6), "M"),  # p = 5 < S = 6
+        (lambda: affine_capacity(8, 3), "M"),  # M // S = 2 < 3
+        (lambda: affine_capacity(30, 1), "S"),  # one-point lines of equal intercept coincide
+        (lambda: affine_capacity(30, 31), "S"),
+        (lambda: capacity(30, 3, "random"), "design"),
+        (lambda: layer_assignments(10, 30, 3, 2, torch.Generator(), design="prime-step"), "design"),
+        (lambda: layer_assignments(50, 30, 3, 2, torch.Generator(), design="affine"), "T"),
+        (lambda: BlockGroup((0, 1), 30, 3, design="projective"), "design"),
+        (lambda: BlockGroup((0, 1), 30, 6, design="affine"), "M"),
+        (lambda: make_scheme("wide", 1024, design="Affine"), "design"),
+    ],
+)
 def test_bad_inputs_raise_value_error_naming_the_parameter(call, name):
     with pytest.raises(ValueError, match=rf"^{name}="):
         call()

@@ -13,8 +13,11 @@ from superpose_lib.core.network import StructuredNetwork, SuperposedNetwork
 
 LIB = Path(superpose_lib.__file__).parent
 # dotted names under superpose_lib of every module (the packages' __init__ only re-export)
-MODULES = sorted(".".join(p.relative_to(LIB).with_suffix("").parts) for p in LIB.rglob("*.py")
-                 if p.name != "__init__.py" and p.name != "_version.py")
+MODULES = sorted(
+    ".".join(p.relative_to(LIB).with_suffix("").parts)
+    for p in LIB.rglob("*.py")
+    if p.name != "__init__.py" and p.name != "_version.py"
+)
 
 
 def _path(name):
@@ -28,8 +31,14 @@ def _tree(name):
 @pytest.mark.parametrize("name", MODULES)
 def test_one_all_per_module_naming_what_exists(name):
     tree = _tree(name)
-    assigns = [n for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
-               and any(isinstance(t, ast.Name) and t.id == "__all__" for t in getattr(n, "targets", [getattr(n, "target", None)]))]
+    assigns = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+        and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in getattr(n, "targets", [getattr(n, "target", None)])
+        )
+    ]
     assert len(assigns) == 1 and isinstance(assigns[0], ast.Assign), f"{name}: {len(assigns)} __all__ statements"
     mod = importlib.import_module(f"superpose_lib.{name}")
     missing = [x for x in mod.__all__ if not hasattr(mod, x)]

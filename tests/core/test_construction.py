@@ -85,7 +85,9 @@ def test_dense_weight_chi_and_mixing_equal_reference(D, T, S, L, z):
     for l in range(2, L + 1):
         chi = ref.chi(idx[l - 1], idx[l - 2], M, S)
         assert net.layers[l - 1].chi == pytest.approx(chi, rel=1e-12, abs=1e-15)
-        np.testing.assert_allclose(net.mixing_matrix(l).numpy(), ref.mixing_matrix(idx[l - 1], idx[l - 2], M, S), atol=1e-14)
+        np.testing.assert_allclose(
+            net.mixing_matrix(l).numpy(), ref.mixing_matrix(idx[l - 1], idx[l - 2], M, S), atol=1e-14
+        )
         np.testing.assert_allclose(
             net.dense_weight(l).numpy(), ref.dense_weight(w, w_bar, idx[l - 1], idx[l - 2], M, S), atol=1e-14
         )
@@ -358,10 +360,16 @@ def test_plots_draw():
     sp.construction.plot_weight_blocks(net.dense_weight(2), d=4, ax=axes[0])
     sp.construction.plot_mixing_zoom(net.mixing_matrix(2), n=10, ax=axes[1], S=3)
     sp.construction.plot_step(ax=axes[2])
-    sp.construction.plot_trajectory(torch.zeros(3, 2), torch.ones(3, 2), ax=axes[3], true_on=torch.ones(3), est_on=torch.ones(3))
+    sp.construction.plot_trajectory(
+        torch.zeros(3, 2), torch.ones(3, 2), ax=axes[3], true_on=torch.ones(3), est_on=torch.ones(3)
+    )
     df = pd.DataFrame(
-        [{"z": z, "seed": s, "layer": l, "quantity": "active_x", "mean": 0.1 * l, "worst": l, "theory": 0.1 * l}
-         for z in (1, 2) for s in (0, 1) for l in (1, 2)]
+        [
+            {"z": z, "seed": s, "layer": l, "quantity": "active_x", "mean": 0.1 * l, "worst": l, "theory": 0.1 * l}
+            for z in (1, 2)
+            for s in (0, 1)
+            for l in (1, 2)
+        ]
     )
     sp.construction.plot_errors_per_layer(df, ax=axes[4])
     assert all(ax.has_data() for ax in axes)

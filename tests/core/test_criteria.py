@@ -16,15 +16,23 @@ F64 = torch.float64
 
 
 def _stats(false_on=0.0, false_off=0.0, q90=0.1, worst=0.5, L=2):
-    return {"false_on": [0.0] + [false_on] * L, "false_off": [0.0] + [false_off] * L,
-            "q90_dx": [0.0] + [q90] * L, "worst_dx": [0.0] + [worst] * L}
+    return {
+        "false_on": [0.0] + [false_on] * L,
+        "false_off": [0.0] + [false_off] * L,
+        "q90_dx": [0.0] + [q90] * L,
+        "worst_dx": [0.0] + [worst] * L,
+    }
 
 
 def test_works_criterion_a_each_condition():
     assert sp.works(_stats(), 2)
     assert sp.works(_stats(false_on=C.RATE_MAX, false_off=C.RATE_MAX, q90=C.Q90_DX_MAX, worst=0.999), 1)
-    for bad, word in ((dict(false_on=2e-3), "false_on"), (dict(false_off=2e-3), "false_off"),
-                      (dict(q90=0.3), "q90_dx"), (dict(worst=1.0), "worst_dx")):
+    for bad, word in (
+        (dict(false_on=2e-3), "false_on"),
+        (dict(false_off=2e-3), "false_off"),
+        (dict(q90=0.3), "q90_dx"),
+        (dict(worst=1.0), "worst_dx"),
+    ):
         s = _stats(**bad)
         assert not sp.works(s, 2)
         (why,) = sp.failures(s, 2)

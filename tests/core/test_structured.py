@@ -141,8 +141,11 @@ def test_general_mean_weight_and_index_add_fallback():
     w = torch.randn(T, 4, 4, generator=g, dtype=F64)
     A0 = torch.randn(M, 4, 5, generator=g, dtype=F64).relu()
     bias = torch.randn(4, generator=g, dtype=F64) * 0.1
-    for w_bar in (torch.randn(4, 2, generator=g, dtype=F64) @ torch.randn(2, 4, generator=g, dtype=F64),
-                  w.mean(0), torch.zeros(4, 4, dtype=F64)):
+    for w_bar in (
+        torch.randn(4, 2, generator=g, dtype=F64) @ torch.randn(2, 4, generator=g, dtype=F64),
+        w.mean(0),
+        torch.zeros(4, 4, dtype=F64),
+    ):
         net = SuperposedNetwork(w, idx, M, w_bar, bias)
         assert all(st.excess_n.numel() for st in net.layers[1:])  # the X^l path is exercised
         dense = net.forward_dense(A0)

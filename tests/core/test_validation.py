@@ -46,13 +46,17 @@ def test_d_4_still_the_default_and_6_allowed_in_error_correction():
 
 
 # ---- integers: any integer type accepted, everything else refused, sizes and seeds alike ----
-@pytest.mark.parametrize("value", [1000, np.int64(1000), np.int32(1000), np.uint16(1000), torch.tensor(1000), 1000.0, np.float64(1000.0)])
+@pytest.mark.parametrize(
+    "value", [1000, np.int64(1000), np.int32(1000), np.uint16(1000), torch.tensor(1000), 1000.0, np.float64(1000.0)]
+)
 def test_integral_values_of_any_integer_type_are_accepted(value):
     assert check_int("D", value, 1) == 1000 and type(check_int("D", value, 1)) is int
     assert check_seed(value) == 1000
 
 
-@pytest.mark.parametrize("value", [1.7, "5", True, np.bool_(True), None, 2**64, float("nan"), float("inf"), -1, [5], torch.tensor([1, 2])])
+@pytest.mark.parametrize(
+    "value", [1.7, "5", True, np.bool_(True), None, 2**64, float("nan"), float("inf"), -1, [5], torch.tensor([1, 2])]
+)
 def test_non_integers_and_out_of_range_are_refused_for_sizes_and_seeds(value):
     with pytest.raises(ValueError, match="D"):
         check_int("D", value, 0)
@@ -69,11 +73,27 @@ def test_numpy_grids_work_end_to_end():
     assert a == b
     for D in np.arange(400, 801, 400):
         sp.CiSConfig(D=D, T=np.int64(10))
-    df = sp.sweep(rotation_rows, [dict(D=np.int64(400), T=40, batch=8, L=2)], seeds=np.arange(2), executor="serial", progress=False)
+    df = sp.sweep(
+        rotation_rows,
+        [dict(D=np.int64(400), T=40, batch=8, L=2)],
+        seeds=np.arange(2),
+        executor="serial",
+        progress=False,
+    )
     assert len(df) == 2 * 2 * 4
 
 
-@pytest.mark.parametrize(("kw", "name"), [(dict(D=math.nan), "D"), (dict(D=0), "D"), (dict(T=0), "T"), (dict(S=0), "S"), (dict(z=200), "z"), (dict(L=1.5), "L")])
+@pytest.mark.parametrize(
+    ("kw", "name"),
+    [
+        (dict(D=math.nan), "D"),
+        (dict(D=0), "D"),
+        (dict(T=0), "T"),
+        (dict(S=0), "S"),
+        (dict(z=200), "z"),
+        (dict(L=1.5), "L"),
+    ],
+)
 def test_rotation_theory_rejects_nan_and_zero(kw, name):
     with pytest.raises(ValueError, match=rf"\b{name}="):
         sp.rotation_theory(**{"D": 1000, "T": 100, **kw})
@@ -121,7 +141,9 @@ def test_huge_batch_is_refused_up_front_naming_the_estimate():
         sp.rotation_errors(10**6, 10**5, z=1000, batch=10**6)  # 4·10¹⁰ B of active sets and inputs
     with pytest.raises(ValueError, match=r"batch=.* needs about"):
         rotation_error_rows(1000, 557, batch=10**7)
-    with pytest.raises(ValueError, match=r"batch=1000000000 is out of range: allowed an integer 1 <= batch <= 16777216"):
+    with pytest.raises(
+        ValueError, match=r"batch=1000000000 is out of range: allowed an integer 1 <= batch <= 16777216"
+    ):
         sp.rotation_errors(1000, 557, batch=10**9)  # past the vocabulary's bound (`checks.DOMAINS`)
     assert time.perf_counter() - t < 2
 
@@ -168,17 +190,29 @@ def _gr(D):
     return graph.build_graph_network(graph.chain_graph(20, 2, 4, 1, torch.Generator()), D, 6, torch.Generator())
 
 
-@pytest.mark.parametrize(("call", "blamed"), [
-    (lambda: sp.rotation_errors(2**24, 3 * 10**9, batch=1), "T"),  # the network's T·S² pairs
-    (lambda: sp.rotation_errors(2**30, 100, batch=1), "D"),  # one row of activations is 2^30 numbers
-    (lambda: sp.rotation_errors(1000, 100, z=2, batch=5 * 10**6), "batch"),  # fine in RAM, not under ulimit -v
-    (lambda: correction.scheme_run(correction.make_scheme("baseline", 4096), 2000, z=2, L=3, batch=10**7), "batch"),
-    (lambda: sp.assign(10**8, 10**8, 6), "T"),
-    (lambda: graph.graph_rows("chain", 2**30, 10**6, 1, k=2, batch=1), "D"),
-    (lambda: _gr(2**30), "D"),
-    (lambda: sp.train_superposed(8192, 30000, z=2, L=4, steps=1, batch=2**16), "batch"),
-], ids=["experiment-T", "experiment-D", "experiment-batch", "scheme_run", "assign", "graph_rows", "graph-network",
-        "train"])
+@pytest.mark.parametrize(
+    ("call", "blamed"),
+    [
+        (lambda: sp.rotation_errors(2**24, 3 * 10**9, batch=1), "T"),  # the network's T·S² pairs
+        (lambda: sp.rotation_errors(2**30, 100, batch=1), "D"),  # one row of activations is 2^30 numbers
+        (lambda: sp.rotation_errors(1000, 100, z=2, batch=5 * 10**6), "batch"),  # fine in RAM, not under ulimit -v
+        (lambda: correction.scheme_run(correction.make_scheme("baseline", 4096), 2000, z=2, L=3, batch=10**7), "batch"),
+        (lambda: sp.assign(10**8, 10**8, 6), "T"),
+        (lambda: graph.graph_rows("chain", 2**30, 10**6, 1, k=2, batch=1), "D"),
+        (lambda: _gr(2**30), "D"),
+        (lambda: sp.train_superposed(8192, 30000, z=2, L=4, steps=1, batch=2**16), "batch"),
+    ],
+    ids=[
+        "experiment-T",
+        "experiment-D",
+        "experiment-batch",
+        "scheme_run",
+        "assign",
+        "graph_rows",
+        "graph-network",
+        "train",
+    ],
+)
 def test_sizes_that_cannot_fit_are_refused_before_allocating_naming_their_cause(call, blamed):
     t = time.perf_counter()
     with _ulimit_v(), pytest.raises(ValueError) as e:

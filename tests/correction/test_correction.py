@@ -63,7 +63,9 @@ def test_general_chi_equals_balance_chi_for_equal_groups():
 
     idx = layer_assignments(170, 150, 6, 2, torch.Generator().manual_seed(0))
     n, m, _ = connectivity(idx[1], idx[0], 150)
-    assert general_chi(idx[1], idx[0], 150, 150, n, m) == pytest.approx(balance_chi(idx[1], idx[0], 150, n, m), rel=1e-12)
+    assert general_chi(idx[1], idx[0], 150, 150, n, m) == pytest.approx(
+        balance_chi(idx[1], idx[0], 150, n, m), rel=1e-12
+    )
 
 
 def _no_overlap_scheme(kind, T):
@@ -93,8 +95,12 @@ def test_no_overlap_is_exact(kind):
 
 @pytest.mark.parametrize("kind", SCHEMES)
 def test_active_exact_at_layer_one_with_z1(kind):
-    kw = {"redundant": dict(share=0.2, S_alpha=4), "register": dict(share=0.2, S_alpha=4), "wide_rule": dict(z=1, L=2),
-          "scaling": dict(z=1, L=2, x=0.001)}
+    kw = {
+        "redundant": dict(share=0.2, S_alpha=4),
+        "register": dict(share=0.2, S_alpha=4),
+        "wide_rule": dict(z=1, L=2),
+        "scaling": dict(z=1, L=2, x=0.001),
+    }
     sch = make_scheme(kind, 800, **kw.get(kind, {}))
     res = scheme_run(sch, min(60, sch.max_T), z=1, L=2, batch=30, seed=4, dtype=F64)
     assert res["worst_dx"][1] < 1e-12 and res["active_on"][1] < 1e-24
@@ -168,7 +174,9 @@ def test_determinism():
 
 def test_widths_and_parameters():
     for kind in SCHEMES:
-        s = make_scheme(kind, 1000, **{"scaling": {"z": 2, "L": 6, "x": 0.002}, "wide_rule": {"z": 2, "L": 6}}.get(kind, {}))
+        s = make_scheme(
+            kind, 1000, **{"scaling": {"z": 2, "L": 6, "x": 0.002}, "wide_rule": {"z": 2, "L": 6}}.get(kind, {})
+        )
         assert 996 < s.D <= 1000
     base = make_scheme("baseline", 1000)
     # 12 of the 16 block pairs are touched (indicator rows never read payload): 12·M² + D biases
@@ -257,11 +265,13 @@ def test_format_capacity_censoring():
 
 
 def test_best_settings_prefers_passing_then_accuracy():
-    tune = pd.DataFrame([
-        {"family": "E1", "D": 1024, "setting": "a", "worst_dx": 0.2, "false_on": 0.01, "false_off": 0.0},
-        {"family": "E1", "D": 1024, "setting": "b", "worst_dx": 0.9, "false_on": 0.0, "false_off": 0.0},
-        {"family": "E1", "D": 1024, "setting": "c", "worst_dx": 0.5, "false_on": 0.0, "false_off": 0.0},
-    ])
+    tune = pd.DataFrame(
+        [
+            {"family": "E1", "D": 1024, "setting": "a", "worst_dx": 0.2, "false_on": 0.01, "false_off": 0.0},
+            {"family": "E1", "D": 1024, "setting": "b", "worst_dx": 0.9, "false_on": 0.0, "false_off": 0.0},
+            {"family": "E1", "D": 1024, "setting": "c", "worst_dx": 0.5, "false_on": 0.0, "false_off": 0.0},
+        ]
+    )
     best = cs.best_settings(tune, eps=1.0, on_rate=1e-3)
     assert best["setting"].tolist() == ["c"]
 
@@ -320,10 +330,18 @@ def test_scheme_run_layers_gives_the_same_statistics_at_the_requested_layers():
         scheme_run(sch, 300, z=2, L=4, batch=8, seed=3, layers=(5,))
 
 
-@pytest.mark.parametrize("kind,kw,T", [("baseline", {}, 300), ("baseline", {}, 1500), ("sharp", dict(theta=0.5), 900),
-                                       ("wide", dict(share=0.6, S_alpha=4, theta=0.55), 400),
-                                       ("redundant", dict(share=0.2, S_alpha=4), 300), ("gated", {}, 600),
-                                       ("oracle", {}, 1500)])
+@pytest.mark.parametrize(
+    "kind,kw,T",
+    [
+        ("baseline", {}, 300),
+        ("baseline", {}, 1500),
+        ("sharp", dict(theta=0.5), 900),
+        ("wide", dict(share=0.6, S_alpha=4, theta=0.55), 400),
+        ("redundant", dict(share=0.2, S_alpha=4), 300),
+        ("gated", {}, 600),
+        ("oracle", {}, 1500),
+    ],
+)
 def test_sparse_statistics_equal_the_dense_ones(kind, kw, T):
     """The sparse forward and statistics (the default) against the dense ones, float64: the
     same numbers to rounding, in working and in seized networks (T = 1500 at D = 1000 seizes),
@@ -334,7 +352,7 @@ def test_sparse_statistics_equal_the_dense_ones(kind, kw, T):
     args = dict(z=2, L=5, batch=24, seed=9, dtype=F64, with_oracle=kind != "oracle", on_threshold=0.47)
     d = scheme_run(sch, T, sparse=False, **args)
     s = scheme_run(sch, T, sparse=True, chunk=7, **args)
-    for res_d, res_s in ([(d, s)] + ([(d["oracle"], s["oracle"])] if "oracle" in d else [])):
+    for res_d, res_s in [(d, s)] + ([(d["oracle"], s["oracle"])] if "oracle" in d else []):
         for k, v in res_d.items():
             if k == "oracle":
                 continue
@@ -360,5 +378,6 @@ def test_chi_from_excess_equals_the_listing_of_every_connected_pair():
     prev = layer_assignments(300, 90, 3, 1, g, design="affine")[0]
     n, m, _ = connectivity(cur, prev, 90)
     xn, xm, xk = excess_pairs(cur, prev, 90)
-    assert chi_from_excess(cur, prev, 120, 90, xn, xm, xk) == pytest.approx(general_chi(cur, prev, 120, 90, n, m),
-                                                                             rel=1e-12)
+    assert chi_from_excess(cur, prev, 120, 90, xn, xm, xk) == pytest.approx(
+        general_chi(cur, prev, 120, 90, n, m), rel=1e-12
+    )

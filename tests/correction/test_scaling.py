@@ -238,8 +238,9 @@ def test_weights_count_the_sparse_layer():
     assert 0 < len(pairs) <= T * 4 and 9 * len(pairs) + T * 2 * 3 + 3 * s.M + s.M_r <= s.weights(T)
 
 
-@pytest.mark.parametrize("n,q,k", [(20, 0.1, 3), (100, 0.05, 7), (30, 0.5, 10), (50, 0.3, 2), (1000, 0.01, 12),
-                                   (5, 0.2, 0), (5, 0.2, 6)])
+@pytest.mark.parametrize(
+    "n,q,k", [(20, 0.1, 3), (100, 0.05, 7), (30, 0.5, 10), (50, 0.3, 2), (1000, 0.01, 12), (5, 0.2, 0), (5, 0.2, 6)]
+)
 def test_binomial_tail_equals_the_sum_of_its_terms(n, q, k):
     naive = sum(math.comb(n, j) * q**j * (1 - q) ** (n - j) for j in range(k, n + 1))
     assert so._binomial_sf(n, q, k) == pytest.approx(naive, rel=1e-9, abs=1e-15)

@@ -63,8 +63,10 @@ def test_tuning_cells_and_pick():
     table = cs.tuning_table(tune.assign(censor="", why="false_on 0.002 > 0.001"))
     assert len(table) == 15 and table.loc[("E1", "θ=0.45"), "capacity T(d/D)²"] == "0.00300"
     assert table.loc[("E1", "θ=0.45"), "fails next by"] == "false_on 0.002"
-    assert cs.summary._why("false_off 0.0312 > 0.001; q90_dx 2.26 > 1.5 × the oracle's 1.29") == \
-        "false_off 0.031; q90_dx 2.3 (oracle 1.3)"
+    assert (
+        cs.summary._why("false_off 0.0312 > 0.001; q90_dx 2.26 > 1.5 × the oracle's 1.29")
+        == "false_off 0.031; q90_dx 2.3 (oracle 1.3)"
+    )
     assert picks["E1"]["theta"] == 0.45 and picks["E5"]["share"] == 0.7
     assert picks["E3"]["setting"] == "G=2"  # equal capacities: the first listed
     schemes = cs.chapter_schemes(picks)
@@ -77,9 +79,23 @@ def _schemes():
 
 
 def test_comparison_plan_measures_what_it_says():
-    plan = cs.comparison_plan(_schemes(), D_list=[1024, 4096, 16384], D_large=[65536], names_large_b=["baseline"],
-                              D_oracle_max=4096, D_family=[1024, 4096], D_controls=4096, z=2, z_other=[1, 4],
-                              D_other=[1024, 4096], seeds=[0, 1, 2], seeds_large=[0], L=10, batch=128, resolution=0.05)
+    plan = cs.comparison_plan(
+        _schemes(),
+        D_list=[1024, 4096, 16384],
+        D_large=[65536],
+        names_large_b=["baseline"],
+        D_oracle_max=4096,
+        D_family=[1024, 4096],
+        D_controls=4096,
+        z=2,
+        z_other=[1, 4],
+        D_other=[1024, 4096],
+        seeds=[0, 1, 2],
+        seeds_large=[0],
+        L=10,
+        batch=128,
+        resolution=0.05,
+    )
     (main, s0), (large, s1), (other, s2) = plan
     assert s0 == [0, 1, 2] and s1 == [0] and s2 == [0, 1, 2]
     cells = {(t["name"], c["D"], c["criterion"]) for t, c in main}
@@ -87,15 +103,30 @@ def test_comparison_plan_measures_what_it_says():
     assert ("E2", 4096, HOLDS) in cells and ("E2", 16384, HOLDS) not in cells
     assert ("untied", 4096, WORKS) in cells and ("untied", 1024, HOLDS) not in cells
     assert [c["D"] for _, c in main] == sorted((c["D"] for _, c in main), reverse=True)  # largest first
-    assert {(t["name"], c["criterion"]) for t, c in large} == {("baseline", HOLDS), ("baseline", WORKS),
-                                                               ("E1", WORKS), ("E5", WORKS)}
+    assert {(t["name"], c["criterion"]) for t, c in large} == {
+        ("baseline", HOLDS),
+        ("baseline", WORKS),
+        ("E1", WORKS),
+        ("E5", WORKS),
+    }
     assert {(c["z"], c["D"]) for _, c in other} == {(1, 1024), (1, 4096), (4, 1024), (4, 4096)}
     assert all(c["z"] == 2 for _, c in main + large)
 
 
 def test_redundancy_plan_holds_out_the_tuning_seed():
-    plan = cs.redundancy_plan(_schemes(), D_S=4096, S_list=[4, 5, 6], D_rule=[16384], seeds=[0, 1], seeds_rule=[0],
-                              tune_seed=100, z=2, L=10, batch=128, resolution=0.05)
+    plan = cs.redundancy_plan(
+        _schemes(),
+        D_S=4096,
+        S_list=[4, 5, 6],
+        D_rule=[16384],
+        seeds=[0, 1],
+        seeds_rule=[0],
+        tune_seed=100,
+        z=2,
+        L=10,
+        batch=128,
+        resolution=0.05,
+    )
     (sweep_S, seeds), (rule, seeds_rule) = plan
     assert seeds == [0, 1, 100] and seeds_rule == [0]
     assert [t["S_alpha"] for t, _ in sweep_S] == [4, 5, 6] and all(c["share"] == 0.7 for _, c in sweep_S)
@@ -104,9 +135,10 @@ def test_redundancy_plan_holds_out_the_tuning_seed():
 
 
 def test_run_plan_tags_every_row_with_its_cell(tmp_path):
-    cells = [({"name": "baseline"}, cs.capacity_config("baseline", {}, 256, HOLDS, z=2, L=3, batch=8, resolution=0.1)),
-             ({"name": "E1"}, cs.capacity_config("sharp", {"theta": 0.45}, 256, WORKS, z=2, L=3, batch=8,
-                                                 resolution=0.1))]
+    cells = [
+        ({"name": "baseline"}, cs.capacity_config("baseline", {}, 256, HOLDS, z=2, L=3, batch=8, resolution=0.1)),
+        ({"name": "E1"}, cs.capacity_config("sharp", {"theta": 0.45}, 256, WORKS, z=2, L=3, batch=8, resolution=0.1)),
+    ]
     cap = cs.run_plan([(cells, [0, 1])], cache_dir=tmp_path, executor="serial", progress=False)
     assert cap["name"].tolist() == ["baseline", "baseline", "E1", "E1"] and cap["seed"].tolist() == [0, 1, 0, 1]
     direct = cs.scheme_capacity("sharp", 256, 2, 3, 1, criterion=WORKS, batch=8, resolution=0.1, theta=0.45)[0]
@@ -118,14 +150,27 @@ def test_run_plan_tags_every_row_with_its_cell(tmp_path):
 def _cap(rows):
     out = []
     for name, D, seed, x, censor in rows:
-        out.append({"name": name, "D": D, "z": 2, "criterion": HOLDS, "seed": seed, "x_max": x, "censor": censor,
-                    "resolution": 0.05, "why": "false_on 0.002 > 0.001" if censor == "" else ""})
+        out.append(
+            {
+                "name": name,
+                "D": D,
+                "z": 2,
+                "criterion": HOLDS,
+                "seed": seed,
+                "x_max": x,
+                "censor": censor,
+                "resolution": 0.05,
+                "why": "false_on 0.002 > 0.001" if censor == "" else "",
+            }
+        )
     return pd.DataFrame(out)
 
 
 def test_paired_ratio_and_its_bounds():
-    cap = _cap([("E5", 4096, s, 0.003 * (1 + 0.1 * s), "") for s in range(3)]
-               + [("E1", 4096, s, 0.002 * (1 + 0.1 * s), "") for s in range(4)])
+    cap = _cap(
+        [("E5", 4096, s, 0.003 * (1 + 0.1 * s), "") for s in range(3)]
+        + [("E1", 4096, s, 0.002 * (1 + 0.1 * s), "") for s in range(4)]
+    )
     r = cs.paired_ratio(cap, "E5", "E1", D=4096, criterion=HOLDS)
     assert r["n"] == 3 and r["mean"] == pytest.approx(1.5) and r["low"] == pytest.approx(1.5) and r["bound"] == ""
     cap.loc[0, "censor"] = "above"
@@ -140,8 +185,13 @@ def test_theory_slopes_sit_beside_the_fits():
     fits = cs.theory_slopes(capacity.slopes(cap), cap, {"baseline": ("baseline", {})}, z=2, L=10)
     r = fits.iloc[0]
     assert r["slope"] == pytest.approx(-0.5, abs=0.01) and -0.7 < r["theory"] < -0.3
-    works = cs.theory_slopes(capacity.slopes(cap.assign(criterion=WORKS)), cap.assign(criterion=WORKS),
-                             {"baseline": ("baseline", {})}, z=2, L=10)
+    works = cs.theory_slopes(
+        capacity.slopes(cap.assign(criterion=WORKS)),
+        cap.assign(criterion=WORKS),
+        {"baseline": ("baseline", {})},
+        z=2,
+        L=10,
+    )
     assert math.isnan(works.iloc[0]["theory"])
 
 
@@ -180,12 +230,21 @@ def test_mechanism_facts_from_a_small_run():
 
 def _full_cap():
     rows = []
-    for D, b, e1, e5, o in ((1024, 0.003, 0.004, 0.005, 0.006), (4096, 0.0015, 0.0024, 0.0035, 0.006),
-                            (16384, 0.0007, 0.0015, 0.0018, 0.006)):
+    for D, b, e1, e5, o in (
+        (1024, 0.003, 0.004, 0.005, 0.006),
+        (4096, 0.0015, 0.0024, 0.0035, 0.006),
+        (16384, 0.0007, 0.0015, 0.0018, 0.006),
+    ):
         for s in range(3):
             j = 1 + 0.03 * s
-            for name, x in (("baseline", b), ("E1", e1), ("E5", e5), ("oracle", o), ("untied", b),
-                            ("E5 f=0.5", 0.8 * e5)):
+            for name, x in (
+                ("baseline", b),
+                ("E1", e1),
+                ("E5", e5),
+                ("oracle", o),
+                ("untied", b),
+                ("E5 f=0.5", 0.8 * e5),
+            ):
                 rows.append((name, D, s, x * j, "above" if name == "E5" and D == 1024 else ""))
     cap = _cap(rows)
     works = cap.assign(criterion=WORKS, x_max=lambda c: 0.0002 * (1 + 0.02 * c["seed"]))
@@ -201,7 +260,9 @@ def test_capacity_and_control_facts():
     assert f["ec-gain-E5-E1-4096"].startswith("1.46") and f["ec-gain-E5-E1-1024"].startswith("≥")
     assert "theory" in f["ec-slope-b-baseline"] and "theory" not in f["ec-slope-a-baseline"]
     assert f["ec-slope-b-baseline"].startswith("−0.")  # a true minus sign
-    assert f["ec-a-spread-4096"] == "1.00" and f["checks"]["ratios"][("E5", "E1", 16384, HOLDS)]["mean"] == pytest.approx(1.2)
+    assert f["ec-a-spread-4096"] == "1.00" and f["checks"]["ratios"][("E5", "E1", 16384, HOLDS)][
+        "mean"
+    ] == pytest.approx(1.2)
     assert f["checks"]["fall"]["baseline"] == pytest.approx(0.003 / 0.0007)
     assert f["checks"]["ratios"][("oracle", "baseline", 4096, WORKS)]["mean"] == pytest.approx(1.0)
     assert f["ec-b-E5-max"] == f["ec-b-E5-16384"] and f["ec-gain-E1-baseline-min"] == f["ec-gain-E1-baseline-1024"]
@@ -221,9 +282,22 @@ def test_redundancy_facts():
         rows.append(("E5 tuned", 16384, s, 0.0021, ""))
     cap_S = _cap(rows)
     cap_S["S_alpha"] = [int(n.split("=")[-1]) if "=" in n else 5 for n in cap_S["name"]]
-    runs = pd.DataFrame([{"series": ser, "S_alpha": S, "seed": s, "x": 0.0018, "spuriousL": 1e-3 / S,
-                          "th_spuriousL": 2e-3 / S, "false_on": 0.0} for ser in cs.RATE_SERIES
-                         for S in (4, 6) for s in (0, 1)])
+    runs = pd.DataFrame(
+        [
+            {
+                "series": ser,
+                "S_alpha": S,
+                "seed": s,
+                "x": 0.0018,
+                "spuriousL": 1e-3 / S,
+                "th_spuriousL": 2e-3 / S,
+                "false_on": 0.0,
+            }
+            for ser in cs.RATE_SERIES
+            for S in (4, 6)
+            for s in (0, 1)
+        ]
+    )
     rule = {4096: cs.indicator_redundancy(4096, share=0.6, theta=0.55, z=2, L=10)}
     f = cs.redundancy_facts(cap_S, cap, runs, rule, tune_seed=100, D_S=4096)
     assert f["pick"] == 5 and f["ec-S-pick"] == "5"  # the held-out seed picks 5 (6 is worse there)
@@ -251,12 +325,21 @@ def test_plots_return_axes():
     ax = cs.plot_capacity_vs_D(b, theory=theory)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert sorted(labels) == sorted(plots.LABELS["scheme"][k] for k in b["name"].unique())  # censored E5 included
-    S = pd.DataFrame({"S_alpha": [4, 6], "D": 4096, "mean": [0.003, 0.0032], "low": [0.0028, 0.003],
-                      "high": [0.0032, 0.0034]})
-    rule = {4096: {"S": 6, "x_star": 0.0033, "table": {4: 0.0025, 6: 0.0033}},
-            16384: {"S": 6, "x_star": 0.0019, "table": {4: 0.0013, 6: 0.0019}}}
+    S = pd.DataFrame(
+        {"S_alpha": [4, 6], "D": 4096, "mean": [0.003, 0.0032], "low": [0.0028, 0.003], "high": [0.0032, 0.0034]}
+    )
+    rule = {
+        4096: {"S": 6, "x_star": 0.0033, "table": {4: 0.0025, 6: 0.0033}},
+        16384: {"S": 6, "x_star": 0.0019, "table": {4: 0.0013, 6: 0.0019}},
+    }
     assert len(cs.plot_redundancy(S, rule).get_lines()) >= 4
-    rows = pd.DataFrame([{"series": ser, "S_alpha": s_, "seed": k, "spuriousL": 0.01 / s_, "th_spuriousL": 0.02 / s_}
-                         for ser in cs.RATE_SERIES for s_ in (4, 6) for k in range(2)])
+    rows = pd.DataFrame(
+        [
+            {"series": ser, "S_alpha": s_, "seed": k, "spuriousL": 0.01 / s_, "th_spuriousL": 0.02 / s_}
+            for ser in cs.RATE_SERIES
+            for s_ in (4, 6)
+            for k in range(2)
+        ]
+    )
     assert cs.plot_redundancy_rates(rows) is not None
     plt.close("all")

@@ -39,8 +39,10 @@ def test_indicator_theory_rates_rise_with_load():
     assert all(0.0 <= v <= 1.0 for v in hi["false_on"] + hi["false_off"])
 
 
-@pytest.mark.parametrize("kw, name", [({"S": 0}, "S"), ({"theta": 1.5}, "theta"), ({"theta_hi": 0.5}, "theta_hi"),
-                                      ({"L": 1}, "L"), ({"z": 0}, "z")])
+@pytest.mark.parametrize(
+    "kw, name",
+    [({"S": 0}, "S"), ({"theta": 1.5}, "theta"), ({"theta_hi": 0.5}, "theta_hi"), ({"L": 1}, "L"), ({"z": 0}, "z")],
+)
 def test_indicator_theory_refuses_bad_input(kw, name):
     args = {"S": 6, "z": 2, "L": 4, "theta": 0.55} | kw
     with pytest.raises(ValueError, match=name):
@@ -55,8 +57,9 @@ def test_design_rule_is_deterministic_and_grows_S_with_D():
     assert small.M == 256 and small.share == 0.5 and small.design == "affine"
 
 
-@pytest.mark.parametrize("kw, name", [({"D": 1026}, "D"), ({"D": 32}, "D"), ({"z": 0}, "z"), ({"L": 1}, "L"),
-                                      ({"rate": 0.0}, "rate")])
+@pytest.mark.parametrize(
+    "kw, name", [({"D": 1026}, "D"), ({"D": 32}, "D"), ({"z": 0}, "z"), ({"L": 1}, "L"), ({"rate": 0.0}, "rate")]
+)
 def test_design_rule_refuses_bad_input(kw, name):
     args = {"D": 1024, "z": 2, "L": 10} | kw
     D = args.pop("D")

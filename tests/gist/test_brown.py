@@ -14,8 +14,10 @@ from conftest import ROOT  # noqa: F401  (puts this checkout first on sys.path)
 
 from superpose_lib.gist import brown as B
 
-TAGGED = ("\n\n\tThe/at Fulton/np-tl County/nn-tl said/vbd ``/`` no/at evidence/nn ''/'' ,/, "
-          "1/2/cd of/in it/pps ./.\n\n\n\tIt/pps ended/vbd (/( today/nr )/) !/.\n")
+TAGGED = (
+    "\n\n\tThe/at Fulton/np-tl County/nn-tl said/vbd ``/`` no/at evidence/nn ''/'' ,/, "
+    "1/2/cd of/in it/pps ./.\n\n\n\tIt/pps ended/vbd (/( today/nr )/) !/.\n"
+)
 
 
 def test_strip_tags():
@@ -44,8 +46,14 @@ def test_tampered_tarball_is_refused_before_reading(tmp_path):
 
 def test_reads_only_document_members_never_traverses(tmp_path):
     tgz = tmp_path / "x.tgz"
-    evil = {"package/ca01": TAGGED.encode(), "package/../../escape": b"x", "/abs/cb02": b"x",
-            "package/cb02/../../ca03": b"x", "package/README": b"x", "package/ck09": b"Go/vb ./."}
+    evil = {
+        "package/ca01": TAGGED.encode(),
+        "package/../../escape": b"x",
+        "/abs/cb02": b"x",
+        "package/cb02/../../ca03": b"x",
+        "package/README": b"x",
+        "package/ck09": b"Go/vb ./.",
+    }
     integ = _tarball(tgz, evil)
     cwd = os.getcwd()
     docs = B.read_tarball(tgz, integ)
@@ -118,11 +126,15 @@ def _cache(tmp_path, kind):
     good = json.dumps({"package": B.PACKAGE, "integrity": B.INTEGRITY, "documents": docs})
     f = B.cache_file(tmp_path)
     f.parent.mkdir(parents=True, exist_ok=True)
-    {"truncated": lambda: f.write_text(good[: len(good) // 2]), "empty": lambda: f.write_text(""),
-     "garbage": lambda: f.write_bytes(bytes(range(256)) * 16), "a-list": lambda: f.write_text("[1, 2, 3]"),
-     "bad-genre": lambda: f.write_text(good.replace('"genre": "a"', '"genre": 5', 1)),
-     "short": lambda: f.write_text(good.replace(json.dumps(docs[0]) + ", ", "", 1)),
-     "good": lambda: f.write_text(good)}[kind]()
+    {
+        "truncated": lambda: f.write_text(good[: len(good) // 2]),
+        "empty": lambda: f.write_text(""),
+        "garbage": lambda: f.write_bytes(bytes(range(256)) * 16),
+        "a-list": lambda: f.write_text("[1, 2, 3]"),
+        "bad-genre": lambda: f.write_text(good.replace('"genre": "a"', '"genre": 5', 1)),
+        "short": lambda: f.write_text(good.replace(json.dumps(docs[0]) + ", ", "", 1)),
+        "good": lambda: f.write_text(good),
+    }[kind]()
     return f
 
 

@@ -22,7 +22,9 @@ def _docs(n=12, length=300, seed=0):
     for _ in range(n):
         x = [int(torch.randint(10, (1,), generator=g))]
         for _ in range(length - 1):
-            x.append((x[-1] + 1) % 10 if torch.rand(1, generator=g) < 0.8 else int(torch.randint(10, (1,), generator=g)))
+            x.append(
+                (x[-1] + 1) % 10 if torch.rand(1, generator=g) < 0.8 else int(torch.randint(10, (1,), generator=g))
+            )
         docs.append([LM.BOS] + words[x].tolist())
     return docs
 

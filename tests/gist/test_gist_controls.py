@@ -19,8 +19,10 @@ from superpose_lib.gist import splice as SP
 
 def _docs(n=6, length=300, V=40, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [{"ids": torch.randint(V, (length - 37 * (i % 3),), generator=g).tolist(), "y": i % 2, "group": f"d{i}"}
-            for i in range(n)]
+    return [
+        {"ids": torch.randint(V, (length - 37 * (i % 3),), generator=g).tolist(), "y": i % 2, "group": f"d{i}"}
+        for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("kw", [{}, {"ell": 3.0}, {"ell": 0.5}, {"long": 100}])
@@ -37,7 +39,7 @@ def test_window_bags_match_their_dense_rows(kw):
     assert bag.scale() == pytest.approx(float(dense.pow(2).sum(1).mean().sqrt()))
     if "long" not in kw:  # attention's window: the piece's tokens 0..q, nothing before the piece
         i = 7
-        piece = torch.tensor(docs[where["doc"][i]]["ids"])[where["offset"][i]:][: int(where["q"][i]) + 1]
+        piece = torch.tensor(docs[where["doc"][i]]["ids"])[where["offset"][i] :][: int(where["q"][i]) + 1]
         assert torch.equal(dense[i].nonzero()[:, 0], piece.unique())
     with pytest.raises(ValueError, match="ell"):
         Fz.window_bags(docs, where, 64, 40, ell=0.1)
@@ -57,8 +59,10 @@ def test_probe_on_a_bag_reads_its_rows_scaled_by_one_scalar():
 
 def test_model_features_match_the_hooks_and_uniform_attention_by_hand():
     m = G.random_gpt2(0, n_layer=2)
-    docs = [{"ids": [G.BOS] + list(range(1000, 1150)), "y": 0, "group": "a"},
-            {"ids": [G.BOS] + list(range(2000, 2090)), "y": 1, "group": "b"}]
+    docs = [
+        {"ids": [G.BOS] + list(range(1000, 1150)), "y": 0, "group": "a"},
+        {"ids": [G.BOS] + list(range(2000, 2090)), "y": 1, "group": "b"},
+    ]
     where = Fz.sample_positions(docs, 64, 4, torch.Generator().manual_seed(0))
     f = Fz.model_features(m, docs, where, 64, last_layer=2, batch=2)
     for i in (0, 5, len(where["q"]) - 1):
@@ -84,12 +88,21 @@ def test_paired_table_intervals_and_differences():
     y = np.repeat(np.arange(n_docs) % 4, per)
     good = np.where(np.random.default_rng(0).random(len(y)) < 0.8, y, (y + 1) % 4)
     seeds = np.stack([good, np.where(np.arange(len(y)) % 7 == 0, (y + 2) % 4, good)])
-    tab = P.paired_table({"a": seeds, "b": y, "c": good}, y, doc, 4, pairs={"a − b": ("a", "b"), "c − c": ("c", "c")},
-                         generator=g, n_boot=100).set_index("name")
+    tab = P.paired_table(
+        {"a": seeds, "b": y, "c": good},
+        y,
+        doc,
+        4,
+        pairs={"a − b": ("a", "b"), "c − c": ("c", "c")},
+        generator=g,
+        n_boot=100,
+    ).set_index("name")
     assert tab.loc["b", "value"] == 1 and tab.loc["b", "doc_lo"] == 1  # perfect predictions
     assert tab.loc["c", "seed_lo"] == tab.loc["c", "seed_hi"]  # one prediction for every seed: no seed spread
     per_seed = [G.balanced_accuracy(y, s, 4) for s in seeds]
-    assert tab.loc["a", "value"] == pytest.approx(np.mean(per_seed)) and tab.loc["a", "per_seed"] == pytest.approx(per_seed, abs=1e-4)
+    assert tab.loc["a", "value"] == pytest.approx(np.mean(per_seed)) and tab.loc["a", "per_seed"] == pytest.approx(
+        per_seed, abs=1e-4
+    )
     assert tab.loc["a", "seed_lo"] < tab.loc["a", "value"] < tab.loc["a", "seed_hi"]
     assert tab.loc["a", "doc_lo"] < tab.loc["a", "value"] < tab.loc["a", "doc_hi"]
     assert tab.loc["c − c", "value"] == 0 and tab.loc["c − c", "doc_lo"] == 0 == tab.loc["c − c", "doc_hi"]
@@ -121,8 +134,9 @@ def test_switch_off_thresholds_and_honest_check():
 
 
 def test_splices_switch_where_the_bag_should():
-    docs = [{"ids": [0] + [1 + (i % 2) * 10 + (t % 5) for t in range(200)], "y": i % 2, "group": f"d{i}"}
-            for i in range(8)]
+    docs = [
+        {"ids": [0] + [1 + (i % 2) * 10 + (t % 5) for t in range(200)], "y": i % 2, "group": f"d{i}"} for i in range(8)
+    ]
     fold = (np.arange(8) // 2) % 2  # fold 0: documents 0, 1, 4, 5 (both groups)
     pieces, fold_of, pair_of = SP.splice_docs(docs, fold, 20, 30, 3, torch.Generator().manual_seed(0))
     assert len(pieces) == 2 * 3 * 2 and all(len(p["ids"]) == 50 for p in pieces)
@@ -166,7 +180,9 @@ def test_trained_seeds_have_curves_and_one_cache_entry_each(tmp_path, monkeypatc
     cfg = LM.LMConfig(n_ctx=16, d_model=16, n_layer=1, n_head=2, steps=20, batch=4, lr=1e-2, cutoffs=(4,))
     runs = LM.cached_lms(train, vocab, cfg, [0, 1], heldout=wins, eval_every=10)
     assert [r[1]["cached"] for r in runs] == [False, False] and len(list(tmp_path.glob("*.safetensors"))) == 2
-    assert [s for s, _ in runs[0][1]["heldout"]] == [10, 20] and runs[0][1]["heldout"][-1][1] < runs[0][1]["heldout"][0][1] + 1
+    assert [s for s, _ in runs[0][1]["heldout"]] == [10, 20] and runs[0][1]["heldout"][-1][1] < runs[0][1]["heldout"][
+        0
+    ][1] + 1
     again = LM.cached_lms(train, vocab, cfg, [0, 1], heldout=wins, eval_every=10)
     assert [r[1]["cached"] for r in again] == [True, True] and again[1][1]["heldout"] == runs[1][1]["heldout"]
     init = LM.initial_lm(cfg, len(vocab), 1)
@@ -209,12 +225,18 @@ def test_network_capacity_oracle_beats_all_on_and_censoring():
 def test_gpt2_rows_read_the_same_positions_through_the_vocabulary_map():
     m = G.random_gpt2(0, n_layer=2)
     gpt2_ids = torch.arange(5000, 5100)  # local id j is GPT-2 id 5000 + j
-    docs = [{"ids": torch.randint(100, (150,), generator=torch.Generator().manual_seed(i)).tolist(), "y": i % 2,
-             "group": f"d{i}"} for i in range(3)]
+    docs = [
+        {
+            "ids": torch.randint(100, (150,), generator=torch.Generator().manual_seed(i)).tolist(),
+            "y": i % 2,
+            "group": f"d{i}",
+        }
+        for i in range(3)
+    ]
     where = Fz.sample_positions(docs, 64, 3, torch.Generator().manual_seed(0))
     rows = E.gpt2_rows(m, docs, where, 64, gpt2_ids, mid_layer=1)
     i = 4
-    piece = gpt2_ids[torch.tensor(docs[where["doc"][i]]["ids"])[where["offset"][i]:][:64]][None]
+    piece = gpt2_ids[torch.tensor(docs[where["doc"][i]]["ids"])[where["offset"][i] :][:64]][None]
     c = G.run_layer0(m, piece, mid_layer=1)
     torch.testing.assert_close(rows["gpt2"][0][i], c.resid_mid[0, int(where["q"][i])], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rows["gpt2 mid"][0][i], c.resid_layer[0, int(where["q"][i])], atol=1e-5, rtol=1e-5)

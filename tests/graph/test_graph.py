@@ -142,8 +142,7 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="cycle"):  # 1 reads 2 and 2 reads 1 within layer 2
         G.CircuitGraph(6, 3, 1, w, [torch.tensor([1, 2]), r[1]], [torch.tensor([2, 1]), s[1]], W)
     with pytest.raises(ValueError, match="cycle"):  # 3-cycle 0 -> 1 -> 2 -> 0
-        G.CircuitGraph(6, 3, 1, w, [torch.tensor([1, 2, 0]), r[1]], [torch.tensor([0, 1, 2]), s[1]],
-                       [w[:3], W[1]])
+        G.CircuitGraph(6, 3, 1, w, [torch.tensor([1, 2, 0]), r[1]], [torch.tensor([0, 1, 2]), s[1]], [w[:3], W[1]])
     with pytest.raises(ValueError, match="more than z=1"):  # fan-out: 0 feeds 1 and 2
         G.CircuitGraph(6, 3, 1, w, [torch.tensor([1, 2]), r[1]], [torch.tensor([0, 0]), s[1]], W)
     with pytest.raises(ValueError, match="repeated edge"):
@@ -297,8 +296,6 @@ def test_theory_matches_measurement_in_working_regime(seed):
         assert e["theory_active_x"][3] == pytest.approx(closed, rel=0.1)
 
 
-
-
 # ---- the exact z = 1 baseline ------------------------------------------------------------
 def test_block_network_is_exact_for_every_circuit():
     g = _gen(7)
@@ -316,8 +313,9 @@ def test_block_network_is_exact_for_every_circuit():
         assert net.off_group_max(l, states[l], t) == 0.0
     dense = net.forward_dense(*net.embed(t, a0))
     for (X, RA, RB), v in zip(states, dense):
-        torch.testing.assert_close(torch.cat([X.permute(2, 0, 1).reshape(M * M, -1), RA.T, RB.T], 1), v,
-                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            torch.cat([X.permute(2, 0, 1).reshape(M * M, -1), RA.T, RB.T], 1), v, rtol=0, atol=1e-12
+        )
     c = block_cost(M * d, d)
     assert c["T"] == M * M and c["neurons"] == net.width == M * d * (1 + 2 / d)
 

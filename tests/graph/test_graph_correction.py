@@ -66,8 +66,9 @@ def test_one_assignment_and_ris_step_equals_graph_network(tied, family):
         assert torch.allclose(R, ref.readout(A_ref[l], l), rtol=0, atol=1e-12), l
 
 
-@pytest.mark.parametrize("kind,knobs", [("baseline", {}), ("sharp", {"theta": 0.5}),
-                                        ("wide", {"share": 0.6, "S_alpha": 4, "theta": 0.55})])
+@pytest.mark.parametrize(
+    "kind,knobs", [("baseline", {}), ("sharp", {"theta": 0.5}), ("wide", {"share": 0.6, "S_alpha": 4, "theta": 0.55})]
+)
 def test_self_edges_equal_corrected_network(kind, knobs):
     """With only self-edges (every circuit reads itself) the graph network of a scheme is
     `CorrectedNetwork` of that scheme: same assignments from the same generator, same χ."""
@@ -185,7 +186,9 @@ def _flat(A):
     return torch.cat([a.permute(2, 1, 0).reshape(a.shape[-1], -1) for a in A], dim=1)
 
 
-@pytest.mark.parametrize("kind,knobs", [("sharp", {"theta": 0.45}), ("wide", {"share": 0.6, "S_alpha": 3, "theta": 0.5})])
+@pytest.mark.parametrize(
+    "kind,knobs", [("sharp", {"theta": 0.45}), ("wide", {"share": 0.6, "S_alpha": 3, "theta": 0.5})]
+)
 def test_structured_equals_naive_dense_reference(kind, knobs):
     """Tiny gate graph (T = 21, with AND shifts) and a tiny random graph: the structured
     forward equals the loop-built dense network."""
@@ -237,7 +240,7 @@ def test_stepped_gates_compute_or_and_exactly():
                 a0[2 * gate] = encode_input(torch.tensor([float(pa)]), torch.zeros(1, 2)).T
                 a0[2 * gate + 1] = encode_input(torch.tensor([float(pb)]), torch.zeros(1, 2)).T
             out = G.run_graph(sg, a0)
-            alpha = out[2, 2 * P:, 0, 0] - out[2, 2 * P:, 1, 0]
+            alpha = out[2, 2 * P :, 0, 0] - out[2, 2 * P :, 1, 0]
             n_and = 3
             want_and, want_or = float(pa and pb), float(pa or pb)
             assert torch.allclose(alpha[:n_and], torch.full((n_and,), want_and, dtype=F64))
@@ -288,23 +291,30 @@ def test_run_statistics_equal_graph_errors_of_the_same_network():
 
 def test_small_network_without_overload_is_accurate():
     """Few gates in a wide network: no false activation, and active circuits close to the truth."""
-    for kind, kw in (("baseline", {}), ("sharp", {"theta": 0.55}), ("wide", {"share": 0.6, "S_alpha": 4, "theta": 0.55})):
+    for kind, kw in (
+        ("baseline", {}),
+        ("sharp", {"theta": 0.55}),
+        ("wide", {"share": 0.6, "S_alpha": 4, "theta": 0.55}),
+    ):
         r = GC.graph_correction_run(kind, 4000, 20, z=2, L=4, batch=32, seed=0, **kw)
         assert max(r["false_on"][1:]) == 0 and max(r["false_off"][1:]) == 0, kind
         assert max(r["worst_dx"][1:]) < 0.8, kind
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: GC.graph_correction_run("gated", 2000, 10), "kind"),
-    (lambda: GC.graph_correction_run("wide", 2000, 10**6, share=0.6, S_alpha=4), "P="),
-    (lambda: GC.graph_correction_run("baseline", 2000, 0), "P="),
-    (lambda: GC.graph_correction_run("baseline", 2000, 10, batch=0), "batch"),
-    (lambda: GC.graph_correction_run("baseline", 2000, 10, dtype="int8"), "dtype"),
-    (lambda: GC.graph_correction_run("baseline", 2000, 10, seed=-1), "seed"),
-    (lambda: GC.graph_correction_run("baseline", 2000, 10, batch=10**12), "batch=1000000000000 is out of range"),
-    (lambda: GC.stepped_graph(G.gate_graph(3, 3, 2, _gen()), 0.8, 0.7), "theta_hi"),
-    (lambda: GC.graph_scheme("register", 2000), "kind"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: GC.graph_correction_run("gated", 2000, 10), "kind"),
+        (lambda: GC.graph_correction_run("wide", 2000, 10**6, share=0.6, S_alpha=4), "P="),
+        (lambda: GC.graph_correction_run("baseline", 2000, 0), "P="),
+        (lambda: GC.graph_correction_run("baseline", 2000, 10, batch=0), "batch"),
+        (lambda: GC.graph_correction_run("baseline", 2000, 10, dtype="int8"), "dtype"),
+        (lambda: GC.graph_correction_run("baseline", 2000, 10, seed=-1), "seed"),
+        (lambda: GC.graph_correction_run("baseline", 2000, 10, batch=10**12), "batch=1000000000000 is out of range"),
+        (lambda: GC.stepped_graph(G.gate_graph(3, 3, 2, _gen()), 0.8, 0.7), "theta_hi"),
+        (lambda: GC.graph_scheme("register", 2000), "kind"),
+    ],
+)
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -324,8 +334,10 @@ def test_scheme_without_graph_support_is_refused():
 
 # ---- analysis: grid, tuning, the top-load comparison ----------------------------------------
 def test_grid_skips_loads_beyond_the_assignment_and_keeps_per_D_settings():
-    schemes = {"baseline": {"kind": "baseline"},
-               "E5": {2000: {"kind": "wide", "share": 0.7, "S_alpha": 4, "theta": 0.55}}}
+    schemes = {
+        "baseline": {"kind": "baseline"},
+        "E5": {2000: {"kind": "wide", "share": 0.7, "S_alpha": 4, "theta": 0.55}},
+    }
     grid = GC.graph_correction_grid(schemes, [2000], [2], [0.001, 0.5], L=4, batch=8)
     by = {(c["name"], c["P"]) for c in grid}
     P_small, P_big = round(0.001 * 500**2 / 3), round(0.5 * 500**2 / 3)
@@ -334,7 +346,8 @@ def test_grid_skips_loads_beyond_the_assignment_and_keeps_per_D_settings():
     e5 = next(c for c in grid if c["name"] == "E5")
     assert e5["share"] == 0.7 and e5["kind"] == "wide"
     assert GC.graph_tuning_rows("E5", "f", "wide", 2000, 2, 4, 0, x=0.5, share=0.7, S_alpha=4, theta=0.55) == [
-        {"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "built": False}]
+        {"worst_dx": float("inf"), "false_on": 1.0, "false_off": 1.0, "built": False}
+    ]
 
 
 def test_top_load_table_on_hand_made_rows():
@@ -343,13 +356,49 @@ def test_top_load_table_on_hand_made_rows():
     rows = []
     for name, fo in (("baseline", [0.5, 0.6, 0.7]), ("E1", [0.1, 0.2, 0.3]), ("E5", [0.0, 0.001, 0.002])):
         for seed, v in enumerate(fo):
-            rows.append({"name": name, "D": 100, "z": 2, "P": 10, "T": 30, "x": 0.03, "seed": seed, "layer": 4,
-                         "false_on": v, "worst_dx": 1.0})
-            rows.append({"name": name, "D": 100, "z": 2, "P": 5, "T": 15, "x": 0.015, "seed": seed, "layer": 4,
-                         "false_on": 0.0, "worst_dx": 0.5})
+            rows.append(
+                {
+                    "name": name,
+                    "D": 100,
+                    "z": 2,
+                    "P": 10,
+                    "T": 30,
+                    "x": 0.03,
+                    "seed": seed,
+                    "layer": 4,
+                    "false_on": v,
+                    "worst_dx": 1.0,
+                }
+            )
+            rows.append(
+                {
+                    "name": name,
+                    "D": 100,
+                    "z": 2,
+                    "P": 5,
+                    "T": 15,
+                    "x": 0.015,
+                    "seed": seed,
+                    "layer": 4,
+                    "false_on": 0.0,
+                    "worst_dx": 0.5,
+                }
+            )
     # E5 also ran at a larger load that the others did not: the top load is the largest common one
-    rows.append({"name": "E5", "D": 100, "z": 2, "P": 20, "T": 60, "x": 0.06, "seed": 0, "layer": 4, "false_on": 0.9,
-                 "worst_dx": 9.0})
+    rows.append(
+        {
+            "name": "E5",
+            "D": 100,
+            "z": 2,
+            "P": 20,
+            "T": 60,
+            "x": 0.06,
+            "seed": 0,
+            "layer": 4,
+            "false_on": 0.9,
+            "worst_dx": 9.0,
+        }
+    )
     top = GC.top_load_table(pd.DataFrame(rows), on_rate=0.01)
     r = top.iloc[0]
     assert r.P == 10 and r["T"] == 30
@@ -357,7 +406,9 @@ def test_top_load_table_on_hand_made_rows():
     assert r.E1_fails and r.baseline_fails and not r.E5_fails
     assert r.E5_below_E1_every_seed and r.E1_over_E5 == pytest.approx(0.2 / 0.001)
     lo, hi = r.E1_false_on_lo, r.E1_false_on_hi
-    assert lo < 0.2 < hi and hi - 0.2 == pytest.approx(4.302653 * 0.1 / 3**0.5, rel=1e-3)  # t(0.975, ν=2), tabulated to 4 digits
+    assert lo < 0.2 < hi and hi - 0.2 == pytest.approx(
+        4.302653 * 0.1 / 3**0.5, rel=1e-3
+    )  # t(0.975, ν=2), tabulated to 4 digits
     s = GC.graph_correction_summary(pd.DataFrame(rows), "false_on")
     assert set(s.columns) >= {"name", "D", "z", "P", "mean", "low", "high", "n"}
 
@@ -368,8 +419,10 @@ def test_plot_returns_axes():
     matplotlib.use("Agg")
     import pandas as pd
 
-    rows = [dict(r, name=n, kind=n, D=2000, P=30, z=2, seed=0)
-            for n, kw in (("baseline", {}), ("E5", {"share": 0.6, "S_alpha": 4, "theta": 0.55}))
-            for r in GC.graph_correction_rows("baseline" if n == "baseline" else "wide", 2000, 30, batch=8, **kw)]
+    rows = [
+        dict(r, name=n, kind=n, D=2000, P=30, z=2, seed=0)
+        for n, kw in (("baseline", {}), ("E5", {"share": 0.6, "S_alpha": 4, "theta": 0.55}))
+        for r in GC.graph_correction_rows("baseline" if n == "baseline" else "wide", 2000, 30, batch=8, **kw)
+    ]
     ax = G.plot_graph_correction(pd.DataFrame(rows), "false_on", z=2, D=2000)
     assert ax.get_yscale() == "log" and len(ax.lines) >= 2

@@ -35,11 +35,25 @@ def test_gate_summary():
     rows = []
     for seed in (0, 1):
         for n in (0, 1, 10):
-            vals = {"flip_rate": 0.001 * n, "active_on": 0.002 * n ** 2, "active_x": 0.01 * (1 + n),
-                    "inactive_on": 0.01, "n_active": 2.0}
+            vals = {
+                "flip_rate": 0.001 * n,
+                "active_on": 0.002 * n**2,
+                "active_x": 0.01 * (1 + n),
+                "inactive_on": 0.01,
+                "n_active": 2.0,
+            }
             for q, v in vals.items():
-                rows.append({"seed": seed, "n_and": n, "layer": 2, "quantity": q, "measured": v, "theory": 0.01,
-                             "collateral": n * S / (D // 4)})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "n_and": n,
+                        "layer": 2,
+                        "quantity": q,
+                        "measured": v,
+                        "theory": 0.01,
+                        "collateral": n * S / (D // 4),
+                    }
+                )
     gs = graph.gate_summary(pd.DataFrame(rows), S=S, D=D, and_counts=[0, 1, 10], few_collateral=0.1)
     assert gs["worst"] == 10 and gs["small"] == [1]
     assert gs["aon"][10].tolist() == [pytest.approx(0.2)] * 2
@@ -54,8 +68,20 @@ def _gwdf():
     for P, x in ((100, 0.001), (200, 0.002)):
         for seed in (0, 1, 2):
             for name, fo in (("baseline", 0.05), ("E1", 0.02), ("E5", 1e-4 * (1 + seed))):
-                rows.append({"D": 4096, "z": 2, "layer": 4, "name": name, "P": P, "T": 3 * P, "x": x, "seed": seed,
-                             "false_on": fo * P / 200, "worst_dx": 0.1 + 0.01 * seed})
+                rows.append(
+                    {
+                        "D": 4096,
+                        "z": 2,
+                        "layer": 4,
+                        "name": name,
+                        "P": P,
+                        "T": 3 * P,
+                        "x": x,
+                        "seed": seed,
+                        "false_on": fo * P / 200,
+                        "worst_dx": 0.1 + 0.01 * seed,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -66,8 +92,19 @@ def test_tuned_schemes_and_headline():
     assert schemes["baseline"] == {"kind": "baseline"} and "setting" not in schemes["E5"][4096]
     df = _gwdf()
     top = graph.top_load_table(df, on_rate=1e-3)
-    h = graph.graph_correction_headline(top, df, settings, L=4, on_rate=1e-3, x_tune=0.0045, D_list=[4096],
-                                        z_list=[2], x_grid=[0.001, 0.002], n_seeds=3, batch=32)
+    h = graph.graph_correction_headline(
+        top,
+        df,
+        settings,
+        L=4,
+        on_rate=1e-3,
+        x_tune=0.0045,
+        D_list=[4096],
+        z_list=[2],
+        x_grid=[0.001, 0.002],
+        n_seeds=3,
+        batch=32,
+    )
     g = h["glue"]
     assert h["Dmax"] == 4096 and len(h["hard"]) == 1
     assert g["cross-gw-ratio"] == "z = 2: 100×"  # 0.02 / mean(1e-4, 2e-4, 3e-4)
@@ -83,8 +120,20 @@ def test_tuned_schemes_and_headline():
 
 
 def test_parameter_glue():
-    g = graph.parameter_glue(S=6, L=4, gate_D=2000, gate_P=60, D_list=[1000, 2000], z_list=[1, 2], n_seeds=3,
-                             cap_D=[1024], block_D=[40, 200], k_list=[1, 16, 4], batch_cap=128, n_cap_seeds=5)
+    g = graph.parameter_glue(
+        S=6,
+        L=4,
+        gate_D=2000,
+        gate_P=60,
+        D_list=[1000, 2000],
+        z_list=[1, 2],
+        n_seeds=3,
+        cap_D=[1024],
+        block_D=[40, 200],
+        k_list=[1, 16, 4],
+        batch_cap=128,
+        n_cap_seeds=5,
+    )
     assert g["cross-Ds"] == "1000, 2000" and g["cross-block-D"] == "40, 200" and g["cross-cap-D"] == "1024"
     assert (g["cross-kmin"], g["cross-kmax"], g["cross-kratio"]) == (1, 16, 16)
     assert g["cross-batch-cap"] == 128 and g["cross-ncapseeds"] == 5 and all(k.startswith("cross-") for k in g)

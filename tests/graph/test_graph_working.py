@@ -90,8 +90,10 @@ def test_edge_capacity_brackets_the_criterion():
     assert top["censor"] == "above" and top["n_max"] == 12 and math.isinf(top["x_fail"])
 
 
-@pytest.mark.parametrize("kw,match", [(dict(criteria=("usable",)), "criteria"), (dict(T=10**6), "T="),
-                                      (dict(batch=0), "batch"), (dict(T=3), "T=")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [(dict(criteria=("usable",)), "criteria"), (dict(T=10**6), "T="), (dict(batch=0), "batch"), (dict(T=3), "T=")],
+)
 def test_edge_capacity_rejects_bad_input(kw, match):
     with pytest.raises(ValueError, match=match):
         G.edge_capacity_rows(512, 2, 3, 0, **kw)
@@ -104,13 +106,36 @@ def _cap_rows():
             for z in (1, 2):
                 below = crit == CRITERIA[0] and z == 2
                 x = 0.0 if below else (0.002 if z == 1 else 0.001) * (1 + 0.05 * seed)
-                rows.append({"D": 1024, "z": z, "seed": seed, "criterion": crit, "x_max": x or 2 * 16 / 1024**2,
-                             "x_fail": 2 * 16 / 1024**2 if below else 1.05 * x, "censor": "below" if below else "",
-                             "probes": 5, "resolution": 0.05, "n_max": 0 if below else round(x * 256**2), "T": 580,
-                             "x_T": 580 / 256**2, "theory": 0.0033 if not below else 2e-5,
-                             "why": "q90_dx 0.5 > 0.25" if below else "false_on 0.002 > 0.001"})
-                ind.append({"D": 1024, "z": z, "seed": seed, "criterion": crit, "x_max": 0.004 * (1 + 0.01 * seed),
-                            "censor": "", "resolution": 0.05, "why": "q90_dx 0.3 > 0.25"})
+                rows.append(
+                    {
+                        "D": 1024,
+                        "z": z,
+                        "seed": seed,
+                        "criterion": crit,
+                        "x_max": x or 2 * 16 / 1024**2,
+                        "x_fail": 2 * 16 / 1024**2 if below else 1.05 * x,
+                        "censor": "below" if below else "",
+                        "probes": 5,
+                        "resolution": 0.05,
+                        "n_max": 0 if below else round(x * 256**2),
+                        "T": 580,
+                        "x_T": 580 / 256**2,
+                        "theory": 0.0033 if not below else 2e-5,
+                        "why": "q90_dx 0.5 > 0.25" if below else "false_on 0.002 > 0.001",
+                    }
+                )
+                ind.append(
+                    {
+                        "D": 1024,
+                        "z": z,
+                        "seed": seed,
+                        "criterion": crit,
+                        "x_max": 0.004 * (1 + 0.01 * seed),
+                        "censor": "",
+                        "resolution": 0.05,
+                        "why": "q90_dx 0.3 > 0.25",
+                    }
+                )
     return pd.DataFrame(rows), pd.DataFrame(ind)
 
 
@@ -128,7 +153,10 @@ def test_edge_capacity_summary_and_plot():
     g = out["glue"]
     assert g["cross-cap-b-z1"].startswith("D = 1024: 0.0021 [") and g["cross-cap-b-z1"].endswith("], 138 edges")
     assert g["cross-cap-a-z2"] == "D = 1024: < 3.1e-05 (|ℰ| = z fails)"
-    assert g["cross-cap-TdD"] == "0.0089" and g["cross-cap-why-b"] == "the false-on rate at z = 1 and the false-on rate at z = 2"
+    assert (
+        g["cross-cap-TdD"] == "0.0089"
+        and g["cross-cap-why-b"] == "the false-on rate at z = 1 and the false-on rate at z = 2"
+    )
     assert g["cross-cap-vs-indep"] == "0.26–0.52"
     ax = G.plot_edge_capacity(out["summary"])
     assert len(ax.get_legend_handles_labels()[0]) == 6  # four (criterion, z), independent, theory
@@ -146,8 +174,21 @@ def _last():
                 for kind, k, n in (("chain", 1, T), ("chain", 16, T // 16), ("random", None, T // 2)):
                     bump = 2.0 if (name == "T = D/2" and kind == "chain" and k == 1) else 1.0
                     th = 1e-5 * n * (1 + 20 * (z - 1))
-                    rows.append({"circuits": name, "kind": kind, "k": k, "z": z, "D": 1000, "T": T, "edges": float(n),
-                                 "x": n * 16e-6, "seed": seed, "measured": th * r * bump, "theory": th})
+                    rows.append(
+                        {
+                            "circuits": name,
+                            "kind": kind,
+                            "k": k,
+                            "z": z,
+                            "D": 1000,
+                            "T": T,
+                            "edges": float(n),
+                            "x": n * 16e-6,
+                            "seed": seed,
+                            "measured": th * r * bump,
+                            "theory": th,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -165,7 +206,9 @@ def test_edge_summary():
     assert set(e["beyond"].circuits) == {"T = D/2"}
     g = e["glue"]
     assert g["cross-ratio-hi"] == "1.00" and g["cross-n-unresolved"] == 1 and g["cross-xstar-D"] == "1000"
-    assert g["cross-gain-over"] == "1.00" and g["cross-gain"].startswith("16.6× at D = 1000, z = 2 (linear theory 16.6×")
+    assert g["cross-gain-over"] == "1.00" and g["cross-gain"].startswith(
+        "16.6× at D = 1000, z = 2 (linear theory 16.6×"
+    )
     assert g["cross-xstar"] == f"z = 1: {G.working_x(1000, 1, 4):.4f}; z = 2: {G.working_x(1000, 2, 4):.4f}"
     assert len(e["rows"]) == len(_last()) and e["rows"].resolved.sum() == len(_last()) - 2  # per seed
     reg = e["regime"]

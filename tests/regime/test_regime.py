@@ -119,8 +119,18 @@ def _synthetic(x0=2e-3, seeds=4, noise=0.1, seed=0):
         for s in range(seeds):
             r = max(1.0, (x / x0) ** 2) * math.exp(noise * rng.standard_normal())
             for z in (1, 2):
-                rows.append({"D": D, "T": T, "z": z, "seed": s, "layer": 3, "quantity": "active_x",
-                             "measured": r * 0.01, "theory": 0.01})
+                rows.append(
+                    {
+                        "D": D,
+                        "T": T,
+                        "z": z,
+                        "seed": s,
+                        "layer": 3,
+                        "quantity": "active_x",
+                        "measured": r * 0.01,
+                        "theory": 0.01,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -139,8 +149,18 @@ def test_tail_table():
     rows = []
     for T in (200, 300, 400):
         for l in (1, 2, 3, 4):
-            rows.append({"D": 1000, "T": T, "z": 1, "seed": 0, "layer": l, "quantity": "active_x_frac>0.1",
-                         "measured": T / 1000, "theory": float("nan")})
+            rows.append(
+                {
+                    "D": 1000,
+                    "T": T,
+                    "z": 1,
+                    "seed": 0,
+                    "layer": l,
+                    "quantity": "active_x_frac>0.1",
+                    "measured": T / 1000,
+                    "theory": float("nan"),
+                }
+            )
     df = pd.DataFrame(rows)
     t = rg.tail_table(df, 0.1, x_split=0.004)
     assert set(t.columns) >= {"z", "layer", "below", "above"}
@@ -187,11 +207,13 @@ def test_regime_rows_on_cuda_match_cpu():
 
 
 def test_ratio_is_undefined_where_epsilon_is_not_positive():
-    df = pd.DataFrame([
-        {"D": 4096, "T": 131, "S": 6, "quantity": "active_x", "measured": 1e-12, "theory": 1e-6},  # eps < 0
-        {"D": 4096, "T": 4194, "S": 6, "quantity": "active_x", "measured": 2e-3, "theory": 1e-3},
-        {"D": 4096, "T": 4194, "S": 6, "quantity": "active_on", "measured": 0.0, "theory": 0.0},
-    ])
+    df = pd.DataFrame(
+        [
+            {"D": 4096, "T": 131, "S": 6, "quantity": "active_x", "measured": 1e-12, "theory": 1e-6},  # eps < 0
+            {"D": 4096, "T": 4194, "S": 6, "quantity": "active_x", "measured": 2e-3, "theory": 1e-3},
+            {"D": 4096, "T": 4194, "S": 6, "quantity": "active_on", "measured": 0.0, "theory": 0.0},
+        ]
+    )
     out = rg.add_regime_columns(df)
     assert math.isnan(out["ratio"][0]) and out["ratio"][1] == 2.0 and math.isnan(out["ratio"][2])
     assert out["eps"][0] < 0 < out["eps"][1]
@@ -208,11 +230,33 @@ def _synthetic_large(x_star_by_d, seeds=range(5), xs=(0.00025, 0.0005, 0.001, 0.
         for s in seeds:
             for x in xs:
                 r = (x / xs_star) ** 2 * math.exp(noise * rng.standard_normal())
-                rows.append({"D": D, "z": 1, "seed": s, "x": x, "layer": L, "quantity": "active_x",
-                             "measured": r * 0.01, "theory": 0.01, "floor": 0.01})
+                rows.append(
+                    {
+                        "D": D,
+                        "z": 1,
+                        "seed": s,
+                        "x": x,
+                        "layer": L,
+                        "quantity": "active_x",
+                        "measured": r * 0.01,
+                        "theory": 0.01,
+                        "floor": 0.01,
+                    }
+                )
                 for l in range(2, L + 1):
-                    rows.append({"D": D, "z": 1, "seed": s, "x": x, "layer": l, "quantity": "spurious_on",
-                                 "measured": 0.01 * (1 + (l - 2) * r), "theory": 0.01, "floor": 0.01})
+                    rows.append(
+                        {
+                            "D": D,
+                            "z": 1,
+                            "seed": s,
+                            "x": x,
+                            "layer": l,
+                            "quantity": "spurious_on",
+                            "measured": 0.01 * (1 + (l - 2) * r),
+                            "theory": 0.01,
+                            "floor": 0.01,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -224,13 +268,15 @@ def test_seizure_table_uses_the_floor():
 
 
 def test_fixed_x_sweep_skips_past_the_boundary_and_validates(tmp_path):
-    df = rg.fixed_x_sweep([1024], [0.004, 0.001], [2], [0, 1], batch=8, L=4, stop_ratio=1e-6,
-                          executor="serial", progress=False)
+    df = rg.fixed_x_sweep(
+        [1024], [0.004, 0.001], [2], [0, 1], batch=8, L=4, stop_ratio=1e-6, executor="serial", progress=False
+    )
     assert sorted(df.x.unique()) == [0.001]  # ascending; 0.004 skipped once the ratio passed 1e-6
     assert df.attrs["skipped"] == [(1024, 2, 0.004)]
     assert set(df.quantity) == set(rg.LARGE_QUANTITIES)
-    full = rg.fixed_x_sweep([1024], [0.004, 0.001], [2], [0], batch=8, stop_ratio=None, executor="serial",
-                            progress=False)
+    full = rg.fixed_x_sweep(
+        [1024], [0.004, 0.001], [2], [0], batch=8, stop_ratio=None, executor="serial", progress=False
+    )
     assert sorted(full.x.unique()) == [0.001, 0.004]
     with pytest.raises(ValueError, match="stop_ratio"):
         rg.fixed_x_sweep([1024], [0.001], [2], [0], stop_ratio=-1.0)

@@ -35,10 +35,17 @@ def test_censored_at_both_ends():
     assert above["censor"] == "above" and above["x_max"] == 0.1 and math.isinf(above["x_fail"])
 
 
-@pytest.mark.parametrize("kw, name", [
-    ({"x0": 0.0}, "x0"), ({"x_min": -1.0}, "x_min"), ({"x_max": 1e-6}, "x_max"),
-    ({"resolution": 0.0}, "resolution"), ({"max_probes": 1}, "max_probes"), ({"x0": float("nan")}, "x0"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        ({"x0": 0.0}, "x0"),
+        ({"x_min": -1.0}, "x_min"),
+        ({"x_max": 1e-6}, "x_max"),
+        ({"resolution": 0.0}, "resolution"),
+        ({"max_probes": 1}, "max_probes"),
+        ({"x0": float("nan")}, "x0"),
+    ],
+)
 def test_bad_arguments_name_the_parameter(kw, name):
     args = {"x0": 0.01, "x_min": 1e-5, "x_max": 0.1} | kw
     with pytest.raises(ValueError, match=name):

@@ -12,7 +12,9 @@ def _table(slope=-0.4, seeds=(0, 1, 2), jitter=0.03):
     for s in seeds:
         for D in (1024, 2048, 4096, 8192):
             x = 0.005 * (D / 1024) ** slope * (1 + jitter * (s - 1))
-            rows.append({"name": "a", "D": D, "seed": s, "x_max": x, "censor": "", "resolution": 0.05, "why": "q90_dx 1"})
+            rows.append(
+                {"name": "a", "D": D, "seed": s, "x_max": x, "censor": "", "resolution": 0.05, "why": "q90_dx 1"}
+            )
     return pd.DataFrame(rows)
 
 

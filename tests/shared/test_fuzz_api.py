@@ -51,44 +51,123 @@ def _public_functions():
 PUBLIC = _public_functions()
 GUARDED = [(n, f) for n, f in PUBLIC if getattr(f, "__checked__", ())]
 # A valid value of every vocabulary parameter, for the parameters a call does not probe.
-VALID = {"D": 1024, "T": 100, "M": 256, "S": 6, "S_alpha": 6, "z": 2, "L": 3, "layer": 1, "batch": 8,
-         "n_boot": 10, "n_seeds": 2, "steps": 1, "seed": 0, "resolution": 0.05, "eps": 1.0, "tol": 0.01,
-         "rate": 1e-3, "device": "cpu", "dtype": torch.float32, "generator": torch.Generator()}
+VALID = {
+    "D": 1024,
+    "T": 100,
+    "M": 256,
+    "S": 6,
+    "S_alpha": 6,
+    "z": 2,
+    "L": 3,
+    "layer": 1,
+    "batch": 8,
+    "n_boot": 10,
+    "n_seeds": 2,
+    "steps": 1,
+    "seed": 0,
+    "resolution": 0.05,
+    "eps": 1.0,
+    "tol": 0.01,
+    "rate": 1e-3,
+    "device": "cpu",
+    "dtype": torch.float32,
+    "generator": torch.Generator(),
+}
 #: Values no number parameter takes (each is refused by at least the generic checks), and the
 #: range-bad ones of the sizes and reals; filtered per parameter by its own rule.
-BAD = [True, False, "5", "", float("nan"), float("inf"), -float("inf"), [3], (1,), object(), b"1", 1.5,
-       np.float64(2.5), np.array(2.5), torch.tensor(1.5), torch.tensor([1, 2]), 1j, -1, 0, 10**30, -(10**30),
-       -0.5, 1e300, 2**40 + 1, "cpu", "float16", torch.int64, 3, "int", "foo", "meta", 5, "cuda:99",
-       np.random.default_rng(0)]
+BAD = [
+    True,
+    False,
+    "5",
+    "",
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    [3],
+    (1,),
+    object(),
+    b"1",
+    1.5,
+    np.float64(2.5),
+    np.array(2.5),
+    torch.tensor(1.5),
+    torch.tensor([1, 2]),
+    1j,
+    -1,
+    0,
+    10**30,
+    -(10**30),
+    -0.5,
+    1e300,
+    2**40 + 1,
+    "cpu",
+    "float16",
+    torch.int64,
+    3,
+    "int",
+    "foo",
+    "meta",
+    5,
+    "cuda:99",
+    np.random.default_rng(0),
+]
 if not torch.cuda.is_available():
     BAD.append("cuda")
 BAD.append("mps")
 
 #: Edge values of one argument at a time for the call test: in-domain bounds and extremes.
 EDGE = {
-    "D": [1, 4, 2**30], "T": [1, 2**40], "M": [1, 2**30], "S": [1, 2**16], "S_alpha": [1, 2**16],
-    "z": [1, 2**20], "L": [1, 2, 12], "layer": [0, 12], "batch": [1, 2**24], "n_boot": [1], "n_seeds": [1],
-    "steps": [0], "d": [1, 64], "itemsize": [1, 16], "seed": [0, 2**63 - 1], "resolution": [1e-300, 1.0], "eps": [-1e300, 0.0, 1e300],
-    "tol": [1e-300, 1e300], "rate": [1e-300, 1.0], "device": ["cpu"], "dtype": [torch.float64],
+    "D": [1, 4, 2**30],
+    "T": [1, 2**40],
+    "M": [1, 2**30],
+    "S": [1, 2**16],
+    "S_alpha": [1, 2**16],
+    "z": [1, 2**20],
+    "L": [1, 2, 12],
+    "layer": [0, 12],
+    "batch": [1, 2**24],
+    "n_boot": [1],
+    "n_seeds": [1],
+    "steps": [0],
+    "d": [1, 64],
+    "itemsize": [1, 16],
+    "seed": [0, 2**63 - 1],
+    "resolution": [1e-300, 1.0],
+    "eps": [-1e300, 0.0, 1e300],
+    "tol": [1e-300, 1e300],
+    "rate": [1e-300, 1.0],
+    "device": ["cpu"],
+    "dtype": [torch.float64],
     "generator": [torch.Generator().manual_seed(1)],
 }
 EDGE_INT = [-(2**63), -1, 0, 1, 2]  # no stated range: huge values are the sizes' (EDGE)
 EDGE_REAL = [-1e300, -1.0, 0.0, 1e-300, 0.5, 1.0, 1e300]
 #: Called with edge values only if pure: these read or write files, start processes or need
 #: the network (their failures are tested where they live).
-SIDE_EFFECTS = ("superpose_lib.gist.brown.fetch_brown", "superpose_lib.gist.brown.load_brown",
-                "superpose_lib.gist.brown.main", "superpose_lib.book.", "superpose_lib.sweep.",
-                "superpose_lib.trained.train.cached_train", "superpose_lib.trained.train.trained_rows",
-                "superpose_lib.gist.brown_lm.",
-                "superpose_lib.gist.gpt2.load_gpt2", "superpose_lib.gist.gpt2.gpt2_tokenizer",
-                "superpose_lib.gist.gpt2.tokenizer_files", "superpose_lib.gist.gpt2.load_labelled_text",
-                "superpose_lib.gist.gpt2.data_dir", "superpose_lib.gist.gpt2.find_gpt2_weights",
-                "superpose_lib.gist.gpt2.encode", "superpose_lib.core.cache.",
-                # and these take seconds for any valid call (GPT-2 Small's weights, the Brown
-                # corpus, dense D × D training): their argument checks are in the bad-values
-                # test above, their size refusals in tests/core/test_validation.py
-                "superpose_lib.gist.gpt2.random_gpt2", "superpose_lib.gist.real.",
-                "superpose_lib.trained.train.train_superposed")
+SIDE_EFFECTS = (
+    "superpose_lib.gist.brown.fetch_brown",
+    "superpose_lib.gist.brown.load_brown",
+    "superpose_lib.gist.brown.main",
+    "superpose_lib.book.",
+    "superpose_lib.sweep.",
+    "superpose_lib.trained.train.cached_train",
+    "superpose_lib.trained.train.trained_rows",
+    "superpose_lib.gist.brown_lm.",
+    "superpose_lib.gist.gpt2.load_gpt2",
+    "superpose_lib.gist.gpt2.gpt2_tokenizer",
+    "superpose_lib.gist.gpt2.tokenizer_files",
+    "superpose_lib.gist.gpt2.load_labelled_text",
+    "superpose_lib.gist.gpt2.data_dir",
+    "superpose_lib.gist.gpt2.find_gpt2_weights",
+    "superpose_lib.gist.gpt2.encode",
+    "superpose_lib.core.cache.",
+    # and these take seconds for any valid call (GPT-2 Small's weights, the Brown
+    # corpus, dense D × D training): their argument checks are in the bad-values
+    # test above, their size refusals in tests/core/test_validation.py
+    "superpose_lib.gist.gpt2.random_gpt2",
+    "superpose_lib.gist.real.",
+    "superpose_lib.trained.train.train_superposed",
+)
 AS_HEADROOM = 3 * 2**30  # bytes a call may map beyond what the test process already has
 REFUSE_S, RETURN_S = 1.0, 20.0  # a refusal of bad values; any call with edge values (a loaded CI machine)
 
@@ -116,8 +195,9 @@ def _refused(rule, name, value) -> bool:
 
 
 def _params(fn):
-    return {n: p for n, p in inspect.signature(fn).parameters.items()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {
+        n: p for n, p in inspect.signature(fn).parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def _valid(fn, name):
@@ -153,9 +233,14 @@ def test_the_public_api_is_enumerated():
     # the enumeration finds the engines, the chapters' packages and the book tooling
     names = {n for n, _ in PUBLIC}
     assert len(PUBLIC) > 300 and len(GUARDED) > 200, (len(PUBLIC), len(GUARDED))
-    for must in ("superpose_lib.core.experiment.rotation_errors", "superpose_lib.correction.schemes.scheme_run",
-                 "superpose_lib.graph.network.graph_rows", "superpose_lib.core.assignment.assign",
-                 "superpose_lib.book.run.coerce_parameter", "superpose_lib.trained.train.train_superposed"):
+    for must in (
+        "superpose_lib.core.experiment.rotation_errors",
+        "superpose_lib.correction.schemes.scheme_run",
+        "superpose_lib.graph.network.graph_rows",
+        "superpose_lib.core.assignment.assign",
+        "superpose_lib.book.run.coerce_parameter",
+        "superpose_lib.trained.train.train_superposed",
+    ):
         assert must in names
 
 
@@ -187,8 +272,7 @@ def test_bad_values_are_one_value_error_naming_the_parameter(name, fn, data):
 
 def _callable(fn):
     """Every required argument can be generated: a number, device, dtype or generator."""
-    return all(n in fn.__rules__ and _valid(fn, n) is not None
-               for n, p in _params(fn).items() if p.default is p.empty)
+    return all(n in fn.__rules__ and _valid(fn, n) is not None for n, p in _params(fn).items() if p.default is p.empty)
 
 
 CALLABLE = [(n, f) for n, f in GUARDED if not n.startswith(SIDE_EFFECTS) and _callable(f)]
@@ -223,9 +307,14 @@ def test_edge_values_return_or_are_refused_in_bounded_time_and_memory(name, fn, 
 
 def test_the_call_test_reaches_the_engines():
     names = {n for n, _ in CALLABLE}
-    for must in ("superpose_lib.core.experiment.rotation_errors", "superpose_lib.core.theory.rotation_theory",
-                 "superpose_lib.core.assignment.assign", "superpose_lib.regime.spurious.spurious_theory",
-                 "superpose_lib.trained.train.train_bytes", "superpose_lib.stats.poisson_sf"):
+    for must in (
+        "superpose_lib.core.experiment.rotation_errors",
+        "superpose_lib.core.theory.rotation_theory",
+        "superpose_lib.core.assignment.assign",
+        "superpose_lib.regime.spurious.spurious_theory",
+        "superpose_lib.trained.train.train_bytes",
+        "superpose_lib.stats.poisson_sf",
+    ):
         assert must in names, must
     assert len(CALLABLE) > 40, len(CALLABLE)
 

@@ -199,7 +199,9 @@ def test_dask_local_cluster(tmp_path):
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
     try:
         with distributed.Client(cluster) as client:
-            via_client = sweep(rotation_rows, SMALL[:1], seeds=[0, 1], executor=client, cache_dir=tmp_path, progress=False)
+            via_client = sweep(
+                rotation_rows, SMALL[:1], seeds=[0, 1], executor=client, cache_dir=tmp_path, progress=False
+            )
             via_exec = sweep(rotation_rows, SMALL[:1], seeds=[0, 1], executor=client.get_executor(), progress=False)
     finally:
         cluster.close()
@@ -237,7 +239,9 @@ def test_read_only_cache_warns_once_and_keeps_computing(tmp_path, monkeypatch):
     _read_only(monkeypatch, cache)
     CALLS.clear()
     with pytest.warns(RuntimeWarning, match="cannot write.*continuing without caching") as rec:
-        df = sweep(counted, [{"a": 1}, {"a": 2}, {"a": 3}], seeds=[0, 1], cache_dir=cache, executor="serial", progress=False)
+        df = sweep(
+            counted, [{"a": 1}, {"a": 2}, {"a": 3}], seeds=[0, 1], cache_dir=cache, executor="serial", progress=False
+        )
     assert len([w for w in rec if "cannot write" in str(w.message)]) == 1, "warned once"
     assert len(df) == 3 * 2 * 2 and df.attrs["sweep"]["cached"] == 1
     assert len(CALLS) == 5, "every uncached task computed, the cached one read"
@@ -262,8 +266,14 @@ def test_a_folder_where_an_entry_should_be_is_recomputed_not_an_abort(tmp_path):
 def test_numpy_grid_values_share_the_cache_with_python_ints(tmp_path):
     import numpy as np
 
-    a = sweep(counted, [{"a": np.int64(1), "b": np.int32(2)}], seeds=np.arange(1), cache_dir=tmp_path,
-              executor="serial", progress=False)
+    a = sweep(
+        counted,
+        [{"a": np.int64(1), "b": np.int32(2)}],
+        seeds=np.arange(1),
+        cache_dir=tmp_path,
+        executor="serial",
+        progress=False,
+    )
     b = sweep(counted, [{"a": 1, "b": 2}], seeds=[0], cache_dir=tmp_path, executor="serial", progress=False)
     assert b.attrs["sweep"]["cached"] == 1 and len(CALLS) == 1
     pd.testing.assert_frame_equal(a, b)
@@ -287,10 +297,18 @@ def test_a_failing_task_keeps_the_result_its_running_neighbour_finishes(tmp_path
     assert df.attrs["sweep"]["cached"] == 1
 
 
-@pytest.mark.parametrize(("kw", "needle"), [(dict(seeds=None), "seeds=None"), (dict(seeds=5), "seeds=5"),
-                                           (dict(seeds="01"), "seeds='01'"), (dict(cache_dir=""), "cache_dir=''"),
-                                           (dict(cache_dir="  "), "cache_dir="), (dict(grid=5), "grid=5"),
-                                           (dict(fn=None), "fn=None")])
+@pytest.mark.parametrize(
+    ("kw", "needle"),
+    [
+        (dict(seeds=None), "seeds=None"),
+        (dict(seeds=5), "seeds=5"),
+        (dict(seeds="01"), "seeds='01'"),
+        (dict(cache_dir=""), "cache_dir=''"),
+        (dict(cache_dir="  "), "cache_dir="),
+        (dict(grid=5), "grid=5"),
+        (dict(fn=None), "fn=None"),
+    ],
+)
 def test_arguments_of_the_wrong_kind_are_one_line(kw, needle):
     args = {"fn": counted, "grid": GRID, "seeds": (0,), **kw}
     with pytest.raises(ValueError) as e:

@@ -29,8 +29,9 @@ def test_steps_zero_construction_reproduces_rotation_errors(variant):
     # "code" starts at the S-hot embedding and readouts, so at steps = 0 it is the
     # construction too, through its own embedding and readout path
     D, T, z, L, seed, batch = 512, 100, 2, 4, 3, 400
-    net, hist = train_superposed(D, T, z=z, L=L, init="construction", steps=0, seed=seed, variant=variant,
-                                 dtype=torch.float64)
+    net, hist = train_superposed(
+        D, T, z=z, L=L, init="construction", steps=0, seed=seed, variant=variant, dtype=torch.float64
+    )
     assert hist["step"] == [] and hist["check_step"] == []
     got = trained_errors(net, batch=batch)
     ref = rotation_errors(D, T, z=z, L=L, seed=seed, batch=batch, dtype=torch.float64)
@@ -56,8 +57,7 @@ def test_dense_layer_matches_a_naive_loop():
 
 
 def test_linear_variant_has_no_relu():
-    net, _ = train_superposed(128, 6, z=1, L=3, init="random", steps=0, seed=1, variant="linear",
-                              dtype=torch.float64)
+    net, _ = train_superposed(128, 6, z=1, L=3, init="random", steps=0, seed=1, variant="linear", dtype=torch.float64)
     A = torch.rand(net.M, net.d, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     out = net.layer(2, A).permute(2, 1, 0).reshape(3, -1)
     ref = A.permute(2, 1, 0).reshape(3, -1) @ net.W[0].T + net.b[0]
@@ -202,8 +202,9 @@ def test_span_share_of_the_construction_and_of_noise():
         for i, w in enumerate(rnd.Ws):
             P1, P0 = rnd.P[i + 1], rnd.P[i]
             C = torch.randn(64, 4, 4, generator=g, dtype=torch.float64)
-            blocks = torch.einsum("tij,tn,tm->injm", C, P1, P0) + torch.randn(4, 1, 4, 1, generator=g,
-                                                                                dtype=torch.float64)
+            blocks = torch.einsum("tij,tn,tm->injm", C, P1, P0) + torch.randn(
+                4, 1, 4, 1, generator=g, dtype=torch.float64
+            )
             w.copy_(blocks.reshape(512, 512))
     assert span_share(rnd) == pytest.approx(1.0, abs=1e-9)
 
@@ -264,8 +265,11 @@ def test_capacity_search_brackets_and_censors(monkeypatch):
     assert r["censor"] == "above" and r["T_max"] == 588 and r["T_fail"] == -1  # the interface's 588
     fake.T_true = 0
     r = an.trained_capacity_rows(1024, 2, 3, 0)[0]
-    assert r["censor"] == "below" and r["T_max"] == 0 and min(x["T"] for x in an.trained_capacity_rows(
-        1024, 2, 3, 0)) == 32  # D/(8d)
+    assert (
+        r["censor"] == "below"
+        and r["T_max"] == 0
+        and min(x["T"] for x in an.trained_capacity_rows(1024, 2, 3, 0)) == 32
+    )  # D/(8d)
 
 
 def test_capacity_table_in_circuits():
@@ -273,11 +277,25 @@ def test_capacity_table_in_circuits():
 
     from superpose_lib.trained import capacity_table
 
-    cap = pd.DataFrame([
-        {"name": "trained", "z": 2, "D": 512, "seed": s, "x_max": x, "resolution": 0.05, "censor": "", "why": "q90"}
-        for s, x in enumerate([0.006, 0.007, 0.008])
-    ] + [{"name": "trained", "z": 1, "D": 512, "seed": s, "x_max": 140 / 128**2, "resolution": 0.5,
-          "censor": "above", "why": ""} for s in range(3)])
+    cap = pd.DataFrame(
+        [
+            {"name": "trained", "z": 2, "D": 512, "seed": s, "x_max": x, "resolution": 0.05, "censor": "", "why": "q90"}
+            for s, x in enumerate([0.006, 0.007, 0.008])
+        ]
+        + [
+            {
+                "name": "trained",
+                "z": 1,
+                "D": 512,
+                "seed": s,
+                "x_max": 140 / 128**2,
+                "resolution": 0.5,
+                "censor": "above",
+                "why": "",
+            }
+            for s in range(3)
+        ]
+    )
     t = capacity_table(cap).set_index(["z", "D"])
     assert t.loc[(2, 512), "T_mean"] == pytest.approx(0.007 * 128**2)  # x·(D/d)²
     assert t.loc[(2, 512), "T_low"] < t.loc[(2, 512), "T_mean"] < t.loc[(2, 512), "T_high"]
@@ -285,9 +303,22 @@ def test_capacity_table_in_circuits():
     # coarse brackets [256, 512), [512, 588), [256, 512): the t-interval reaches below 0, the
     # interval given is clipped to the seeds' brackets
     sc = 256**2
-    coarse = pd.DataFrame([{"name": "linear", "z": 1, "D": 1024, "seed": s, "x_max": lo / sc, "x_fail": hi / sc,
-                            "resolution": 0.5, "censor": "", "why": ""}
-                           for s, (lo, hi) in enumerate([(256, 512), (512, 588), (256, 512)])])
+    coarse = pd.DataFrame(
+        [
+            {
+                "name": "linear",
+                "z": 1,
+                "D": 1024,
+                "seed": s,
+                "x_max": lo / sc,
+                "x_fail": hi / sc,
+                "resolution": 0.5,
+                "censor": "",
+                "why": "",
+            }
+            for s, (lo, hi) in enumerate([(256, 512), (512, 588), (256, 512)])
+        ]
+    )
     c = capacity_table(coarse).iloc[0]
     assert c["T_low"] == pytest.approx(256) and c["T_high"] == pytest.approx(588)
     assert c["text"] == "341 [256, 588]"
@@ -298,22 +329,68 @@ def test_loss_and_capacity_facts():
 
     from superpose_lib.trained import capacity_facts, loss_facts
 
-    rows = pd.DataFrame([{"loss": loss, "T": 32, "seed": s, "works": loss == "hinge", "q90_dx": q + 0.01 * s,
-                          "false_off": 0.0, "inactive_x": ix}
-                         for loss, q, ix in (("mse", 0.5, 0.2), ("hinge", 0.2, 1.9)) for s in range(3)])
+    rows = pd.DataFrame(
+        [
+            {
+                "loss": loss,
+                "T": 32,
+                "seed": s,
+                "works": loss == "hinge",
+                "q90_dx": q + 0.01 * s,
+                "false_off": 0.0,
+                "inactive_x": ix,
+            }
+            for loss, q, ix in (("mse", 0.5, 0.2), ("hinge", 0.2, 1.9))
+            for s in range(3)
+        ]
+    )
     f = loss_facts(rows)
     assert f["works-hinge"] == "3 of 3" and f["works-mse"] == "0 of 3" and f["trains"] == "hinge"
     assert f["fails"] == "mse" and f["q90-hinge"].startswith("0.21 [") and f["inactive-hinge"] == "1.90"
-    table = pd.DataFrame([
-        {"name": "trained", "z": 2, "D": 512, "T_mean": 100.0, "T_low": 90.0, "T_high": 110.0, "censor": "",
-         "text": "100 [90, 110]"},
-        {"name": "construction", "z": 2, "D": 512, "T_mean": 25.0, "T_low": 24.0, "T_high": 26.0, "censor": "",
-         "text": "25 [24, 26]"},
-        {"name": "trained", "z": 1, "D": 512, "T_mean": 140.0, "T_low": 140.0, "T_high": 140.0, "censor": "above",
-         "text": "≥ 140"},
-        {"name": "construction", "z": 1, "D": 512, "T_mean": 110.0, "T_low": 100.0, "T_high": 120.0, "censor": "",
-         "text": "110 [100, 120]"},
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "name": "trained",
+                "z": 2,
+                "D": 512,
+                "T_mean": 100.0,
+                "T_low": 90.0,
+                "T_high": 110.0,
+                "censor": "",
+                "text": "100 [90, 110]",
+            },
+            {
+                "name": "construction",
+                "z": 2,
+                "D": 512,
+                "T_mean": 25.0,
+                "T_low": 24.0,
+                "T_high": 26.0,
+                "censor": "",
+                "text": "25 [24, 26]",
+            },
+            {
+                "name": "trained",
+                "z": 1,
+                "D": 512,
+                "T_mean": 140.0,
+                "T_low": 140.0,
+                "T_high": 140.0,
+                "censor": "above",
+                "text": "≥ 140",
+            },
+            {
+                "name": "construction",
+                "z": 1,
+                "D": 512,
+                "T_mean": 110.0,
+                "T_low": 100.0,
+                "T_high": 120.0,
+                "censor": "",
+                "text": "110 [100, 120]",
+            },
+        ]
+    )
     c = capacity_facts(table)
     assert c["cap-trained-2"] == "100 [90, 110] at D = 512" and c["ratio-2"] == "4.0 at D = 512"
     assert c["ratio-1"] == "≥ 1.3 at D = 512"  # a lower bound: the trained capacity is censored above
@@ -329,17 +406,30 @@ def test_plots_draw_the_chapter_figures():
 
     from superpose_lib.trained import plots as tp
 
-    table = pd.DataFrame([{"name": n, "z": 2, "D": D, "T_mean": m, "T_low": m * 0.9, "T_high": m * 1.1,
-                           "censor": c} for n, c in (("trained", "above"), ("construction", "")) for D, m in
-                          ((256, 32.0), (512, 64.0))])
+    table = pd.DataFrame(
+        [
+            {"name": n, "z": 2, "D": D, "T_mean": m, "T_low": m * 0.9, "T_high": m * 1.1, "censor": c}
+            for n, c in (("trained", "above"), ("construction", ""))
+            for D, m in ((256, 32.0), (512, 64.0))
+        ]
+    )
     ax = tp.plot_capacity_vs_D(table, z=2)
     assert len(ax.get_lines()) >= 3 and ax.get_xscale() == "log"
-    err = pd.DataFrame([{"D": 256, "z": 2, "T_over_dedicated": f, "q90_dx": q, "works": q < 0.25,
-                         "recipe": "trained"} for f, q in ((0.25, 0.1), (0.5, 0.4))])
+    err = pd.DataFrame(
+        [
+            {"D": 256, "z": 2, "T_over_dedicated": f, "q90_dx": q, "works": q < 0.25, "recipe": "trained"}
+            for f, q in ((0.25, 0.1), (0.5, 0.4))
+        ]
+    )
     ax = tp.plot_error_against_T(err, err.drop(columns="recipe").assign(q90_dx=1e-7), D=256, z=2)
     assert ax.get_ylim()[0] < 0.01 < ax.get_ylim()[1]  # an exact construction sits at the floor
-    curves = pd.DataFrame([{"D": 256, "T": 32, "seed": s, "step": st, "q90": 1 / st, "works": st > 50}
-                           for s in range(2) for st in (25, 50, 100)])
+    curves = pd.DataFrame(
+        [
+            {"D": 256, "T": 32, "seed": s, "step": st, "q90": 1 / st, "works": st > 50}
+            for s in range(2)
+            for st in (25, 50, 100)
+        ]
+    )
     assert len(tp.plot_training(curves).get_lines()) == 2  # the curve and the bound
     assert len(tp.plot_transfer([0, 0.5, 1], {"trained": [0, 0.5, 1]}).get_lines()) == 2
     plt.close("all")
@@ -357,9 +447,23 @@ def test_transfer_verdict_and_mechanism_facts():
     assert transfer_verdict(levels, [s**0.5 for s in levels]) == "a ramp, not a step"
     with pytest.raises(ValueError, match="levels"):
         transfer_verdict([], [])
-    rows = pd.DataFrame([{"D": 512, "T": T, "works": w, "span": 0.01, "participation": 0.6, "outside_on": 0.3,
-                          "inactive_x": 1.5, "served": srv, "dedicated": 128, "on_gap": g}
-                         for T, w, srv, g in ((140, True, 139, 0.2), (64, True, 64, -0.1), (140, False, 90, -0.5))])
+    rows = pd.DataFrame(
+        [
+            {
+                "D": 512,
+                "T": T,
+                "works": w,
+                "span": 0.01,
+                "participation": 0.6,
+                "outside_on": 0.3,
+                "inactive_x": 1.5,
+                "served": srv,
+                "dedicated": 128,
+                "on_gap": g,
+            }
+            for T, w, srv, g in ((140, True, 139, 0.2), (64, True, 64, -0.1), (140, False, 90, -0.5))
+        ]
+    )
     cons = rows.assign(span=0.9, outside_on=0.0, inactive_x=0.1)
     f = mechanism_facts(rows, cons)
     assert f["served-max"] == "11" and f["n-beyond"] == "1" and f["gap-share"] == "50"
