@@ -236,7 +236,8 @@ def headline(
     (`fit_summary`) and the theory table: capacities of the scaling construction, the
     baseline, E1, E5 and the oracle at the smallest and largest D and at the comparison
     width Dc (the largest D at which the baseline is measured) on both criteria, the slopes
-    with their intervals beside the theory's, the fractions of the oracle and of E5, the
+    with their intervals beside the theory's, the fractions of the oracle and of E5 (at E5-D,
+    the largest D at which E5 is measured), the
     theory's boundary to the largest D of the table, and the price: the register's share,
     the payload's blocks, S_r, T·ln D/D² and the non-zero weights of the network at the
     largest D's boundary (`SwitchOffScheme.weights`) as a fraction of a dense layer's D²."""
@@ -271,9 +272,15 @@ def headline(
             f"{r['slope']:.2f} [{r['low']:.2f}, {r['high']:.2f}] "
             f"(D = {int(r['D_min'])} to {int(r['D_max'])}, {int(r['n'])} seeds{th})"
         )
-    sc1, scc, e5c, or_b = at(b, "scaling", D1), at(b, "scaling", Dc), at(b, "E5", Dc), b[b["name"] == "oracle"]
-    if scc is not None and e5c is not None and e5c["censor"] != "below":
-        out["over-E5"] = f"{scc['mean'] / e5c['mean']:.0f}"
+    sc1, or_b = at(b, "scaling", D1), b[b["name"] == "oracle"]
+    # E5 against the scaling construction at the largest D where E5 is measured on (b)
+    e5 = b[(b["name"] == "E5") & (b["censor"] != "below")]
+    if len(e5):
+        De5 = int(e5["D"].max())
+        sce, e5e = at(b, "scaling", De5), at(b, "E5", De5)
+        out["E5-D"] = f"{De5}"
+        if sce is not None:
+            out["over-E5"] = f"{sce['mean'] / e5e['mean']:.0f}"
     if len(or_b):
         ref = or_b.sort_values("D").iloc[-1]
         out["oracle-D"] = f"{int(ref['D'])}"
