@@ -311,7 +311,8 @@ def run_plan(plan, *, fn=scheme_capacity, **sweep_kw) -> pd.DataFrame:
 def paired_ratio(cap: pd.DataFrame, num: str, den: str, *, D: int, criterion: str, z: int | None = None) -> dict:
     """x_max of `num` over that of `den`, seed by seed on the seeds both have at (D,
     criterion, z), with the 95 % t-interval over seeds (ν = n − 1; a pairing removes the
-    seeds' common part of the spread). bound: "≥" when num is censored above or den below
+    seeds' common part of the spread), widened to at least a factor 1 + resolution on each
+    side. bound: "≥" when num is censored above or den below
     on some seed (the ratio is then a lower bound), "≤" the reverse, "" otherwise.
     Returns mean, low, high, n, bound (NaN and n = 0 when no seed has both)."""
     c = cap[(cap["D"] == D) & (cap["criterion"] == criterion)]
@@ -323,6 +324,10 @@ def paired_ratio(cap: pd.DataFrame, num: str, den: str, *, D: int, criterion: st
     if not len(both):
         return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0, "bound": ""}
     m, lo, hi = t_interval((a.loc[both, "x_max"] / b.loc[both, "x_max"]).to_numpy(float))
+    # each capacity is bracketed to its search's resolution, so a ratio of two is known to a
+    # factor 1 + res at best: seeds that land on the same bracket do not make it exact
+    res = float(max(a.loc[both, "resolution"].max(), b.loc[both, "resolution"].max())) if "resolution" in a else 0.0
+    lo, hi = min(lo, m / (1 + res)), max(hi, m * (1 + res))
     up = (a.loc[both, "censor"] == "above").any() or (b.loc[both, "censor"] == "below").any()
     down = (a.loc[both, "censor"] == "below").any() or (b.loc[both, "censor"] == "above").any()
     bound = "" if up == down else ("≥" if up else "≤")
