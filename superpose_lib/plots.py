@@ -341,7 +341,7 @@ def axes_or_new(ax):
 
 def glue_all(values: dict) -> None:
     """Glue each value of `values` under its key for the chapter's prose and captions
-    ({glue:text} and {glue:figure}), without displaying it; figures are closed after
+    (MyST-NB's glue roles and figures), without displaying it; figures are closed after
     gluing, so that each appears once, where the text places it."""
     from myst_nb import glue
 
