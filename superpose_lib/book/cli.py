@@ -1,7 +1,7 @@
 """`superpose`: list the book's chapters and rerun one with your own parameters.
 
     superpose list
-    superpose run CHAPTER [-p NAME VALUE]... [--device cuda] [--smoke] [--out DIR]
+    superpose run CHAPTER [-p NAME VALUE]... [--device cuda] [--smoke | --preset NAME] [--out DIR]
 
 `run` executes the chapter's notebook with papermill (a progress bar per cell) into
 `--out` (default `runs/`): `<out>/<chapter>.ipynb`, the executed notebook, with the values
@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--device", help="sets the chapter's `device` parameter, e.g. cuda or cuda:1")
     r.add_argument("--smoke", action="store_true", help="start from the small test-size values")
+    r.add_argument(
+        "--preset", metavar="NAME", help="start from a named larger preset of the chapter (see `superpose list`)"
+    )
     r.add_argument("--out", default="runs", metavar="DIR", help="output folder (default: runs/)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -118,6 +121,8 @@ def _cmd_list(root: Path) -> int:
         for name, value in c.parameters.items():
             smoke = f"   smoke: {c.smoke[name]!r}" if name in c.smoke else ""
             print(f"    {name:<{width}} = {value!r:<{vwidth}}  ({type(value).__name__}){smoke}")
+        for preset, values in c.presets.items():
+            print(f"    preset {preset}: {', '.join(f'{k}={v!r}' for k, v in values.items())}")
     print(f"\nRun one: superpose run CHAPTER -p NAME VALUE   ({len(chapters)} chapter(s))")
     return 0
 
@@ -188,7 +193,10 @@ def _cmd_run(args, root: Path) -> int:
         overrides["device"] = args.device
     if "cache_dir" in chapter.parameters and "cache_dir" not in overrides:
         overrides["cache_dir"] = _run_cache(chapter.parameters["cache_dir"], out)
-    params = chapter.resolve(overrides, smoke=args.smoke)
+    try:
+        params = chapter.resolve(overrides, smoke=args.smoke, preset=args.preset)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     _check_out(out)
     changed = {k: v for k, v in params.items() if chapter.parameters.get(k) != v}
     print(

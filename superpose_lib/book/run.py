@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.checks import DOMAINS, INT_MAX, check_int, check_real, integer, real
@@ -67,19 +67,31 @@ def book_root(root: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class Chapter:
-    """One chapter: its name (file stem), path, full parameters and smoke overrides."""
+    """One chapter: its name (file stem), path, full parameters, smoke overrides and named
+    presets (larger runs, e.g. "large" for a GPU or a cluster: `superpose: presets:`)."""
 
     name: str
     path: Path
     parameters: dict
     smoke: dict
+    presets: dict = field(default_factory=dict)
 
-    def resolve(self, overrides: dict | None = None, *, smoke: bool = False) -> dict:
-        """Parameters for a run: the defaults, then smoke values, then `overrides`
-        (validated: unknown names or wrong types raise ValueError)."""
+    def resolve(self, overrides: dict | None = None, *, smoke: bool = False, preset: str | None = None) -> dict:
+        """Parameters for a run: the defaults, then smoke values or a named preset's, then
+        `overrides` (validated: unknown names, presets or wrong types raise ValueError)."""
         params = dict(self.parameters)
+        if smoke and preset is not None:
+            raise ValueError(f"preset={preset!r} and smoke: give one of them")
         if smoke:
             params.update(self.smoke)
+        if preset is not None:
+            if preset not in self.presets:
+                raise ValueError(
+                    f"preset={preset!r} is not a preset of chapter {self.name!r}: "
+                    f"allowed {', '.join(sorted(self.presets)) or 'none (it has no presets)'}"
+                )
+            for name, value in self.presets[preset].items():
+                params[name] = coerce_parameter(self, name, value)
         for name, value in (overrides or {}).items():
             params[name] = coerce_parameter(self, name, value)
         return params
@@ -170,6 +182,22 @@ def _smoke(nb, path: Path) -> dict:
     return dict(smoke)
 
 
+def _presets(nb, path: Path) -> dict:
+    """The `superpose: presets:` mapping of the front matter: preset name -> a mapping of
+    parameter names to values (checked)."""
+    meta = nb.metadata.get("superpose", {}) or {}
+    presets = meta.get("presets", {}) or {}
+    ok = isinstance(presets, dict) and all(
+        isinstance(k, str) and isinstance(v, dict) and all(isinstance(n, str) for n in v) for k, v in presets.items()
+    )
+    if not ok:
+        raise ValueError(
+            f"{path}: front matter 'superpose: presets' must map preset names to mappings of parameter names "
+            f"to values (e.g. 'presets: {{large: {{D_list: [1024, 2048]}}}}'), got {presets!r}"
+        )
+    return {k: dict(v) for k, v in presets.items()}
+
+
 def _parameters_cell(nb, where: str = "chapter") -> dict:
     """NAME = literal assignments of the cell tagged `parameters`; anything else there (a
     call, a name, a syntax error) raises a ValueError naming `where` and the line."""
@@ -209,7 +237,12 @@ def _load_chapter(path: Path, root: Path) -> Chapter | None:
     unknown = set(smoke) - set(params)
     if unknown:
         raise ValueError(f"{path}: smoke parameters {sorted(unknown)} are not in its parameters cell")
-    return Chapter(path.stem, path, params, smoke)
+    presets = _presets(nb, path)
+    for name, values in presets.items():
+        unknown = set(values) - set(params)
+        if unknown:
+            raise ValueError(f"{path}: preset {name!r} sets {sorted(unknown)}, which are not in its parameters cell")
+    return Chapter(path.stem, path, params, smoke, presets)
 
 
 def list_chapters(root: str | os.PathLike | None = None) -> list[Chapter]:

@@ -118,6 +118,26 @@ def test_list_shows_every_chapter_with_defaults_and_smoke_values():
             assert f"smoke: {value!r}" in proc.stdout
 
 
+def test_presets_are_listed_resolved_and_checked(tmp_path):
+    proc = _superpose("list")
+    with_presets = [c for c in CHAPTERS if c.presets]
+    assert {"asymptotic", "error_correction", "trained"} <= {c.name for c in with_presets}
+    for c in with_presets:
+        for preset, values in c.presets.items():
+            assert f"preset {preset}:" in proc.stdout
+            resolved = c.resolve(preset=preset)
+            assert all(resolved[k] == v for k, v in values.items())
+            # everything the preset does not set stays at its default
+            assert all(resolved[k] == v for k, v in c.parameters.items() if k not in values)
+    c = with_presets[0]
+    with pytest.raises(ValueError, match="preset='huge' is not a preset"):
+        c.resolve(preset="huge")
+    with pytest.raises(ValueError, match="give one of them"):
+        c.resolve(preset=next(iter(c.presets)), smoke=True)
+    line = _one_line_error(_superpose("run", c.name, "--preset", "huge", "--out", str(tmp_path)), "huge")
+    assert "allowed" in line
+
+
 def test_unknown_chapter_names_the_choices():
     line = _one_line_error(_superpose("run", "no-such-chapter"), "no-such-chapter")
     for c in CHAPTERS:
@@ -435,6 +455,10 @@ def test_a_failing_rename_restores_the_old_pair(tmp_path, monkeypatch):
 MALFORMED = {
     "superpose-not-a-mapping": TINY.replace("superpose:\n  smoke:\n    n: 2\n", "superpose: 5\n"),
     "smoke-not-a-mapping": TINY.replace("  smoke:\n    n: 2\n", "  smoke: [1, 2]\n"),
+    "preset-not-a-mapping": TINY.replace("  smoke:\n    n: 2\n", "  smoke:\n    n: 2\n  presets:\n    large: 5\n"),
+    "preset-unknown-name": TINY.replace(
+        "  smoke:\n    n: 2\n", "  smoke:\n    n: 2\n  presets:\n    large:\n      m: 3\n"
+    ),
     "unclosed-yaml": TINY.replace("    n: 2\n", "    n: [2\n"),
     "random-bytes": bytes(range(256)) * 8,
 }
