@@ -827,24 +827,26 @@ def scheme_run(
     return res
 
 
+_STAT_KEYS = (
+    "active_x",
+    "worst_dx",
+    "q90_dx",
+    "active_on",
+    "inactive_on",
+    "inactive_x",
+    "false_on",
+    "false_off",
+    "leak",
+    "overlap2",
+    "spurious_on",
+)
+
+
 def _run_stats(net: CorrectedNetwork, active, a0, truth, *, switch_off, on_threshold, keep_alpha, wanted) -> dict:
     """`scheme_run`'s statistics of one forward pass (see there)."""
     batch, z = active.shape
     T, L, device, dtype = net.T, net.L, active.device, net.w.dtype
-    keys = (
-        "active_x",
-        "worst_dx",
-        "q90_dx",
-        "active_on",
-        "inactive_on",
-        "inactive_x",
-        "false_on",
-        "false_off",
-        "leak",
-        "overlap2",
-        "spurious_on",
-    )
-    res = {k: [0.0] * (L + 1) for k in keys}
+    res = {k: [0.0] * (L + 1) for k in _STAT_KEYS}
     cols = torch.arange(batch, device=device)[:, None].expand(batch, z)
     n_in = max(batch * (T - z), 1)  # z = T: no inactive circuit, and none read as on (as rotation_errors)
     ind = next(i for i, gr in enumerate(net.groups) if 0 in gr.rows)
@@ -899,21 +901,6 @@ def _readouts(net: CorrectedNetwork, l: int, A: list, u: torch.Tensor, b: torch.
         R[:, net.rows[gi]] = G / net.Sg[gi]
     alpha = R[:, 0] - R[:, 1]
     return alpha, R[:, 2:4] - alpha[:, None]
-
-
-_STAT_KEYS = (
-    "active_x",
-    "worst_dx",
-    "q90_dx",
-    "active_on",
-    "inactive_on",
-    "inactive_x",
-    "false_on",
-    "false_off",
-    "leak",
-    "overlap2",
-    "spurious_on",
-)
 
 
 def _run_stats_sparse(
