@@ -252,6 +252,7 @@ def sweep(
     threads: int = 1,
     progress: bool = True,
     desc: str | None = None,
+    cost: Callable[[dict], float] | None = None,
 ) -> pd.DataFrame:
     """Run `fn(**config, seed=seed)` over `grid` × `seeds` and return a tidy DataFrame.
 
@@ -261,6 +262,9 @@ def sweep(
     per CPU, at most one per task), "serial" -> in this process, any
     `concurrent.futures.Executor`, or a dask.distributed `Client`.
     threads: intra-op torch threads per task (default 1: same numbers under every executor).
+    cost: a configuration's relative cost (e.g. `lambda c: c["D"]`): tasks start costliest
+    first, so that the pool's workers finish together instead of one waiting on the last
+    large task (the longest-processing-time rule); None starts them in grid order.
     Rows come back in grid order, then seed order, whatever order tasks finish in. A task
     that raises stops the sweep with its error; the tasks already running are waited for and
     their results cached, so a rerun computes only what is missing.
@@ -302,6 +306,10 @@ def sweep(
             todo.append((i, key, path))
         else:
             results[i] = rows
+    if cost is not None:
+        if not callable(cost):
+            raise ValueError(f"cost={cost!r} is not a function: pass a function of a configuration, or None")
+        todo.sort(key=lambda item: -float(cost(tasks[item[0]][0])))  # stable: ties keep grid order
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc=desc or fn.__name__, disable=not progress)
 
     writable = [cache_dir is not None]

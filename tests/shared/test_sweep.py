@@ -53,6 +53,19 @@ def test_tidy_table_in_grid_then_seed_order():
     assert df["b"].isna().sum() == 4  # a missing key is a missing value, not an error
 
 
+def test_cost_starts_the_costliest_tasks_first_and_keeps_the_table_in_grid_order():
+    grid = [{"a": 1}, {"a": 5}, {"a": 3}, {"a": 5, "b": 7}]
+    plain = sweep(counted, grid, seeds=[0, 1], executor="serial", progress=False)
+    assert [c[:2] for c in CALLS[::2]] == [(1, 1), (5, 1), (3, 1), (5, 7)]
+    CALLS.clear()
+    ordered = sweep(counted, grid, seeds=[0, 1], executor="serial", progress=False, cost=lambda c: c["a"])
+    # costliest first, ties in grid order (then seed order)
+    assert CALLS == [(5, 1, 0), (5, 1, 1), (5, 7, 0), (5, 7, 1), (3, 1, 0), (3, 1, 1), (1, 1, 0), (1, 1, 1)]
+    pd.testing.assert_frame_equal(plain, ordered, check_exact=True)
+    with pytest.raises(ValueError, match="cost"):
+        sweep(counted, grid, executor="serial", progress=False, cost=3)
+
+
 def test_rotation_rows_theory_beside_measured():
     rows = rotation_rows(400, 40, z=2, batch=20, L=3, seed=1)
     df = pd.DataFrame(rows)
