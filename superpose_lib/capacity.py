@@ -2,10 +2,12 @@
 passes a criterion, per seed, by bisection to a stated resolution.
 
 The search starts from a guess x0 (the theory's predicted boundary, so that a capacity
-costs a few probes rather than a grid), gallops in factors of `step` until it brackets the
-boundary, and bisects in log x until the bracket's ratio is at most 1 + resolution. A small
-step suits a good guess: a probe far past the boundary is a seized network, the most
-expensive kind to run. The
+costs a few probes rather than a grid), gallops until it brackets the boundary, and bisects
+in log x until the bracket's ratio is at most 1 + resolution. The gallop's first factor is
+`step` and each later one the square of the last, up to max(2, step): a good guess is
+bracketed in a probe or two, a guess k ≫ 2 times off in about log₂ k probes and four of
+bisection (not ln k/ln step), and no probe lands more than max(2, step) past the boundary
+(a probe far past it is a seized network, the most expensive kind to run). The
 interval over seeds is then the real uncertainty; the resolution is stated beside it.
 Pass/fail is assumed monotone in x (one crossing).
 
@@ -79,6 +81,7 @@ def bisect_capacity(
         return bool(passes(v))
 
     out = {"resolution": res}
+    top = max(2.0, step)  # the gallop's largest factor
     if probe(x):
         lo, hi = x, None
         while hi is None:
@@ -86,6 +89,7 @@ def bisect_capacity(
                 return out | {"x_max": lo, "x_fail": math.inf, "censor": "above", "probes": n}
             v = min(step * lo, hi_b)
             lo, hi = (v, None) if probe(v) else (lo, v)
+            step = min(step * step, top)
     else:
         lo, hi = None, x
         while lo is None:
@@ -93,6 +97,7 @@ def bisect_capacity(
                 return out | {"x_max": lo_b, "x_fail": lo_b, "censor": "below", "probes": n}
             v = max(hi / step, lo_b)
             lo, hi = (v, hi) if probe(v) else (None, v)
+            step = min(step * step, top)
     while hi / lo > 1 + res and n < max_probes:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if probe(mid) else (lo, mid)

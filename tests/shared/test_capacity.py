@@ -28,6 +28,25 @@ def test_a_good_start_costs_few_probes():
     assert r["probes"] <= 6
 
 
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_far_guess_gallops_in_growing_steps_never_more_than_2x_past(direction):
+    true, calls = 0.002, []
+
+    def passes(x):
+        calls.append(x)
+        return x <= true
+
+    x0 = true / 33 if direction == 1 else true * 33
+    r = bisect_capacity(passes, x0=x0, x_min=1e-6, x_max=1.0, step=1.1)
+    assert r["x_max"] <= true < r["x_fail"] <= r["x_max"] * (1 + RESOLUTION)
+    # fixed steps of 1.1 would take ln 33 / ln 1.1 = 37 probes to bracket it
+    assert r["probes"] <= 14
+    if direction == 1:  # no probe beyond 2x the boundary: a seized network is the costliest
+        assert max(calls) <= 2 * true
+    else:
+        assert min(calls) >= true / 2 / (1 + RESOLUTION)
+
+
 def test_censored_at_both_ends():
     below = bisect_capacity(lambda x: False, x0=0.01, x_min=1e-4, x_max=0.1)
     assert below["censor"] == "below" and below["x_max"] == 1e-4
