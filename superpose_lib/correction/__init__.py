@@ -25,6 +25,7 @@ from .scale import (  # noqa: F401
 from .scaling import (  # noqa: F401
     SwitchOffNetwork,
     SwitchOffScheme,
+    family_boundary,
     gate_false_rate,
     max_load,
     noise_ratio,
@@ -34,6 +35,7 @@ from .scaling import (  # noqa: F401
     scaling_run,
     simplex_code,
     simplex_weights,
+    tolerated_noise,
     variance_ratio,
 )
 from .schemes import (  # noqa: F401
@@ -107,6 +109,8 @@ __all__ = [
     "SwitchOffNetwork",
     "scaling_design",
     "scaling_boundary",
+    "family_boundary",
+    "tolerated_noise",
     "scaling_run",
     "max_load",
     "gate_false_rate",

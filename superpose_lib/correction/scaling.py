@@ -88,6 +88,8 @@ __all__ = [
     "variance_ratio",
     "scaling_design",
     "scaling_boundary",
+    "family_boundary",
+    "tolerated_noise",
     "max_load",
     "scaling_run",
     "S_PAYLOAD",
@@ -342,6 +344,65 @@ def scaling_boundary(D: int, *, z: int, L: int, factor: float = 1.5, tol: float 
         return lo
     if holds(hi):
         return hi
+    while hi / lo > 1 + tol:
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+    return lo
+
+
+@checked
+def tolerated_noise(L: int, *, factor: float = 1.5) -> float:
+    """y*: the largest noise ratio y with √`variance_ratio`(y, L) ≤ factor (criterion (b)'s
+    1.5 by default), by bisection; 1 for L ≤ 2 (no layer carries false-gate noise)."""
+    L = check_int("L", L, 1)
+    factor = check_real("factor", factor, 1.0, open_low=True)
+    lo, hi = 0.0, 1.0
+    if math.sqrt(variance_ratio(1.0 - 1e-12, L)) <= factor:
+        return 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if math.sqrt(variance_ratio(mid, L)) <= factor else (lo, mid)
+    return lo
+
+
+@checked
+def family_boundary(D: int, *, z: int, L: int, S: int = S_PAYLOAD, factor: float = 1.5, tol: float = 0.01) -> float:
+    """An upper bound, within the theory, on the criterion-(b) capacity of *every* switch-off
+    construction of width D = 4M + M_r with payload redundancy S: the largest load x at which
+    some register (any share of D on a 0.5 % grid, any S_r ≥ 1) keeps the noise ratio
+    y = p_g·T/M ≤ `tolerated_noise`(L, factor).
+
+    Each relaxation can only raise the bound: the planes' primes are replaced by their
+    continuous values p = M/S and p_r = M_r/S_r (a real plane's primes are no larger, so a
+    position sees at least ⌊T·S/M⌋ circuits, each meeting an active register line with
+    probability at least S_r²/M_r, and the binomial tail grows with both), M = (D − M_r)/4
+    is not rounded down, and the register's own false-on rate is not required; what is kept
+    is what makes a design one: both planes fit (S_r² ≤ M_r) and hold T circuits
+    ((M/S)² ≥ T, (M_r/S_r)² ≥ T). The rule's design (`scaling_boundary`) can only be lower; the bound says
+    how far the whole family can go, which is what a claim about "no construction of this
+    family" needs."""
+    D = check_int("D", D, 64)
+    S = check_int("S", S, 1)
+    y_max = tolerated_noise(L, factor=factor)
+
+    def holds(x):
+        T = max(z, T_at(x, D))
+        for k in range(1, 181):  # register shares 0.5 %, 1 %, …, 90 %
+            M_r = k * D / 200
+            M = (D - M_r) / 4
+            if (M / S) ** 2 < T:  # the payload plane holds at most p² ≤ (M/S)² circuits
+                continue
+            n = z * int(T * S // M)
+            S_r = 1
+            while S_r * S_r <= M_r and (M_r / S_r) ** 2 >= T:  # the register plane fits and holds T
+                if _binomial_sf(n, S_r * S_r / M_r, S_r) * T / M <= y_max:
+                    return True
+                S_r += 1
+        return False
+
+    lo, hi = 1e-6, 1.0
+    if not holds(lo):
+        return lo
     while hi / lo > 1 + tol:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if holds(mid) else (lo, mid)

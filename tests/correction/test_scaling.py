@@ -244,3 +244,60 @@ def test_weights_count_the_sparse_layer():
 def test_binomial_tail_equals_the_sum_of_its_terms(n, q, k):
     naive = sum(math.comb(n, j) * q**j * (1 - q) ** (n - j) for j in range(k, n + 1))
     assert so._binomial_sf(n, q, k) == pytest.approx(naive, rel=1e-9, abs=1e-15)
+
+
+def test_tolerated_noise_is_where_the_variance_ratio_reaches_the_factor():
+    y = so.tolerated_noise(10)
+    assert 0 < y < 1 and math.sqrt(so.variance_ratio(y, 10)) == pytest.approx(1.5, rel=1e-6)
+    assert so.tolerated_noise(10, factor=2.0) > y > so.tolerated_noise(40)  # deeper tolerates less
+    assert so.tolerated_noise(2) == 1.0  # no layer carries false-gate noise
+    with pytest.raises(ValueError, match="factor"):
+        so.tolerated_noise(10, factor=1.0)
+
+
+def test_family_boundary_bounds_the_rule_and_orders_its_arguments():
+    for D in (1024, 4096, 16384):
+        bound = so.family_boundary(D, z=2, L=10)
+        # the rule's design is one member of the family, with integer primes: never above
+        assert bound >= so.scaling_boundary(D, z=2, L=10) * 0.99, D
+        # a larger payload redundancy only raises the gates' counts
+        assert so.family_boundary(D, z=2, L=10, S=1) > bound > so.family_boundary(D, z=2, L=10, S=3)
+    assert so.family_boundary(4096, z=4, L=10) < so.family_boundary(4096, z=2, L=10)
+    assert so.family_boundary(4096, z=2, L=10, factor=2.0) > so.family_boundary(4096, z=2, L=10)
+    # the family's best falls by more than 2x from D = 1024 to 131072 for every S
+    for S in (1, 2, 3):
+        assert so.family_boundary(1024, z=2, L=10, S=S) / so.family_boundary(131072, z=2, L=10, S=S) > 2, S
+
+
+def test_family_boundary_holds_at_its_value_and_fails_past_it():
+    # At the bound some register keeps y <= y*; 5 % past it none does (checked by brute force
+    # over the same relaxed designs, written as a plain loop).
+    D, z, L, S = 4096, 2, 10, 2
+    y_max = so.tolerated_noise(L)
+
+    def some_design_holds(x):
+        T = max(z, round(x * (D / 4) ** 2))
+        for k in range(1, 181):
+            M_r = k * D / 200
+            M = (D - M_r) / 4
+            if (M / S) ** 2 < T:
+                continue
+            for S_r in range(1, 200):
+                if S_r * S_r > M_r or (M_r / S_r) ** 2 < T:
+                    break
+                n, q = z * int(T * S // M), S_r * S_r / M_r
+                tail = sum(math.comb(n, j) * q**j * (1 - q) ** (n - j) for j in range(S_r, n + 1))
+                if tail * T / M <= y_max:
+                    return True
+        return False
+
+    x = so.family_boundary(D, z=z, L=L, S=S)
+    assert some_design_holds(x) and not some_design_holds(x * 1.05)
+
+
+@pytest.mark.parametrize("kw", [dict(S=0), dict(D=10), dict(factor=1.0), dict(L=0)])
+def test_family_boundary_refuses_bad_arguments(kw):
+    args = dict(D=1024, z=2, L=10) | kw
+    D = args.pop("D")
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        so.family_boundary(D, **args)
