@@ -4,6 +4,7 @@ switch-off construction's mechanism and payload."""
 from . import measure, plots
 from .measure import (  # noqa: F401
     fit_summary,
+    goal_facts,
     headline,
     mechanism_facts,
     mechanism_rows,

@@ -4,7 +4,8 @@ switch-off construction's mechanism and payload, and the summaries the chapter s
 * `theory_table`: per D, the theories' predicted boundaries in T(d/D)² on criterion (b):
   RiS's baseline and E1 (the neuron-level recursion of their indicators), the indicator
   redundancy grown by rule (`correction.wide_rule`) and the switch-off construction
-  (`correction.scaling`, with the rule's register at its boundary).
+  (`correction.scaling`, with the rule's register at its boundary), and the bound on every
+  switch-off construction (`correction.family_boundary`).
 * `mechanism_rows`: one switch-off network with a given register (S_r, share) at a given
   load: the measured false-gate rate and the payload's q90 against its own oracle, beside
   the theory (`gate_false_rate`, `noise_ratio`, `variance_ratio`).
@@ -28,6 +29,7 @@ from ..core.theory import T_at
 from ..correction.scale import theory_start
 from ..correction.scaling import (
     SwitchOffScheme,
+    family_boundary,
     gate_false_rate,
     noise_ratio,
     scaling_boundary,
@@ -47,6 +49,7 @@ __all__ = [
     "payload_facts",
     "fit_summary",
     "headline",
+    "goal_facts",
     "z_table",
 ]
 
@@ -54,7 +57,8 @@ __all__ = [
 @checked
 def theory_table(D_list, *, z: int, L: int, E1_theta: float = 0.55) -> pd.DataFrame:
     """Per D and construction, the theory's boundary x* in T(d/D)² on criterion (b): name
-    ("baseline", "E1", "wide_rule", "scaling"), D, lnM (M = D/4), x_star, and for the
+    ("baseline", "E1", "wide_rule", "scaling", and "scaling_bound": the most any switch-off
+    construction holds, `family_boundary`), D, lnM (M = D/4), x_star, and for the
     rule-designed ones their setting at x* (S: S_α or S_r; share: the share of D that holds
     on-indicator information: the indicator blocks, or the gate block and the register)."""
     rows = []
@@ -81,6 +85,7 @@ def theory_table(D_list, *, z: int, L: int, E1_theta: float = 0.55) -> pd.DataFr
         rows.append(
             {"name": "scaling", "D": D, "lnM": lnM, "x_star": x, "S": s.S_r, "share": s.share, "register": s.M_r / D}
         )
+        rows.append({"name": "scaling_bound", "D": D, "lnM": lnM, "x_star": family_boundary(D, z=z, L=L)})
     return pd.DataFrame(rows)
 
 
@@ -310,12 +315,76 @@ def headline(
 
 
 @checked
+def goal_facts(
+    summary: pd.DataFrame,
+    *,
+    criterion_b: str,
+    z: int,
+    L: int,
+    D_from: int = 1024,
+    D_to: int = 131072,
+    goal: float = 2.0,
+) -> dict:
+    """The goal "a capacity on criterion (b) that falls by at most `goal`× from D_from to
+    D_to", tested against the whole switch-off family rather than one design.
+    `family_boundary`(D, S) bounds every member with payload redundancy S (S = 1, no plane;
+    S = 2, the rule's; S = 3): the family's best falls by at least fall_min = min over S of
+    bound(D_from)/bound(D_to), a slope in ln D of at most slope_max = ln(1/fall_min)/ln(D_to/
+    D_from), and no member holds more than best_to = max over S of bound(D_to) at D_to.
+    `summary` (capacity_summary rows) gives the measured construction beside it: its mean
+    over the S = 2 bound at each D where it was measured (ratio_max, which must stay ≤ 1 up
+    to the theory's error), and headroom = best_to / its mean at D_to (nan if not measured).
+    Returns those numbers, the bounds {S: (at D_from, at D_to)}, a table of them and the
+    chapter's glue."""
+    if D_to <= D_from:
+        raise ValueError(f"D_to={D_to!r} is out of range: allowed D_to > D_from={D_from!r}")
+    b = summary[(summary["criterion"] == criterion_b) & (summary["name"] == "scaling")].set_index("D")["mean"]
+    if not len(b):
+        raise ValueError("summary has no criterion-(b) capacity of the scaling construction")
+    bounds = {S: (family_boundary(D_from, z=z, L=L, S=S), family_boundary(D_to, z=z, L=L, S=S)) for S in (1, 2, 3)}
+    fall_min = min(b0 / b1 for b0, b1 in bounds.values())
+    slope_max = -math.log(fall_min) / math.log(D_to / D_from)
+    best_to = max(b1 for _, b1 in bounds.values())
+    ratio = pd.Series({D: v / family_boundary(int(D), z=z, L=L) for D, v in b.items()})
+    headroom = best_to / b[D_to] if D_to in b.index else float("nan")
+    glue = {
+        "as-fam-D0": f"{D_from}",
+        "as-fam-D1": f"{D_to}",
+        "as-fam-goal": f"{goal:g}",
+        "as-fam-fall": f"{fall_min:.1f}",
+        "as-fam-slope": f"{slope_max:.2f}",
+        "as-fam-best": f"{best_to:.4f}",
+        "as-fam-head": f"{headroom:.1f}" if headroom == headroom else "not measured",
+        "as-fam-ratio": f"{ratio.min():.2f}–{ratio.max():.2f}",
+    }
+    for S, (b0, b1) in bounds.items():
+        glue |= {f"as-fam-S{S}-0": f"{b0:.4f}", f"as-fam-S{S}-1": f"{b1:.4f}", f"as-fam-S{S}-fall": f"{b0 / b1:.1f}"}
+    table = pd.DataFrame(
+        {
+            f"bound at D = {D_from}": {S: f"{b0:.4f}" for S, (b0, _) in bounds.items()},
+            f"bound at D = {D_to}": {S: f"{b1:.4f}" for S, (_, b1) in bounds.items()},
+            "fall": {S: f"{b0 / b1:.1f}×" for S, (b0, b1) in bounds.items()},
+        }
+    ).rename_axis("payload S")
+    return {
+        "table": table,
+        "fall_min": fall_min,
+        "slope_max": slope_max,
+        "best_to": best_to,
+        "headroom": headroom,
+        "ratio": ratio,
+        "bounds": bounds,
+        "glue": glue,
+    }
+
+
+@checked
 def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
     """Capacities on one criterion at another z (`cap`: scheme_capacity rows with a name
     column): the summary per (name, D) with the theory's boundary for the switch-off
     construction (`scaling_boundary`) and for the baseline (`correction.scale.theory_start`),
     a table in words and the glue (as-z4-*: the switch-off construction at the smallest and
-    largest D, its theory and the baseline at the largest)."""
+    largest D, its theory, and the baseline at the largest D it was measured at)."""
     summary = capacity_summary(cap)
     th = {("scaling", D): scaling_boundary(D, z=z, L=L) for D in summary.D.unique()}
     th |= {("baseline", D): theory_start("baseline", D, z, L) for D in summary.D.unique()}
@@ -332,5 +401,6 @@ def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
         "as-z4-sc-1": fmt(sc.iloc[-1]),
         "as-z4-th-1": f"{sc.theory.iloc[-1]:.4f}",
         "as-z4-ba-1": fmt(ba.iloc[-1]) if len(ba) else "not measured",
+        "as-z4-ba-D": f"{int(ba.D.iloc[-1])}" if len(ba) else "–",
     }
     return {"summary": summary, "table": table, "glue": glue}

@@ -28,11 +28,15 @@ def _log_axes(ax, ylabel: str):
 def plot_theory(table, *, ax=None):
     """The theories' predicted boundaries on criterion (b) against D, one line per
     construction (`measure.theory_table`); the switch-off construction's points carry the
-    rule's register redundancy S_r."""
+    rule's register redundancy S_r, and the bound on every switch-off construction
+    ("scaling_bound") is dashed."""
     ax = axes_or_new(ax)
     for name, g in table.groupby("name", sort=False):
         colour, marker = SCHEME_STYLE.get(name, ("#777777", "o"))
         g = g.sort_values("D")
+        if name == "scaling_bound":  # a bound, not a design: dashed, no markers
+            ax.plot(g["D"], g["x_star"], color=colour, ls="--", lw=1.0, label=_label(name))
+            continue
         ax.plot(g["D"], g["x_star"], color=colour, marker=marker, ms=4, lw=1.4, label=_label(name))
         if name == "scaling":
             for _, r in g.iterrows():

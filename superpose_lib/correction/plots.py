@@ -32,6 +32,7 @@ _MARK = {
     "baseline affine": "h",
     "oracle": "*",
     "scaling": "X",
+    "scaling_bound": "",
     "wide_rule": "p",
     "untied": "<",
     "E5 f=0.5": ">",

@@ -142,3 +142,31 @@ def test_payload_facts_average_over_seeds_per_D():
         "0.20",
         "2",
     )
+
+
+def test_theory_table_puts_the_family_bound_above_the_rule():
+    t = asymptotic.theory_table([1024, 16384], z=2, L=10).set_index(["name", "D"])
+    for D in (1024, 16384):
+        assert t.loc[("scaling_bound", D), "x_star"] >= 0.99 * t.loc[("scaling", D), "x_star"]
+
+
+def test_goal_facts_from_a_known_summary():
+    from superpose_lib.correction import family_boundary
+
+    summary = capacity_summary(pd.DataFrame(_cap(-0.2, "scaling", x0=0.02, Ds=(1024, 4096))))
+    g = asymptotic.goal_facts(summary, criterion_b="b", z=2, L=10, D_to=4096)
+    bounds = {S: (family_boundary(1024, z=2, L=10, S=S), family_boundary(4096, z=2, L=10, S=S)) for S in (1, 2, 3)}
+    assert g["bounds"] == bounds
+    assert g["fall_min"] == pytest.approx(min(a / b for a, b in bounds.values()))
+    assert g["slope_max"] == pytest.approx(-math.log(g["fall_min"]) / math.log(4))
+    assert g["best_to"] == max(b for _, b in bounds.values())
+    mean = summary.set_index("D")["mean"]
+    assert g["ratio"][1024] == pytest.approx(mean[1024] / bounds[2][0])
+    assert g["headroom"] == pytest.approx(g["best_to"] / mean[4096])
+    assert list(g["table"].index) == [1, 2, 3] and g["glue"]["as-fam-D1"] == "4096"
+    # D_to not measured: the headroom is unknown, the bound still computed
+    assert math.isnan(asymptotic.goal_facts(summary, criterion_b="b", z=2, L=10, D_to=16384)["headroom"])
+    with pytest.raises(ValueError, match="D_to"):
+        asymptotic.goal_facts(summary, criterion_b="b", z=2, L=10, D_to=1024)
+    with pytest.raises(ValueError, match="scaling"):
+        asymptotic.goal_facts(summary, criterion_b="a", z=2, L=10)
