@@ -35,6 +35,7 @@ from ..correction.scaling import (
     scaling_boundary,
     scaling_design,
     scaling_run,
+    tolerated_noise,
     variance_ratio,
 )
 from ..correction.schemes import make_scheme, scheme_run
@@ -196,10 +197,10 @@ def payload_facts(rows: pd.DataFrame, *, x: float) -> dict:
         "as-pay-x": f"{x:g}",
         "as-pay-D0": f"{pay.index[0]}",
         "as-pay-D1": f"{pay.index[-1]}",
-        "as-pay-own0": f"{pay.q90_own.iloc[0]:.2f}",
-        "as-pay-own1": f"{pay.q90_own.iloc[-1]:.2f}",
-        "as-pay-ris0": f"{pay.q90_ris.iloc[0]:.2f}",
-        "as-pay-ris1": f"{pay.q90_ris.iloc[-1]:.2f}",
+        "as-pay-own0": f"{pay.q90_own.iloc[0]:.2g}",
+        "as-pay-own1": f"{pay.q90_own.iloc[-1]:.2g}",
+        "as-pay-ris0": f"{pay.q90_ris.iloc[0]:.2g}",
+        "as-pay-ris1": f"{pay.q90_ris.iloc[-1]:.2g}",
         "as-pay-n": f"{rows.seed.nunique()}",
     }
     return {"by_D": pay, "glue": glue}
@@ -331,6 +332,8 @@ def goal_facts(
     S = 2, the rule's; S = 3): the family's best falls by at least fall_min = min over S of
     bound(D_from)/bound(D_to), a slope in ln D of at most slope_max = ln(1/fall_min)/ln(D_to/
     D_from), and no member holds more than best_to = max over S of bound(D_to) at D_to.
+    The theory's local slope at the rule's boundary, −1/(1 + ln(T/(y*·M))) (x* ∝
+    1/ln(T/(y*·M)), the chapter's derivation), is given at both widths (local).
     `summary` (capacity_summary rows) gives the measured construction beside it: its mean
     over the S = 2 bound at each D where it was measured (ratio_max, which must stay ≤ 1 up
     to the theory's error), and headroom = best_to / its mean at D_to (nan if not measured).
@@ -346,6 +349,14 @@ def goal_facts(
     slope_max = -math.log(fall_min) / math.log(D_to / D_from)
     best_to = max(b1 for _, b1 in bounds.values())
     ratio = pd.Series({D: v / family_boundary(int(D), z=z, L=L) for D, v in b.items()})
+    y_star = tolerated_noise(L)
+
+    def argument(D):  # T/(y*·M) at the rule's boundary: the logarithm's argument
+        x = scaling_boundary(D, z=z, L=L)
+        return T_at(x, D) / (y_star * scaling_design(D, z=z, L=L, x=x).M)
+
+    args = {D: argument(D) for D in (D_from, D_to)}
+    local = {D: -1 / (1 + math.log(a)) for D, a in args.items()}
     headroom = best_to / b[D_to] if D_to in b.index else float("nan")
     glue = {
         "as-fam-D0": f"{D_from}",
@@ -354,8 +365,13 @@ def goal_facts(
         "as-fam-fall": f"{fall_min:.1f}",
         "as-fam-slope": f"{slope_max:.2f}",
         "as-fam-best": f"{best_to:.4f}",
-        "as-fam-head": f"{headroom:.1f}" if headroom == headroom else "not measured",
+        "as-fam-head": f"{headroom:.1f}×" if headroom == headroom else "not measured",
         "as-fam-ratio": f"{ratio.min():.2f}–{ratio.max():.2f}",
+        "as-fam-ystar": f"{y_star:.2f}",
+        "as-fam-arg0": f"{args[D_from]:.0f}",
+        "as-fam-arg1": f"{args[D_to]:.0f}",
+        "as-fam-local0": f"{local[D_from]:.2f}",
+        "as-fam-local1": f"{local[D_to]:.2f}",
     }
     for S, (b0, b1) in bounds.items():
         glue |= {f"as-fam-S{S}-0": f"{b0:.4f}", f"as-fam-S{S}-1": f"{b1:.4f}", f"as-fam-S{S}-fall": f"{b0 / b1:.1f}"}
@@ -372,6 +388,7 @@ def goal_facts(
         "slope_max": slope_max,
         "best_to": best_to,
         "headroom": headroom,
+        "local": local,
         "ratio": ratio,
         "bounds": bounds,
         "glue": glue,
@@ -391,7 +408,7 @@ def z_table(cap: pd.DataFrame, *, z: int, L: int) -> dict:
     summary["theory"] = [th.get((r.name, r.D), float("nan")) for r in summary.itertuples()]
     fmt = lambda r: format_capacity(r["mean"], r["low"], r["high"], r["censor"], n=r["n"], x_min=r["mean"])  # noqa: E731
     table = summary.assign(capacity=summary.apply(fmt, axis=1), theory=summary.theory.map(lambda v: f"{v:.5f}"))
-    table = table.pivot_table(index="D", columns="name", values=["capacity", "theory"], aggfunc="first")
+    table = table.pivot_table(index="D", columns="name", values=["capacity", "theory"], aggfunc="first").fillna("–")
     sc = summary[summary.name == "scaling"].sort_values("D")
     ba = summary[summary.name == "baseline"].sort_values("D")
     glue = {
