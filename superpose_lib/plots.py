@@ -98,7 +98,7 @@ COLORS: dict[str, dict] = {
         "baseline affine": PALETTE[9],
         "oracle": "#777777",
         "scaling": PALETTE[8],
-        "scaling_bound": PALETTE[8],
+        "scaling_bound": PALETTE[11],
         "wide_rule": PALETTE[5],
         "untied": PALETTE[12],
         "E5 f=0.5": PALETTE[10],
