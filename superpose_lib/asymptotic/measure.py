@@ -329,14 +329,16 @@ def goal_facts(
     """The goal "a capacity on criterion (b) that falls by at most `goal`× from D_from to
     D_to", tested against the whole switch-off family rather than one design.
     `family_boundary`(D, S) bounds every member with payload redundancy S (S = 1, no plane;
-    S = 2, the rule's; S = 3): the family's best falls by at least fall_min = min over S of
+    S = 2, the rule's; S = 3). The bound falls by at least fall_min = min over S of
     bound(D_from)/bound(D_to), a slope in ln D of at most slope_max = ln(1/fall_min)/ln(D_to/
-    D_from), and no member holds more than best_to = max over S of bound(D_to) at D_to.
-    The theory's local slope at the rule's boundary, −1/(1 + ln(T/(y*·M))) (x* ∝
-    1/ln(T/(y*·M)), the chapter's derivation), is given at both widths (local).
+    D_from); no member holds more than best_to = max over S of bound(D_to) at D_to, so a
+    member that meets the goal holds at D_from at most most_from = max over S of goal·
+    bound_S(D_to)/bound_S(D_from) of its own bound there. Local slopes at both widths: the
+    bound's own (S = 2, from D to 2D: bound_local) and the derivation's estimate
+    −1/(1 + ln(T/(y*·M))) at the rule's boundary (local).
     `summary` (capacity_summary rows) gives the measured construction beside it: its mean
-    over the S = 2 bound at each D where it was measured (ratio_max, which must stay ≤ 1 up
-    to the theory's error), and headroom = best_to / its mean at D_to (nan if not measured).
+    over the S = 2 bound at each D where it was measured (ratio, which must stay ≤ 1 up to
+    the seeds' spread), and headroom = best_to / its mean at D_to (nan if not measured).
     Returns those numbers, the bounds {S: (at D_from, at D_to)}, a table of them and the
     chapter's glue."""
     if D_to <= D_from:
@@ -357,6 +359,11 @@ def goal_facts(
 
     args = {D: argument(D) for D in (D_from, D_to)}
     local = {D: -1 / (1 + math.log(a)) for D, a in args.items()}
+    bound_local = {
+        D: math.log(family_boundary(2 * D, z=z, L=L) / family_boundary(D, z=z, L=L)) / math.log(2)
+        for D in (D_from, D_to)
+    }
+    most_from = max(goal * b1 / b0 for b0, b1 in bounds.values())
     headroom = best_to / b[D_to] if D_to in b.index else float("nan")
     glue = {
         "as-fam-D0": f"{D_from}",
@@ -372,6 +379,9 @@ def goal_facts(
         "as-fam-arg1": f"{args[D_to]:.0f}",
         "as-fam-local0": f"{local[D_from]:.2f}",
         "as-fam-local1": f"{local[D_to]:.2f}",
+        "as-fam-blocal0": f"{bound_local[D_from]:.2f}",
+        "as-fam-blocal1": f"{bound_local[D_to]:.2f}",
+        "as-fam-most": f"{most_from:.0%}",
     }
     for S, (b0, b1) in bounds.items():
         glue |= {f"as-fam-S{S}-0": f"{b0:.4f}", f"as-fam-S{S}-1": f"{b1:.4f}", f"as-fam-S{S}-fall": f"{b0 / b1:.1f}"}
@@ -389,6 +399,8 @@ def goal_facts(
         "best_to": best_to,
         "headroom": headroom,
         "local": local,
+        "bound_local": bound_local,
+        "most_from": most_from,
         "ratio": ratio,
         "bounds": bounds,
         "glue": glue,

@@ -368,28 +368,29 @@ def tolerated_noise(L: int, *, factor: float = 1.5) -> float:
 @checked
 def family_boundary(D: int, *, z: int, L: int, S: int = S_PAYLOAD, factor: float = 1.5, tol: float = 0.01) -> float:
     """An upper bound, within the theory, on the criterion-(b) capacity of *every* switch-off
-    construction of width D = 4M + M_r with payload redundancy S: the largest load x at which
-    some register (any share of D on a 0.5 % grid, any S_r ≥ 1) keeps the noise ratio
-    y = p_g·T/M ≤ `tolerated_noise`(L, factor).
+    construction of width D = 4M + M_r with payload redundancy S: a load x above which no
+    register (any M_r ≤ D, any S_r ≥ 1) keeps the noise ratio y = p_g·T/M ≤
+    `tolerated_noise`(L, factor), p_g the gate's binomial tail as in `gate_false_rate`.
 
-    Each relaxation can only raise the bound: the planes' primes are replaced by their
+    Each relaxation can only raise the bound. The planes' primes are replaced by their
     continuous values p = M/S and p_r = M_r/S_r (a real plane's primes are no larger, so a
     position sees at least ⌊T·S/M⌋ circuits, each meeting an active register line with
-    probability at least S_r²/M_r, and the binomial tail grows with both), M = (D − M_r)/4
-    is not rounded down, and the register's own false-on rate is not required; what is kept
-    is what makes a design one: both planes fit (S_r² ≤ M_r) and hold T circuits
-    ((M/S)² ≥ T, (M_r/S_r)² ≥ T). The rule's design (`scaling_boundary`) can only be lower; the bound says
-    how far the whole family can go, which is what a claim about "no construction of this
-    family" needs."""
+    probability at least S_r²/M_r, and the binomial tail grows with both); M = (D − M_r)/4
+    is not rounded; the register's own false-on rate is not required. M_r is covered in
+    cells of D/200, each tested at its most favourable corner: the payload of the cell's
+    smallest M_r, the register of its largest. What is kept is what makes a design one:
+    both planes fit (S_r² ≤ M_r) and hold T circuits ((M/S)² ≥ T, (M_r/S_r)² ≥ T).
+    Returns the smallest load the bisection found failing (within a factor 1 + tol of the
+    largest found holding; 1e-6 if even that fails), so no design of the family holds there:
+    the rule's design (`scaling_boundary`) is lower."""
     D = check_int("D", D, 64)
     S = check_int("S", S, 1)
     y_max = tolerated_noise(L, factor=factor)
 
     def holds(x):
         T = max(z, T_at(x, D))
-        for k in range(1, 181):  # register shares 0.5 %, 1 %, …, 90 %
-            M_r = k * D / 200
-            M = (D - M_r) / 4
+        for k in range(200):  # cells of M_r: [k, k + 1]·D/200
+            M, M_r = (D - k * D / 200) / 4, (k + 1) * D / 200
             if (M / S) ** 2 < T:  # the payload plane holds at most p² ≤ (M/S)² circuits
                 continue
             n = z * int(T * S // M)
@@ -402,11 +403,11 @@ def family_boundary(D: int, *, z: int, L: int, S: int = S_PAYLOAD, factor: float
 
     lo, hi = 1e-6, 1.0
     if not holds(lo):
-        return lo
+        return lo  # fails at 1e-6, so above it too
     while hi / lo > 1 + tol:
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if holds(mid) else (lo, mid)
-    return lo
+    return hi
 
 
 # ---- the network -------------------------------------------------------------------------

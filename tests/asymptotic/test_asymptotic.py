@@ -166,6 +166,8 @@ def test_goal_facts_from_a_known_summary():
     assert list(g["table"].index) == [1, 2, 3] and g["glue"]["as-fam-D1"] == "4096"
     # x* ∝ 1/ln(T/(y*·M)): the local slope is negative and flattens as D grows
     assert g["local"][1024] < g["local"][4096] < 0
+    assert g["bound_local"][1024] < 0 and g["bound_local"][4096] < 0
+    assert g["most_from"] == pytest.approx(max(2 * b / a for a, b in bounds.values()))
     # D_to not measured: the headroom is unknown, the bound still computed
     assert math.isnan(asymptotic.goal_facts(summary, criterion_b="b", z=2, L=10, D_to=16384)["headroom"])
     with pytest.raises(ValueError, match="D_to"):
