@@ -31,7 +31,7 @@ import pandas as pd
 from .core.checks import checked
 from .stats import t_interval
 
-__all__ = ["bisect_capacity", "RESOLUTION", "capacity_summary", "slopes", "boundary_fraction"]
+__all__ = ["bisect_capacity", "log_bisect", "RESOLUTION", "capacity_summary", "slopes", "boundary_fraction"]
 
 #: Default resolution of a capacity: the bracket [x_max, x_fail] is at most 5 % wide, a
 #: quarter of the seed-to-seed spread the book measures (≈ 20 %), so the interval over
@@ -44,6 +44,29 @@ def _check_x(name: str, value) -> float:
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name}={value!r} is out of range: allowed 0 < {name} < inf")
     return v
+
+
+@checked
+def log_bisect(
+    holds: Callable[[float], bool], lo: float, hi: float, tol: float, *, max_steps: int = 200
+) -> tuple[float, float]:
+    """Bisection in log x of a bracket: lo a load at which `holds`, hi one at which it does
+    not (one crossing assumed). Halves the bracket's log-width until hi/lo ≤ 1 + tol, or for
+    at most max_steps calls of `holds`, and returns (lo, hi). Every boundary search of the
+    library (capacities, the theories' boundaries) ends in this loop."""
+    lo, hi = _check_x("lo", lo), _check_x("hi", hi)
+    if hi < lo:
+        raise ValueError(f"hi={hi!r} is out of range: allowed hi >= lo = {lo!r}")
+    if not 0.0 < float(tol) < 1.0:
+        raise ValueError(f"tol={tol!r} is out of range: allowed 0 < tol < 1")
+    if int(max_steps) < 0:
+        raise ValueError(f"max_steps={max_steps!r} is out of range: allowed max_steps >= 0")
+    for _ in range(int(max_steps)):
+        if hi / lo <= 1 + tol:
+            break
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
+    return lo, hi
 
 
 @checked
@@ -98,9 +121,7 @@ def bisect_capacity(
             v = max(hi / step, lo_b)
             lo, hi = (v, hi) if probe(v) else (None, v)
             step = min(step * step, top)
-    while hi / lo > 1 + res and n < max_probes:
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if probe(mid) else (lo, mid)
+    lo, hi = log_bisect(probe, lo, hi, res, max_steps=max(max_probes - n, 0))
     return out | {"x_max": lo, "x_fail": hi, "censor": "", "probes": n}
 
 

@@ -68,6 +68,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..capacity import log_bisect
 from ..core.assignment import affine_capacity, affine_prime
 from ..core.checks import check_int, check_real, checked, real
 from ..core.circuits import sample_thetas
@@ -344,10 +345,7 @@ def scaling_boundary(D: int, *, z: int, L: int, factor: float = 1.5, tol: float 
         return lo
     if holds(hi):
         return hi
-    while hi / lo > 1 + tol:
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
-    return lo
+    return log_bisect(holds, lo, hi, tol)[0]
 
 
 @checked
@@ -404,10 +402,7 @@ def family_boundary(D: int, *, z: int, L: int, S: int = S_PAYLOAD, factor: float
     lo, hi = 1e-6, 1.0
     if not holds(lo):
         return lo  # fails at 1e-6, so above it too
-    while hi / lo > 1 + tol:
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if holds(mid) else (lo, mid)
-    return hi
+    return log_bisect(holds, lo, hi, tol)[1]
 
 
 # ---- the network -------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..capacity import log_bisect
 from ..core.assignment import capacity
 from ..core.checks import check_int, checked, real
 from ..core.criteria import RATE_MAX
@@ -138,10 +139,7 @@ def indicator_boundary(
         if hi >= x_cap:
             return x_cap
         lo = hi
-    while hi / lo > 1 + tol:
-        mid = math.sqrt(lo * hi)
-        lo, hi = (mid, hi) if hold(mid) else (lo, mid)
-    return lo
+    return log_bisect(hold, lo, hi, tol)[0]
 
 
 @lru_cache(maxsize=256)

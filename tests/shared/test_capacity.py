@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from superpose_lib.capacity import RESOLUTION, bisect_capacity
+from superpose_lib.capacity import RESOLUTION, bisect_capacity, log_bisect
 
 
 @pytest.mark.parametrize("x0", [1e-4, 0.003, 0.05])
@@ -69,3 +69,24 @@ def test_bad_arguments_name_the_parameter(kw, name):
     args = {"x0": 0.01, "x_min": 1e-5, "x_max": 0.1} | kw
     with pytest.raises(ValueError, match=name):
         bisect_capacity(lambda x: True, **args)
+
+
+def test_log_bisect_brackets_the_crossing_in_log_x():
+    calls = []
+
+    def holds(x):
+        calls.append(x)
+        return x <= 0.0123
+
+    lo, hi = log_bisect(holds, 1e-4, 1.0, 0.01)
+    assert lo <= 0.0123 < hi and hi / lo <= 1.01
+    assert calls[0] == pytest.approx(0.01)  # the geometric midpoint of the bracket
+    calls.clear()
+    lo3, hi3 = log_bisect(holds, 1e-4, 1.0, 0.01, max_steps=3)
+    assert len(calls) == 3 and lo3 <= 0.0123 < hi3 and hi3 / lo3 == pytest.approx(1e4 ** (1 / 8))
+    calls.clear()
+    assert log_bisect(holds, 0.01, 0.0101, 0.05) == (0.01, 0.0101) and not calls  # within tol already
+    for kw in (dict(lo=0.0), dict(hi=1e-5), dict(tol=1.0), dict(max_steps=-1)):
+        args = dict(lo=1e-4, hi=1.0, tol=0.01) | kw
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            log_bisect(holds, args.pop("lo"), args.pop("hi"), args.pop("tol"), **args)
