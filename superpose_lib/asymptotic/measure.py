@@ -18,6 +18,7 @@ switch-off construction's mechanism and payload, and the summaries the chapter s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..core.checks import check_int, check_real, checked
 from ..core.theory import T_at
 from ..correction.scale import theory_start
 from ..correction.scaling import (
+    S_PAYLOAD,
     SwitchOffScheme,
     family_boundary,
     gate_false_rate,
@@ -346,11 +348,16 @@ def goal_facts(
     b = summary[(summary["criterion"] == criterion_b) & (summary["name"] == "scaling")].set_index("D")["mean"]
     if not len(b):
         raise ValueError("summary has no criterion-(b) capacity of the scaling construction")
-    bounds = {S: (family_boundary(D_from, z=z, L=L, S=S), family_boundary(D_to, z=z, L=L, S=S)) for S in (1, 2, 3)}
+
+    @functools.cache
+    def bound(D, S):  # each (D, S) computed once: the table, the ratios and the slopes share them
+        return family_boundary(int(D), z=z, L=L, S=S)
+
+    bounds = {S: (bound(D_from, S), bound(D_to, S)) for S in (1, 2, 3)}
     fall_min = min(b0 / b1 for b0, b1 in bounds.values())
     slope_max = -math.log(fall_min) / math.log(D_to / D_from)
     best_to = max(b1 for _, b1 in bounds.values())
-    ratio = pd.Series({D: v / family_boundary(int(D), z=z, L=L) for D, v in b.items()})
+    ratio = pd.Series({D: v / bound(D, S_PAYLOAD) for D, v in b.items()})
     y_star = tolerated_noise(L)
 
     def argument(D):  # T/(y*·M) at the rule's boundary: the logarithm's argument
@@ -359,10 +366,7 @@ def goal_facts(
 
     args = {D: argument(D) for D in (D_from, D_to)}
     local = {D: -1 / (1 + math.log(a)) for D, a in args.items()}
-    bound_local = {
-        D: math.log(family_boundary(2 * D, z=z, L=L) / family_boundary(D, z=z, L=L)) / math.log(2)
-        for D in (D_from, D_to)
-    }
+    bound_local = {D: math.log(bound(2 * D, S_PAYLOAD) / bound(D, S_PAYLOAD)) / math.log(2) for D in (D_from, D_to)}
     most_from = max(goal * b1 / b0 for b0, b1 in bounds.values())
     headroom = best_to / b[D_to] if D_to in b.index else float("nan")
     glue = {
