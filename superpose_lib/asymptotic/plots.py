@@ -87,13 +87,17 @@ def plot_gate_rate(rows, *, ax=None):
 
 def plot_payload_ratio(rows, *, ax=None):
     """The payload's q90 |δx| over its own oracle's against the theory's √variance_ratio,
-    one marker per network (`measure.mechanism_rows`), with the diagonal."""
+    one marker per network (`measure.mechanism_rows`), with the diagonal over their range.
+    A network past the theory's boundary (y ≥ 1: no finite prediction) has no place on the
+    x axis and is left out."""
     ax = axes_or_new(ax)
-    for D, (colour, marker) in _by_D_styles(rows).items():
-        g = rows[(rows["D"] == D) & rows["ratio_theory"].map(math.isfinite)]
+    styles = _by_D_styles(rows)  # from every network, so that each D keeps the left panel's style
+    rows = rows[rows["ratio_theory"].map(math.isfinite)]
+    for D, (colour, marker) in styles.items():
+        g = rows[rows["D"] == D]
         ax.plot(g["ratio_theory"], g["ratio"], ls="none", marker=marker, mfc="none", color=colour, label=f"D = {D}")
     lo = min(1.0, rows["ratio"].min())
-    hi = max(rows.loc[rows["ratio_theory"].map(math.isfinite), "ratio_theory"].max(), rows["ratio"].max())
+    hi = max(rows["ratio_theory"].max(), rows["ratio"].max())
     ax.plot([lo, hi], [lo, hi], color="#777777", lw=0.8, ls=":", label="equal")
     ax.axhline(1.5, color="#777777", lw=0.8, ls="--", label="criterion (b): 1.5")
     ax.set_xlabel("theory: $\\sqrt{\\mathrm{variance\\ ratio}}$")
